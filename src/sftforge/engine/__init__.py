@@ -1,0 +1,1 @@
+"""Executors that run operators over records (local now; Ray later, same operators)."""

@@ -1,0 +1,1 @@
+"""Export formats and the dataset card."""

@@ -1,0 +1,100 @@
+"""Does the passage support the answer? Span match for extractive answers, token overlap otherwise."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sftforge.sample import AnswerCheck
+from sftforge.text import is_cjk, tokens
+
+# Function words carry no evidence that an answer is grounded.
+_STOP = frozenset(
+    "a an the of to in on at for by with from and or but is are was were be been being it its this that these those "
+    "as if than then so such not no do does did has have had can could will would should may might must which who "
+    "whom whose what when where why how there their they them he she his her we our you your i me my".split()
+)
+_PUNCT_EDGES = " \t\n\"'`“”‘’«».,;:!?。，；：！？、()（）[]【】"
+
+
+def find_span(passage: str, answer: str) -> tuple[int, int] | None:
+    """Character span of `answer` in `passage`: exact, then case- and whitespace-insensitive."""
+    answer = answer.strip(_PUNCT_EDGES)
+    if not answer:
+        return None
+    pos = passage.find(answer)
+    if pos >= 0:
+        return pos, pos + len(answer)
+    parts = [re.escape(p) for p in unicodedata.normalize("NFKC", answer).split()]
+    if not parts:
+        return None
+    m = re.search(r"\s+".join(parts), unicodedata.normalize("NFKC", passage), re.IGNORECASE)
+    if m and len(unicodedata.normalize("NFKC", passage)) == len(passage):
+        return m.start(), m.end()
+    return None
+
+
+def support(passage: str, answer: str) -> float:
+    """Share of the answer's content tokens (CJK: characters) that occur in the passage."""
+    have = set(tokens(passage))
+    want = [t for t in tokens(answer) if t not in _STOP and not (len(t) == 1 and not is_cjk(t) and not t.isdigit())]
+    if not want:
+        return 0.0
+    return sum(t in have for t in want) / len(want)
+
+
+_PARAGRAPH = re.compile(r"\n[ \t]*\n")
+# A sentence ends at . ! ? (then closing quotes or brackets) before whitespace and a capital, digit or opening
+# mark, so "e.g. this" stays whole; CJK sentence ends need no space.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[`*:])|(?<=[。！？])")
+
+
+def sentence_spans(passage: str) -> list[tuple[int, int]]:
+    """Character spans of the passage's sentences, whitespace-trimmed. Single line breaks (hard-wrapped text)
+    do not end a sentence; blank lines do."""
+    spans = []
+    pos = 0
+    bounds = [(m.start(), m.end()) for m in _PARAGRAPH.finditer(passage)] + [(len(passage), len(passage))]
+    for para_end, next_start in bounds:
+        cuts = [(m.start(), m.end()) for m in _SENTENCE_BREAK.finditer(passage, pos, para_end)]
+        start = pos
+        for cut_start, cut_end in cuts + [(para_end, para_end)]:
+            s, e = start, cut_start
+            while s < e and passage[s].isspace():
+                s += 1
+            while e > s and passage[e - 1].isspace():
+                e -= 1
+            if e - s >= 2:
+                spans.append((s, e))
+            start = cut_end
+        pos = next_start
+    return spans
+
+
+def snap_to_sentence(passage: str, answer: str) -> tuple[tuple[int, int] | None, float]:
+    """The passage sentence that best supports a paraphrased answer, and that support (0 to 1)."""
+    best, best_score = None, 0.0
+    for s, e in sentence_spans(passage):
+        score = support(passage[s:e], answer)
+        if score > best_score:
+            best, best_score = (s, e), score
+    return best, best_score
+
+
+def span_check(passage: str, answer: str, min_support: float) -> tuple[AnswerCheck, tuple[int, int] | None]:
+    """Extractive answers: an exact span passes; a paraphrase is snapped to the passage sentence that supports it
+    best, if that sentence holds at least `min_support` of its content tokens; otherwise there is no span."""
+    span = find_span(passage, answer)
+    if span is not None:
+        return AnswerCheck("span", True, 1.0, f"answer at characters {span[0]}-{span[1]} of the passage"), span
+    snapped, score = snap_to_sentence(passage, answer)
+    if snapped is not None and score >= min_support:
+        detail = f"paraphrase snapped to the passage sentence at {snapped[0]}-{snapped[1]} ({score:.0%} of its content tokens)"
+        return AnswerCheck("span_snapped", True, score, detail), snapped
+    return AnswerCheck("span", False, score, f"answer is not a span of the passage (best sentence overlap {score:.2f})"), None
+
+
+def overlap_check(passage: str, answer: str, min_support: float) -> AnswerCheck:
+    score = support(passage, answer)
+    passed = score >= min_support
+    return AnswerCheck("overlap", passed, score, f"{score:.0%} of answer content tokens occur in the passage")

@@ -1,0 +1,111 @@
+"""The generator contract (after distilabel's tasks): format a prompt for a work item, parse the model's output
+into a record. Prompts are Jinja2 templates per language, loaded from `templates/<lang>/`, hashed into lineage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from sftforge.sample import Record
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    name: str  # e.g. "en/qa_extractive"
+    source: str
+    hash: str
+    compiled: jinja2.Template
+
+    def render(self, **values: Any) -> str:
+        return self.compiled.render(**values).strip()
+
+    def has_block(self, name: str) -> bool:
+        return name in self.compiled.blocks
+
+    def render_block(self, name: str, **values: Any) -> str:
+        """Render one `{% block %}` of a prompt template (system, example_user, user, prefill, ...)."""
+        block = self.compiled.blocks[name]
+        return "".join(block(self.compiled.new_context(dict(values)))).strip()
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=False,
+    autoescape=False,
+)
+_ENV.filters["zip"] = lambda a, b: list(zip(a, b))
+
+
+@lru_cache(maxsize=None)
+def load_template(lang: str, name: str) -> Template:
+    rel = f"{lang}/{name}.j2"
+    source = (TEMPLATE_DIR / rel).read_text("utf-8")
+    return Template(
+        name=f"{lang}/{name}",
+        source=source,
+        hash=hashlib.sha256(source.encode("utf-8")).hexdigest()[:12],
+        compiled=_ENV.get_template(rel),
+    )
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One example to make: a stable key (for resume and seeds) and whatever the generator needs."""
+
+    key: str
+    payload: Any
+
+
+def chat_from_template(template: Template, **values: Any) -> list[dict[str, str]]:
+    """Chat messages from a prompt template's blocks: an optional system message, an optional worked example
+    (a user/assistant pair), the user message, and an optional assistant prefill that the model continues.
+    Small models follow a format far better when the reply is started for them and one example is shown."""
+    messages = []
+    if template.has_block("system"):
+        messages.append({"role": "system", "content": template.render_block("system", **values)})
+    if template.has_block("example_user"):
+        messages.append({"role": "user", "content": template.render_block("example_user", **values)})
+        messages.append({"role": "assistant", "content": template.render_block("example_assistant", **values)})
+    messages.append({"role": "user", "content": template.render_block("user", **values)})
+    if template.has_block("prefill"):
+        messages.append({"role": "assistant", "content": template.render_block("prefill", **values)})
+    return messages
+
+
+def prefill_of(messages: list[dict[str, str]]) -> str:
+    """The assistant prefill of a prompt (empty if the prompt does not end with one)."""
+    return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
+
+
+class Generator(ABC):
+    """Formats prompts for work items and parses outputs into records."""
+
+    name: str
+    stop: tuple[str, ...] = ()  # stop strings for this generator's requests
+
+    @abstractmethod
+    def prompt(self, item: WorkItem) -> list[dict[str, str]]:
+        """Chat messages asking the model for this item."""
+
+    @abstractmethod
+    def parse(self, item: WorkItem, output: str) -> Record:
+        """Turn a model output into a record; raise ParseError (the rejection reason) if it has the wrong form."""
+
+    @abstractmethod
+    def failed_record(self, item: WorkItem, output: str) -> Record:
+        """A record for an item that never parsed, holding the prompt and the last output, for `rejected/`."""
+
+    @property
+    @abstractmethod
+    def template(self) -> Template:
+        """The prompt template (its name and hash go into lineage)."""

@@ -1,0 +1,80 @@
+"""Parse the labelled plain-text format the prompts ask for ("Question: ...", "Answer: ...").
+
+Small models follow a labelled format far more reliably than JSON. Labels are matched case-insensitively, with
+ASCII or full-width colons, in English or Chinese; a value runs until the next known label.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sftforge.errors import SftforgeError
+
+
+class ParseError(SftforgeError):
+    """A model output that does not have the requested form; the message is the rejection reason."""
+
+
+LABELS: dict[str, tuple[str, ...]] = {
+    "question": ("question", "问题", "题目"),
+    "answer": ("answer", "答案", "回答"),
+    "summary": ("summary", "摘要", "总结"),
+    "explanation": ("explanation", "解析", "解释"),
+}
+_ALIASES = {alias: key for key, aliases in LABELS.items() for alias in aliases}
+_LABEL_LINE = re.compile(
+    r"^[ \t>*#-]*\**(" + "|".join(sorted(map(re.escape, _ALIASES), key=len, reverse=True)) + r")\**[ \t]*[:：][ \t]*",
+    re.IGNORECASE | re.MULTILINE,
+)
+_OPTION_LINE = re.compile(r"^[ \t*-]*\(?([A-Fa-f])[.)．、：:][ \t]*(.+?)[ \t]*$", re.MULTILINE)
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    """Map canonical label -> value for each labelled section; the first occurrence of a label wins."""
+    fields: dict[str, str] = {}
+    matches = list(_LABEL_LINE.finditer(text))
+    for i, m in enumerate(matches):
+        key = _ALIASES[m.group(1).lower()]
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        value = text[m.end() : end].strip()
+        if key not in fields:
+            fields[key] = value
+    return fields
+
+
+def split_options(block: str, letters: list[str]) -> tuple[str, list[str]]:
+    """Split a question block into the stem and its lettered options (which must be A, B, C... in order)."""
+    found = [(m.start(), m.group(1).upper(), m.group(2)) for m in _OPTION_LINE.finditer(block)]
+    options: list[str] = []
+    stem_end = len(block)
+    for start, letter, value in found:
+        if len(options) < len(letters) and letter == letters[len(options)]:
+            if not options:
+                stem_end = start
+            options.append(value.strip())
+    if len(options) != len(letters):
+        raise ParseError(f"expected options {', '.join(letters)}; found {len(options)}")
+    return block[:stem_end].strip(), options
+
+
+def strip_quotes(value: str) -> str:
+    value = value.strip()
+    pairs = [('"', '"'), ("'", "'"), ("“", "”"), ("「", "」"), ("<", ">")]
+    for a, b in pairs:
+        if len(value) >= 2 and value.startswith(a) and value.endswith(b):
+            return value[1:-1].strip()
+    return value
+
+
+def first_line(value: str) -> str:
+    return value.strip().splitlines()[0].strip() if value.strip() else ""
+
+
+def question_text(value: str) -> str:
+    """A question field's text: its lines up to and including the first with a question mark, joined (small
+    models wrap long questions); just the first line if none has one."""
+    lines = [ln.strip() for ln in value.strip().splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if "?" in line or "？" in line:
+            return " ".join(lines[: i + 1])
+    return lines[0] if lines else ""

@@ -1,0 +1,29 @@
+"""LLM backends behind one protocol (base.py), plus the response cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sftforge.llm.base import LLM, ChatRequest, Completion, SamplingParams
+from sftforge.llm.bundled import resolve_model_path
+from sftforge.llm.cache import CachedLLM, ResponseCache
+
+if TYPE_CHECKING:
+    from sftforge.recipe import ModelSpec
+
+__all__ = ["LLM", "ChatRequest", "Completion", "SamplingParams", "open_llm"]
+
+
+def open_llm(spec: ModelSpec, base_dir: Path, cache_path: Path | None) -> LLM:
+    """The backend a recipe's `generation.model` block names, wrapped in the response cache if one is given."""
+    if spec.backend == "llamacpp":
+        from sftforge.llm.llamacpp import LlamaCppLLM
+
+        path = resolve_model_path(spec.path, base_dir)
+        llm: LLM = LlamaCppLLM(path, n_ctx=spec.n_ctx, parallel=spec.parallel, n_batch=spec.n_batch, threads=spec.threads)
+    else:  # pragma: no cover - the recipe schema admits only the backends above
+        raise ValueError(f"unknown backend {spec.backend}")
+    if cache_path is not None:
+        llm = CachedLLM(llm, ResponseCache(cache_path))
+    return llm

@@ -1,0 +1,321 @@
+"""The recipe: one YAML file that says what data to make, from what, with which model, and how to clean it.
+
+Validation is pydantic v2 with `extra="forbid"` everywhere, so a typo is an error, not a silently ignored field.
+`load_recipe` turns every validation problem into one `RecipeError` that names the field, its line in the YAML
+file and the allowed values or fields.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from sftforge.errors import RecipeError
+from sftforge.ops import base as ops_base
+from sftforge.ops import OPERATORS  # noqa: F401  (imports register the operators before the unions are built)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Constraints(Strict):
+    """Bounds on what the generator may output; outputs outside them are retried, then rejected."""
+
+    min_question_chars: int = Field(8, ge=1, description="Shortest acceptable question.")
+    max_question_chars: int = Field(400, ge=1, description="Longest acceptable question.")
+    min_answer_chars: int = Field(1, ge=1, description="Shortest acceptable answer or summary.")
+    max_answer_chars: int = Field(1500, ge=1, description="Longest acceptable answer or summary.")
+    num_options: int = Field(4, ge=2, le=6, description="Exercise: number of multiple-choice options.")
+    max_summary_ratio: float = Field(0.9, gt=0, description="Summarization: summary length over passage length.")
+    min_support: float = Field(
+        0.5, ge=0, le=1, description="Minimum share of answer content tokens found in the passage (or, for an "
+        "extractive answer that is not an exact span, in the passage sentence it is snapped to).",
+    )
+    min_question_support: float = Field(
+        0.4, ge=0, le=1, description="QA: minimum share of question content tokens found in the passage."
+    )
+
+
+class Task(Strict):
+    """What the data is for (the brief's "requirement definition")."""
+
+    type: Literal["qa", "summarization", "exercise"] = Field(description="Kind of example to make.")
+    qa_mode: Literal["extractive", "open"] = Field(
+        "extractive", description="qa only: extractive answers are spans of the passage; open answers are free text."
+    )
+    qa_strategy: Literal["answer_first", "question_first"] = Field(
+        "answer_first",
+        description="Extractive QA: answer_first picks a passage sentence as the answer and asks the model for its "
+        "question (reliable with small models); question_first asks for question and answer, then checks the "
+        "answer is a span (or snaps a paraphrase to the sentence that supports it).",
+    )
+    description: str = Field(
+        min_length=3, description="What the dataset is for; also the query that ranks passages (data search)."
+    )
+    language: Literal["en", "zh"] = Field("en", description="Language of prompts and outputs.")
+    target_count: int = Field(100, ge=1, description="Generation stops once this many records are accepted.")
+    context_in_prompt: bool | None = Field(
+        None,
+        description="Put the source passage in the user message. Default: yes for extractive QA, summarization "
+        "and exercises; no for open QA (closed-book).",
+    )
+    system_prompt: str | None = Field(None, description="A system message put at the start of every record.")
+    constraints: Constraints = Field(default_factory=Constraints)
+
+    @property
+    def include_context(self) -> bool:
+        if self.context_in_prompt is not None:
+            return self.context_in_prompt
+        return not (self.type == "qa" and self.qa_mode == "open")
+
+
+class DocumentSource(Strict):
+    """A file, folder or glob of documents."""
+
+    path: str = Field(description="File, folder (searched recursively) or glob, relative to the recipe file.")
+    text_field: str = Field("text", description=".jsonl/.parquet: the field that holds the text.")
+    id_field: str | None = Field(None, description=".jsonl/.parquet: a field to use as the document id.")
+
+
+class Chunking(Strict):
+    max_tokens: int = Field(384, ge=16, description="Chunk size in model tokens.")
+    overlap_tokens: int = Field(48, ge=0, description="Tokens shared by consecutive chunks.")
+    min_tokens: int = Field(24, ge=1, description="Chunks shorter than this are not used for generation.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Chunking:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be less than max_tokens ({self.max_tokens})")
+        return self
+
+
+class Retrieval(Strict):
+    method: Literal["bm25", "none"] = Field("bm25", description="bm25 ranks passages by the query; none keeps order.")
+    query: str | None = Field(None, description="Search query; default: the task description.")
+    top_k: int | None = Field(None, ge=1, description="Use at most this many passages (best first).")
+    min_score: float = Field(0.0, ge=0, description="bm25: passages scoring at or below this are not used.")
+
+
+class Sources(Strict):
+    documents: list[DocumentSource] = Field(min_length=1)
+    chunking: Chunking = Field(default_factory=Chunking)
+    retrieval: Retrieval = Field(default_factory=Retrieval)
+
+
+class ModelSpec(Strict):
+    backend: Literal["llamacpp"] = Field("llamacpp", description="llamacpp: a GGUF model run in-process.")
+    path: str = Field("bundled", description="'bundled' (SmolLM2-135M-Instruct) or a .gguf file path.")
+    n_ctx: int = Field(2048, ge=256, description="Context length per sequence (prompt plus output).")
+    parallel: int = Field(8, ge=1, le=256, description="Sequences decoded at once (continuous batching).")
+    n_batch: int = Field(512, ge=32, description="Tokens per llama_decode call.")
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+
+
+class Sampling(Strict):
+    temperature: float = Field(0.7, ge=0, le=2, description="0 is greedy; higher is more diverse, less coherent.")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1, description="Most tokens generated per request.")
+    seed: int = Field(0, ge=0, description="Base seed; each request's seed derives from it.")
+
+
+class Generation(Strict):
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    sampling: Sampling = Field(default_factory=Sampling)
+    per_passage: int = Field(1, ge=1, le=32, description="Examples requested per passage.")
+    max_attempts: int = Field(3, ge=1, le=10, description="Tries per example before it is rejected.")
+    cache: bool = Field(True, description="Keep LLM responses in RUN_DIR/cache so reruns pay for nothing twice.")
+    shard_size: int = Field(16, ge=1, description="Work items per committed shard (the resume granularity).")
+
+
+FilterEntry = Annotated[
+    Union[ops_base.config_types(ops_base.Filter)],  # type: ignore[valid-type]
+    Field(discriminator="name"),
+]
+DedupEntry = Annotated[
+    Union[ops_base.config_types(ops_base.Deduplicator)],  # type: ignore[valid-type]
+    Field(discriminator="name"),
+]
+
+
+def _default_filters() -> list[Any]:
+    from sftforge.ops.filters import FormatConfig, LengthConfig
+
+    return [FormatConfig(), LengthConfig(role="assistant", min=1, max=4000), LengthConfig(role="user", min=3)]
+
+
+class Cleaning(Strict):
+    filters: list[FilterEntry] = Field(default_factory=_default_filters)  # type: ignore[valid-type]
+    dedup: list[DedupEntry] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: [ops_base.OPERATORS["exact_dedup"].Config()]
+    )
+
+
+ExportFormat = Literal["openai", "alpaca", "sharegpt", "parquet", "hf"]
+
+
+class Output(Strict):
+    formats: list[ExportFormat] = Field(
+        default_factory=lambda: ["openai", "alpaca", "sharegpt", "parquet", "hf"],
+        description="openai/alpaca/sharegpt: JSONL; parquet: full records; hf: datasets.save_to_disk.",
+    )
+    license: str | None = Field(None, description="License named in the dataset card.")
+
+
+class Recipe(Strict):
+    """A whole sftforge recipe."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Run name; default run dir is runs/NAME.")
+    task: Task
+    sources: Sources
+    generation: Generation = Field(default_factory=Generation)
+    cleaning: Cleaning = Field(default_factory=Cleaning)
+    output: Output = Field(default_factory=Output)
+    engine: Literal["local"] = Field("local", description="Executor; local streams batches in this process.")
+
+    # Set by load_recipe: relative source paths resolve against the recipe's folder.
+    _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self._base_dir / p)
+
+
+# -- loading with line numbers ----------------------------------------------------------------------------------
+
+
+def _node_at(node: yaml.Node, loc: tuple[Any, ...]) -> tuple[yaml.Node, list[str]]:
+    """Follow a pydantic error location into the YAML node tree; return the deepest node and the path walked.
+
+    Pydantic inserts union tags (e.g. the operator name) into locations; parts that match no key are skipped.
+    """
+    path: list[str] = []
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    node = value
+                    path.append(str(part))
+                    break
+            else:
+                continue
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            path.append(str(part))
+    return node, path
+
+
+def _key_node(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node | None:
+    """For an unknown field, the node of its key (so the line points at the key itself)."""
+    parent, _ = _node_at(root, loc[:-1])
+    if isinstance(parent, yaml.MappingNode):
+        for key, _value in parent.value:
+            if key.value == loc[-1]:
+                return key
+    return None
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class whose field set applies at `loc` (for listing allowed fields)."""
+    model: Any = Recipe
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if isinstance(part, str) and part in ops_base.OPERATORS:
+            model = ops_base.OPERATORS[part].Config
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        ann = fields[part].annotation
+        model = _unwrap_model(ann)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap_model(ann: Any) -> Any:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _describe_error(err: dict[str, Any], root: yaml.Node, source: str) -> str:
+    loc = tuple(err["loc"])
+    field = ".".join(str(p) for p in loc if not (isinstance(p, str) and p in ops_base.OPERATORS)) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        key = _key_node(root, loc)
+        line = key.start_mark.line + 1 if key else None
+        model = _model_at(loc[:-1])
+        allowed = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        msg = f"unknown field '{loc[-1]}'{hint}; allowed fields: {', '.join(allowed)}"
+    else:
+        node, _ = _node_at(root, loc)
+        line = node.start_mark.line + 1
+        msg = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            names = ", ".join(sorted(ops_base.OPERATORS))
+            msg = f"unknown operator {err['input'].get('name')!r}; registered operators: {names}"
+        elif err["type"] == "missing":
+            model = _model_at(loc[:-1])
+            desc = model.model_fields[str(loc[-1])].description if model and str(loc[-1]) in model.model_fields else None
+            msg = "required field is missing" + (f" ({desc})" if desc else "")
+        elif "input" in err and err["type"] not in ("model_type",):
+            shown = repr(err["input"])
+            msg = f"{msg} (got {shown[:80]})"
+    where = f"{source}, line {line}" if line else source
+    return f"{where}: {field}: {msg}"
+
+
+def load_recipe_text(text: str, source: str = "<recipe>", base_dir: Path | None = None) -> Recipe:
+    """Parse and validate recipe YAML; raise RecipeError naming each bad field, its line and the allowed values."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{where}: malformed YAML: {problem}") from None
+    if not isinstance(data, dict) or root is None:
+        raise RecipeError(f"{source}: a recipe is a YAML mapping with at least 'name', 'task' and 'sources'")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe_error(e, root, source) for e in exc.errors()]
+        count = f"{len(lines)} problem{'s' if len(lines) > 1 else ''}"
+        raise RecipeError(f"invalid recipe ({count}):\n  " + "\n  ".join(lines)) from None
+    recipe._base_dir = base_dir or Path(".")
+    return recipe
+
+
+def load_recipe(path: Path) -> tuple[Recipe, str]:
+    """Load a recipe file; return the recipe and its text (stored in the run directory)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file not found: {path}") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path} is a directory; pass a recipe .yaml file") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path} is not UTF-8 text; a recipe is a YAML file") from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc.strerror}") from None
+    return load_recipe_text(text, source=str(path), base_dir=path.resolve().parent), text
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Recipe.model_json_schema()
+    schema["title"] = "sftforge recipe"
+    return schema

@@ -1,0 +1,1 @@
+"""Sources: read documents, chunk them, rank the chunks for the task (data search)."""

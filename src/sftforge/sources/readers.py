@@ -1,0 +1,215 @@
+"""Read documents from files, folders and globs: .txt .md .rst .html .jsonl .parquet.
+
+Unreadable files (binary, not UTF-8) are skipped, counted and named, never fatal; a path that matches nothing or
+a corpus with no text is an error that names the recipe entry.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from sftforge.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
+HTML_SUFFIXES = {".html", ".htm"}
+TABLE_SUFFIXES = {".jsonl", ".parquet"}
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | TABLE_SUFFIXES
+
+
+@dataclass(slots=True)
+class Document:
+    id: str
+    path: str
+    text: str
+
+
+@dataclass
+class ReadReport:
+    """What reading found: files read, and files or lines skipped with the reason (shown to the user)."""
+
+    files: int = 0
+    documents: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path or path:line, reason)
+
+
+class _HTMLText(HTMLParser):
+    """Visible text of an HTML page, with block elements on their own paragraphs."""
+
+    BLOCKS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "pre", "section", "article", "table"}
+    HIDDEN = {"script", "style", "head", "noscript", "template"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:  # type: ignore[type-arg]
+        if tag in self.HIDDEN:
+            self._hidden += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+    def text(self) -> str:
+        raw = "".join(self.parts)
+        paras = [" ".join(p.split()) for p in raw.split("\n\n")]
+        return "\n\n".join(p for p in paras if p)
+
+
+def html_to_text(html: str) -> str:
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    return parser.text()
+
+
+def _read_text_file(path: Path) -> str | None:
+    """UTF-8 text of a file, or None if it is binary or not UTF-8."""
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+
+
+def expand(pattern: str, base_dir: Path) -> list[Path]:
+    """Files named by a path, folder (recursive) or glob, sorted for a stable document order."""
+    p = Path(pattern).expanduser()
+    if not p.is_absolute():
+        p = base_dir / p
+    if any(ch in pattern for ch in "*?["):
+        return sorted(Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file())
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED)
+    if p.is_file():
+        return [p]
+    return []
+
+
+def doc_id_root(files: list[Path]) -> Path:
+    """The folder document ids are relative to: the deepest folder holding every file of the corpus, so ids are
+    short, unique within the run and independent of where the corpus or the recipe lives."""
+    folders = [str(f.resolve().parent) for f in files]
+    return Path(os.path.commonpath(folders)) if folders else Path(".")
+
+
+def _read_jsonl(path: Path, doc_id: str, text_field: str, id_field: str | None, report: ReadReport) -> Iterator[Document]:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                report.skipped.append((f"{path}:{lineno}", f"not valid JSON ({exc})"))
+                continue
+            if not isinstance(row, dict) or text_field not in row:
+                keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
+                raise SourceError(
+                    f"{path}, line {lineno}: no field '{text_field}' (fields: {keys}); "
+                    "set text_field in the recipe's sources.documents entry"
+                )
+            text = row[text_field]
+            if not isinstance(text, str) or not text.strip():
+                report.skipped.append((f"{path}:{lineno}", f"field '{text_field}' is empty or not text"))
+                continue
+            rid = str(row[id_field]) if id_field and id_field in row else str(lineno)
+            yield Document(id=f"{doc_id}#{rid}", path=str(path), text=text)
+
+
+def _read_parquet(path: Path, doc_id: str, text_field: str, id_field: str | None, report: ReadReport) -> Iterator[Document]:
+    import pyarrow.parquet as pq
+
+    import pyarrow as pa
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        report.skipped.append((str(path), f"not a readable Parquet file ({exc})"))
+        return
+    names = pf.schema_arrow.names
+    if text_field not in names:
+        raise SourceError(
+            f"{path}: no column '{text_field}' (columns: {', '.join(names)}); "
+            "set text_field in the recipe's sources.documents entry"
+        )
+    columns = [text_field] + ([id_field] if id_field and id_field in names else [])
+    row_no = 0
+    for batch in pf.iter_batches(columns=columns):
+        data = batch.to_pydict()
+        for i, text in enumerate(data[text_field]):
+            row_no += 1
+            if not isinstance(text, str) or not text.strip():
+                report.skipped.append((f"{path}:row {row_no}", f"column '{text_field}' is empty or not text"))
+                continue
+            rid = str(data[id_field][i]) if len(columns) > 1 else str(row_no)
+            yield Document(id=f"{doc_id}#{rid}", path=str(path), text=text)
+
+
+def matched_files(pattern: str, base_dir: Path) -> list[Path]:
+    """Files of one recipe `sources.documents` entry, or a SourceError that names it."""
+    files = expand(pattern, base_dir)
+    if not files:
+        raise SourceError(
+            f"sources.documents path '{pattern}' matches no file (looked in {base_dir}); "
+            f"supported: {', '.join(sorted(SUPPORTED))}"
+        )
+    return files
+
+
+def read_documents(
+    files: list[Path],
+    id_root: Path,
+    text_field: str = "text",
+    id_field: str | None = None,
+    report: ReadReport | None = None,
+) -> Iterator[Document]:
+    """Documents in `files`, with ids relative to `id_root` (see doc_id_root)."""
+    report = report if report is not None else ReadReport()
+    for path in files:
+        suffix = path.suffix.lower()
+        doc_id = str(path.resolve().relative_to(id_root))
+        report.files += 1
+        try:
+            if suffix == ".jsonl":
+                docs = list(_read_jsonl(path, doc_id, text_field, id_field, report))
+            elif suffix == ".parquet":
+                docs = list(_read_parquet(path, doc_id, text_field, id_field, report))
+            else:
+                text = _read_text_file(path)
+                if text is None:
+                    report.skipped.append((str(path), "binary or not UTF-8"))
+                    continue
+                if suffix in HTML_SUFFIXES:
+                    text = html_to_text(text)
+                if not text.strip():
+                    report.skipped.append((str(path), "empty"))
+                    continue
+                docs = [Document(id=doc_id, path=str(path), text=text)]
+        except PermissionError:
+            report.skipped.append((str(path), "permission denied"))
+            continue
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc}") from exc
+        report.documents += len(docs)
+        yield from docs

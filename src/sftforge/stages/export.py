@@ -1,0 +1,49 @@
+"""Stage `export`: the cleaned records in every requested format, plus the dataset card."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sftforge import __version__
+from sftforge.export.card import render_card
+from sftforge.export.formats import write_all
+from sftforge.run import atomic_write_bytes
+from sftforge.run import ShardLog
+from sftforge.stages.base import Context, Stage
+
+
+def top_reasons(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
+    table = ctx.run.read_rejected()
+    counter = Counter(
+        zip(
+            table.column("reject_stage").to_pylist(),
+            table.column("reject_operator").to_pylist(),
+            table.column("reject_reason").to_pylist(),
+        )
+    )
+    return [
+        {"stage": s, "operator": o, "reason": r, "count": n} for (s, o, r), n in counter.most_common(limit)
+    ]
+
+
+class ExportStage(Stage):
+    name = "export"
+    version = 1
+    after = "clean"
+
+    def config(self, ctx: Context) -> Any:
+        return {"output": ctx.recipe.output.model_dump(), "sftforge": __version__}
+
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+        out = ctx.run.stage_dir(self.name)
+        records = ctx.run.read_records("clean")
+        bar = ctx.reporter.task("export", total=len(ctx.recipe.output.formats) + 1)
+        files = write_all(records, out, ctx.recipe.output.formats)
+        ctx.reporter.advance(bar, n=len(ctx.recipe.output.formats))
+        card = render_card(ctx.recipe, records, ctx.run.manifest, files, top_reasons(ctx), __version__)
+        atomic_write_bytes(out / "README.md", card.encode("utf-8"))
+        atomic_write_bytes(out / "recipe.yaml", ctx.run.recipe_path.read_bytes())
+        ctx.reporter.advance(bar)
+        ctx.reporter.done(bar)
+        return {"records": len(records)}, {"files": files}

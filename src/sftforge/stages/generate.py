@@ -1,0 +1,204 @@
+"""Stage `generate`: turn ranked passages into records with the LLM, resumably.
+
+Work items are (passage, sample number) in passage rank order. The stage keeps the backend's slots full, parses
+each output as it arrives, retries a bad output with a new seed up to `max_attempts`, and commits finished items
+in shards through the run directory's ledger. A killed run resumes from the ledger; the items that were in
+flight are asked again and answered by the response cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from sftforge.generate.base import Generator, WorkItem
+from sftforge.generate.grounded import GroundedGenerator, Passage
+from sftforge.generate.parsing import ParseError
+from sftforge.llm import open_llm
+from sftforge.llm.base import LLM, ChatRequest, Completion, SamplingParams
+from sftforge.sample import Lineage, Record, Rejected, record_id
+from sftforge.run import ShardLog
+from sftforge.stages.base import Context, Stage
+
+log = logging.getLogger(__name__)
+
+
+def item_seed(base: int, key: str, attempt: int) -> int:
+    """A request's seed: fixed by the recipe seed, the work item and the attempt, independent of scheduling."""
+    digest = hashlib.sha256(f"{base}|{key}|{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def passages(ctx: Context) -> list[Passage]:
+    table = pq.read_table(ctx.run.stage_dir("sources") / "chunks.parquet")
+    rows = table.filter(table["used"]).to_pylist()  # already in rank order
+    return [Passage(r["chunk_id"], r["doc_id"], r["start"], r["end"], r["text"]) for r in rows]
+
+
+class GenerateStage(Stage):
+    name = "generate"
+    version = 1
+    after = "sources"
+    resumable = True
+
+    def config(self, ctx: Context) -> Any:
+        gen = ctx.recipe.generation
+        return {
+            "task": ctx.recipe.task.model_dump(),
+            "model": gen.model.model_dump(),
+            "sampling": gen.sampling.model_dump(),
+            "per_passage": gen.per_passage,
+            "max_attempts": gen.max_attempts,
+            "template": GroundedGenerator(ctx.recipe.task).template.hash,
+        }
+
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+        recipe = ctx.recipe
+        gen_cfg = recipe.generation
+        log_ = out
+        generator = GroundedGenerator(recipe.task)
+        items = generator.work_items(passages(ctx), gen_cfg.per_passage)
+        cache_path = ctx.run.path / "cache" / "llm.sqlite" if gen_cfg.cache else None
+        target = recipe.task.target_count
+        start = time.perf_counter()
+        bar = ctx.reporter.task("generate", total=target)
+        ctx.reporter.advance(bar, n=min(log_.counts["records"], target))
+        with open_llm(gen_cfg.model, recipe.resolve("."), cache_path) as llm:
+            runner = _Runner(llm, generator, gen_cfg, items, log_.done)
+            accepted = log_.counts["records"]
+            for records, rejected, keys, stats in runner.batches(lambda: accepted < target, gen_cfg.shard_size):
+                log_.commit(records, rejected, keys, stats)
+                new = min(len(records), max(0, target - accepted))
+                accepted += len(records)
+                ctx.reporter.advance(bar, n=new, accepted=accepted, rejected=log_.counts["rejected"])
+            model_id = llm.model_id
+        ctx.reporter.done(bar)
+        seconds = time.perf_counter() - start
+        stats = log_.stats  # summed over every attempt at this stage, interrupted ones included
+        info = ctx.run.stage_info(self.name)
+        total_seconds = (info.seconds if info else 0.0) + seconds
+        if accepted < target:
+            log.warning(
+                "generate: %d records accepted, fewer than target_count %d: the %d usable passages x per_passage %d "
+                "are used up; add documents, raise generation.per_passage or relax retrieval",
+                accepted, target, len(items) // gen_cfg.per_passage, gen_cfg.per_passage,
+            )
+        rejected_table = ctx.run.read_table(self.name, rejected=True)
+        reasons = Counter(rejected_table.column("reject_reason").to_pylist())
+        counts = {"records": log_.counts["records"], "rejected": log_.counts["rejected"], "work_items": len(log_.done)}
+        usage = {k: stats[k] for k in ("requests", "cached", "prompt_tokens", "completion_tokens")}
+        extra = {
+            "model": model_id,
+            "usage": usage,
+            "completion_tokens_per_s": round(usage["completion_tokens"] / total_seconds, 1) if total_seconds else 0.0,
+            "attempts": stats["attempts"],
+            "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
+            "rejected_by_reason": dict(reasons.most_common()),
+            "acceptance_rate": round(counts["records"] / max(1, len(log_.done)), 3),
+        }
+        return counts, extra
+
+
+class _Runner:
+    """Drives an LLM over work items with retries; yields committed-shard-sized batches of finished items."""
+
+    def __init__(
+        self, llm: LLM, generator: Generator, gen_cfg: Any, items: list[WorkItem], done: set[str]
+    ) -> None:
+        self.llm = llm
+        self.generator = generator
+        self.cfg = gen_cfg
+        self.todo: Iterator[WorkItem] = (it for it in items if it.key not in done)
+        self.in_flight: dict[str, tuple[WorkItem, int]] = {}  # request id -> (item, attempt)
+        self.stats: Counter[str] = Counter()  # since the last yielded shard
+        self._tokens: dict[str, tuple[int, int]] = {}  # item key -> (prompt, completion) tokens over attempts
+        s = gen_cfg.sampling
+        self.base_sampling = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
+
+    def _request(self, item: WorkItem, attempt: int) -> ChatRequest:
+        s = self.base_sampling
+        sampling = SamplingParams(
+            s.temperature, s.top_p, s.max_tokens, item_seed(s.seed, item.key, attempt), self.generator.stop
+        )
+        req = ChatRequest.of(f"{item.key}|{attempt}", self.generator.prompt(item), sampling)
+        self.in_flight[req.id] = (item, attempt)
+        self.stats["attempts"] += 1
+        return req
+
+    def _lineage(self, item: WorkItem, attempt: int, c: Completion) -> Lineage:
+        s = c.request.sampling
+        pt, ct = self._tokens.pop(item.key, (0, 0))
+        return Lineage(
+            generator=self.generator.name,
+            model=self.llm.model_id,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+            template=self.generator.template.name,
+            template_hash=self.generator.template.hash,
+            attempts=attempt + 1,
+            prompt_tokens=pt,
+            completion_tokens=ct,
+        )
+
+    def _finish(self, record: Record, lineage: Lineage) -> Record:
+        record.lineage = lineage
+        record.id = record_id(record.messages, record.source, f"{lineage.generator}|{lineage.seed}")
+        return record
+
+    def _shard(self, records: list[Record], rejected: list[Rejected], keys: list[str]) -> tuple:  # type: ignore[type-arg]
+        stats, self.stats = dict(self.stats), Counter()
+        return records, rejected, keys, stats
+
+    def batches(
+        self, want_more: Any, size: int
+    ) -> Iterator[tuple[list[Record], list[Rejected], list[str], dict[str, int]]]:
+        records: list[Record] = []
+        rejected: list[Rejected] = []
+        keys: list[str] = []
+        exhausted = False
+        while True:
+            while not exhausted and want_more() and self.llm.pending() < self.llm.capacity + 2:
+                item = next(self.todo, None)
+                if item is None:
+                    exhausted = True
+                    break
+                self.llm.submit(self._request(item, 0))
+            if not self.llm.pending():
+                break
+            for c in self.llm.poll():
+                self.stats["requests"] += 1
+                self.stats["cached"] += int(c.cached)
+                if not c.cached:
+                    self.stats["prompt_tokens"] += c.prompt_tokens
+                    self.stats["completion_tokens"] += c.completion_tokens
+                item, attempt = self.in_flight.pop(c.request.id)
+                pt, ct = self._tokens.get(item.key, (0, 0))
+                self._tokens[item.key] = (pt + c.prompt_tokens, ct + c.completion_tokens)
+                try:
+                    record = self.generator.parse(item, c.text)
+                except ParseError as exc:
+                    reason = str(exc)
+                    if c.finish_reason == "length":
+                        reason += " (output cut at max_tokens)"
+                    self.stats[f"fail:{reason}"] += 1
+                    if attempt + 1 < self.cfg.max_attempts:
+                        self.llm.submit(self._request(item, attempt + 1))
+                        continue
+                    failed = self._finish(self.generator.failed_record(item, c.text), self._lineage(item, attempt, c))
+                    rejected.append(Rejected(failed, "generate", self.generator.name, f"unparseable after {attempt + 1} attempts: {reason}"))
+                else:
+                    records.append(self._finish(record, self._lineage(item, attempt, c)))
+                keys.append(item.key)
+                if len(keys) >= size:
+                    yield self._shard(records, rejected, keys)
+                    records, rejected, keys = [], [], []
+        if keys:
+            yield self._shard(records, rejected, keys)

@@ -1,0 +1,141 @@
+"""Stage `sources`: read documents, chunk them by model tokens, rank the chunks by relevance to the task.
+
+Writes `sources/documents.parquet` (id, path, text) and `sources/chunks.parquet` (offsets, tokens, BM25 score,
+rank, whether generation may use it). Generation walks the chunks in rank order, so a large corpus spends its
+budget on the most relevant passages first.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sftforge.errors import SourceError
+from sftforge.llm.bundled import resolve_model_path
+from sftforge.llm.llamacpp import LlamaTokenizer
+from sftforge.run import atomic_write_table
+from sftforge.sources.chunking import chunk_document
+from sftforge.sources.readers import ReadReport, doc_id_root, matched_files, read_documents
+from sftforge.sources.retrieval import bm25_scores
+from sftforge.run import ShardLog
+from sftforge.stages.base import Context, Stage
+
+log = logging.getLogger(__name__)
+
+CHUNK_SCHEMA = pa.schema(
+    [
+        ("chunk_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("index", pa.int32()),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("text", pa.string()),
+        ("n_tokens", pa.int32()),
+        ("score", pa.float32()),
+        ("rank", pa.int32()),
+        ("used", pa.bool_()),
+    ]
+)
+DOC_SCHEMA = pa.schema([("doc_id", pa.string()), ("path", pa.string()), ("text", pa.string())])
+
+
+class SourcesStage(Stage):
+    name = "sources"
+    version = 1
+
+    def config(self, ctx: Context) -> Any:
+        recipe = ctx.recipe
+        files = []
+        for entry in recipe.sources.documents:
+            for path in matched_files(entry.path, recipe.resolve(".")):
+                st = path.stat()
+                files.append([str(path), st.st_size, st.st_mtime_ns])
+        model = resolve_model_path(recipe.generation.model.path, recipe.resolve("."))
+        return {
+            "sources": recipe.sources.model_dump(),
+            "files": files,
+            "tokenizer": str(model),
+            "query": self.query(ctx),
+            "lang": recipe.task.language,
+        }
+
+    @staticmethod
+    def query(ctx: Context) -> str:
+        return ctx.recipe.sources.retrieval.query or ctx.recipe.task.description
+
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+        recipe = ctx.recipe
+        cfg = recipe.sources
+        report = ReadReport()
+        entries = [(entry, matched_files(entry.path, recipe.resolve("."))) for entry in cfg.documents]
+        root = doc_id_root([f for _, files in entries for f in files])
+        docs = []
+        for entry, files in entries:
+            docs.extend(read_documents(files, root, entry.text_field, entry.id_field, report))
+        for where, why in report.skipped:
+            log.warning("skipped %s: %s", where, why)
+        if not docs:
+            raise SourceError(
+                f"the corpus is empty: {report.files} file(s) matched sources.documents, none had readable text"
+                + (f" ({len(report.skipped)} skipped, e.g. {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else "")
+            )
+        model_path = resolve_model_path(recipe.generation.model.path, recipe.resolve("."))
+        tokenizer = LlamaTokenizer(model_path)
+        chunks = []
+        bar = ctx.reporter.task("sources: chunking", total=len(docs))
+        for doc in docs:
+            chunks.extend(chunk_document(doc, cfg.chunking.max_tokens, cfg.chunking.overlap_tokens, tokenizer.count))
+            ctx.reporter.advance(bar, chunks=len(chunks))
+        ctx.reporter.done(bar)
+        texts = [c.text for c in chunks]
+        big_enough = np.array([c.n_tokens >= cfg.chunking.min_tokens for c in chunks], dtype=bool)
+        if cfg.retrieval.method == "bm25":
+            scores = bm25_scores(texts, self.query(ctx), recipe.task.language)
+            relevant = scores > cfg.retrieval.min_score
+            order = np.lexsort((np.arange(len(chunks)), -scores))  # best first, ties in corpus order
+        else:
+            scores = np.zeros(len(chunks), dtype=np.float32)
+            relevant = np.ones(len(chunks), dtype=bool)
+            order = np.arange(len(chunks))
+        rank = np.empty(len(chunks), dtype=np.int32)
+        rank[order] = np.arange(len(chunks), dtype=np.int32)
+        used = big_enough & relevant
+        top_k = cfg.retrieval.top_k
+        if top_k is not None and used.sum() > top_k:  # keep the top_k best usable passages
+            used &= rank <= np.sort(rank[used])[top_k - 1]
+        if not used.any():
+            raise SourceError(
+                f"no passage is usable for generation: {len(chunks)} chunks, "
+                f"{int(big_enough.sum())} with at least {cfg.chunking.min_tokens} tokens, "
+                f"{int(relevant.sum())} matching the query {self.query(ctx)!r}; "
+                "lower sources.chunking.min_tokens, change sources.retrieval.query, or set retrieval.method: none"
+            )
+        table = pa.table(
+            {
+                "chunk_id": [c.id for c in chunks],
+                "doc_id": [c.doc_id for c in chunks],
+                "index": [c.index for c in chunks],
+                "start": [c.start for c in chunks],
+                "end": [c.end for c in chunks],
+                "text": texts,
+                "n_tokens": [c.n_tokens for c in chunks],
+                "score": scores.astype(np.float32),
+                "rank": rank,
+                "used": used,
+            },
+            schema=CHUNK_SCHEMA,
+        ).take(pa.array(order))
+        atomic_write_table(ctx.run.stage_dir(self.name) / "chunks.parquet", table)
+        atomic_write_table(
+            ctx.run.stage_dir(self.name) / "documents.parquet",
+            pa.table(
+                {"doc_id": [d.id for d in docs], "path": [d.path for d in docs], "text": [d.text for d in docs]},
+                schema=DOC_SCHEMA,
+            ),
+        )
+        counts = {"files": report.files, "documents": len(docs), "chunks": len(chunks), "used_chunks": int(used.sum())}
+        extra = {"skipped": [{"path": p, "reason": r} for p, r in report.skipped], "query": self.query(ctx)}
+        return counts, extra
