@@ -30,12 +30,14 @@ RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `sftfor
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
-        force=True,
-    )
+    """Rich log lines on a terminal; plain, unwrapped lines otherwise (CI logs, files, pipes)."""
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(levelname)s %(message)s"
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=[handler], force=True)
     for noisy in ("httpx", "datasets", "filelock", "fsspec", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -47,7 +49,7 @@ def _guard(fn):  # type: ignore[no-untyped-def]
         try:
             return fn(*args, **kwargs)
         except SftforgeError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: completed work is saved; rerun the same command to resume.")

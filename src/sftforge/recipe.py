@@ -26,7 +26,7 @@ class Strict(BaseModel):
 class Constraints(Strict):
     """Bounds on what the generator may output; outputs outside them are retried, then rejected."""
 
-    min_question_chars: int = Field(8, ge=1, description="Shortest acceptable question.")
+    min_question_chars: int = Field(4, ge=1, description="Shortest acceptable question.")
     max_question_chars: int = Field(400, ge=1, description="Longest acceptable question.")
     min_answer_chars: int = Field(1, ge=1, description="Shortest acceptable answer or summary.")
     max_answer_chars: int = Field(1500, ge=1, description="Longest acceptable answer or summary.")
@@ -83,8 +83,8 @@ class DocumentSource(Strict):
 
 
 class Chunking(Strict):
-    max_tokens: int = Field(384, ge=16, description="Chunk size in model tokens.")
-    overlap_tokens: int = Field(48, ge=0, description="Tokens shared by consecutive chunks.")
+    max_tokens: int = Field(256, ge=16, description="Chunk size in model tokens.")
+    overlap_tokens: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
     min_tokens: int = Field(24, ge=1, description="Chunks shorter than this are not used for generation.")
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ _CJK_RANGES = (
     (0xAC00, 0xD7AF),  # hangul
     (0x20000, 0x2A6DF),
 )
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # words; underscores split (__doc__ -> doc)
 _SPACE = re.compile(r"\s+")
 _PUNCT = set(string.punctuation) | set("，。！？；：、“”‘’（）《》【】—…·「」『』")
 

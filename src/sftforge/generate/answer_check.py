@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from sftforge.sample import AnswerCheck
 from sftforge.text import is_cjk, tokens
@@ -12,7 +13,9 @@ from sftforge.text import is_cjk, tokens
 _STOP = frozenset(
     "a an the of to in on at for by with from and or but is are was were be been being it its this that these those "
     "as if than then so such not no do does did has have had can could will would should may might must which who "
-    "whom whose what when where why how there their they them he she his her we our you your i me my".split()
+    "whom whose what when where why how there their they them he she his her we our you your i me my "
+    # words that questions use to point at their source, not evidence of grounding
+    "text passage according say says said mentioned described state states".split()
 )
 _PUNCT_EDGES = " \t\n\"'`“”‘’«».,;:!?。，；：！？、()（）[]【】"
 
@@ -34,13 +37,25 @@ def find_span(passage: str, answer: str) -> tuple[int, int] | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def _stems(words: list[str]) -> list[str]:
+    """English words reduced to their stems (becomes/become, docstrings/docstring); CJK characters unchanged."""
+    return _stemmer().stemWords(words)
+
+
 def support(passage: str, answer: str) -> float:
-    """Share of the answer's content tokens (CJK: characters) that occur in the passage."""
-    have = set(tokens(passage))
+    """Share of the answer's content tokens (CJK: characters; other words: stems) that occur in the passage."""
+    have = set(_stems(tokens(passage)))
     want = [t for t in tokens(answer) if t not in _STOP and not (len(t) == 1 and not is_cjk(t) and not t.isdigit())]
     if not want:
         return 0.0
-    return sum(t in have for t in want) / len(want)
+    return sum(t in have for t in _stems(want)) / len(want)
 
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")

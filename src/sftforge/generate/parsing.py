@@ -23,7 +23,7 @@ LABELS: dict[str, tuple[str, ...]] = {
 }
 _ALIASES = {alias: key for key, aliases in LABELS.items() for alias in aliases}
 _LABEL_LINE = re.compile(
-    r"^[ \t>*#-]*\**(" + "|".join(sorted(map(re.escape, _ALIASES), key=len, reverse=True)) + r")\**[ \t]*[:：][ \t]*",
+    r"^[ \t>*#-]*\**(" + "|".join(sorted(map(re.escape, _ALIASES), key=len, reverse=True)) + r")\**[ \t]*[:：]\**[ \t]*",
     re.IGNORECASE | re.MULTILINE,
 )
 _OPTION_LINE = re.compile(r"^[ \t*-]*\(?([A-Fa-f])[.)．、：:][ \t]*(.+?)[ \t]*$", re.MULTILINE)

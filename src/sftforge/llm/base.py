@@ -54,7 +54,8 @@ class Completion:
     finish_reason: str  # stop | length
     prompt_tokens: int
     completion_tokens: int
-    cached: bool = False
+    cached: bool = False  # served from the response cache
+    reused_prompt_tokens: int = 0  # prompt tokens whose KV the backend reused instead of decoding them
 
 
 class LLM(ABC):

@@ -86,7 +86,7 @@ def _load_model(path: Path, vocab_only: bool) -> ctypes.c_void_p:
     lc = _llama_cpp()
     params = lc.llama_model_default_params()
     params.vocab_only = vocab_only
-    params.n_gpu_layers = 0 if vocab_only else int(os.environ.get("SFTFORGE_N_GPU_LAYERS", "0"))
+    params.n_gpu_layers = 0  # CPU; GPU offload comes with a GPU build of llama.cpp
     model = lc.llama_model_load_from_file(str(path).encode("utf-8"), params)
     if not model:
         raise ModelError(f"llama.cpp could not load {path}: is it a complete, supported GGUF model?")
@@ -150,6 +150,7 @@ class _Slot:
     max_new: int
     sampler: ctypes.c_void_p
     fed: int = 0  # prompt tokens already in the KV cache
+    reused: int = 0  # of which reused from an earlier request's cache
     pos: int = 0  # next position
     last: int = -1  # last sampled token, fed at the next step
     out: bytearray = field(default_factory=bytearray)
@@ -281,7 +282,7 @@ class LlamaCppLLM(LLM):
         del self._kv[seq][keep:]
         self.reused_prompt_tokens += keep
         slot = _Slot(seq, request, prompt, min(request.sampling.max_tokens, room), self._sampler(request))
-        slot.fed = slot.pos = keep
+        slot.fed = slot.pos = slot.reused = keep
         return slot
 
     def _release(self, slot: _Slot) -> None:
@@ -347,7 +348,7 @@ class LlamaCppLLM(LLM):
                     if cut >= 0:
                         text = text[:cut]
                 finished.append(
-                    Completion(slot.request, text, reason, len(slot.prompt), slot.n_out)
+                    Completion(slot.request, text, reason, len(slot.prompt), slot.n_out, reused_prompt_tokens=slot.reused)
                 )
                 self._release(slot)
         return finished

@@ -92,12 +92,11 @@ class GenerateStage(Stage):
         rejected_table = ctx.run.read_table(self.name, rejected=True)
         reasons = Counter(rejected_table.column("reject_reason").to_pylist())
         counts = {"records": log_.counts["records"], "rejected": log_.counts["rejected"], "work_items": len(log_.done)}
-        usage = {k: stats[k] for k in ("requests", "cached", "prompt_tokens", "completion_tokens")}
+        usage = {k: stats[k] for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused", "completion_tokens")}
         extra = {
             "model": model_id,
             "usage": usage,
             "completion_tokens_per_s": round(usage["completion_tokens"] / total_seconds, 1) if total_seconds else 0.0,
-            "attempts": stats["attempts"],
             "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
             "rejected_by_reason": dict(reasons.most_common()),
             "acceptance_rate": round(counts["records"] / max(1, len(log_.done)), 3),
@@ -116,8 +115,8 @@ class _Runner:
         self.cfg = gen_cfg
         self.todo: Iterator[WorkItem] = (it for it in items if it.key not in done)
         self.in_flight: dict[str, tuple[WorkItem, int]] = {}  # request id -> (item, attempt)
-        self.stats: Counter[str] = Counter()  # since the last yielded shard
-        self._tokens: dict[str, tuple[int, int]] = {}  # item key -> (prompt, completion) tokens over attempts
+        self.stats: Counter[str] = Counter()  # of the items finished since the last yielded shard
+        self._item_stats: dict[str, Counter[str]] = {}  # of items still in flight: committed with the item
         s = gen_cfg.sampling
         self.base_sampling = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
 
@@ -128,12 +127,11 @@ class _Runner:
         )
         req = ChatRequest.of(f"{item.key}|{attempt}", self.generator.prompt(item), sampling)
         self.in_flight[req.id] = (item, attempt)
-        self.stats["attempts"] += 1
         return req
 
     def _lineage(self, item: WorkItem, attempt: int, c: Completion) -> Lineage:
         s = c.request.sampling
-        pt, ct = self._tokens.pop(item.key, (0, 0))
+        st = self._item_stats[item.key]
         return Lineage(
             generator=self.generator.name,
             model=self.llm.model_id,
@@ -144,8 +142,8 @@ class _Runner:
             template=self.generator.template.name,
             template_hash=self.generator.template.hash,
             attempts=attempt + 1,
-            prompt_tokens=pt,
-            completion_tokens=ct,
+            prompt_tokens=st["item_prompt_tokens"],
+            completion_tokens=st["item_completion_tokens"],
         )
 
     def _finish(self, record: Record, lineage: Lineage) -> Record:
@@ -174,21 +172,23 @@ class _Runner:
             if not self.llm.pending():
                 break
             for c in self.llm.poll():
-                self.stats["requests"] += 1
-                self.stats["cached"] += int(c.cached)
-                if not c.cached:
-                    self.stats["prompt_tokens"] += c.prompt_tokens
-                    self.stats["completion_tokens"] += c.completion_tokens
                 item, attempt = self.in_flight.pop(c.request.id)
-                pt, ct = self._tokens.get(item.key, (0, 0))
-                self._tokens[item.key] = (pt + c.prompt_tokens, ct + c.completion_tokens)
+                st = self._item_stats.setdefault(item.key, Counter())
+                st["requests"] += 1
+                st["cached"] += int(c.cached)
+                if not c.cached:  # tokens this run paid for
+                    st["prompt_tokens"] += c.prompt_tokens
+                    st["completion_tokens"] += c.completion_tokens
+                    st["prompt_tokens_reused"] += c.reused_prompt_tokens
+                st["item_prompt_tokens"] += c.prompt_tokens  # tokens the item took, cached or not (lineage)
+                st["item_completion_tokens"] += c.completion_tokens
                 try:
                     record = self.generator.parse(item, c.text)
                 except ParseError as exc:
                     reason = str(exc)
                     if c.finish_reason == "length":
                         reason += " (output cut at max_tokens)"
-                    self.stats[f"fail:{reason}"] += 1
+                    st[f"fail:{reason}"] += 1
                     if attempt + 1 < self.cfg.max_attempts:
                         self.llm.submit(self._request(item, attempt + 1))
                         continue
@@ -197,6 +197,9 @@ class _Runner:
                 else:
                     records.append(self._finish(record, self._lineage(item, attempt, c)))
                 keys.append(item.key)
+                st = self._item_stats.pop(item.key)
+                del st["item_prompt_tokens"], st["item_completion_tokens"]
+                self.stats.update(st)
                 if len(keys) >= size:
                     yield self._shard(records, rejected, keys)
                     records, rejected, keys = [], [], []

@@ -1,0 +1,106 @@
+"""The generation loop's retry policy, driven by scripted outputs (the real model is tested elsewhere)."""
+
+from __future__ import annotations
+
+from collections import deque
+from types import SimpleNamespace
+
+from sftforge.generate.grounded import GroundedGenerator, Passage
+from sftforge.llm.base import LLM, ChatRequest, Completion
+from sftforge.recipe import Generation, Task
+from sftforge.stages.generate import _Runner, item_seed
+
+TEXT = (
+    "Docstrings are string literals that occur as the first statement in a module, function, class, or method "
+    "definition. Such a docstring becomes the __doc__ special attribute of that object."
+)
+
+
+class ScriptedLLM(LLM):
+    """Answers each request with the next scripted output for its work item; records the seeds it saw."""
+
+    model_id = "scripted"
+
+    def __init__(self, scripts: dict[str, list[str]], capacity: int = 2) -> None:
+        self.scripts = {k: deque(v) for k, v in scripts.items()}
+        self._cap = capacity
+        self.queue: deque[ChatRequest] = deque()
+        self.seen: list[ChatRequest] = []
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    def submit(self, request: ChatRequest) -> None:
+        self.queue.append(request)
+        self.seen.append(request)
+
+    def poll(self) -> list[Completion]:
+        out = []
+        for _ in range(min(self._cap, len(self.queue))):
+            r = self.queue.popleft()
+            key = r.id.rsplit("|", 1)[0]
+            out.append(Completion(r, self.scripts[key].popleft(), "stop", 10, 5))
+        return out
+
+    def pending(self) -> int:
+        return len(self.queue)
+
+
+def setup(scripts, max_attempts=3):
+    gen = GroundedGenerator(Task(type="qa", description="docstrings"))
+    passages = [Passage(f"doc#{i}", "doc", 0, len(TEXT), TEXT) for i in range(len(scripts))]
+    items = gen.work_items(passages, 1)
+    llm = ScriptedLLM({it.key: scripts[i] for i, it in enumerate(items)})
+    cfg = Generation(max_attempts=max_attempts)
+    return llm, _Runner(llm, gen, cfg, items, done=set()), items
+
+
+def test_bad_output_is_retried_with_a_new_seed_then_accepted():
+    llm, runner, items = setup([["no question here", " What becomes the __doc__ attribute of a docstring?"]])
+    shards = list(runner.batches(lambda: True, size=10))
+    records, rejected, keys, stats = shards[0]
+    assert len(records) == 1 and not rejected and keys == [items[0].key]
+    assert records[0].lineage.attempts == 2
+    seeds = [r.sampling.seed for r in llm.seen]
+    assert seeds == [item_seed(0, items[0].key, 0), item_seed(0, items[0].key, 1)] and seeds[0] != seeds[1]
+    assert stats["requests"] == 2 and stats["fail:question has no question mark"] == 1
+
+
+def test_item_is_rejected_with_reason_after_max_attempts():
+    llm, runner, items = setup([["nope", "still nope", "never"]], max_attempts=3)
+    (records, rejected, keys, stats), = list(runner.batches(lambda: True, size=10))
+    assert not records and keys == [items[0].key]
+    assert rejected[0].reason == "unparseable after 3 attempts: question has no question mark"
+    assert rejected[0].record.messages[-1]["content"] == "Question:never"
+    assert len(llm.seen) == 3
+
+
+def test_shards_and_stop_when_enough():
+    good = [" What is the docstring of an object?"]
+    llm, runner, items = setup([good] * 20)
+    accepted = []
+    for records, _, keys, _ in runner.batches(lambda: len(accepted) < 3, size=2):
+        accepted.extend(records)
+        assert len(keys) <= 2
+    # stops submitting once 3 are in; what was in flight (capacity + 2) still finishes
+    assert 3 <= len(accepted) <= 3 + llm.capacity + 2
+    assert len(llm.seen) < 20
+    assert len({r.id for r in accepted}) == len(accepted)
+
+
+def test_done_items_are_not_asked_again():
+    gen = GroundedGenerator(Task(type="qa", description="docstrings"))
+    passages = [Passage(f"doc#{i}", "doc", 0, len(TEXT), TEXT) for i in range(3)]
+    items = gen.work_items(passages, 1)
+    llm = ScriptedLLM({it.key: [" What is a docstring?"] for it in items})
+    runner = _Runner(llm, gen, Generation(), items, done={items[0].key, items[2].key})
+    list(runner.batches(lambda: True, size=10))
+    assert [r.id.rsplit("|", 1)[0] for r in llm.seen] == [items[1].key]
+
+
+def test_stats_are_plain_counters():
+    _, runner, _ = setup([[" What is the docstring of an object?"]])
+    (_, _, _, stats), = list(runner.batches(lambda: True, size=10))
+    assert stats == {"requests": 1, "cached": 0, "prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_reused": 0}
+    assert isinstance(SimpleNamespace(**stats), SimpleNamespace)
