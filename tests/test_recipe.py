@@ -38,7 +38,7 @@ def test_defaults_fill_in():
     assert r.task.language == "en"
     assert r.task.qa_mode == "extractive"
     assert r.generation.model.path == "bundled"
-    assert [f.name for f in r.cleaning.filters] == ["format", "length", "length"]
+    assert [f.name for f in r.cleaning.filters] == ["format", "length", "length", "answer_support"]
     assert r.task.include_context is True
 
 

@@ -143,9 +143,14 @@ DedupEntry = Annotated[
 
 
 def _default_filters() -> list[Any]:
-    from sftforge.ops.filters import FormatConfig, LengthConfig
+    from sftforge.ops.filters import AnswerSupportConfig, FormatConfig, LengthConfig
 
-    return [FormatConfig(), LengthConfig(role="assistant", min=1, max=4000), LengthConfig(role="user", min=3)]
+    return [
+        FormatConfig(),
+        LengthConfig(role="assistant", min=1, max=4000),
+        LengthConfig(role="user", min=3),
+        AnswerSupportConfig(),
+    ]
 
 
 class Cleaning(Strict):

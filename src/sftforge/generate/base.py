@@ -58,6 +58,14 @@ def load_template(lang: str, name: str) -> Template:
     )
 
 
+def templates_hash(lang: str) -> str:
+    """Hash of every template of a language: prompts and record layouts both shape a stage's output."""
+    h = hashlib.sha256()
+    for path in sorted((TEMPLATE_DIR / lang).glob("*.j2")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 @dataclass(slots=True)
 class WorkItem:
     """One example to make: a stable key (for resume and seeds) and whatever the generator needs."""

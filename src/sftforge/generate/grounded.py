@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from sftforge.generate.answer_check import overlap_check, sentence_spans, span_check, support
 from sftforge.generate.base import Generator, Template, WorkItem, chat_from_template, load_template
-from sftforge.generate.parsing import ParseError, first_line, parse_fields, question_text, split_options, strip_quotes
+from sftforge.generate.parsing import (
+    ParseError,
+    first_line,
+    first_paragraph,
+    parse_fields,
+    question_text,
+    split_options,
+    strip_quotes,
+)
 from sftforge.recipe import Task
 from sftforge.sample import AnswerCheck, Record, SourceRef
 from sftforge.text import cjk_ratio, normalize, tokens
@@ -149,7 +157,7 @@ class GroundedGenerator(Generator):
 
     def _answer(self, fields: dict[str, str], multiline: bool) -> str:
         raw = fields.get("answer", "")
-        a = strip_quotes(raw.strip() if multiline else first_line(raw))
+        a = strip_quotes(first_paragraph(raw) if multiline else first_line(raw))
         if not a:
             raise ParseError("no 'Answer:' in the output")
         c = self.task.constraints
@@ -209,7 +217,7 @@ class GroundedGenerator(Generator):
         check = AnswerCheck(
             "answer_first_span",
             True,
-            link,
+            1.0,  # the answer is the passage's own sentence
             f"answer is the passage sentence at {s}-{e}; {link:.0%} of the question's content words occur in it",
         )
         sources = [self._chunk_ref(p), SourceRef("span", p.chunk_id, p.doc_id, p.start + s, p.start + e)]

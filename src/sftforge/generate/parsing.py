@@ -66,6 +66,11 @@ def strip_quotes(value: str) -> str:
     return value
 
 
+def first_paragraph(value: str) -> str:
+    """Text up to the first blank line: small models append unrelated text after an answer."""
+    return re.split(r"\n[ \t]*\n", value.strip(), maxsplit=1)[0].strip()
+
+
 def first_line(value: str) -> str:
     return value.strip().splitlines()[0].strip() if value.strip() else ""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from sftforge.generate.base import Generator, WorkItem
+from sftforge.generate.base import Generator, WorkItem, templates_hash
 from sftforge.generate.grounded import GroundedGenerator, Passage
 from sftforge.generate.parsing import ParseError
 from sftforge.llm import open_llm
@@ -55,7 +55,7 @@ class GenerateStage(Stage):
             "sampling": gen.sampling.model_dump(),
             "per_passage": gen.per_passage,
             "max_attempts": gen.max_attempts,
-            "template": GroundedGenerator(ctx.recipe.task).template.hash,
+            "templates": templates_hash(ctx.recipe.task.language),
         }
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:

@@ -1,0 +1,47 @@
+"""The README stays true: its recipe example validates, and its reference names every recipe field."""
+
+from __future__ import annotations
+
+import re
+
+from sftforge.recipe import json_schema, load_recipe_text
+
+from conftest import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_recipe_example_is_valid():
+    blocks = re.findall(r"```yaml\n(.*?)```", README, re.DOTALL)
+    assert blocks
+    for block in blocks:
+        recipe = load_recipe_text(block, source="README.md")
+        assert recipe.name
+
+
+def leaf_fields(schema: dict, node: dict, prefix: str = "") -> list[str]:
+    out = []
+    for name, prop in node.get("properties", {}).items():
+        ref = prop.get("$ref") or next((a["$ref"] for a in prop.get("anyOf", []) if "$ref" in a), None)
+        if ref and "Config" not in ref:
+            out += leaf_fields(schema, schema["$defs"][ref.split("/")[-1]], f"{prefix}{name}.")
+        elif prop.get("type") == "array" and "$ref" in prop.get("items", {}) and name == "documents":
+            out += leaf_fields(schema, schema["$defs"][prop["items"]["$ref"].split("/")[-1]], f"{prefix}{name}[].")
+        else:
+            out.append(prefix + name)
+    return out
+
+
+def test_recipe_reference_mentions_every_field():
+    schema = json_schema()
+    reference = README.split("## Recipe reference", 1)[1].split("\n## ", 1)[0]
+    missing = []
+    for field in leaf_fields(schema, schema):
+        parent, _, last = field.rpartition(".")
+        if f"`{field}`" not in reference and not (parent and f"`{parent}." in reference and f"`{last}`" in reference):
+            missing.append(field)
+    assert not missing, f"README recipe reference lacks: {missing}"
+
+
+def test_readme_shows_the_two_commands():
+    assert "make demo" in README and "make test" in README
