@@ -131,7 +131,7 @@ def wait_for_ledger(run: Path, lines: int, proc: subprocess.Popen, limit: float 
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_generation_resumes_without_loss_or_duplicates(tmp_path: Path, three_peps_module: Path, sig):
     data = recipe_dict(three_peps_module, target=14)
     recipe = write_recipe(tmp_path / "recipe.yaml", data)
@@ -250,3 +250,27 @@ def test_disk_full_during_generation_is_reported_and_resumable(tmp_path: Path, t
         assert manifest(run)["stages"]["export"]["status"] == "complete"
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_chinese_recipe_end_to_end(tmp_path: Path):
+    from conftest import EXAMPLES
+
+    corpus = tmp_path / "zh"
+    corpus.mkdir()
+    for name in ("oxygen.txt", "prime_number.txt", "rhine.txt"):
+        (corpus / name).write_bytes((EXAMPLES / "data" / "xquad_zh" / name).read_bytes())
+    data = recipe_dict(corpus, target=1)
+    data["task"].update(language="zh", description="关于氧气、素数和莱茵河的阅读理解问题")
+    data["sources"]["chunking"] = {"max_tokens": 160, "overlap_tokens": 16, "min_tokens": 30}
+    data["generation"]["sampling"]["max_tokens"] = 40
+    recipe = write_recipe(tmp_path / "zh.yaml", data)
+    proc = sftforge("run", str(recipe), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    rows = pq.read_table(tmp_path / "run" / "generate").to_pylist()
+    assert rows
+    docs = {d["doc_id"]: d["text"] for d in pq.read_table(tmp_path / "run" / "sources" / "documents.parquet").to_pylist()}
+    for row in rows:
+        assert row["lang"] == "zh"
+        span = next(s for s in row["source"] if s["kind"] == "span")
+        assert row["messages"][-1]["content"] == docs[span["doc_id"]][span["start"] : span["end"]]
+        assert "问题：" in row["messages"][0]["content"]

@@ -194,11 +194,7 @@ class GroundedGenerator(Generator):
         else:
             self._check_language(answer)
             check = overlap_check(p.text, answer, self.task.constraints.min_support)
-        if self.task.include_context:
-            user = load_template(self.lang, "record_qa_context").render(passage=p.text, question=question)
-        else:
-            user = question
-        return self._record(user, answer, sources, check)
+        return self._record(self._qa_user(p, question), answer, sources, check)
 
     def _parse_answer_first(self, it: GroundedItem, fields: dict[str, str]) -> Record:
         p, answer = it.passage, it.answer
@@ -221,11 +217,7 @@ class GroundedGenerator(Generator):
             f"answer is the passage sentence at {s}-{e}; {link:.0%} of the question's content words occur in it",
         )
         sources = [self._chunk_ref(p), SourceRef("span", p.chunk_id, p.doc_id, p.start + s, p.start + e)]
-        if self.task.include_context:
-            user = load_template(self.lang, "record_qa_context").render(passage=p.text, question=question)
-        else:
-            user = question
-        return self._record(user, answer, sources, check)
+        return self._record(self._qa_user(p, question), answer, sources, check)
 
     def _parse_summary(self, p: Passage, fields: dict[str, str], output: str) -> Record:
         summary = fields.get("summary")
@@ -273,6 +265,12 @@ class GroundedGenerator(Generator):
         return self._record(user, answer, [self._chunk_ref(p)], check)
 
     # -- records ------------------------------------------------------------------------------------------------
+
+    def _qa_user(self, p: Passage, question: str) -> str:
+        """The user turn of a QA record: the question, with its passage as context unless closed-book."""
+        if self.task.include_context:
+            return load_template(self.lang, "record_qa_context").render(passage=p.text, question=question)
+        return question
 
     @staticmethod
     def _chunk_ref(p: Passage) -> SourceRef:
