@@ -274,3 +274,18 @@ def test_chinese_recipe_end_to_end(tmp_path: Path):
         span = next(s for s in row["source"] if s["kind"] == "span")
         assert row["messages"][-1]["content"] == docs[span["doc_id"]][span["start"] : span["end"]]
         assert "问题：" in row["messages"][0]["content"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a read-only tmpfs")
+def test_unwritable_run_directory_is_a_clear_error(tmp_path: Path, three_peps_module: Path):
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(three_peps_module))
+        proc = sftforge("run", str(recipe), "--out", str(mnt / "run"))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "permission denied: choose a writable --out directory" in proc.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])

@@ -49,7 +49,7 @@ character offsets) and says how it was made (`lineage`).
 | records | {{ n }} |
 | tasks | {{ tasks }} |
 | languages | {{ langs }} |
-| answers checked against their passage | {{ checked }} |
+| answers verified against their passage | {{ checked }} ({{ methods }}) |
 | mean user / assistant length (characters) | {{ user_len }} / {{ assistant_len }} |
 
 ## Files
@@ -67,7 +67,7 @@ character offsets) and says how it was made (`lineage`).
 - **Sampling**: temperature {{ sampling.temperature }}, top_p {{ sampling.top_p }}, max_tokens {{ sampling.max_tokens }}, seed {{ sampling.seed }}
 - **Prompt templates**: {{ templates }}
 - **Attempts per accepted record**: mean {{ attempts }}
-- **Sources**: {{ n_docs }} documents, {{ n_chunks }} passages ({{ used_chunks }} used), ranked by {{ retrieval }}{% if query %} for "{{ query }}"{% endif %}
+- **Sources**: {{ n_docs }} documents, {{ n_chunks }} passages ({{ used_chunks }} usable), ranked by {{ retrieval }}{% if query %} for "{{ query }}"{% endif %}
 {%- for src in source_paths %}
   - `{{ src }}`
 {%- endfor %}
@@ -149,6 +149,7 @@ def render_card(
         tasks=_mix(Counter(r.task for r in records)) or "-",
         langs=_mix(Counter(r.lang for r in records)) or "-",
         checked=f"{checked} of {n} ({checked / n:.0%})" if n else "0",
+        methods=_mix(Counter(r.answer_check.method for r in records if r.answer_check)) or "none",
         user_len=round(sum(len(r.content("user")) for r in records) / n) if n else 0,
         assistant_len=round(sum(len(r.content("assistant")) for r in records) / n) if n else 0,
         files=files,
