@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from sftforge.recipe import json_schema, load_recipe_text
 
 from conftest import REPO
@@ -11,11 +13,13 @@ from conftest import REPO
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
-def test_readme_recipe_example_is_valid():
-    blocks = re.findall(r"```yaml\n(.*?)```", README, re.DOTALL)
-    assert blocks
+def test_readme_recipe_examples_are_valid():
+    """Whole recipes validate as they are; fragments (a model block) validate inside the first whole one."""
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", README, re.DOTALL)]
+    assert len(blocks) >= 2 and "name" in blocks[0]
     for block in blocks:
-        recipe = load_recipe_text(block, source="README.md")
+        data = block if "name" in block else {**blocks[0], **block}
+        recipe = load_recipe_text(yaml.safe_dump(data), source="README.md")
         assert recipe.name
 
 

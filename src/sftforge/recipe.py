@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
 
 from sftforge.errors import RecipeError
 from sftforge.ops import base as ops_base
@@ -83,6 +83,11 @@ class DocumentSource(Strict):
 
 
 class Chunking(Strict):
+    tokenizer: str | None = Field(
+        None,
+        description="GGUF file whose tokenizer counts chunk tokens; default: the llamacpp model's, or the bundled "
+        "model's for server backends.",
+    )
     max_tokens: int = Field(256, ge=16, description="Chunk size in model tokens.")
     overlap_tokens: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
     min_tokens: int = Field(24, ge=1, description="Chunks shorter than this are not used for generation.")
@@ -107,13 +112,42 @@ class Sources(Strict):
     retrieval: Retrieval = Field(default_factory=Retrieval)
 
 
-class ModelSpec(Strict):
+class LlamaCppModel(Strict):
+    """A GGUF model run in-process by llama.cpp."""
+
     backend: Literal["llamacpp"] = Field("llamacpp", description="llamacpp: a GGUF model run in-process.")
     path: str = Field("bundled", description="'bundled' (SmolLM2-135M-Instruct) or a .gguf file path.")
     n_ctx: int = Field(2048, ge=256, description="Context length per sequence (prompt plus output).")
     parallel: int = Field(8, ge=1, le=256, description="Sequences decoded at once (continuous batching).")
     n_batch: int = Field(512, ge=32, description="Tokens per llama_decode call.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+
+
+class OpenAIModel(Strict):
+    """Any OpenAI-compatible chat completions server: vLLM, SGLang, TGI, llama.cpp server, Ollama, OpenAI."""
+
+    backend: Literal["openai"] = Field(description="openai: an OpenAI-compatible /v1/chat/completions server.")
+    base_url: str = Field(pattern=r"^https?://", description="Server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
+    model: str = Field(description="Model name the server expects.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (the key is never written)."
+    )
+    concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before a request is abandoned and retried.")
+    max_retries: int = Field(6, ge=0, le=50, description="Retries of a failed request (429, 5xx, timeouts, bad bodies).")
+
+
+def _backend_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("backend", "llamacpp"))
+    return str(getattr(value, "backend", "llamacpp"))
+
+
+ModelSpec = Annotated[
+    Union[Annotated[LlamaCppModel, Tag("llamacpp")], Annotated[OpenAIModel, Tag("openai")]],
+    Discriminator(_backend_of, custom_error_type="backend", custom_error_message="backend must be 'llamacpp' or 'openai'"),
+]
+BACKENDS = ("llamacpp", "openai")
 
 
 class Sampling(Strict):
@@ -124,7 +158,7 @@ class Sampling(Strict):
 
 
 class Generation(Strict):
-    model: ModelSpec = Field(default_factory=ModelSpec)
+    model: ModelSpec = Field(default_factory=LlamaCppModel)  # type: ignore[valid-type]
     sampling: Sampling = Field(default_factory=Sampling)
     per_passage: int = Field(1, ge=1, le=32, description="Examples requested per passage.")
     max_attempts: int = Field(3, ge=1, le=10, description="Tries per example before it is rejected.")
@@ -224,6 +258,11 @@ def _key_node(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node | None:
     return None
 
 
+def _is_tag(part: Any) -> bool:
+    """Union tags pydantic puts into error locations (operator names, backends): not part of the YAML path."""
+    return isinstance(part, str) and (part in ops_base.OPERATORS or part in BACKENDS)
+
+
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class whose field set applies at `loc` (for listing allowed fields)."""
     model: Any = Recipe
@@ -232,6 +271,9 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             continue
         if isinstance(part, str) and part in ops_base.OPERATORS:
             model = ops_base.OPERATORS[part].Config
+            continue
+        if isinstance(part, str) and part in BACKENDS:
+            model = LlamaCppModel if part == "llamacpp" else OpenAIModel
             continue
         fields = getattr(model, "model_fields", None)
         if not fields or part not in fields:
@@ -255,7 +297,7 @@ def _unwrap_model(ann: Any) -> Any:
 
 def _describe_error(err: dict[str, Any], root: yaml.Node, source: str) -> str:
     loc = tuple(err["loc"])
-    field = ".".join(str(p) for p in loc if not (isinstance(p, str) and p in ops_base.OPERATORS)) or "(top level)"
+    field = ".".join(str(p) for p in loc if not _is_tag(p)) or "(top level)"
     if err["type"] == "extra_forbidden":
         key = _key_node(root, loc)
         line = key.start_mark.line + 1 if key else None

@@ -10,20 +10,32 @@ from sftforge.llm.bundled import resolve_model_path
 from sftforge.llm.cache import CachedLLM, ResponseCache
 
 if TYPE_CHECKING:
-    from sftforge.recipe import ModelSpec
+    from sftforge.recipe import LlamaCppModel, OpenAIModel
 
 __all__ = ["LLM", "ChatRequest", "Completion", "SamplingParams", "open_llm"]
 
 
-def open_llm(spec: ModelSpec, base_dir: Path, cache_path: Path | None) -> LLM:
+def open_llm(spec: LlamaCppModel | OpenAIModel, base_dir: Path, cache_path: Path | None) -> LLM:
     """The backend a recipe's `generation.model` block names, wrapped in the response cache if one is given."""
+    llm: LLM
     if spec.backend == "llamacpp":
         from sftforge.llm.llamacpp import LlamaCppLLM
 
         path = resolve_model_path(spec.path, base_dir)
-        llm: LLM = LlamaCppLLM(path, n_ctx=spec.n_ctx, parallel=spec.parallel, n_batch=spec.n_batch, threads=spec.threads)
-    else:  # pragma: no cover - the recipe schema admits only the backends above
-        raise ValueError(f"unknown backend {spec.backend}")
+        llm = LlamaCppLLM(path, n_ctx=spec.n_ctx, parallel=spec.parallel, n_batch=spec.n_batch, threads=spec.threads)
+    else:
+        from sftforge.llm.openai import OpenAICompatibleLLM, OpenAISettings
+
+        llm = OpenAICompatibleLLM(
+            OpenAISettings(
+                base_url=spec.base_url,
+                model=spec.model,
+                api_key_env=spec.api_key_env,
+                concurrency=spec.concurrency,
+                timeout=spec.timeout,
+                max_retries=spec.max_retries,
+            )
+        )
     if cache_path is not None:
         llm = CachedLLM(llm, ResponseCache(cache_path))
     return llm

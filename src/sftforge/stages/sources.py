@@ -8,6 +8,7 @@ budget on the most relevant passages first.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,14 +54,24 @@ class SourcesStage(Stage):
             for path in matched_files(entry.path, recipe.resolve(".")):
                 st = path.stat()
                 files.append([str(path), st.st_size, st.st_mtime_ns])
-        model = resolve_model_path(recipe.generation.model.path, recipe.resolve("."))
         return {
             "sources": recipe.sources.model_dump(),
             "files": files,
-            "tokenizer": str(model),
+            "tokenizer": str(self.tokenizer_path(ctx)),
             "query": self.query(ctx),
             "lang": recipe.task.language,
         }
+
+    @staticmethod
+    def tokenizer_path(ctx: Context) -> Path:
+        """The GGUF whose tokenizer measures chunks: the recipe's choice, else the generating model's, else the
+        bundled model's (server backends have no local tokenizer; its counts are close for most models)."""
+        recipe = ctx.recipe
+        chosen = recipe.sources.chunking.tokenizer
+        if chosen is None:
+            model = recipe.generation.model
+            chosen = model.path if model.backend == "llamacpp" else "bundled"
+        return resolve_model_path(chosen, recipe.resolve("."))
 
     @staticmethod
     def query(ctx: Context) -> str:
@@ -82,8 +93,7 @@ class SourcesStage(Stage):
                 f"the corpus is empty: {report.files} file(s) matched sources.documents, none had readable text"
                 + (f" ({len(report.skipped)} skipped, e.g. {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else "")
             )
-        model_path = resolve_model_path(recipe.generation.model.path, recipe.resolve("."))
-        tokenizer = LlamaTokenizer(model_path)
+        tokenizer = LlamaTokenizer(self.tokenizer_path(ctx))
         chunks = []
         bar = ctx.reporter.task("sources: chunking", total=len(docs))
         for doc in docs:

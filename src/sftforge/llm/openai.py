@@ -1,0 +1,252 @@
+"""OpenAI-compatible backend: any `/v1/chat/completions` server (vLLM, SGLang, TGI, llama.cpp server, Ollama,
+OpenAI).
+
+Requests run on an asyncio loop in a background thread with at most `concurrency` in flight, so the stage's
+`submit`/`poll` loop keeps a server busy the same way it keeps llama.cpp's slots busy. Transient failures (429,
+5xx, connection errors, timeouts, truncated or malformed bodies) are retried with exponential backoff and full
+jitter, honouring `Retry-After`; a request that still fails, or a permanent error (401, 404, 400), raises
+`ModelError` out of `poll`. Nothing is lost by that: finished work is committed, responses are cached, and a rerun
+resumes. The API key is read from the environment variable the recipe names and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from sftforge.errors import ModelError
+from sftforge.llm.base import LLM, ChatRequest, Completion
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class TransientError(Exception):
+    """A failure worth retrying; `retry_after` is the server's requested wait, if it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (now if now is not None else time.time()))
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random, retry_after: float | None) -> float:
+    """Full-jitter exponential backoff; a server's Retry-After is a floor."""
+    delay = rng.uniform(0, min(cap, base * (2**attempt)))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap * 3))
+    return delay
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    concurrency: int = 8
+    timeout: float = 120.0
+    max_retries: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 20.0
+
+
+class OpenAICompatibleLLM(LLM):
+    """Chat completions over HTTP with bounded concurrency and retries."""
+
+    def __init__(self, settings: OpenAISettings) -> None:
+        self.settings = settings
+        self.model_id = f"openai:{settings.model}@{settings.base_url.rstrip('/')}"
+        headers = {"Content-Type": "application/json"}
+        if settings.api_key_env:
+            key = os.environ.get(settings.api_key_env)
+            if not key:
+                raise ModelError(
+                    f"generation.model.api_key_env names {settings.api_key_env}, which is not set in the environment"
+                )
+            headers["Authorization"] = f"Bearer {key}"
+        self._headers = headers
+        self._done: queue.Queue[Completion | BaseException] = queue.Queue()
+        self._pending = 0
+        self._rng = random.Random()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sftforge-openai", daemon=True)
+        self._thread.start()
+        self._client: httpx.AsyncClient = self._call(self._make_client())
+        self._sem: asyncio.Semaphore = self._call(self._make_semaphore())
+        self.retries = 0
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _make_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self.settings.concurrency, max_keepalive_connections=self.settings.concurrency)
+        return httpx.AsyncClient(
+            base_url=self.settings.base_url.rstrip("/") + "/",
+            headers=self._headers,
+            timeout=httpx.Timeout(self.settings.timeout),
+            limits=limits,
+        )
+
+    async def _make_semaphore(self) -> asyncio.Semaphore:
+        return asyncio.Semaphore(self.settings.concurrency)
+
+    @property
+    def capacity(self) -> int:
+        return self.settings.concurrency
+
+    def pending(self) -> int:
+        return self._pending
+
+    def submit(self, request: ChatRequest) -> None:
+        self._pending += 1
+        asyncio.run_coroutine_threadsafe(self._run(request), self._loop)
+
+    def poll(self) -> list[Completion]:
+        if not self._pending:
+            return []
+        items = [self._done.get()]  # wait for at least one
+        while True:
+            try:
+                items.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        out: list[Completion] = []
+        for item in items:
+            self._pending -= 1
+            if isinstance(item, BaseException):
+                raise item
+            out.append(item)
+        return out
+
+    # -- one request ---------------------------------------------------------------------------------------------
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        messages = request.message_dicts()
+        if messages and messages[-1]["role"] == "assistant":
+            # A reply prefill: chat servers do not continue an assistant message in general, so it is dropped
+            # and the reply is reconciled with it in _text().
+            messages = messages[:-1]
+        s = request.sampling
+        body: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": messages,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+            "seed": s.seed,
+        }
+        if s.stop:
+            body["stop"] = list(s.stop)[:4]
+        return body
+
+    @staticmethod
+    def _text(request: ChatRequest, content: str) -> str:
+        """The reply as a continuation of the prefill, whether or not the model repeated the prefill itself."""
+        messages = request.messages
+        if messages and messages[-1][0] == "assistant":
+            prefill = messages[-1][1].strip()
+            stripped = content.lstrip()
+            if prefill and stripped.startswith(prefill):
+                return stripped[len(prefill) :]
+            return " " + stripped if not content.startswith((" ", "\n")) else content
+        return content
+
+    async def _once(self, request: ChatRequest) -> Completion:
+        try:
+            resp = await self._client.post("chat/completions", json=self._body(request))
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"timed out after {self.settings.timeout:g}s ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:  # connection refused/reset, truncated body, protocol errors
+            raise TransientError(f"connection error: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code in RETRYABLE_STATUS:
+            raise TransientError(f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("retry-after")))
+        if resp.status_code >= 400:
+            detail = resp.text[:300]
+            raise ModelError(
+                f"{self.settings.base_url} answered HTTP {resp.status_code} for model '{self.settings.model}': {detail}"
+                + (" (check the API key variable)" if resp.status_code in (401, 403) else "")
+            )
+        try:
+            data = resp.json()
+            choice = data["choices"][0]
+            content = choice["message"]["content"] or ""
+            usage = data.get("usage") or {}
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            raise TransientError(f"malformed response body ({type(exc).__name__}): {resp.text[:80]!r}") from exc
+        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        return Completion(
+            request,
+            self._text(request, content),
+            finish,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+        )
+
+    async def _run(self, request: ChatRequest) -> None:
+        async with self._sem:
+            attempt = 0
+            while True:
+                try:
+                    self._done.put(await self._once(request))
+                    return
+                except TransientError as exc:
+                    if attempt >= self.settings.max_retries:
+                        self._done.put(
+                            ModelError(
+                                f"{self.settings.base_url}: request failed {attempt + 1} times, last: {exc}; "
+                                "completed work is saved, rerun to resume"
+                            )
+                        )
+                        return
+                    delay = backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap, self._rng, exc.retry_after)
+                    log.debug("retrying %s in %.2fs after: %s", request.id, delay, exc)
+                    self.retries += 1
+                    attempt += 1
+                    await asyncio.sleep(delay)
+                except Exception as exc:  # permanent errors and bugs surface in poll()
+                    self._done.put(exc)
+                    return
+
+    async def _shutdown(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.aclose()
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        try:
+            self._call(self._shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()

@@ -1,0 +1,174 @@
+"""The OpenAI-compatible backend against a real server (llama-cpp-python's, running the bundled model), through a
+proxy that injects the failures real servers have."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from sftforge.errors import ModelError
+from sftforge.llm.base import ChatRequest, SamplingParams
+from sftforge.llm.openai import OpenAICompatibleLLM, OpenAISettings, backoff_delay, parse_retry_after
+
+from conftest import recipe_dict, write_recipe
+from faultproxy import FaultProxy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(bundled_path) -> str:
+    """A real OpenAI-compatible server on 127.0.0.1: llama-cpp-python's, with the bundled GGUF."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_path), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "2048"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, "the llama.cpp server exited"
+        assert time.time() < deadline, "the llama.cpp server did not start"
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def requests(n: int, **sampling) -> list[ChatRequest]:
+    params = {"temperature": 0.5, "max_tokens": 12} | sampling
+    return [
+        ChatRequest.of(f"r{i}", [{"role": "user", "content": f"Name an animal that starts with the letter {'ABCDEFGH'[i]}."}],
+                       SamplingParams(seed=i, **params))
+        for i in range(n)
+    ]
+
+
+def test_generates_through_a_real_server(server):
+    llm = OpenAICompatibleLLM(OpenAISettings(base_url=server, model="smollm2", concurrency=3))
+    try:
+        outs = llm.generate(requests(4))
+    finally:
+        llm.close()
+    assert [c.request.id for c in outs] == ["r0", "r1", "r2", "r3"]
+    assert all(c.text.strip() and c.completion_tokens > 0 and c.prompt_tokens > 5 for c in outs)
+    assert llm.retries == 0
+
+
+def test_survives_every_kind_of_fault(server):
+    schedule = ["429", "500", "hang", "truncate", "malformed", "pass", "500", "429"]
+    with FaultProxy(server, schedule, hang_seconds=6) as proxy:
+        llm = OpenAICompatibleLLM(
+            OpenAISettings(base_url=proxy.url, model="smollm2", concurrency=2, timeout=4, backoff_base=0.05, backoff_cap=0.5)
+        )
+        try:
+            outs = llm.generate(requests(5))
+        finally:
+            llm.close()
+    assert len(outs) == 5 and len({c.request.id for c in outs}) == 5
+    assert all(c.text.strip() for c in outs)
+    for mode in ("429", "500", "hang", "truncate", "malformed"):
+        assert proxy.counts[mode] >= 1, mode
+    assert llm.retries == len(schedule) - 1  # every fault was retried once, and nothing else
+
+
+def test_permanent_error_is_raised_not_retried(server):
+    with FaultProxy(server, ["401"]) as proxy:
+        llm = OpenAICompatibleLLM(OpenAISettings(base_url=proxy.url, model="smollm2"))
+        llm.submit(requests(1)[0])
+        with pytest.raises(ModelError, match="HTTP 401.*check the API key"):
+            llm.poll()
+        llm.close()
+    assert proxy.counts["401"] == 1
+
+
+def test_unreachable_server_gives_up_after_max_retries():
+    llm = OpenAICompatibleLLM(
+        OpenAISettings(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", max_retries=2, backoff_base=0.01)
+    )
+    llm.submit(requests(1)[0])
+    with pytest.raises(ModelError, match="request failed 3 times, last: connection error"):
+        llm.poll()
+    llm.close()
+
+
+def test_missing_api_key_variable():
+    with pytest.raises(ModelError, match="NO_SUCH_KEY_VAR, which is not set"):
+        OpenAICompatibleLLM(OpenAISettings(base_url="http://127.0.0.1:1/v1", model="m", api_key_env="NO_SUCH_KEY_VAR"))
+
+
+def test_prefill_is_reconciled_with_the_reply():
+    req = ChatRequest.of("x", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Question:"}], SamplingParams())
+    assert OpenAICompatibleLLM._text(req, "Question: Why?") == " Why?"
+    assert OpenAICompatibleLLM._text(req, "Why?") == " Why?"
+    plain = ChatRequest.of("y", [{"role": "user", "content": "q"}], SamplingParams())
+    assert OpenAICompatibleLLM._text(plain, "Hello") == "Hello"
+
+
+def test_retry_after_and_backoff():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert 9 <= parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) <= 11
+    rng = random.Random(0)
+    delays = [backoff_delay(a, 0.5, 20.0, rng, None) for a in range(12)]
+    assert all(0 <= d <= 20.0 for d in delays)
+    assert backoff_delay(0, 0.5, 20.0, rng, retry_after=7.0) >= 7.0
+
+
+def test_same_recipe_on_a_server_with_faults_and_a_secret_key(server, tmp_path: Path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    from conftest import EXAMPLES
+
+    (corpus / "pep-0257.rst").write_bytes((EXAMPLES / "data" / "peps" / "pep-0257.rst").read_bytes())
+    schedule = ["429", "pass", "500", "pass", "truncate", "malformed", "pass", "hang"]
+    with FaultProxy(server, schedule, hang_seconds=8) as proxy:
+        data = recipe_dict(corpus, target=3)
+        data["generation"]["model"] = {
+            "backend": "openai", "base_url": proxy.url, "model": "smollm2", "api_key_env": "SFTFORGE_TEST_KEY",
+            "concurrency": 2, "timeout": 6, "max_retries": 6,
+        }
+        recipe = write_recipe(tmp_path / "recipe.yaml", data)
+        env = dict(os.environ, SFTFORGE_TEST_KEY="sk-test-secret-4242")
+        proc = subprocess.run(
+            [sys.executable, "-m", "sftforge.cli", "run", str(recipe), "--out", str(tmp_path / "run")],
+            capture_output=True, text=True, env=env, timeout=600,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert set(proxy.auth) == {"Bearer sk-test-secret-4242"}
+    run = tmp_path / "run"
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert b"sk-test-secret-4242" not in path.read_bytes(), path
+    manifest = json.loads((run / "manifest.json").read_text())
+    gen = manifest["stages"]["generate"]
+    assert gen["status"] == "complete" and gen["counts"]["records"] >= 3
+    assert gen["extra"]["model"].startswith("openai:smollm2@")
+    assert gen["extra"]["usage"]["completion_tokens"] > 0
+    ledger = [json.loads(line) for line in (run / "generate" / "_ledger.jsonl").read_text().splitlines()]
+    keys = [k for entry in ledger for k in entry["keys"]]
+    assert len(keys) == len(set(keys))
+    ids = pq.read_table(run / "generate").column("id").to_pylist()
+    assert len(ids) == len(set(ids))
+    rows = pq.read_table(run / "generate").to_pylist()
+    assert all(r["lineage"]["completion_tokens"] > 0 for r in rows)  # usage recorded per record
