@@ -137,6 +137,17 @@ class OpenAIModel(Strict):
     max_retries: int = Field(6, ge=0, le=50, description="Retries of a failed request (429, 5xx, timeouts, bad bodies).")
 
 
+class TransformersModel(Strict):
+    """Any causal LM run in-process by transformers (a model directory, a GGUF file, or the bundled model)."""
+
+    backend: Literal["transformers"] = Field(description="transformers: a causal LM run in-process by PyTorch.")
+    path: str = Field("bundled", description="'bundled', a .gguf file (converted once) or a model directory.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bf16 where this CPU runs it faster than fp32 (measured), else fp32."
+    )
+    batch_size: int = Field(8, ge=1, le=512, description="Requests generated together (left-padded).")
+
+
 def _backend_of(value: Any) -> str:
     if isinstance(value, dict):
         return str(value.get("backend", "llamacpp"))
@@ -144,10 +155,18 @@ def _backend_of(value: Any) -> str:
 
 
 ModelSpec = Annotated[
-    Union[Annotated[LlamaCppModel, Tag("llamacpp")], Annotated[OpenAIModel, Tag("openai")]],
-    Discriminator(_backend_of, custom_error_type="backend", custom_error_message="backend must be 'llamacpp' or 'openai'"),
+    Union[
+        Annotated[LlamaCppModel, Tag("llamacpp")],
+        Annotated[OpenAIModel, Tag("openai")],
+        Annotated[TransformersModel, Tag("transformers")],
+    ],
+    Discriminator(
+        _backend_of,
+        custom_error_type="backend",
+        custom_error_message="backend must be 'llamacpp', 'openai' or 'transformers'",
+    ),
 ]
-BACKENDS = ("llamacpp", "openai")
+BACKENDS = {"llamacpp": LlamaCppModel, "openai": OpenAIModel, "transformers": TransformersModel}
 
 
 class Sampling(Strict):
@@ -273,7 +292,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             model = ops_base.OPERATORS[part].Config
             continue
         if isinstance(part, str) and part in BACKENDS:
-            model = LlamaCppModel if part == "llamacpp" else OpenAIModel
+            model = BACKENDS[part]
             continue
         fields = getattr(model, "model_fields", None)
         if not fields or part not in fields:

@@ -10,12 +10,12 @@ from sftforge.llm.bundled import resolve_model_path
 from sftforge.llm.cache import CachedLLM, ResponseCache
 
 if TYPE_CHECKING:
-    from sftforge.recipe import LlamaCppModel, OpenAIModel
+    from sftforge.recipe import LlamaCppModel, OpenAIModel, TransformersModel
 
 __all__ = ["LLM", "ChatRequest", "Completion", "SamplingParams", "open_llm"]
 
 
-def open_llm(spec: LlamaCppModel | OpenAIModel, base_dir: Path, cache_path: Path | None) -> LLM:
+def open_llm(spec: LlamaCppModel | OpenAIModel | TransformersModel, base_dir: Path, cache_path: Path | None) -> LLM:
     """The backend a recipe's `generation.model` block names, wrapped in the response cache if one is given."""
     llm: LLM
     if spec.backend == "llamacpp":
@@ -23,6 +23,10 @@ def open_llm(spec: LlamaCppModel | OpenAIModel, base_dir: Path, cache_path: Path
 
         path = resolve_model_path(spec.path, base_dir)
         llm = LlamaCppLLM(path, n_ctx=spec.n_ctx, parallel=spec.parallel, n_batch=spec.n_batch, threads=spec.threads)
+    elif spec.backend == "transformers":
+        from sftforge.llm.hf import HFLLM, model_dir
+
+        llm = HFLLM(model_dir(spec.path, base_dir), dtype=spec.dtype, batch_size=spec.batch_size)
     else:
         from sftforge.llm.openai import OpenAICompatibleLLM, OpenAISettings
 

@@ -71,6 +71,8 @@ class SourcesStage(Stage):
         if chosen is None:
             model = recipe.generation.model
             chosen = model.path if model.backend == "llamacpp" else "bundled"
+            if model.backend == "transformers" and model.path.endswith(".gguf"):
+                chosen = model.path
         return resolve_model_path(chosen, recipe.resolve("."))
 
     @staticmethod
