@@ -15,7 +15,10 @@ from urllib.parse import urlsplit
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, schedule: list[str], hang_seconds: float = 10.0) -> None:
+    def __init__(
+        self, upstream: str, schedule: list[str], hang_seconds: float = 10.0, reject_response_format: bool = False
+    ) -> None:
+        self.reject_response_format = reject_response_format
         self.upstream = urlsplit(upstream)
         self.schedule = list(schedule)
         self.hang_seconds = hang_seconds
@@ -41,7 +44,11 @@ class FaultProxy:
                     proxy._n += 1
                     proxy.counts[mode] += 1
                     proxy.auth.append(self.headers.get("Authorization"))
-                if mode == "429":
+                if proxy.reject_response_format and b"response_format" in body:
+                    with proxy._lock:
+                        proxy.counts["rejected_response_format"] += 1
+                    self._reply(400, b'{"error": "unsupported parameter: response_format"}')
+                elif mode == "429":
                     self._reply(429, b'{"error": "slow down"}', {"Retry-After": "1"})
                 elif mode == "500":
                     self._reply(500, b'{"error": "upstream exploded"}')

@@ -107,3 +107,22 @@ def test_any_gguf_path_works_like_bundled(bundled_path, tmp_path: Path):
         assert model.model_id.startswith("llamacpp:my-model.gguf:")
     finally:
         model.close()
+
+
+def test_batch_after_batch_mode_admits_only_into_an_empty_batch(bundled_path):
+    model = LlamaCppLLM(bundled_path, n_ctx=256, parallel=2, continuous=False)
+    try:
+        for i in range(3):
+            model.submit(req(i, "Say yes.", max_tokens=3 + 10 * i))
+        first = []
+        while not first:
+            first = model.poll()
+        # one sequence of the first batch finished; the queued third request waits for the other one
+        assert sum(s is not None for s in model._slots) == 2 - len(first)
+        assert len(model._queue) == 1
+        rest = []
+        while model.pending():
+            rest += model.poll()
+        assert len(first) + len(rest) == 3
+    finally:
+        model.close()

@@ -21,6 +21,7 @@ class SamplingParams:
     max_tokens: int = 256
     seed: int = 0
     stop: tuple[str, ...] = ()
+    json_schema: str | None = None  # JSON Schema (as JSON text) the reply must satisfy; see llm/structured.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ class ChatRequest:
     def cache_key(self, model_id: str) -> str:
         s = self.sampling
         blob = json.dumps(
-            [model_id, self.messages, [s.temperature, s.top_p, s.max_tokens, s.seed, list(s.stop)]],
+            [model_id, self.messages, [s.temperature, s.top_p, s.max_tokens, s.seed, list(s.stop), s.json_schema]],
             ensure_ascii=False,
         )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()

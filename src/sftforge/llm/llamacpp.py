@@ -15,6 +15,7 @@ import logging
 import os
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -38,6 +39,13 @@ def _llama_cpp():  # type: ignore[no-untyped-def]
         llama_cpp.llama_backend_init()
         _lc = llama_cpp
     return _lc
+
+
+@lru_cache(maxsize=64)
+def _gbnf(schema_json: str) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return json_schema_to_gbnf(schema_json)
 
 
 def model_fingerprint(path: Path) -> str:
@@ -167,8 +175,12 @@ class LlamaCppLLM(LLM):
         parallel: int = 8,
         n_batch: int = 512,
         threads: int | None = None,
+        continuous: bool = True,
     ) -> None:
+        """`continuous=False` admits new requests only when every slot is free (batch after batch): slower on
+        outputs of mixed lengths, kept to measure what continuous batching buys."""
         lc = _llama_cpp()
+        self.continuous = continuous
         self.path = Path(path)
         self.model_id = f"llamacpp:{model_fingerprint(self.path)}"
         self.n_ctx_seq = n_ctx
@@ -247,6 +259,11 @@ class LlamaCppLLM(LLM):
         lc = _llama_cpp()
         s = request.sampling
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        if s.json_schema:  # constrain decoding to the schema with a GBNF grammar
+            grammar = lc.llama_sampler_init_grammar(self._vocab.vocab, _gbnf(s.json_schema).encode(), b"root")
+            if not grammar:
+                raise ModelError("llama.cpp could not compile the grammar for the requested JSON schema")
+            lc.llama_sampler_chain_add(chain, grammar)
         if s.temperature <= 0:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
         else:
@@ -292,6 +309,8 @@ class LlamaCppLLM(LLM):
     def poll(self) -> list[Completion]:
         lc = _llama_cpp()
         free = [seq for seq, slot in enumerate(self._slots) if slot is None]
+        if not self.continuous and len(free) < self.parallel:
+            free = []  # batch after batch: wait for the whole batch to finish
         while free and self._queue:
             slot = self._start(free, self._queue.popleft())
             self._slots[slot.seq] = slot

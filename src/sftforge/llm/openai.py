@@ -101,6 +101,9 @@ class OpenAICompatibleLLM(LLM):
         self._client: httpx.AsyncClient = self._call(self._make_client())
         self._sem: asyncio.Semaphore = self._call(self._make_semaphore())
         self.retries = 0
+        # How JSON replies are asked for: OpenAI's json_schema, else llama.cpp's json_object with a schema, else
+        # not at all (replies are then only validated client-side). Moves down when a server rejects a form.
+        self.response_format: str | None = "json_schema"
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -147,7 +150,7 @@ class OpenAICompatibleLLM(LLM):
 
     # -- one request ---------------------------------------------------------------------------------------------
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
+    def _body(self, request: ChatRequest, response_format: str | None) -> dict[str, Any]:
         messages = request.message_dicts()
         if messages and messages[-1]["role"] == "assistant":
             # A reply prefill: chat servers do not continue an assistant message in general, so it is dropped
@@ -164,7 +167,18 @@ class OpenAICompatibleLLM(LLM):
         }
         if s.stop:
             body["stop"] = list(s.stop)[:4]
+        if s.json_schema and response_format == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": json.loads(s.json_schema), "strict": True},
+            }
+        elif s.json_schema and response_format == "json_object":
+            body["response_format"] = {"type": "json_object", "schema": json.loads(s.json_schema)}
         return body
+
+    @property
+    def response_format_supported(self) -> bool:
+        return self.response_format is not None
 
     @staticmethod
     def _text(request: ChatRequest, content: str) -> str:
@@ -179,12 +193,26 @@ class OpenAICompatibleLLM(LLM):
         return content
 
     async def _once(self, request: ChatRequest) -> Completion:
+        sent = self.response_format if request.sampling.json_schema else None  # the form this body asks for
         try:
-            resp = await self._client.post("chat/completions", json=self._body(request))
+            resp = await self._client.post("chat/completions", json=self._body(request, sent))
         except httpx.TimeoutException as exc:
             raise TransientError(f"timed out after {self.settings.timeout:g}s ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:  # connection refused/reset, truncated body, protocol errors
             raise TransientError(f"connection error: {type(exc).__name__}: {exc}") from exc
+        if (
+            resp.status_code in (400, 422, 500)
+            and request.sampling.json_schema
+            and sent is not None
+            and ("response_format" in resp.text or "json_schema" in resp.text)
+        ):
+            if self.response_format == sent:  # concurrent rejections step down once
+                self.response_format = "json_object" if sent == "json_schema" else None
+                log.warning(
+                    "%s rejected response_format %s; trying %s",
+                    self.settings.base_url, sent, self.response_format or "client-side validation only",
+                )
+            raise TransientError(f"response_format {sent} not supported", retry_after=0.0)
         if resp.status_code in RETRYABLE_STATUS:
             raise TransientError(f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("retry-after")))
         if resp.status_code >= 400:
