@@ -61,26 +61,25 @@ class GenerateStage(Stage):
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
         recipe = ctx.recipe
         gen_cfg = recipe.generation
-        log_ = out
         generator = GroundedGenerator(recipe.task)
         items = generator.work_items(passages(ctx), gen_cfg.per_passage)
         cache_path = ctx.run.path / "cache" / "llm.sqlite" if gen_cfg.cache else None
         target = recipe.task.target_count
         start = time.perf_counter()
         bar = ctx.reporter.task("generate", total=target)
-        ctx.reporter.advance(bar, n=min(log_.counts["records"], target))
+        ctx.reporter.advance(bar, n=min(out.counts["records"], target))
         with open_llm(gen_cfg.model, recipe.resolve("."), cache_path) as llm:
-            runner = _Runner(llm, generator, gen_cfg, items, log_.done)
-            accepted = log_.counts["records"]
+            runner = _Runner(llm, generator, gen_cfg, items, out.done)
+            accepted = out.counts["records"]
             for records, rejected, keys, stats in runner.batches(lambda: accepted < target, gen_cfg.shard_size):
-                log_.commit(records, rejected, keys, stats)
+                out.commit(records, rejected, keys, stats)
                 new = min(len(records), max(0, target - accepted))
                 accepted += len(records)
-                ctx.reporter.advance(bar, n=new, accepted=accepted, rejected=log_.counts["rejected"])
+                ctx.reporter.advance(bar, n=new, accepted=accepted, rejected=out.counts["rejected"])
             model_id = llm.model_id
         ctx.reporter.done(bar)
         seconds = time.perf_counter() - start
-        stats = log_.stats  # summed over every attempt at this stage, interrupted ones included
+        stats = out.stats  # summed over every attempt at this stage, interrupted ones included
         info = ctx.run.stage_info(self.name)
         total_seconds = (info.seconds if info else 0.0) + seconds
         if accepted < target:
@@ -91,7 +90,7 @@ class GenerateStage(Stage):
             )
         rejected_table = ctx.run.read_table(self.name, rejected=True)
         reasons = Counter(rejected_table.column("reject_reason").to_pylist())
-        counts = {"records": log_.counts["records"], "rejected": log_.counts["rejected"], "work_items": len(log_.done)}
+        counts = {"records": out.counts["records"], "rejected": out.counts["rejected"], "work_items": len(out.done)}
         usage = {k: stats[k] for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused", "completion_tokens")}
         extra = {
             "model": model_id,
@@ -99,7 +98,7 @@ class GenerateStage(Stage):
             "completion_tokens_per_s": round(usage["completion_tokens"] / total_seconds, 1) if total_seconds else 0.0,
             "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
             "rejected_by_reason": dict(reasons.most_common()),
-            "acceptance_rate": round(counts["records"] / max(1, len(log_.done)), 3),
+            "acceptance_rate": round(counts["records"] / max(1, len(out.done)), 3),
         }
         return counts, extra
 
