@@ -48,6 +48,13 @@ class ChatRequest:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def split_prefill(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
+    """(messages to render, prefill). A final assistant message is a reply prefill the model should continue."""
+    if messages and messages[-1]["role"] == "assistant":
+        return messages[:-1], messages[-1]["content"]
+    return messages, ""
+
+
 @dataclass(slots=True)
 class Completion:
     request: ChatRequest

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.errors import ModelError
-from sftforge.llm.base import LLM, ChatRequest, Completion
+from sftforge.llm.base import LLM, ChatRequest, Completion, split_prefill
 from sftforge.llm.bundled import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,7 @@ def load_causal_lm(directory: Path, dtype: Any) -> tuple[Any, Any]:
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     """The chat template applied for generation; a final assistant message is a prefill that the model continues."""
-    prefill = ""
-    if messages and messages[-1]["role"] == "assistant":
-        prefill = messages[-1]["content"]
-        messages = messages[:-1]
+    messages, prefill = split_prefill(messages)
     if tokenizer.chat_template:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     else:

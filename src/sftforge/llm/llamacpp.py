@@ -22,7 +22,7 @@ import jinja2
 import jinja2.sandbox
 
 from sftforge.errors import ModelError
-from sftforge.llm.base import LLM, ChatRequest, Completion
+from sftforge.llm.base import LLM, ChatRequest, Completion, split_prefill
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +138,7 @@ class ChatTemplate:
 
     def render(self, messages: list[dict[str, str]]) -> str:
         """The prompt text. A final assistant message is a prefill: the model continues it."""
-        prefill = ""
-        if messages and messages[-1]["role"] == "assistant":
-            prefill = messages[-1]["content"]
-            messages = messages[:-1]
+        messages, prefill = split_prefill(messages)
         text = self.template.render(
             messages=messages, add_generation_prompt=True, bos_token=self.bos, eos_token=self.eos
         )

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from sftforge.errors import ModelError
-from sftforge.llm.base import LLM, ChatRequest, Completion
+from sftforge.llm.base import LLM, ChatRequest, Completion, split_prefill
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,9 @@ class OpenAICompatibleLLM(LLM):
     # -- one request ---------------------------------------------------------------------------------------------
 
     def _body(self, request: ChatRequest, response_format: str | None) -> dict[str, Any]:
-        messages = request.message_dicts()
-        if messages and messages[-1]["role"] == "assistant":
-            # A reply prefill: chat servers do not continue an assistant message in general, so it is dropped
-            # and the reply is reconciled with it in _text().
-            messages = messages[:-1]
+        # Chat servers do not continue an assistant message in general: a reply prefill is dropped here and the
+        # reply is reconciled with it in _text().
+        messages, _ = split_prefill(request.message_dicts())
         s = request.sampling
         body: dict[str, Any] = {
             "model": self.settings.model,
@@ -183,14 +181,14 @@ class OpenAICompatibleLLM(LLM):
     @staticmethod
     def _text(request: ChatRequest, content: str) -> str:
         """The reply as a continuation of the prefill, whether or not the model repeated the prefill itself."""
-        messages = request.messages
-        if messages and messages[-1][0] == "assistant":
-            prefill = messages[-1][1].strip()
-            stripped = content.lstrip()
-            if prefill and stripped.startswith(prefill):
-                return stripped[len(prefill) :]
-            return " " + stripped if not content.startswith((" ", "\n")) else content
-        return content
+        _, prefill = split_prefill(request.message_dicts())
+        prefill = prefill.strip()
+        if not prefill:
+            return content
+        stripped = content.lstrip()
+        if stripped.startswith(prefill):
+            return stripped[len(prefill) :]
+        return " " + stripped if not content.startswith((" ", "\n")) else content
 
     async def _once(self, request: ChatRequest) -> Completion:
         sent = self.response_format if request.sampling.json_schema else None  # the form this body asks for
