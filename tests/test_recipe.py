@@ -38,7 +38,8 @@ def test_defaults_fill_in():
     assert r.task.language == "en"
     assert r.task.qa_mode == "extractive"
     assert r.generation.model.path == "bundled"
-    assert [f.name for f in r.cleaning.filters] == ["format", "length", "length", "answer_support"]
+    assert r.cleaning.preset == "auto" and r.cleaning.filters == []
+    assert [d.name for d in r.cleaning.dedup] == ["exact_dedup"]
     assert r.task.include_context is True
 
 

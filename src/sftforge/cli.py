@@ -123,7 +123,10 @@ def _stage_command(name: str, doc: str):  # type: ignore[no-untyped-def]
 
 app.command("sources")(_stage_command("sources", "Read, chunk and rank the recipe's documents."))
 app.command("generate")(_stage_command("generate", "Generate records from ranked passages (resumable)."))
-app.command("clean")(_stage_command("clean", "Apply the recipe's filters and dedup to the generated records."))
+app.command("features")(_stage_command("features", "Compute the recipe's feature operators over the generated records."))
+app.command("clean")(
+    _stage_command("clean", "Apply PII redaction, filters, decontamination and dedup to the featured records.")
+)
 app.command("export")(_stage_command("export", "Write the dataset files and the dataset card."))
 
 

@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from sftforge.errors import RecipeError
 from sftforge.ops import base as ops_base
@@ -185,31 +195,54 @@ class Generation(Strict):
     shard_size: int = Field(16, ge=1, description="Work items per committed shard (the resume granularity).")
 
 
-FilterEntry = Annotated[
-    Union[ops_base.config_types(ops_base.Filter)],  # type: ignore[valid-type]
-    Field(discriminator="name"),
-]
-DedupEntry = Annotated[
-    Union[ops_base.config_types(ops_base.Deduplicator)],  # type: ignore[valid-type]
-    Field(discriminator="name"),
-]
+def _none_registered(entry: Any) -> Any:
+    raise ValueError(f"no operator of this kind is registered (got {entry.name!r})")
 
 
-def _default_filters() -> list[Any]:
-    from sftforge.ops.filters import AnswerSupportConfig, FormatConfig, LengthConfig
+def _op_entry(*kinds: type[ops_base.Operator]) -> Any:
+    """The recipe type of one operator entry: the union of the registered configs of `kinds`, tagged by name."""
+    types = tuple(t for kind in kinds for t in ops_base.config_types(kind))
+    if not types:
+        return Annotated[ops_base.OpConfig, AfterValidator(_none_registered)]
+    if len(types) == 1:
+        return types[0]
+    return Annotated[Union[types], Field(discriminator="name")]  # type: ignore[valid-type]
 
-    return [
-        FormatConfig(),
-        LengthConfig(role="assistant", min=1, max=4000),
-        LengthConfig(role="user", min=3),
-        AnswerSupportConfig(),
-    ]
+
+FeatureEntry = _op_entry(ops_base.Feature, ops_base.VectorFeature)
+FilterEntry = _op_entry(ops_base.Feature)
+MapperEntry = _op_entry(ops_base.Mapper)
+DedupEntry = _op_entry(ops_base.Deduplicator)
+
+
+def _check_unbounded(entries: list[Any]) -> list[Any]:
+    for i, entry in enumerate(entries):
+        if getattr(entry, "min", None) is not None or getattr(entry, "max", None) is not None:
+            raise ValueError(
+                f"entry {i} ({entry.name}) has min/max bounds: features only compute; "
+                "put bounds on the same entry under cleaning.filters"
+            )
+    return entries
+
+
+Features = Annotated[list[FeatureEntry], AfterValidator(_check_unbounded)]  # type: ignore[valid-type]
 
 
 class Cleaning(Strict):
-    filters: list[FilterEntry] = Field(default_factory=_default_filters)  # type: ignore[valid-type]
+    """Run in this order: mappers (PII redaction), the preset's filters then `filters`, then each `dedup` in turn."""
+
+    preset: Literal["auto", "en", "zh", "none"] = Field(
+        "auto",
+        description="Language preset of filters (ops/presets.py): auto = the task's language; none = only `filters`. "
+        "An entry in `filters` with the same feature replaces the preset's.",
+    )
+    mappers: list[MapperEntry] = Field(default_factory=list, description="Rewriting operators, e.g. pii_redact.")  # type: ignore[valid-type]
+    filters: list[FilterEntry] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="Any feature with min/max bounds; records outside are rejected."
+    )
     dedup: list[DedupEntry] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: [ops_base.OPERATORS["exact_dedup"].Config()]
+        default_factory=lambda: [ops_base.OPERATORS["exact_dedup"].Config()],
+        description="exact_dedup, minhash_dedup, semantic_dedup; each runs over the survivors of the one before.",
     )
 
 
@@ -231,12 +264,22 @@ class Recipe(Strict):
     task: Task
     sources: Sources
     generation: Generation = Field(default_factory=Generation)
+    features: Features = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="Feature operators computed once into `features` (and vectors) by the features stage, for "
+        "filters, selection and the report; filters compute any feature missing here on the fly.",
+    )
     cleaning: Cleaning = Field(default_factory=Cleaning)
     output: Output = Field(default_factory=Output)
     engine: Literal["local"] = Field("local", description="Executor; local streams batches in this process.")
 
     # Set by load_recipe: relative source paths resolve against the recipe's folder.
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
+
+    @property
+    def base_dir(self) -> Path:
+        """The recipe's folder: relative paths in the recipe resolve against it."""
+        return self._base_dir
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()

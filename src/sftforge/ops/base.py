@@ -8,8 +8,11 @@ Schema and the error messages list every registered operator and its fields.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from sftforge.sample import Record
@@ -41,15 +44,32 @@ class Operator:
     name: ClassVar[str]
     Config: ClassVar[type[OpConfig]]
 
-    def __init__(self, config: OpConfig) -> None:
+    def __init__(self, config: OpConfig, base_dir: Path | None = None) -> None:
         self.config = config
+        self.base_dir = base_dir or Path(".")
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the config, relative to the recipe's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
 
     def setup(self) -> None:
         """Load heavy resources (models) once per worker; called by the engine before the first record."""
 
+    def stats(self) -> dict[str, Any]:
+        """Figures for the manifest beyond seen/removed counts (e.g. PII found by type); JSON-serialisable."""
+        return {}
+
 
 class Feature(Operator):
-    """Computes one number per record; the engine stores it as `features[feature_name]`."""
+    """Computes one number per record, stored as `features[feature_name]`.
+
+    Every feature is also a filter: listed under `cleaning.filters` with `min`/`max`, records outside the bounds
+    are removed with the score in the reason. Model-backed features override `score_batch` (the engine batches).
+    """
+
+    config: BoundsConfig
+    batch_size: ClassVar[int] = 256  # records per score_batch call; model-backed features use less
 
     @property
     def feature_name(self) -> str:
@@ -59,11 +79,12 @@ class Feature(Operator):
     def score(self, record: Record) -> float:
         raise NotImplementedError
 
+    def score_batch(self, records: list[Record]) -> list[float]:
+        return [self.score(r) for r in records]
 
-class Filter(Feature):
-    """A feature plus bounds: records outside [min, max] are removed, with the score in the reason."""
-
-    config: BoundsConfig
+    @property
+    def bounded(self) -> bool:
+        return self.config.min is not None or self.config.max is not None
 
     def keep(self, score: float) -> bool:
         lo, hi = self.config.min, self.config.max
@@ -72,22 +93,73 @@ class Filter(Feature):
     def reason(self, record: Record, score: float) -> str:
         lo, hi = self.config.min, self.config.max
         if lo is not None and score < lo:
-            return f"{self.name}={score:g} < min {lo:g}"
-        return f"{self.name}={score:g} > max {hi:g}"
+            return f"{self.feature_name}={score:g} < min {lo:g}"
+        return f"{self.feature_name}={score:g} > max {hi:g}"
+
+
+# A filter is a feature used with bounds; operator modules whose feature exists to filter say so by name.
+Filter = Feature
+
+
+class VectorFeature(Operator):
+    """Computes a fixed-width vector per record (a sentence embedding). The features stage stores the vectors
+    beside the records (`features/vectors-<part>.npy`, rows in record order) for semantic dedup, clustering and
+    the report's map; they are too big for `features`."""
+
+    batch_size: ClassVar[int] = 64
+
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def embed_batch(self, records: list[Record]) -> np.ndarray:
+        """float32 array (len(records), dim()), L2-normalised."""
+        raise NotImplementedError
 
 
 class Mapper(Operator):
-    """Rewrites a record (redaction, normalisation)."""
+    """Rewrites a record (redaction, normalisation); returns a new record, never mutates its input."""
 
     def map(self, record: Record) -> Record:
         raise NotImplementedError
 
 
-class Deduplicator(Operator):
-    """A global operator: records with equal signatures are duplicates; the first in stream order survives."""
+@dataclass
+class Duplicates:
+    """A dedup decision over n records in stream order: `survivor[i] == i` keeps record i; otherwise record i
+    duplicates record `survivor[i]` (the first record of its cluster) with estimated `similarity[i]`."""
 
-    def signature(self, record: Record) -> str:
+    survivor: np.ndarray  # int64, shape (n,)
+    similarity: np.ndarray  # float32, shape (n,)
+
+    def clusters(self) -> dict[int, list[int]]:
+        """survivor index -> indices of its duplicates, for clusters with at least one duplicate."""
+        out: dict[int, list[int]] = {}
+        for i in np.nonzero(self.survivor != np.arange(len(self.survivor)))[0]:
+            out.setdefault(int(self.survivor[i]), []).append(int(i))
+        return out
+
+
+class Deduplicator(Operator):
+    """A global operator in two steps, so that its state can live on disk (or be grouped on a cluster):
+    `keys` turns a batch of records into a fixed-width array row per record (hash, MinHash signature,
+    embedding), written by the engine as it streams; `resolve` reads all rows (possibly a memmap) and decides.
+    The first record of each cluster in stream order survives."""
+
+    key_dtype: ClassVar[str] = "uint64"
+
+    def key_width(self) -> int:
+        """Columns per record in the key array."""
         raise NotImplementedError
+
+    def keys(self, records: list[Record]) -> np.ndarray:
+        raise NotImplementedError
+
+    def resolve(self, keys: np.ndarray) -> Duplicates:
+        raise NotImplementedError
+
+    def describe(self, similarity: float) -> str:
+        """The reason text for a duplicate."""
+        return f"{self.name} (similarity {similarity:.2f})"
 
 
 OPERATORS: dict[str, type[Operator]] = {}
@@ -105,8 +177,9 @@ def register(cls: type[Operator]) -> type[Operator]:
     return cls
 
 
-def build(config: OpConfig) -> Operator:
-    return OPERATORS[config.name](config)
+def build(config: OpConfig, base_dir: Path | None = None) -> Operator:
+    """The operator a recipe entry names; relative paths in its config resolve against `base_dir`."""
+    return OPERATORS[config.name](config, base_dir)
 
 
 def config_types(kind: type[Operator]) -> tuple[type[OpConfig], ...]:
@@ -116,6 +189,6 @@ def config_types(kind: type[Operator]) -> tuple[type[OpConfig], ...]:
 
 def describe() -> list[dict[str, Any]]:
     return [
-        {"name": n, "kind": next(b.__name__ for b in c.__mro__ if b in (Filter, Feature, Mapper, Deduplicator))}
+        {"name": n, "kind": next(b.__name__ for b in c.__mro__ if b in (Feature, VectorFeature, Mapper, Deduplicator))}
         for n, c in sorted(OPERATORS.items())
     ]

@@ -1,9 +1,11 @@
-"""Minimal cleaning filters: length bounds, format checks, answer support."""
+"""Structural features used as filters: length, format, answer support."""
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from sftforge.ops.base import BoundsConfig, Filter, register
 from sftforge.sample import Record
@@ -13,24 +15,43 @@ from sftforge.text import text_length
 class LengthConfig(BoundsConfig):
     name: Literal["length"] = "length"
     role: Literal["user", "assistant", "system", "all"] = "assistant"
-    unit: Literal["chars", "words"] = "chars"
+    unit: Literal["chars", "words", "tokens"] = "chars"
+    tokenizer: str | None = Field(
+        None, description="GGUF file whose tokenizer counts `tokens` (relative to the recipe); default the bundled model's."
+    )
 
 
 @register
 class Length(Filter):
-    """Length of one role's text, in characters or words (a CJK character counts as one word)."""
+    """Length of one role's text in characters, words (a CJK character counts as one word) or model tokens."""
 
     name: ClassVar[str] = "length"
     Config = LengthConfig
     config: LengthConfig
+    _tokenizer: Any = None
 
     @property
     def feature_name(self) -> str:
         return f"length_{self.config.role}_{self.config.unit}"
 
+    def setup(self) -> None:
+        if self.config.unit == "tokens" and self._tokenizer is None:
+            from sftforge.llm.bundled import resolve_model_path
+            from sftforge.llm.llamacpp import LlamaTokenizer
+
+            self._tokenizer = LlamaTokenizer(resolve_model_path(self.config.tokenizer or "bundled", self.base_dir))
+
     def score(self, record: Record) -> float:
         text = record.text() if self.config.role == "all" else record.content(self.config.role)
-        return float(len(text.strip()) if self.config.unit == "chars" else text_length(text))
+        if self.config.unit == "chars":
+            return float(len(text.strip()))
+        if self.config.unit == "words":
+            return float(text_length(text))
+        self.setup()
+        return float(self._tokenizer.count(text))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_tokenizer": None}  # a llama.cpp handle does not pickle; workers reload it
 
     def reason(self, record: Record, score: float) -> str:
         return f"{self.config.role} length {score:g} {self.config.unit} outside [{self.config.min}, {self.config.max}]"
@@ -94,7 +115,8 @@ class AnswerSupport(Filter):
     Config = AnswerSupportConfig
 
     def score(self, record: Record) -> float:
-        return record.answer_check.score if record.answer_check else 0.0
+        # Generators that cannot check their answers (self-instruct, dialogue) write no answer_check: nothing to fail.
+        return record.answer_check.score if record.answer_check else 1.0
 
     def reason(self, record: Record, score: float) -> str:
         method = record.answer_check.method if record.answer_check else "none"

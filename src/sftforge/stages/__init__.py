@@ -5,10 +5,11 @@ from __future__ import annotations
 from sftforge.stages.base import Context, Stage, upstream_fingerprint
 from sftforge.stages.clean import CleanStage
 from sftforge.stages.export import ExportStage
+from sftforge.stages.features import FeaturesStage
 from sftforge.stages.generate import GenerateStage
 from sftforge.stages.sources import SourcesStage
 
-STAGES: list[Stage] = [SourcesStage(), GenerateStage(), CleanStage(), ExportStage()]
+STAGES: list[Stage] = [SourcesStage(), GenerateStage(), FeaturesStage(), CleanStage(), ExportStage()]
 BY_NAME = {s.name: s for s in STAGES}
 
 

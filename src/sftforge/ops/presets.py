@@ -1,0 +1,58 @@
+"""Language presets of cleaning filters: what a careful team would start from for English or Chinese SFT data.
+
+Thresholds follow Gopher's quality rules (Rae et al. 2021) loosened for short chat turns (repetition is judged only
+on turns of 20 words or more), plus structural checks. A recipe entry for the same feature replaces the preset's.
+"""
+
+from __future__ import annotations
+
+from sftforge.ops.base import BoundsConfig
+from sftforge.ops.filters import AnswerSupportConfig, FormatConfig, LengthConfig
+from sftforge.ops.quality import CharRatioConfig, LanguageConfig, RepetitionConfig
+
+
+def _common() -> list[BoundsConfig]:
+    return [
+        FormatConfig(),
+        LengthConfig(role="user", min=3),
+        LengthConfig(role="assistant", min=1, max=4000),
+        AnswerSupportConfig(),
+        RepetitionConfig(kind="duplicate_lines", max=0.3),
+        CharRatioConfig(kind="symbol", max=0.1),
+        LanguageConfig(role="assistant", min=0.5),
+    ]
+
+
+
+def preset_filters(name: str) -> list[BoundsConfig]:
+    """Fresh filter configs of the preset `name` ('en', 'zh' or 'none')."""
+    if name == "none":
+        return []
+    if name == "en":
+        return _common() + [
+            RepetitionConfig(kind="top_ngram", n=2, max=0.2),
+            RepetitionConfig(kind="top_ngram", n=4, max=0.16),
+            RepetitionConfig(kind="duplicate_ngram", n=5, max=0.15),
+            CharRatioConfig(kind="alnum", min=0.5),
+        ]
+    if name == "zh":
+        # Chinese is compared by characters: n-grams of characters repeat more than n-grams of words.
+        return _common() + [
+            RepetitionConfig(kind="top_ngram", n=4, max=0.2),
+            RepetitionConfig(kind="duplicate_ngram", n=10, max=0.2),
+            CharRatioConfig(kind="alnum", min=0.4),
+        ]
+    raise ValueError(f"unknown preset {name!r}: use en, zh or none")
+
+
+def merged_filters(preset: str, language: str, filters: list[BoundsConfig]) -> list[BoundsConfig]:
+    """The preset's filters (auto = `language`'s, none for languages without one) with recipe entries replacing
+    preset entries of the same operator and parameters, then the remaining recipe entries in their order."""
+    name = (language if language in ("en", "zh") else "none") if preset == "auto" else preset
+
+    def identity(c: BoundsConfig) -> str:
+        return c.model_copy(update={"min": None, "max": None}).model_dump_json()
+
+    own = {identity(c): c for c in filters}
+    merged = [own.pop(identity(c), c) for c in preset_filters(name)]
+    return merged + [c for c in filters if identity(c) in own]

@@ -1,0 +1,207 @@
+"""Cheap text-quality features: distinct-n, Gopher-style repetition, character-class ratios, language id.
+
+Each reads one role's text (`role`, default the assistant's) and is language-aware through `sftforge.text`: CJK
+text counts characters as words. Thresholds live in the recipe (or the language presets in `ops/presets.py`), not
+here.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from sftforge.ops.base import BoundsConfig, Feature, register
+from sftforge.sample import Record
+from sftforge.text import tokens
+
+Role = Literal["user", "assistant", "system", "all"]
+
+
+def role_text(record: Record, role: str) -> str:
+    return record.text() if role == "all" else record.content(role)
+
+
+def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def distinct_n(words: list[str], n: int) -> float:
+    """Unique n-grams over all n-grams (Li et al. 2016); 1.0 for texts too short to repeat anything."""
+    grams = ngrams(words, n)
+    return len(set(grams)) / len(grams) if grams else 1.0
+
+
+def duplicate_line_share(text: str) -> float:
+    """Share of non-empty lines that repeat an earlier line (Gopher, Rae et al. 2021)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (len(lines) - len(set(lines))) / len(lines) if lines else 0.0
+
+
+def _chars(gram: tuple[str, ...]) -> int:
+    return sum(len(w) for w in gram)
+
+
+def top_ngram_share(words: list[str], n: int) -> float:
+    """Characters covered by the most frequent n-gram over all word characters (Gopher's top n-gram check)."""
+    grams = ngrams(words, n)
+    total = sum(len(w) for w in words)
+    if not grams or not total:
+        return 0.0
+    gram, count = Counter(grams).most_common(1)[0]
+    return 0.0 if count < 2 else min(1.0, _chars(gram) * count / total)
+
+
+def duplicate_ngram_share(words: list[str], n: int) -> float:
+    """Characters of words inside n-grams that occur more than once, over all word characters (Gopher)."""
+    grams = ngrams(words, n)
+    total = sum(len(w) for w in words)
+    if not grams or not total:
+        return 0.0
+    counts = Counter(grams)
+    covered = [False] * len(words)
+    for i, g in enumerate(grams):
+        if counts[g] > 1:
+            for j in range(i, i + n):
+                covered[j] = True
+    return sum(len(w) for w, c in zip(words, covered) if c) / total
+
+
+def char_class_ratios(text: str) -> tuple[float, float]:
+    """(alphanumeric share, symbol share) of the non-space characters; symbols are Unicode S* categories plus
+    '#' and the ellipsis, which Gopher counts against boilerplate and hashtag spam."""
+    chars = [c for c in text if not c.isspace()]
+    if not chars:
+        return 0.0, 0.0
+    alnum = sum(c.isalnum() for c in chars)
+    symbols = sum(c in "#…" or unicodedata.category(c).startswith("S") for c in chars)
+    return alnum / len(chars), symbols / len(chars)
+
+
+class RoleConfig(BoundsConfig):
+    role: Role = "assistant"
+
+
+class DistinctNConfig(RoleConfig):
+    name: Literal["distinct_n"] = "distinct_n"
+    n: int = Field(2, ge=1, le=8)
+
+
+@register
+class DistinctN(Feature):
+    """Lexical diversity inside one text: low values mean the text loops."""
+
+    name: ClassVar[str] = "distinct_n"
+    Config = DistinctNConfig
+    config: DistinctNConfig
+
+    @property
+    def feature_name(self) -> str:
+        return f"distinct_{self.config.n}_{self.config.role}"
+
+    def score(self, record: Record) -> float:
+        return distinct_n(tokens(role_text(record, self.config.role)), self.config.n)
+
+
+class RepetitionConfig(RoleConfig):
+    name: Literal["repetition"] = "repetition"
+    kind: Literal["duplicate_lines", "top_ngram", "duplicate_ngram"] = "top_ngram"
+    n: int = Field(2, ge=1, le=10, description="n-gram size for top_ngram / duplicate_ngram.")
+    min_words: int = Field(20, ge=0, description="n-gram repetition of shorter texts scores 0: too short to judge.")
+
+
+@register
+class Repetition(Feature):
+    """Gopher-style repetition: duplicate lines, the top n-gram's character share, or duplicated n-grams' share."""
+
+    name: ClassVar[str] = "repetition"
+    Config = RepetitionConfig
+    config: RepetitionConfig
+
+    @property
+    def feature_name(self) -> str:
+        c = self.config
+        kind = "dup_lines" if c.kind == "duplicate_lines" else f"{'top' if c.kind == 'top_ngram' else 'dup'}_{c.n}gram"
+        return f"{kind}_{c.role}"
+
+    def score(self, record: Record) -> float:
+        text = role_text(record, self.config.role)
+        if self.config.kind == "duplicate_lines":
+            return duplicate_line_share(text)
+        words = tokens(text)
+        if len(words) < self.config.min_words:
+            return 0.0
+        if self.config.kind == "top_ngram":
+            return top_ngram_share(words, self.config.n)
+        return duplicate_ngram_share(words, self.config.n)
+
+
+class CharRatioConfig(RoleConfig):
+    name: Literal["char_ratio"] = "char_ratio"
+    kind: Literal["alnum", "symbol"] = "alnum"
+
+
+@register
+class CharRatio(Feature):
+    """Share of alphanumeric (letters of any script, digits) or symbol characters among non-space characters."""
+
+    name: ClassVar[str] = "char_ratio"
+    Config = CharRatioConfig
+    config: CharRatioConfig
+
+    @property
+    def feature_name(self) -> str:
+        return f"{self.config.kind}_ratio_{self.config.role}"
+
+    def score(self, record: Record) -> float:
+        alnum, symbol = char_class_ratios(role_text(record, self.config.role))
+        return alnum if self.config.kind == "alnum" else symbol
+
+
+# py3langid labels that belong to the recipe's language (Wu and Cantonese are written in the same characters).
+LANGUAGE_LABELS: dict[str, tuple[str, ...]] = {"zh": ("zh", "wuu", "yue"), "en": ("en",)}
+
+
+class LanguageConfig(RoleConfig):
+    name: Literal["language"] = "language"
+    lang: str | None = Field(None, description="Expected language (ISO 639-1); default: the record's `lang`.")
+
+
+@register
+class Language(Feature):
+    """Probability that the text is in the expected language, from py3langid's offline model (97 languages).
+
+    Catches the commonest failure of small generators in Chinese recipes: answering in English or copying an
+    English passage."""
+
+    name: ClassVar[str] = "language"
+    Config = LanguageConfig
+    config: LanguageConfig
+    _identifier: Any = None
+
+    @property
+    def feature_name(self) -> str:
+        return f"lang_prob_{self.config.role}"
+
+    def setup(self) -> None:
+        if self._identifier is None:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+            self._identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        self.setup()
+        return dict(self._identifier.rank(text))
+
+    def score(self, record: Record) -> float:
+        text = role_text(record, self.config.role)
+        if not text.strip():
+            return 0.0
+        lang = self.config.lang or record.lang
+        probs = self.probabilities(text)
+        return float(min(1.0, sum(probs.get(label, 0.0) for label in LANGUAGE_LABELS.get(lang, (lang,)))))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_identifier": None}  # workers load their own copy
