@@ -1,0 +1,423 @@
+"""PII detection (positive and negative cases per type), redaction modes, and the pii_redact operator."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import pytest
+from pydantic import ValidationError
+
+import sftforge.ops.pii as pii_op
+from sftforge.errors import RecipeError
+from sftforge.ops.base import OPERATORS
+from sftforge.pii import (
+    ALL_TYPES,
+    REGEX_TYPES,
+    PiiSpan,
+    cn_id_ok,
+    detect,
+    iban_ok,
+    luhn_ok,
+    redact,
+    redact_text,
+    ssn_ok,
+)
+from sftforge.sample import Record
+
+
+def found(text: str, types=ALL_TYPES) -> list[tuple[str, str]]:
+    return [(s.type, s.text) for s in detect(text, types)]
+
+
+def texts_of(text: str, typ: str) -> list[str]:
+    return [s.text for s in detect(text, ALL_TYPES) if s.type == typ]
+
+
+# ------------------------------------------------------------------------------------------------ EMAIL
+def test_email():
+    assert found("write to Jane.Doe+sft@mail.example.co.uk, thanks") == [("EMAIL", "Jane.Doe+sft@mail.example.co.uk")]
+    assert found("联系邮箱：zhang.san@example.cn。") == [("EMAIL", "zhang.san@example.cn")]
+    assert found("not emails: user@localhost, @handle, a@b, foo@bar.c") == []
+
+
+# ------------------------------------------------------------------------------------------------ PHONE
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+44 20 7946 0958",
+        "(555) 123-4567",
+        "555-123-4567",
+        "555.123.4567",
+        "+1-555-123-4567",
+        "+1 (555) 123-4567",
+        "555-123-4567 ext. 89",
+        "+33 1 42 68 53 00",
+        "+86 138 0013 8000",
+    ],
+)
+def test_phone_formats(phone):
+    assert found(f"Call {phone} today.") == [("PHONE", phone)]
+
+
+def test_chinese_mobile_in_chinese_text():
+    text = "我的手机号是13812345678，座机请打+86-10-8888-6666。"
+    assert found(text) == [("PHONE", "13812345678"), ("PHONE", "+86-10-8888-6666")]
+    # 1[3-9]: 12xxxxxxxxx is not a mobile number; without a phone word it is just a number.
+    assert found("编号12812345678") == []
+
+
+def test_short_numbers_need_a_phone_word():
+    assert found("In 2020 1500 people came; see 555-1234.") == []
+    assert found("Tel: 555-1234") == [("PHONE", "555-1234")]
+    assert found("phone 5551234567") == [("PHONE", "5551234567")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "on 2024-01-15 we met",  # dates
+        "born 12/27/1986",
+        "at 1998-06-28 14:48:14",
+        "from 1990-2020",  # a year range
+        "a population of 1 000 000 people",  # thousands
+        "pi is 3.14159265",  # decimals
+        "ISBN 978-3-16-148410-0",  # a valid ISBN-13
+        "released 2.7.1 2010-11-27",  # a version and a date
+        "chapter 3.2.1.4",
+        "GCC 6.3.1 20161221",
+    ],
+)
+def test_not_phones(text):
+    assert texts_of(text, "PHONE") == []
+
+
+# ------------------------------------------------------------------------------------------------ CREDIT_CARD
+def test_luhn():
+    assert luhn_ok("4111111111111111")
+    assert not luhn_ok("4111111111111112")
+    assert luhn_ok("79927398713") and not luhn_ok("79927398710")
+
+
+def test_credit_cards():
+    assert texts_of("card 4111 1111 1111 1111 exp 12/27", "CREDIT_CARD") == ["4111 1111 1111 1111"]
+    assert texts_of("card 4111-1111-1111-1111.", "CREDIT_CARD") == ["4111-1111-1111-1111"]
+    assert texts_of("amex 378282246310005 or 3782 822463 10005", "CREDIT_CARD") == [
+        "378282246310005",
+        "3782 822463 10005",
+    ]
+    assert texts_of("mc 5555555555554444, 2-series 2223003122003222", "CREDIT_CARD") == [
+        "5555555555554444",
+        "2223003122003222",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112",  # Luhn fails
+        "card 4111111111111112",
+        "card 4111 1111-1111 1111",  # mixed separators
+        "id 1234567812345670",  # Luhn-valid, but no card network starts with 1
+        "archive 20170224195724",  # a timestamp that happens to pass Luhn
+        "zeros 0000000000000000",
+    ],
+)
+def test_not_credit_cards(text):
+    assert texts_of(text, "CREDIT_CARD") == []
+
+
+# ------------------------------------------------------------------------------------------------ IBAN
+def test_iban():
+    assert iban_ok("DE89370400440532013000") and iban_ok("GB82 WEST 1234 5698 7654 32")
+    assert not iban_ok("DE89370400440532013001")  # checksum
+    assert not iban_ok("DE8937040044053201300")  # length for DE
+    assert not iban_ok("XX89370400440532013000")  # unknown country
+    text = "Pay to DE89 3704 0044 0532 0130 00 or FR1420041010050500013M02606; not DE89 3704 0044 0532 0130 01."
+    assert texts_of(text, "IBAN") == ["DE89 3704 0044 0532 0130 00", "FR1420041010050500013M02606"]
+    assert found("not DE89 3704 0044 0532 0130 01.") == []  # and its digits are nothing else either
+
+
+# ------------------------------------------------------------------------------------------------ IP_ADDRESS
+def test_ipv4():
+    text = "from 8.8.8.8 and 10.0.0.5, and 172.16.254.1."
+    assert texts_of(text, "IP_ADDRESS") == ["8.8.8.8", "10.0.0.5", "172.16.254.1"]
+    assert texts_of("bogus 999.1.1.1, 10.0.0.256, 1.2.3, 1.2.3.4.5", "IP_ADDRESS") == []
+
+
+def test_ip_version_numbers_decision():
+    # A dotted quad after "version", "v", a comparison operator or "section" is a version/section number; anywhere
+    # else it is an address (nothing in the text tells them apart, and missing an address is the worse error).
+    assert texts_of("version 1.2.3.4, v1.2.3.4, pip>=1.2.3.4, section 6.3.2.3", "IP_ADDRESS") == []
+    assert texts_of("server at 1.2.3.4", "IP_ADDRESS") == ["1.2.3.4"]
+
+
+def test_ip_not_personal():
+    # loopback, unspecified, netmasks, multicast, documentation ranges (RFC 5737 / 3849)
+    text = "127.0.0.1 0.0.0.0 255.255.255.0 224.0.0.1 192.0.2.1 ::1 2001:db8::1"
+    assert texts_of(text, "IP_ADDRESS") == []
+
+
+def test_ipv6():
+    assert texts_of("peer 2606:4700:4700::1111 up", "IP_ADDRESS") == ["2606:4700:4700::1111"]
+    assert texts_of("link fe80::1ff:fe23:4567:890a%eth0", "IP_ADDRESS") == ["fe80::1ff:fe23:4567:890a"]
+    assert texts_of("mapped ::ffff:8.8.4.4.", "IP_ADDRESS") == ["::ffff:8.8.4.4"]
+    assert texts_of("at 12:30:45, std::vector, a::b, year 2262::", "IP_ADDRESS") == []
+
+
+# ------------------------------------------------------------------------------------------------ CREDENTIAL
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "sk-proj-abc123DEF456ghi789JKL012mno345",
+        "sk-ant-api03-Abc123dEf456gHi789jKl",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ],
+)
+def test_token_formats(secret):
+    assert found(f"key: {secret} end") == [("CREDENTIAL", secret)]
+
+
+def test_credential_assignments():
+    text = (
+        'password=hunter22\napi_key: "A1b2C3d4"\nDB_PASSWORD = "correct horse"\n'
+        '"client_secret": "s3cr3t!"\n密码：abc123'
+    )
+    assert texts_of(text, "CREDENTIAL") == ["hunter22", "A1b2C3d4", "correct horse", "s3cr3t!", "abc123"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your password: must be at least 12 characters.",  # prose after a colon
+        'token = os.environ["TOKEN"]',  # code that reads a secret
+        "password = get_password()",
+        "api_key = ${API_KEY}",
+        "password: <your password>",
+        'secret = "********"',
+        "token = 'football'",  # a lexer/NLP token, not an auth token
+        "sk-learn-is-a-hyphenated-library-name",  # no digits: not a generated key
+        "eyJhbGciOiJ.eyJzdWIiOiIxMj.not-a-jwt-at-all",  # header is not JSON
+    ],
+)
+def test_not_credentials(text):
+    assert texts_of(text, "CREDENTIAL") == []
+
+
+# ------------------------------------------------------------------------------------------------ PRIVATE_KEY
+def test_private_key_block():
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1234\nabcd+/==\n-----END RSA PRIVATE KEY-----"
+    assert found(f"here:\n{key}\nthanks") == [("PRIVATE_KEY", key)]
+    truncated = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nQyNTUxOQAAACB"
+    assert found(truncated + "\n\nmore text") == [("PRIVATE_KEY", truncated)]
+    assert found("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----") == []
+
+
+# ------------------------------------------------------------------------------------------------ US_SSN
+def test_ssn():
+    assert ssn_ok("531-21-7351")
+    for bad in ("000-12-3456", "666-12-3456", "900-12-3456", "123-00-4567", "123-45-0000", "078-05-1120"):
+        assert not ssn_ok(bad), bad
+    assert texts_of("SSN 531-21-7351 or 531 21 7351", "US_SSN") == ["531-21-7351", "531 21 7351"]
+    assert texts_of("ids 000-12-3456 666-12-3456 900-12-3456 123-00-4567 531-21-0000", "US_SSN") == []
+    assert texts_of("mixed 531-21 7351", "US_SSN") == []
+    # nine bare digits only after "SSN" / "social security"
+    assert texts_of("ssn: 531217351; order 531217351", "US_SSN") == ["531217351"]
+
+
+# ------------------------------------------------------------------------------------------------ CN_ID
+def test_cn_id():
+    assert cn_id_ok("11010519491231002X") and cn_id_ok("11010519491231002x")
+    assert cn_id_ok("440306199003071232")
+    assert not cn_id_ok("110105194912310021")  # check character
+    assert not cn_id_ok("110105194902300020")  # 30 February, check character right
+    assert not cn_id_ok("990306199003071232")  # no province 99
+    text = "身份证号11010519491231002X，错误的110105194912310021，日期不对的110105194902300020。"
+    assert found(text) == [("CN_ID", "11010519491231002X")]
+
+
+# ------------------------------------------------------------------------------------------------ ADDRESS
+def test_addresses_opt_in():
+    text = "Send it to 221B Baker Street, Apt 4 or 8 wressle road suite 771."
+    assert detect(text) == []  # not a default type
+    assert texts_of(text, "ADDRESS") == ["221B Baker Street, Apt 4", "8 wressle road suite 771"]
+    more = "Hauptstraße 5, Kossuth Lajos utca 12, 107 Rue Abdelaziz Thâalbi, Via Roma 10; Suite 246"
+    assert texts_of(more, "ADDRESS") == [
+        "Hauptstraße 5",
+        "Kossuth Lajos utca 12",
+        "107 Rue Abdelaziz Thâalbi",
+        "Via Roma 10",
+        "Suite 246",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I walked 5 miles down the road.",
+        "Sent via email 2 times, via PEP 8.",
+        "the string 12 and offering 3",
+        "In 1886 Robert Lane founded it.",
+        "try: <suite 1> except: <suite 2>",
+        "another avenue 3 times",
+    ],
+)
+def test_not_addresses(text):
+    assert texts_of(text, "ADDRESS") == []
+
+
+# ------------------------------------------------------------------------------------------------ overlaps, API
+def test_overlaps_keep_longest_then_most_specific():
+    # The digits of the email are not a phone; the card's digits are not a phone.
+    assert found("mail 5551234567@example.com") == [("EMAIL", "5551234567@example.com")]
+    assert found("tel +1 4111 1111 1111 1111") == [("CREDIT_CARD", "4111 1111 1111 1111")]
+    # An SSN-shaped number is an SSN, not a phone.
+    assert found("call 531-21-7351") == [("US_SSN", "531-21-7351")]
+
+
+def test_detect_types_and_spans():
+    text = "a@b.co and 8.8.8.8"
+    assert [s.type for s in detect(text, ["IP_ADDRESS"])] == ["IP_ADDRESS"]
+    spans = detect(text)
+    assert all(text[s.start : s.end] == s.text for s in spans)
+    assert "ADDRESS" not in REGEX_TYPES
+    with pytest.raises(ValueError, match="unknown PII type"):
+        detect(text, ["PERSON"])
+    assert detect("") == []
+
+
+def test_no_catastrophic_backtracking():
+    # ~25 KB each: a quadratic scan would take minutes here, a linear one takes milliseconds.
+    nasty = [
+        "1-" * 12_500,
+        "a." * 12_500 + "@",
+        ("1 " * 20 + "x") * 600,
+        "password=" + "a" * 25_000,
+        "-----BEGIN RSA PRIVATE KEY-----\n" + "A" * 25_000,
+        "::" * 12_500,
+        ("12 Main " * 5 + "Road ") * 600,
+        "eyJ" + "a" * 12_500 + ".eyJ" + "b" * 12_500,
+        "4111 " * 5_000,
+    ]
+    for text in nasty:
+        t0 = time.process_time()
+        detect(text, ALL_TYPES)
+        assert time.process_time() - t0 < 2.0, text[:30]
+
+
+# ------------------------------------------------------------------------------------------------ redaction
+TEXT = "Mail ann@example.com or call +1 555-123-4567; again ann@example.com."
+
+
+def test_redact_placeholder_and_mask():
+    out, spans = redact_text(TEXT)
+    assert out == "Mail [EMAIL] or call [PHONE]; again [EMAIL]."
+    masked = redact(TEXT, spans, "mask")
+    assert len(masked) == len(TEXT)
+    assert masked == "Mail *************** or call ***************; again ***************."
+
+
+def test_redact_hash_is_stable_and_salted():
+    out, _ = redact_text(TEXT, mode="hash", salt="s1")
+    tokens = [w.strip(".;") for w in out.split() if w.startswith("[")]
+    assert tokens[0] == tokens[2] and tokens[0].startswith("[EMAIL:") and len(tokens[0]) == len("[EMAIL:12345678]")
+    assert tokens[1].startswith("[PHONE:")
+    assert "ann" not in out and "555" not in out
+    # same value, another record: same token; another salt: another token
+    assert redact_text("ann@example.com", mode="hash", salt="s1")[0] == tokens[0]
+    assert redact_text("ann@example.com", mode="hash", salt="s2")[0] != tokens[0]
+    # the same number written two ways links; case does not matter in an email
+    a = redact_text("call +1 555-123-4567", mode="hash", salt="s1")[0]
+    b = redact_text("call +1 (555) 123 4567", mode="hash", salt="s1")[0]
+    assert a == b
+    assert redact_text("ANN@EXAMPLE.COM", mode="hash", salt="s1")[0] == tokens[0]
+
+
+def test_redact_errors():
+    spans = detect(TEXT)
+    with pytest.raises(ValueError, match="salt"):
+        redact(TEXT, spans, "hash", salt="")
+    with pytest.raises(ValueError, match="mode"):
+        redact(TEXT, spans, "erase")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="overlapping"):
+        redact("abcdef", [PiiSpan(0, 4, "EMAIL", "abcd"), PiiSpan(2, 6, "PHONE", "cdef")])
+    with pytest.raises(ValueError, match="does not match"):
+        redact("abcdef", [PiiSpan(0, 2, "EMAIL", "xx")])
+
+
+# ------------------------------------------------------------------------------------------------ operator
+def make_record() -> Record:
+    return Record(
+        id="r1",
+        messages=[
+            {"role": "system", "content": "Support bot. Escalate to ops@example.com."},
+            {"role": "user", "content": "My card 4111 1111 1111 1111 was charged twice, mail me at ann@example.com"},
+            {"role": "assistant", "content": "Sorry! We will write to ann@example.com within a day."},
+        ],
+        task="qa",
+        lang="en",
+        features={"length": 3.0},
+    )
+
+
+def test_operator_redacts_counts_and_does_not_mutate():
+    op = pii_op.PiiRedact(pii_op.PiiRedactConfig())
+    op.setup()
+    record = make_record()
+    before = copy.deepcopy(record)
+    out = op.map(record)
+    assert record == before  # input untouched
+    assert out is not record
+    assert out.messages[0]["content"] == "Support bot. Escalate to [EMAIL]."
+    assert out.messages[1]["content"] == "My card [CREDIT_CARD] was charged twice, mail me at [EMAIL]"
+    assert out.messages[2]["content"] == "Sorry! We will write to [EMAIL] within a day."
+    assert out.features == {"length": 3.0, "pii_CREDIT_CARD": 1.0, "pii_EMAIL": 3.0}
+    assert out.id == record.id and out.task == record.task
+
+    clean = Record(id="r2", messages=[{"role": "user", "content": "hello"}], task="qa", lang="en")
+    assert op.map(clean).features == {}
+    assert op.stats() == {"found_by_type": {"EMAIL": 3, "CREDIT_CARD": 1}, "records_changed": 1}
+
+
+def test_operator_roles_and_types():
+    op = pii_op.PiiRedact(pii_op.PiiRedactConfig(roles=["user"], types=["CREDIT_CARD"], mode="mask"))
+    out = op.map(make_record())
+    assert out.messages[0]["content"] == make_record().messages[0]["content"]
+    assert out.messages[1]["content"].startswith("My card " + "*" * 19 + " was")
+    assert "ann@example.com" in out.messages[1]["content"]
+    assert out.features == {"length": 3.0, "pii_CREDIT_CARD": 1.0}
+
+
+def test_operator_hash_mode_salt(monkeypatch):
+    with pytest.raises(ValidationError, match="salt_env"):
+        pii_op.PiiRedactConfig(mode="hash")
+    cfg = pii_op.PiiRedactConfig(mode="hash", salt_env="SFTFORGE_TEST_PII_SALT")
+    monkeypatch.delenv("SFTFORGE_TEST_PII_SALT", raising=False)
+    with pytest.raises(RecipeError, match="SFTFORGE_TEST_PII_SALT"):
+        pii_op.PiiRedact(cfg).setup()
+    with pytest.raises(RecipeError, match="SFTFORGE_TEST_PII_SALT"):
+        pii_op.PiiRedact(cfg).map(make_record())  # without setup() too
+    monkeypatch.setenv("SFTFORGE_TEST_PII_SALT", "pepper")
+    op = pii_op.PiiRedact(cfg)
+    op.setup()
+    out = op.map(make_record())
+    token = redact_text("ann@example.com", mode="hash", salt="pepper")[0]
+    assert token in out.messages[1]["content"] and token in out.messages[2]["content"]
+
+
+def test_operator_config_and_registry():
+    assert OPERATORS["pii_redact"] is pii_op.PiiRedact
+    cfg = pii_op.PiiRedactConfig()
+    assert cfg.types == list(REGEX_TYPES) and cfg.mode == "placeholder" and cfg.roles == ["system", "user", "assistant"]
+    with pytest.raises(ValidationError):
+        pii_op.PiiRedactConfig(types=["PERSON"])
+    with pytest.raises(ValidationError):
+        pii_op.PiiRedactConfig(roles=["tool"])
+    with pytest.raises(ValidationError):
+        pii_op.PiiRedactConfig(unknown=1)
