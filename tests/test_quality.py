@@ -135,31 +135,45 @@ def test_engine_reuses_stored_features(tmp_path):
     assert kept == [r] and not rejected
 
 
-def test_clean_stage_writes_clusters_and_reasons(tmp_path):
+def test_clean_stage_redacts_filters_decontaminates_and_dedups(tmp_path):
     from sftforge.recipe import load_recipe_text
     from sftforge.run import RunDir
     from sftforge.stages import BY_NAME, Context
 
+    bench = tmp_path / "bench.jsonl"
+    question = "Janet has three ducks that lay sixteen eggs per day and she eats three for breakfast every morning"
+    bench.write_text(json.dumps({"question": question}) + "\n")
     recipe = load_recipe_text(
         "name: t\ntask: {type: qa, description: questions}\nsources: {documents: [{path: x.txt}]}\n"
-        "cleaning: {preset: none, filters: [{name: length, role: assistant, min: 3}], dedup: [{name: exact_dedup}]}\n"
+        "cleaning:\n  preset: none\n  mappers: [{name: pii_redact}]\n"
+        "  filters: [{name: length, role: assistant, min: 3}, {name: decontaminate, benchmarks: [{path: bench.jsonl, fields: [question]}]}]\n"
+        "  dedup: [{name: exact_dedup}]\n",
+        base_dir=tmp_path,
     )
     run = RunDir.create(tmp_path / "run", "name: t\n", "t", tmp_path)
-    records = [rec("What is A?", "A is first.", "a"), rec("what is a", "A is a letter.", "b"), rec("Q?", "no", "c")]
+    records = [
+        rec("What is A?", "A is first; mail a@example.com.", "a"),
+        rec("what is a", "A is a letter.", "b"),
+        rec("Q?", "no", "c"),
+        rec(question + "?", "Sixteen.", "d"),
+    ]
     for stage in ("generate", "features"):
         log = run.begin(stage, "fp")
         log.commit(records, [], ["k"])
-        run.finish(stage, {"records": 3}, 0.0)
-    ctx = Context(run=run, recipe=recipe)
-    BY_NAME["clean"].run(ctx, "fp")
+        run.finish(stage, {"records": len(records)}, 0.0)
+    BY_NAME["clean"].run(Context(run=run, recipe=recipe), "fp")
     kept = run.read_records("clean")
     assert [r.id for r in kept] == ["a"]
+    assert kept[0].messages[1]["content"] == "A is first; mail [EMAIL]." and kept[0].features["pii_EMAIL"] == 1.0
     rejected = run.read_table("clean", rejected=True).to_pylist()
     reasons = {row["id"]: (row["reject_operator"], row["reject_reason"]) for row in rejected}
     assert reasons["c"][0] == "length_assistant_chars"
+    assert reasons["d"][0] == "contaminated" and "bench item 0" in reasons["d"][1]
     assert reasons["b"] == ("exact_dedup", "duplicate of a: same normalised user text")
     clusters = [json.loads(x) for x in (run.stage_dir("clean") / "duplicates-exact_dedup.jsonl").read_text().splitlines()]
     assert clusters == [{"survivor": "a", "size": 2, "duplicates": [{"id": "b", "similarity": 1.0}]}]
     extra = run.stage_info("clean").extra
-    assert extra["removed_by_operator"] == {"length_assistant_chars": 1, "exact_dedup": 1}
+    assert extra["removed_by_operator"] == {"length_assistant_chars": 1, "contaminated": 1, "exact_dedup": 1}
+    assert extra["operators"]["pii_redact"]["found_by_type"] == {"EMAIL": 1}
+    assert extra["operators"]["contaminated"]["contaminated_by_benchmark"] == {"bench": 1}
     assert not (run.stage_dir("clean") / "_scratch").exists()

@@ -217,7 +217,7 @@ DedupEntry = _op_entry(ops_base.Deduplicator)
 
 def _check_unbounded(entries: list[Any]) -> list[Any]:
     for i, entry in enumerate(entries):
-        if getattr(entry, "min", None) is not None or getattr(entry, "max", None) is not None:
+        if {"min", "max"} & entry.model_fields_set:
             raise ValueError(
                 f"entry {i} ({entry.name}) has min/max bounds: features only compute; "
                 "put bounds on the same entry under cleaning.filters"

@@ -39,7 +39,7 @@ def op_label(op: Operator) -> str:
 def score_features(op: Feature, records: list[Record]) -> list[float]:
     """Scores of `op` for `records`, reusing values the features stage already stored."""
     name = op.feature_name
-    missing = [r for r in records if name not in r.features]
+    missing = [r for r in records if name not in r.features or not op.reuse_stored]
     if missing:
         for r, s in zip(missing, op.score_batch(missing)):
             r.features[name] = float(s)

@@ -70,6 +70,9 @@ class Feature(Operator):
 
     config: BoundsConfig
     batch_size: ClassVar[int] = 256  # records per score_batch call; model-backed features use less
+    # Whether a value the features stage stored may stand in for scoring again; False for operators whose reasons
+    # or statistics need the scoring itself (decontamination names the benchmark item it matched).
+    reuse_stored: ClassVar[bool] = True
 
     @property
     def feature_name(self) -> str:
