@@ -247,5 +247,40 @@ class HFLLM(LLM):
                 out.append(Scored(sum(losses) / len(losses) if losses else float("nan"), losses))
         return out
 
+    def next_token_logits(self, prompts: list[str], token_ids: list[int], batch_size: int | None = None) -> Any:
+        """Logits of the next token after each prompt (already rendered text, e.g. by `render_prompt`), restricted to
+        the columns `token_ids`: a float32 numpy array of shape (len(prompts), len(token_ids)).
+
+        Prompts are left-padded in batches, with position ids counted from each prompt's first real token, so a
+        prompt gets the same logits alone or in a batch; only the last position goes through the output head.
+        """
+        import inspect
+
+        import numpy as np
+
+        torch = self._torch
+        tok = self.tokenizer
+        size = batch_size or self.batch_size
+        columns = torch.tensor(token_ids, dtype=torch.long)
+        params = inspect.signature(self.model.forward).parameters
+        keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+        out = np.zeros((len(prompts), len(token_ids)), dtype=np.float32)
+        for start in range(0, len(prompts), size):
+            chunk = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[start : start + size]]
+            width = max(len(x) for x in chunk)
+            pad = tok.pad_token_id
+            ids = torch.tensor([[pad] * (width - len(x)) + x for x in chunk])
+            attn = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in chunk])
+            position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
+            kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": attn, "use_cache": False}
+            if "position_ids" in params:
+                kwargs["position_ids"] = position_ids
+            if keep:
+                kwargs[keep] = 1
+            with torch.inference_mode():
+                logits = self.model(**kwargs).logits[:, -1, :].float()
+            out[start : start + len(chunk)] = logits[:, columns].numpy()
+        return out
+
     def close(self) -> None:
         self._queue.clear()

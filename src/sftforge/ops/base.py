@@ -48,7 +48,7 @@ class Operator:
         self.config = config
         self.base_dir = base_dir or Path(".")
 
-    def resolve(self, path: str | Path) -> Path:
+    def resolve_path(self, path: str | Path) -> Path:
         """A path from the config, relative to the recipe's folder."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
@@ -129,7 +129,8 @@ class Mapper(Operator):
 @dataclass
 class Duplicates:
     """A dedup decision over n records in stream order: `survivor[i] == i` keeps record i; otherwise record i
-    duplicates record `survivor[i]` (the first record of its cluster) with estimated `similarity[i]`."""
+    duplicates record `survivor[i]`, the one its cluster keeps (usually the first in stream order; keep policies
+    such as SemDeDup's `central` may keep a later one), with estimated `similarity[i]`."""
 
     survivor: np.ndarray  # int64, shape (n,)
     similarity: np.ndarray  # float32, shape (n,)
@@ -145,8 +146,8 @@ class Duplicates:
 class Deduplicator(Operator):
     """A global operator in two steps, so that its state can live on disk (or be grouped on a cluster):
     `keys` turns a batch of records into a fixed-width array row per record (hash, MinHash signature,
-    embedding), written by the engine as it streams; `resolve` reads all rows (possibly a memmap) and decides.
-    The first record of each cluster in stream order survives."""
+    embedding), written by the engine as it streams; `resolve` reads all rows (possibly a memmap) and decides
+    which record of each cluster survives."""
 
     key_dtype: ClassVar[str] = "uint64"
 
