@@ -177,3 +177,18 @@ def test_clean_stage_redacts_filters_decontaminates_and_dedups(tmp_path):
     assert extra["operators"]["pii_redact"]["found_by_type"] == {"EMAIL": 1}
     assert extra["operators"]["contaminated"]["contaminated_by_benchmark"] == {"bench": 1}
     assert not (run.stage_dir("clean") / "_scratch").exists()
+
+
+def test_minhash_dedup_after_exact_dedup_in_the_engine(tmp_path):
+    from sftforge.ops.dedup import MinHashDedupConfig
+
+    dedups = [build(ExactDedupConfig()), build(MinHashDedupConfig(threshold=0.7))]
+    engine = LocalEngine("clean", [], dedups, tmp_path)
+    q = "What does PEP 8 say about the maximum line length for code?"
+    engine.process([rec(q, "79.", "a"), rec(q.upper(), "79", "b")])
+    engine.process([rec(q.replace("code?", "Python code?"), "79", "c"), rec("How are docstrings written?", "So.", "d")])
+    exact, near = engine.resolve()
+    assert exact.duplicates == {1: (0, 1.0)}
+    (dup, (survivor, sim)), = near.duplicates.items()
+    assert (dup, survivor) == (2, 0) and 0.7 <= sim < 1.0  # c is near a; b was already gone
+    assert engine.stats.seen["minhash_dedup"] == 3 and engine.stats.removed["minhash_dedup"] == 1
