@@ -41,7 +41,9 @@ def generated_ids(run: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, three_peps_module) -> Path:
     tmp = tmp_path_factory.mktemp("e2e")
-    recipe = write_recipe(tmp / "recipe.yaml", recipe_dict(three_peps_module, target=6))
+    data = recipe_dict(three_peps_module, target=6)
+    data["features"] = [{"name": "length", "unit": "tokens"}, {"name": "distinct_n", "n": 2}]
+    recipe = write_recipe(tmp / "recipe.yaml", data)
     proc = sftforge("run", str(recipe), "--out", str(tmp / "run"))
     assert proc.returncode == 0, proc.stderr
     return tmp / "run"
@@ -59,7 +61,7 @@ def three_peps_module(tmp_path_factory) -> Path:
 
 def test_end_to_end_records_point_at_their_passages(finished_run: Path, three_peps_module: Path):
     m = manifest(finished_run)
-    assert [s for s in m["stages"]] == ["sources", "generate", "clean", "export"]
+    assert [s for s in m["stages"]] == ["sources", "generate", "features", "clean", "export"]
     assert all(s["status"] == "complete" for s in m["stages"].values())
     gen = m["stages"]["generate"]
     assert gen["counts"]["records"] >= 6
@@ -79,6 +81,9 @@ def test_end_to_end_records_point_at_their_passages(finished_run: Path, three_pe
         assert row["answer_check"]["passed"]
         assert row["lineage"]["template"] == "en/qa_extractive" and row["lineage"]["model"].startswith("llamacpp:")
         assert row["messages"][-2]["content"].rstrip().endswith("?")
+        features = dict(row["features"])
+        assert 1 <= features["length_assistant_tokens"] < 200 and 0 < features["distinct_2_assistant"] <= 1
+        assert features["lang_prob_assistant"] >= 0.5  # the English preset's language filter ran in clean
 
     card = (finished_run / "export" / "README.md").read_text()
     assert f"| records | {len(rows)} |" in card
@@ -94,7 +99,7 @@ def test_rerun_skips_completed_stages_and_config_change_reruns_downstream(finish
     proc = sftforge("run", str(recipe), "--out", str(finished_run))
     assert proc.returncode == 0, proc.stderr
     assert time.perf_counter() - t0 < 60
-    assert "up to date, skipped: sources, generate, clean, export" in proc.stderr
+    assert "up to date, skipped: sources, generate, features, clean, export" in proc.stderr
     assert manifest(finished_run)["stages"] == before["stages"]
 
     data = __import__("yaml").safe_load(recipe.read_text())
@@ -104,6 +109,7 @@ def test_rerun_skips_completed_stages_and_config_change_reruns_downstream(finish
     assert proc.returncode == 0, proc.stderr
     after = manifest(finished_run)["stages"]
     assert after["generate"] == before["stages"]["generate"]  # generation was not redone
+    assert after["features"] == before["stages"]["features"]  # nor were the features
     assert after["clean"]["counts"]["records"] == 0
     assert after["clean"]["counts"]["rejected"] == before["stages"]["clean"]["counts"]["input"]
 
@@ -120,7 +126,7 @@ def test_stage_commands_need_their_input(tmp_path: Path, three_peps_module: Path
     recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(three_peps_module))
     RunDir.create(tmp_path / "run", recipe.read_text(), "small", tmp_path)
     proc = sftforge("clean", str(tmp_path / "run"))
-    assert proc.returncode == 2 and "needs stage 'generate'" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "needs stage 'features'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def wait_for_ledger(run: Path, lines: int, proc: subprocess.Popen, limit: float = 300) -> None:

@@ -49,3 +49,19 @@ def test_recipe_reference_mentions_every_field():
 
 def test_readme_shows_the_two_commands():
     assert "make demo" in README and "make test" in README
+
+
+def test_operator_reference_names_every_operator_and_field():
+    from sftforge.ops import OPERATORS
+
+    section = README.split("### Operators", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in section.splitlines() if line.startswith("| `")}
+    missing = []
+    for name, cls in OPERATORS.items():
+        if name not in rows:
+            missing.append(name)
+            continue
+        for field in cls.Config.model_fields:
+            if field not in ("name", "min", "max") and f"`{field}`" not in rows[name]:
+                missing.append(f"{name}.{field}")
+    assert not missing, f"README operator reference lacks: {missing}"
