@@ -83,7 +83,7 @@ def test_end_to_end_records_point_at_their_passages(finished_run: Path, three_pe
         assert row["messages"][-2]["content"].rstrip().endswith("?")
         features = dict(row["features"])
         assert 1 <= features["length_assistant_tokens"] < 200 and 0 < features["distinct_2_assistant"] <= 1
-        assert features["lang_prob_assistant"] >= 0.5  # the English preset's language filter ran in clean
+        assert features["lang_prob_assistant"] >= 0.2  # the English preset's language filter ran in clean
 
     card = (finished_run / "export" / "README.md").read_text()
     assert f"| records | {len(rows)} |" in card

@@ -192,3 +192,23 @@ def test_minhash_dedup_after_exact_dedup_in_the_engine(tmp_path):
     (dup, (survivor, sim)), = near.duplicates.items()
     assert (dup, survivor) == (2, 0) and 0.7 <= sim < 1.0  # c is near a; b was already gone
     assert engine.stats.seen["minhash_dedup"] == 3 and engine.stats.removed["minhash_dedup"] == 1
+
+
+def test_language_presets_keep_good_records_and_catch_bad_ones(tmp_path):
+    def run(preset: str, records: list[Record]) -> dict[str, str]:
+        ops = [build(c) for c in preset_filters(preset)]
+        kept, rejected = LocalEngine("clean", ops, [], tmp_path).process(records)
+        return {r.id: "kept" for r in kept} | {r.record.id: r.operator for r in rejected}
+
+    zh = run("zh", [
+        rec("莱茵河流经哪些国家？", "莱茵河发源于瑞士阿尔卑斯山，流经列支敦士登、奥地利、德国和法国，最后在荷兰注入北海。", "good", "zh"),
+        rec("莱茵河流经哪些国家？", "The Rhine flows through Switzerland, Germany and the Netherlands.", "english", "zh"),
+        rec("莱茵河流经哪些国家？", "莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河", "loop", "zh"),
+    ])
+    assert zh == {"good": "kept", "english": "lang_prob_assistant", "loop": "top_4gram_assistant"}
+    en = run("en", [
+        rec("What does PEP 8 recommend for indentation?", "Use 4 spaces per indentation level.", "good"),
+        rec("What does PEP 8 recommend for indentation?", "#### $$$ @@@ ^^^ ~~~ |||", "symbols"),
+        rec("Why?", "yes " * 30, "loop"),
+    ])
+    assert en == {"good": "kept", "symbols": "symbol_ratio_assistant", "loop": "top_2gram_assistant"}

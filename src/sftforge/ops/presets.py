@@ -19,7 +19,7 @@ def _common() -> list[BoundsConfig]:
         AnswerSupportConfig(),
         RepetitionConfig(kind="duplicate_lines", max=0.3),
         CharRatioConfig(kind="symbol", max=0.1),
-        LanguageConfig(role="assistant", min=0.5),
+        LanguageConfig(role="assistant", min=0.2),
     ]
 
 

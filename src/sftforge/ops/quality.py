@@ -162,19 +162,29 @@ class CharRatio(Feature):
 
 # py3langid labels that belong to the recipe's language (Wu and Cantonese are written in the same characters).
 LANGUAGE_LABELS: dict[str, tuple[str, ...]] = {"zh": ("zh", "wuu", "yue"), "en": ("en",)}
+# Candidate languages by default: widely used ones. Over all 97 of py3langid's languages, short English sentences
+# often score below 0.3 for English (probability leaks to small languages); over these they do not.
+MAJOR_LANGUAGES = [
+    "en", "zh", "wuu", "yue", "ja", "ko", "fr", "de", "es", "it", "pt", "ru", "ar", "hi", "nl", "vi", "id", "tr", "pl",
+]
 
 
 class LanguageConfig(RoleConfig):
     name: Literal["language"] = "language"
     lang: str | None = Field(None, description="Expected language (ISO 639-1); default: the record's `lang`.")
+    candidates: list[str] = Field(
+        default_factory=lambda: list(MAJOR_LANGUAGES), description="Languages the identifier chooses among."
+    )
+    min_chars: int = Field(12, ge=0, description="Texts with fewer letters score 1.0: too short to identify.")
 
 
 @register
 class Language(Feature):
-    """Probability that the text is in the expected language, from py3langid's offline model (97 languages).
+    """Probability that the text is in the expected language, from py3langid's offline model, among `candidates`.
 
     Catches the commonest failure of small generators in Chinese recipes: answering in English or copying an
-    English passage."""
+    English passage (such text scores ~0 for Chinese). Identification of a few words is unreliable, so texts with
+    fewer than `min_chars` letters score 1.0 and the presets' bound is low (0.2)."""
 
     name: ClassVar[str] = "language"
     Config = LanguageConfig
@@ -189,7 +199,9 @@ class Language(Feature):
         if self._identifier is None:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-            self._identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            identifier.set_languages(self.config.candidates)
+            self._identifier = identifier
 
     def probabilities(self, text: str) -> dict[str, float]:
         self.setup()
@@ -199,6 +211,8 @@ class Language(Feature):
         text = role_text(record, self.config.role)
         if not text.strip():
             return 0.0
+        if sum(c.isalpha() for c in text) < self.config.min_chars:
+            return 1.0
         lang = self.config.lang or record.lang
         probs = self.probabilities(text)
         return float(min(1.0, sum(probs.get(label, 0.0) for label in LANGUAGE_LABELS.get(lang, (lang,)))))
