@@ -123,3 +123,27 @@ def shared_embedder(path: str | Path | None = None) -> Embedder:
         if key not in _CACHE:
             _CACHE[key] = Embedder(key)
         return _CACHE[key]
+
+
+class LazyEmbedder:
+    """The embedder an operator holds: loaded on first use (shared per process), dropped when pickled, so that
+    operators ship small to workers and load the model there."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path  # None: the packaged MiniLM
+        self._embedder: Embedder | None = None
+
+    def get(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = shared_embedder(self.path)
+        return self._embedder
+
+    @property
+    def dim(self) -> int:
+        return 384 if self.path is None else self.get().dim  # MiniLM-L6's width is known without loading it
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        return self.get().encode(texts, batch_size=batch_size)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_embedder": None}

@@ -40,25 +40,28 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def tokens(text: str) -> list[str]:
-    """Lowercase word tokens, with every CJK character its own token."""
+def split_cjk(word: str) -> list[str]:
+    """A word with every CJK character split off as its own token (runs of other characters stay together)."""
+    if not any(is_cjk(c) for c in word):
+        return [word]
     out: list[str] = []
-    for word in _WORD.findall(unicodedata.normalize("NFKC", text).lower()):
-        if any(is_cjk(c) for c in word):
-            run = ""
-            for c in word:
-                if is_cjk(c):
-                    if run:
-                        out.append(run)
-                        run = ""
-                    out.append(c)
-                else:
-                    run += c
+    run = ""
+    for c in word:
+        if is_cjk(c):
             if run:
                 out.append(run)
+                run = ""
+            out.append(c)
         else:
-            out.append(word)
+            run += c
+    if run:
+        out.append(run)
     return out
+
+
+def tokens(text: str) -> list[str]:
+    """Lowercase word tokens, with every CJK character its own token."""
+    return [t for word in _WORD.findall(unicodedata.normalize("NFKC", text).lower()) for t in split_cjk(word)]
 
 
 def text_length(text: str) -> int:

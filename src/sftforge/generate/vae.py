@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from sftforge.generate.novelty import NoveltyIndex
-from sftforge.text import is_cjk, normalize
+from sftforge.text import is_cjk, normalize, split_cjk
 
 # ------------------------------------------------------------------------------------------------ tokenisation
 
@@ -62,20 +62,7 @@ def tokenize(text: str) -> list[str]:
     # NFKC, except that fullwidth CJK punctuation ("，" "：") is kept, so that Chinese decodes as written
     text = "".join(p if p in _CJK_PUNCT else unicodedata.normalize("NFKC", p) for p in _CJK_PUNCT_SPLIT.split(text))
     for tok in _TOKEN.findall(text.lower()):
-        if len(tok) > 1 and any(is_cjk(c) for c in tok):
-            run = ""
-            for c in tok:
-                if is_cjk(c):
-                    if run:
-                        out.append(run)
-                        run = ""
-                    out.append(c)
-                else:
-                    run += c
-            if run:
-                out.append(run)
-        else:
-            out.append(tok)
+        out.extend(split_cjk(tok))
     return out
 
 

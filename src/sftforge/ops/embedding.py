@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
-from sftforge.ops.base import OpConfig, Operator, VectorFeature, register
+from sftforge.embed import LazyEmbedder
+from sftforge.ops.base import OpConfig, VectorFeature, register
 from sftforge.sample import Record
-
-if TYPE_CHECKING:
-    from sftforge.embed import Embedder
 
 
 class EmbeddingConfig(OpConfig):
@@ -32,29 +30,16 @@ class Embedding(VectorFeature):
 
     def __init__(self, config: EmbeddingConfig, base_dir: Path | None = None) -> None:
         super().__init__(config, base_dir)
-        self._embedder: Embedder | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_embedder": None}  # workers load their own copy in setup()
+        model = config.model  # relative to the recipe's folder
+        self.encoder = LazyEmbedder(None if model is None else self.resolve_path(model))
 
     def setup(self) -> None:
-        self.embedder()
-
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            from sftforge.embed import shared_embedder
-
-            model = self.config.model
-            # relative to the recipe's folder (spelled out: a deduplicator's `resolve` decides duplicates)
-            self._embedder = shared_embedder(None if model is None else self.resolve_path(model))
-        return self._embedder
+        self.encoder.get()
 
     def dim(self) -> int:
-        if self.config.model is None:
-            return 384
-        return self.embedder().dim
+        return self.encoder.dim
 
     def embed_batch(self, records: list[Record]) -> np.ndarray:
         role = self.config.role
         texts = [r.text() if role == "all" else r.content(role) for r in records]
-        return self.embedder().encode(texts, batch_size=self.batch_size)
+        return self.encoder.encode(texts, batch_size=self.batch_size)

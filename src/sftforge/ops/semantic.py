@@ -22,16 +22,15 @@ records, never as a full similarity matrix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
-from sftforge.ops.base import Deduplicator, Duplicates, OpConfig, Operator, register
+from sftforge.embed import LazyEmbedder
+from sftforge.ops.base import Deduplicator, Duplicates, OpConfig, register
 from sftforge.sample import Record
 
-if TYPE_CHECKING:
-    from sftforge.embed import Embedder
 
 KeepPolicy = Literal["first", "central", "outlier"]
 
@@ -199,32 +198,19 @@ class SemanticDedup(Deduplicator):
 
     def __init__(self, config: SemanticDedupConfig, base_dir: Path | None = None) -> None:
         super().__init__(config, base_dir)
-        self._embedder: Embedder | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_embedder": None}  # workers load their own copy in setup()
+        model = config.model  # relative to the recipe's folder
+        self.encoder = LazyEmbedder(None if model is None else self.resolve_path(model))
 
     def setup(self) -> None:
-        self.embedder()
-
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            from sftforge.embed import shared_embedder
-
-            model = self.config.model
-            # relative to the recipe's folder (spelled out: a deduplicator's `resolve` decides duplicates)
-            self._embedder = shared_embedder(None if model is None else self.resolve_path(model))
-        return self._embedder
+        self.encoder.get()
 
     def key_width(self) -> int:
-        if self.config.model is None:
-            return 384  # MiniLM-L6; known without loading the model
-        return self.embedder().dim
+        return self.encoder.dim
 
     def keys(self, records: list[Record]) -> np.ndarray:
         scope = self.config.scope
         texts = [r.text() if scope == "all" else r.content(scope) for r in records]
-        return self.embedder().encode(texts)
+        return self.encoder.encode(texts)
 
     def resolve(self, keys: np.ndarray) -> Duplicates:
         c = self.config
