@@ -56,8 +56,9 @@ def test_duplicate_lines_and_ngrams():
 def test_char_ratios_count_symbols_and_any_script():
     alnum, symbol = char_class_ratios("中文 abc 123")
     assert alnum == 1.0 and symbol == 0.0
-    alnum, symbol = char_class_ratios("#### $$$ ok")
-    assert symbol == pytest.approx(7 / 9) and alnum == pytest.approx(2 / 9)
+    alnum, symbol = char_class_ratios("#### ★★ ok")
+    assert symbol == pytest.approx(6 / 8) and alnum == pytest.approx(2 / 8)
+    assert char_class_ratios("x = a + b if `y` else $z")[1] == 0.0  # code and prices are not symbol spam
 
 
 def test_feature_names_carry_parameters():
@@ -94,10 +95,12 @@ def test_presets_and_recipe_overrides():
     en = preset_filters("en")
     assert any(isinstance(c, LanguageConfig) for c in en)
     own = LengthConfig(role="assistant", min=10, max=20)
-    merged = merged_filters("auto", "en", [own, DistinctNConfig(n=2, min=0.3)])
+    extra = DistinctNConfig(n=3, min=0.3)
+    merged = merged_filters("auto", "en", [own, DistinctNConfig(n=2, min=0.3), extra])
     lengths = [c for c in merged if isinstance(c, LengthConfig) and c.role == "assistant"]
     assert lengths == [own]  # replaced, not duplicated
-    assert isinstance(merged[-1], DistinctNConfig)
+    assert [c.min for c in merged if isinstance(c, DistinctNConfig) and c.n == 2] == [0.3]
+    assert merged[-1] == extra  # entries the preset lacks come after it
     assert merged_filters("none", "en", []) == []
     zh = merged_filters("auto", "zh", [])
     assert any(isinstance(c, RepetitionConfig) and c.n == 10 for c in zh)
@@ -205,10 +208,14 @@ def test_language_presets_keep_good_records_and_catch_bad_ones(tmp_path):
         rec("莱茵河流经哪些国家？", "The Rhine flows through Switzerland, Germany and the Netherlands.", "english", "zh"),
         rec("莱茵河流经哪些国家？", "莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河", "loop", "zh"),
     ])
-    assert zh == {"good": "kept", "english": "lang_prob_assistant", "loop": "top_4gram_assistant"}
+    assert zh == {"good": "kept", "english": "lang_prob_assistant", "loop": "distinct_2_assistant"}
     en = run("en", [
         rec("What does PEP 8 recommend for indentation?", "Use 4 spaces per indentation level.", "good"),
-        rec("What does PEP 8 recommend for indentation?", "#### $$$ @@@ ^^^ ~~~ |||", "symbols"),
+        rec("What does PEP 8 recommend for indentation?", "#### Indentation #python #pep8 #style ★★★★★", "symbols"),
         rec("Why?", "yes " * 30, "loop"),
+        rec("Why?", " ".join(f"alpha{i} beta{i} gamma{i} delta{i} spam eggs" for i in range(12)), "long_loop"),
     ])
-    assert en == {"good": "kept", "symbols": "symbol_ratio_assistant", "loop": "top_2gram_assistant"}
+    assert en == {
+        "good": "kept", "symbols": "symbol_ratio_assistant", "loop": "distinct_2_assistant",
+        "long_loop": "top_2gram_assistant",
+    }

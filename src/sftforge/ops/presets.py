@@ -1,14 +1,15 @@
 """Language presets of cleaning filters: what a careful team would start from for English or Chinese SFT data.
 
-Thresholds follow Gopher's quality rules (Rae et al. 2021) loosened for short chat turns (repetition is judged only
-on turns of 20 words or more), plus structural checks. A recipe entry for the same feature replaces the preset's.
+Thresholds follow Gopher's quality rules (Rae et al. 2021), which were made for documents: its n-gram repetition
+rules judge turns of 50 words or more only (a 30-word answer that says "conventions are" twice fails them), and
+distinct 2-grams catch loops in shorter turns. Plus structural checks. A recipe entry for the same feature replaces the preset's.
 """
 
 from __future__ import annotations
 
 from sftforge.ops.base import BoundsConfig
 from sftforge.ops.filters import AnswerSupportConfig, FormatConfig, LengthConfig
-from sftforge.ops.quality import CharRatioConfig, LanguageConfig, RepetitionConfig
+from sftforge.ops.quality import CharRatioConfig, DistinctNConfig, LanguageConfig, RepetitionConfig
 
 
 def _common() -> list[BoundsConfig]:
@@ -18,6 +19,7 @@ def _common() -> list[BoundsConfig]:
         LengthConfig(role="assistant", min=1, max=4000),
         AnswerSupportConfig(),
         RepetitionConfig(kind="duplicate_lines", max=0.3),
+        DistinctNConfig(n=2, min=0.5),
         CharRatioConfig(kind="symbol", max=0.1),
         LanguageConfig(role="assistant", min=0.2),
     ]
@@ -30,16 +32,16 @@ def preset_filters(name: str) -> list[BoundsConfig]:
         return []
     if name == "en":
         return _common() + [
-            RepetitionConfig(kind="top_ngram", n=2, max=0.2),
-            RepetitionConfig(kind="top_ngram", n=4, max=0.16),
-            RepetitionConfig(kind="duplicate_ngram", n=5, max=0.15),
+            RepetitionConfig(kind="top_ngram", n=2, max=0.2, min_words=50),
+            RepetitionConfig(kind="top_ngram", n=4, max=0.16, min_words=50),
+            RepetitionConfig(kind="duplicate_ngram", n=5, max=0.15, min_words=50),
             CharRatioConfig(kind="alnum", min=0.5),
         ]
     if name == "zh":
         # Chinese is compared by characters: n-grams of characters repeat more than n-grams of words.
         return _common() + [
-            RepetitionConfig(kind="top_ngram", n=4, max=0.2),
-            RepetitionConfig(kind="duplicate_ngram", n=10, max=0.2),
+            RepetitionConfig(kind="top_ngram", n=4, max=0.2, min_words=50),
+            RepetitionConfig(kind="duplicate_ngram", n=10, max=0.2, min_words=50),
             CharRatioConfig(kind="alnum", min=0.4),
         ]
     raise ValueError(f"unknown preset {name!r}: use en, zh or none")

@@ -70,13 +70,14 @@ def duplicate_ngram_share(words: list[str], n: int) -> float:
 
 
 def char_class_ratios(text: str) -> tuple[float, float]:
-    """(alphanumeric share, symbol share) of the non-space characters; symbols are Unicode S* categories plus
-    '#' and the ellipsis, which Gopher counts against boilerplate and hashtag spam."""
+    """(alphanumeric share, symbol share) of the non-space characters. Symbols are what Gopher counts against
+    boilerplate and hashtag spam, '#' and the ellipsis, plus Unicode's "other symbols" (emoji, box drawing, (c));
+    maths, currency and modifier symbols (= + < $ ` ^) are left out: code and prices are full of them."""
     chars = [c for c in text if not c.isspace()]
     if not chars:
         return 0.0, 0.0
     alnum = sum(c.isalnum() for c in chars)
-    symbols = sum(c in "#…" or unicodedata.category(c).startswith("S") for c in chars)
+    symbols = sum(c in "#…" or unicodedata.category(c) == "So" for c in chars)
     return alnum / len(chars), symbols / len(chars)
 
 
