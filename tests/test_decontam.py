@@ -425,10 +425,10 @@ def test_config_validation_and_resolve(tmp_path: Path):
     cfg = DecontaminateConfig(benchmarks=[bench])
     defaults = (cfg.max, cfg.ngram, cfg.min_ngram, cfg.cjk_ngram, cfg.substring_chars, cfg.action, cfg.min_overlap)
     assert defaults == (0.0, 13, 8, 20, 50, "remove", 0.0)
-    assert cfg.resolve(tmp_path).benchmarks[0].path == str(tmp_path / "benchmarks" / "gsm.jsonl")
-    assert cfg.resolve(tmp_path).benchmarks[0].benchmark_name == "gsm"
+    assert Decontaminate(cfg, tmp_path).specs()[0].path == str(tmp_path / "benchmarks" / "gsm.jsonl")
+    assert Decontaminate(cfg, tmp_path).specs()[0].benchmark_name == "gsm"
     absolute = DecontaminateConfig(benchmarks=[{"path": "/data/x.jsonl", "fields": ["q"]}])
-    assert absolute.resolve(tmp_path).benchmarks[0].path == "/data/x.jsonl"
+    assert Decontaminate(absolute, tmp_path).specs()[0].path == "/data/x.jsonl"
     with pytest.raises(ValueError, match="min_ngram"):
         DecontaminateConfig(benchmarks=[bench], ngram=5)
     with pytest.raises(ValueError, match="used twice"):

@@ -326,13 +326,6 @@ class BenchmarkSpec(BaseModel):
             return Path(*plain).name if plain else "benchmark"
         return Path(self.path).stem or "benchmark"
 
-    def resolve(self, base_dir: str | Path) -> BenchmarkSpec:
-        """A copy whose relative path is taken relative to `base_dir` (the recipe's folder)."""
-        path = Path(self.path).expanduser()
-        if path.is_absolute():
-            return self.model_copy(update={"path": str(path)})
-        return self.model_copy(update={"path": str(Path(base_dir) / path)})
-
 
 @dataclass(slots=True)
 class BenchmarkItem:

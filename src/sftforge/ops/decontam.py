@@ -62,10 +62,6 @@ class DecontaminateConfig(BoundsConfig):
             raise ValueError(f"benchmark name(s) {', '.join(map(repr, dup))} used twice; give each a distinct `name`")
         return self
 
-    def resolve(self, base_dir: str | Path) -> DecontaminateConfig:
-        """A copy whose relative benchmark paths are taken relative to `base_dir` (the recipe's folder)."""
-        return self.model_copy(update={"benchmarks": [b.resolve(base_dir) for b in self.benchmarks]})
-
 
 @register
 class Decontaminate(Filter):
@@ -96,12 +92,15 @@ class Decontaminate(Filter):
     def feature_name(self) -> str:
         return "contaminated"
 
+    def specs(self) -> list[BenchmarkSpec]:
+        """The benchmarks with relative paths taken from the recipe's folder."""
+        return [b.model_copy(update={"path": str(self.resolve_path(b.path))}) for b in self.config.benchmarks]
+
     def setup(self) -> None:
         if self._index is None:
             c = self.config
-            base = getattr(self, "base_dir", None)  # the recipe's folder: relative benchmark paths start there
             self._index = DecontaminationIndex.from_specs(
-                [b.resolve(base) for b in c.benchmarks] if base is not None else c.benchmarks,
+                self.specs(),
                 ngram=c.ngram,
                 min_ngram=c.min_ngram,
                 cjk_ngram=c.cjk_ngram,
