@@ -57,9 +57,11 @@ def humanise(name: str) -> str:
     return text
 
 
-def lower_bound(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray | int | float) -> np.ndarray:
-    """First position in each sorted segment values[lo:hi] whose value is >= x (hi if none): a binary search
-    over many segments at once, so frontier expansion and neighbour tests stay vectorised."""
+def segment_search(
+    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray | int | float, strict: bool = False
+) -> np.ndarray:
+    """First position in each sorted segment values[lo:hi] whose value is >= x (> x if `strict`; hi if none): a
+    binary search over many segments at once, so frontier expansion and neighbour tests stay vectorised."""
     lo = np.array(lo, dtype=np.int64, copy=True)
     hi = np.array(hi, dtype=np.int64, copy=True)
     x = np.broadcast_to(x, lo.shape)
@@ -67,23 +69,8 @@ def lower_bound(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarra
     active = lo < hi
     while active.any():
         mid = (lo + hi) >> 1
-        right = active & (values[np.minimum(mid, last)] < x)
-        lo = np.where(right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
-        active = lo < hi
-    return lo
-
-
-def upper_bound(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray | int | float) -> np.ndarray:
-    """First position in each sorted segment values[lo:hi] whose value is > x (hi if none)."""
-    lo = np.array(lo, dtype=np.int64, copy=True)
-    hi = np.array(hi, dtype=np.int64, copy=True)
-    x = np.broadcast_to(x, lo.shape)
-    last = max(len(values) - 1, 0)
-    active = lo < hi
-    while active.any():
-        mid = (lo + hi) >> 1
-        right = active & (values[np.minimum(mid, last)] <= x)
+        probe = values[np.minimum(mid, last)]
+        right = active & ((probe <= x) if strict else (probe < x))
         lo = np.where(right, mid + 1, lo)
         hi = np.where(active & ~right, mid, hi)
         active = lo < hi
@@ -352,7 +339,7 @@ class KnowledgeGraph:
                 start[i] = a + np.searchsorted(row, r, side="left")
                 end[i] = a + np.searchsorted(row, r, side="right")
             return start, end
-        return lower_bound(self.rels, lo, hi, r), upper_bound(self.rels, lo, hi, r)
+        return segment_search(self.rels, lo, hi, r), segment_search(self.rels, lo, hi, r, strict=True)
 
     def edges_from(self, heads: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
         """Edges with relation r out of `heads`: (edge positions, the head of each)."""
