@@ -37,11 +37,12 @@ def op_label(op: Operator) -> str:
 
 
 def score_features(op: Feature, records: list[Record]) -> list[float]:
-    """Scores of `op` for `records`, reusing values the features stage already stored."""
+    """Scores of `op` for `records`, in batches of `op.batch_size`, reusing values the features stage stored."""
     name = op.feature_name
     missing = [r for r in records if name not in r.features or not op.reuse_stored]
-    if missing:
-        for r, s in zip(missing, op.score_batch(missing)):
+    for i in range(0, len(missing), op.batch_size):
+        batch = missing[i : i + op.batch_size]
+        for r, s in zip(batch, op.score_batch(batch)):
             r.features[name] = float(s)
     return [r.features[name] for r in records]
 
@@ -53,8 +54,7 @@ def compute_features(ops: list[Operator], records: list[Record]) -> dict[str, np
         if isinstance(op, VectorFeature):
             vectors[op.name] = op.embed_batch(records) if records else np.zeros((0, op.dim()), np.float32)
         elif isinstance(op, Feature):
-            for i in range(0, len(records), op.batch_size):
-                score_features(op, records[i : i + op.batch_size])
+            score_features(op, records)
     return vectors
 
 
@@ -114,9 +114,7 @@ class LocalEngine:
                 alive = [op.map(r) for r in alive]
                 self.stats.count(label, len(alive), 0)
             elif isinstance(op, Feature):
-                scores: list[float] = []
-                for i in range(0, len(alive), op.batch_size):
-                    scores.extend(score_features(op, alive[i : i + op.batch_size]))
+                scores = score_features(op, alive)
                 survivors = []
                 for r, s in zip(alive, scores):
                     if op.keep(s):

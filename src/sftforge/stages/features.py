@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sftforge.engine.local import compute_features
+from sftforge.engine.local import compute_features, op_label
 from sftforge.ops import build
 from sftforge.run import RunDir, ShardLog, atomic_write_table
 from sftforge.sample import table_to_records
@@ -70,5 +70,5 @@ class FeaturesStage(Stage):
             out.commit(records, [], [part.name])
             ctx.reporter.advance(bar, records=out.counts["records"])
         ctx.reporter.done(bar)
-        names = sorted({k for op in ops for k in ([op.feature_name] if hasattr(op, "feature_name") else [op.name])})
+        names = sorted({op_label(op) for op in ops})
         return {"records": out.counts["records"]}, {"features": names}
