@@ -151,7 +151,9 @@ def test_judge_is_the_softmax_expectation_over_the_score_tokens(tiny_dir: Path):
 
 def test_batches_give_the_numbers_of_single_records(tiny_dir: Path):
     for op in ops(tiny_dir, max_tokens=64):
+        op.shared.memo.clear()
         batched = op.score_batch(RECORDS)
+        op.shared.memo.clear()  # recompute one by one rather than read back the batch's losses
         single = [op.score_batch([r])[0] for r in RECORDS]
         assert batched == pytest.approx(single, rel=1e-4), op.name
         assert len(set(np.round(batched, 6))) == len(RECORDS)  # not one constant
@@ -343,3 +345,16 @@ def test_semantic_dedup_operator_with_minilm(tmp_path: Path, minilm):
     vectors = Embedding(EmbeddingConfig(role="user")).embed_batch(records)
     np.testing.assert_allclose(vectors, keys, atol=1e-6)
     assert Embedding(EmbeddingConfig()).dim() == 384
+
+
+def test_perplexity_and_ifd_share_the_conditioned_pass(tiny_dir: Path):
+    """With both features in a recipe, IFD's answer-given-instruction losses come from perplexity's pass."""
+    perplexity, ifd, _ = ops(tiny_dir, max_tokens=64)
+    memo = perplexity.shared.memo
+    assert ifd.shared.memo is memo  # one model, one memo
+    memo.clear()
+    perplexity.score_batch(RECORDS[:1])
+    assert len(memo) == 1
+    conditioned = next(iter(memo))
+    ifd.score_batch(RECORDS[:1])
+    assert conditioned in memo and len(memo) == 2  # only the unconditioned pass was new

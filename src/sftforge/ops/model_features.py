@@ -72,6 +72,12 @@ class _Shared:
     fast_head: bool | None = None  # hidden states -> output head on scored rows only; checked on first use
     header: list[int] = field(default_factory=list)  # the bare assistant header: "no instruction" context
     text_prefix: list[int] = field(default_factory=list)  # what the tokenizer puts before plain text (BOS)
+    # Recent (context, target) -> losses: perplexity and IFD's conditioned pass score the same sequences when both
+    # are in a recipe, so the second one is free. Bounded: oldest entries go first.
+    memo: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = field(default_factory=dict)
+
+
+MEMO_SIZE = 4096
 
 
 _MODELS: dict[tuple[str, str], _Shared] = {}
@@ -186,11 +192,22 @@ def token_losses(shared: _Shared, seqs: list[tuple[list[int], list[int]]], batch
     empty arrays. Sorted by length and run `batch_size` sequences per forward pass."""
     fast = _check_fast_head(shared)
     out: list[np.ndarray] = [np.zeros(0)] * len(seqs)
-    todo = sorted((i for i, (c, t) in enumerate(seqs) if t and c), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
+    keys = [(tuple(c), tuple(t)) for c, t in seqs]
+    todo = []
+    for i, (c, t) in enumerate(seqs):
+        if t and c:
+            if keys[i] in shared.memo:
+                out[i] = shared.memo[keys[i]]
+            else:
+                todo.append(i)
+    todo.sort(key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
     for s in range(0, len(todo), batch_size):
         idx = todo[s : s + batch_size]
         for i, losses in zip(idx, _forward_losses(shared, [seqs[i] for i in idx], fast)):
             out[i] = losses
+            shared.memo[keys[i]] = losses
+            if len(shared.memo) > MEMO_SIZE:
+                del shared.memo[next(iter(shared.memo))]
     return out
 
 
