@@ -1,0 +1,419 @@
+"""Data selection: the bandits against their papers' formulas and toy environments, the static selectors on
+pools whose right answer is known."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sftforge.select import (
+    BanditPolicy,
+    Exp3S,
+    OnlineDataMixing,
+    RewardScaler,
+    allocate_by_arm,
+    deita,
+    k_center_greedy,
+    make_policy,
+    odm_exploration_rate,
+    quantile_bins,
+    take_within_budget,
+    top_k,
+    uniform,
+)
+
+# ---------------------------------------------------------------- bandits
+
+
+def play(policy: BanditPolicy, steps: int, best_arm, rng: np.random.Generator, start: int = 0) -> None:
+    """A +1 / -1 environment: the arm ``best_arm(t)`` pays +1, every other arm -1."""
+    for t in range(start, start + steps):
+        arm = policy.sample(rng)
+        policy.update(arm, 1.0 if arm == best_arm(t) else -1.0)
+
+
+def test_exp3s_probabilities_sum_to_one_and_keep_the_exploration_floor():
+    policy = Exp3S(4, eta=0.5, epsilon=0.05)
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        p = policy.probabilities()
+        assert p.sum() == pytest.approx(1.0, abs=1e-12)
+        assert p.min() >= 0.05 / 4 - 1e-12
+        arm = policy.sample(rng)
+        policy.update(arm, 1.0 if arm == 3 else rng.uniform(-1, 1))
+    assert np.all(np.isfinite(policy.values())) and policy.values().max() == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exp3s_finds_the_paying_arm_within_500_steps(seed):
+    policy = Exp3S(3, eta=0.1)
+    play(policy, 500, lambda t: 2, np.random.default_rng(seed))
+    assert policy.probabilities()[2] > 0.8
+    assert int(np.argmax(policy.values())) == 2
+
+
+def test_the_papers_eta_is_too_small_for_a_few_hundred_steps():
+    # documented in Exp3S: the default (eta = 1e-3) stays near uniform over a fine-tuning-length run
+    policy = Exp3S(3)
+    play(policy, 500, lambda t: 2, np.random.default_rng(0))
+    assert 1 / 3 < policy.probabilities()[2] < 0.5
+
+
+def test_exp3s_tracks_a_switch_of_the_best_arm_and_plain_exp3_does_not():
+    switch = lambda t: 2 if t < 500 else 0  # noqa: E731
+    s, plain = Exp3S(3, eta=0.1), Exp3S(3, eta=0.1, alpha=0.0)
+    for policy in (s, plain):
+        play(policy, 500, switch, np.random.default_rng(0))
+        assert policy.probabilities()[2] > 0.9
+    rng_s, rng_plain = np.random.default_rng(1), np.random.default_rng(1)
+    play(s, 100, switch, rng_s, start=500)
+    play(plain, 100, switch, rng_plain, start=500)
+    # alpha_t = 1/t caps how far arm 0 fell behind, so 100 steps suffice; without it 500 steps must be unlearnt
+    assert s.probabilities()[0] > 0.8
+    assert plain.probabilities()[0] < 0.1
+    play(s, 500, switch, rng_s, start=600)
+    assert s.probabilities()[0] > 0.8
+
+
+def test_exp3s_single_update_matches_the_formula():
+    eta, eps, beta, n = 0.5, 0.1, 0.05, 3
+    w0 = np.array([0.0, -0.2, -1.3])
+    policy = Exp3S(n, eta=eta, epsilon=eps, beta=beta)
+    state = policy.state_dict() | {"w": w0.tolist(), "t": 4}
+    policy.load_state_dict(state)
+
+    pi = (1 - eps) * np.exp(w0) / np.exp(w0).sum() + eps / n
+    np.testing.assert_allclose(policy.probabilities(), pi, rtol=0, atol=1e-12)
+    arm, r = 1, 0.7
+    rtilde = np.array([(r * (i == arm) + beta) / pi[i] for i in range(n)])
+    alpha = 1 / 6  # the 5th update computes the weights of round 6
+    x = np.exp(w0 + eta * rtilde)
+    expected = np.log((1 - alpha) * x + alpha / (n - 1) * (x.sum() - x))
+    policy.update(arm, r)
+    np.testing.assert_allclose(policy.values(), expected - expected.max(), rtol=0, atol=1e-9)
+    assert policy.t == 5
+
+
+def test_exp3s_first_update_mixes_with_one_half():
+    policy = Exp3S(2, eta=1.0, epsilon=0.0)
+    policy.update(0, 1.0)  # pi = 1/2 -> rtilde_0 = 2
+    x = np.exp(np.array([2.0, 0.0]))
+    expected = np.log(0.5 * x + 0.5 * x[::-1])
+    np.testing.assert_allclose(policy.values(), expected - expected.max(), atol=1e-12)
+
+
+def test_exp3s_stays_finite_under_extreme_rewards():
+    policy = Exp3S(3, eta=50.0, epsilon=0.0)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        policy.update(policy.sample(rng), 1.0)
+    assert np.all(np.isfinite(policy.values()))
+    assert np.isfinite(policy.probabilities()).all() and policy.probabilities().sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: Exp3S(4, eta=0.2), lambda: OnlineDataMixing(4, reward_scale=3.0)], ids=["exp3s", "odm"]
+)
+def test_state_dict_round_trip_gives_identical_next_samples(make):
+    policy = make()
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        arm = policy.sample(rng)
+        policy.update(arm, float(rng.uniform(0, 2)))
+    restored = make()
+    restored.load_state_dict(json.loads(json.dumps(policy.state_dict(), allow_nan=False)))
+    np.testing.assert_array_equal(restored.probabilities(), policy.probabilities())
+    rng_a, rng_b = np.random.default_rng(99), np.random.default_rng(99)
+    arms_a, arms_b = [], []
+    for _ in range(40):
+        a, b = policy.sample(rng_a), restored.sample(rng_b)
+        arms_a.append(a)
+        arms_b.append(b)
+        reward = float(rng_a.uniform(0, 2))
+        rng_b.uniform(0, 2)
+        policy.update(a, reward)
+        restored.update(b, reward)
+    assert arms_a == arms_b
+    np.testing.assert_array_equal(restored.values(), policy.values())
+
+
+def test_load_state_dict_refuses_another_policy_or_arm_count():
+    with pytest.raises(ValueError, match="odm"):
+        Exp3S(3).load_state_dict(OnlineDataMixing(3).state_dict())
+    with pytest.raises(ValueError, match="arms"):
+        Exp3S(3).load_state_dict(Exp3S(4).state_dict())
+
+
+def test_updates_reject_nan_rewards_and_unknown_arms():
+    for policy in (Exp3S(3), OnlineDataMixing(3)):
+        with pytest.raises(ValueError, match="finite"):
+            policy.update(0, float("nan"))
+        with pytest.raises(ValueError, match="out of range"):
+            policy.update(3, 1.0)
+
+
+def test_make_policy_builds_both_and_they_satisfy_the_protocol():
+    exp3s = make_policy("exp3s", 5, eta=0.1)
+    odm = make_policy("odm", 5, alpha=0.5)
+    assert isinstance(exp3s, Exp3S) and exp3s.eta == 0.1
+    assert isinstance(odm, OnlineDataMixing) and odm.alpha == 0.5
+    assert isinstance(exp3s, BanditPolicy) and isinstance(odm, BanditPolicy)
+    with pytest.raises(ValueError, match="unknown bandit"):
+        make_policy("ucb", 5)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- reward scaling
+
+
+def fill(scaler: RewardScaler, values) -> None:
+    for v in values:
+        scaler.scale(v)
+
+
+def test_reward_scaler_maps_the_20th_and_80th_percentiles_to_minus_and_plus_one():
+    low = RewardScaler()
+    fill(low, [v for v in range(101) if v != 20])
+    assert low.scale(20.0) == pytest.approx(-1.0)  # history 0..100: 20th percentile is 20
+    high = RewardScaler()
+    fill(high, [v for v in range(101) if v != 80])
+    assert high.scale(80.0) == pytest.approx(1.0)
+    mid = RewardScaler()
+    fill(mid, [v for v in range(101) if v != 50])
+    assert mid.scale(50.0) == pytest.approx(0.0)
+    quarter = RewardScaler()
+    fill(quarter, [v for v in range(101) if v != 35])
+    assert quarter.scale(35.0) == pytest.approx(2 * 15 / 60 - 1)
+
+
+def test_reward_scaler_clips_and_waits_for_two_distinct_values():
+    scaler = RewardScaler()
+    assert scaler.scale(3.0) == 0.0
+    assert scaler.scale(3.0) == 0.0
+    fill(scaler, np.linspace(0, 1, 50))
+    assert scaler.scale(1e6) == 1.0
+    assert scaler.scale(-1e6) == -1.0
+    assert scaler.scale(float("nan")) == 0.0 and len(scaler) == 54  # NaN is not stored
+
+
+def test_reward_scaler_keeps_only_the_window_and_round_trips():
+    scaler = RewardScaler(window=10)
+    fill(scaler, range(100))
+    assert len(scaler) == 10
+    assert scaler.scale(85.0) == -1.0  # old rewards (0..89) are gone: 85 is now low
+    copy = RewardScaler()
+    copy.load_state_dict(json.loads(json.dumps(scaler.state_dict())))
+    assert copy.window == 10 and copy.scale(200.0) == scaler.scale(200.0) == 1.0
+
+
+# ---------------------------------------------------------------- ODM
+
+
+def test_odm_exploration_rate_decays_per_the_formula():
+    k = 5
+    assert odm_exploration_rate(0, k) == 1 / k
+    for t in (1, 2, 8, 9, 100, 10_000):
+        assert odm_exploration_rate(t, k) == pytest.approx(min(1 / k, math.sqrt(math.log(k) / (k * t))))
+    rates = [odm_exploration_rate(t, k) for t in range(1, 2000)]
+    assert all(a >= b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.02
+    policy = OnlineDataMixing(k)
+    rng = np.random.default_rng(0)
+    for t in range(300):
+        assert policy.exploration_rate() == odm_exploration_rate(t + 1, k)
+        assert policy.probabilities().min() >= policy.exploration_rate() - 1e-12
+        arm = policy.sample(rng)
+        policy.update(arm, 1.0 + arm)
+
+
+def test_odm_policy_and_update_match_algorithm_1():
+    k, alpha = 3, 0.9
+    policy = OnlineDataMixing(k, alpha=alpha)
+    r = np.array([4.0, 10.0, 7.0])
+    policy.load_state_dict(policy.state_dict() | {"rewards": r.tolist(), "t": 20})
+    eps_t, eps_prev = odm_exploration_rate(21, k), odm_exploration_rate(20, k)
+    pi = (1 - k * eps_t) * np.exp(eps_prev * r) / np.exp(eps_prev * r).sum() + eps_t
+    np.testing.assert_allclose(policy.probabilities(), pi, atol=1e-12)
+    policy.update(2, 2.5)
+    assert policy.state_dict()["rewards"][2] == pytest.approx(alpha * 7.0 + (1 - alpha) * 2.5 / pi[2])
+    assert policy.state_dict()["rewards"][:2] == [4.0, 10.0]
+
+
+def test_odm_starts_uniform_and_moves_towards_the_arm_with_higher_loss():
+    policy = OnlineDataMixing(3)
+    np.testing.assert_allclose(policy.probabilities(), 1 / 3)
+    rng = np.random.default_rng(0)
+    losses = np.array([1.0, 1.0, 3.0])  # arm 2 still has the most to learn
+    for _ in range(500):
+        arm = policy.sample(rng)
+        policy.update(arm, losses[arm] + 0.1 * rng.standard_normal())
+    p = policy.probabilities()
+    assert p[2] > max(p[0], p[1]) and p[2] > 0.35
+    assert int(np.argmax(policy.values())) == 2
+    scaled = OnlineDataMixing(3, reward_scale=10.0)
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        arm = scaled.sample(rng)
+        scaled.update(arm, losses[arm] + 0.1 * rng.standard_normal())
+    assert scaled.probabilities()[2] > p[2]  # reward_scale sharpens the same preference
+
+
+# ---------------------------------------------------------------- budgets
+
+
+def test_take_within_budget_skips_what_does_not_fit_and_goes_on():
+    costs = np.array([5.0, 3.0, 4.0, 1.0, 9.0])
+    np.testing.assert_array_equal(take_within_budget(np.arange(5), costs, 9), [0, 1, 3])
+    np.testing.assert_array_equal(take_within_budget(np.array([4, 3, 2]), costs, 9), [4])
+    np.testing.assert_array_equal(take_within_budget(np.array([2, 0]), np.array([0.1, 0, 0.2]), 0.3), [2, 0])
+    assert take_within_budget(np.array([0, 1]), np.array([0.1, 0.2]), 0.3).tolist() == [0, 1]  # float sums fit
+    assert take_within_budget(np.arange(5), costs, 0.5).size == 0
+    assert take_within_budget(np.arange(5), np.ones(5), 3).tolist() == [0, 1, 2]
+    assert take_within_budget(np.arange(5), np.ones(5), 3).dtype == np.int64
+    with pytest.raises(ValueError, match="twice"):
+        take_within_budget(np.array([1, 1]), np.ones(2), 5)
+
+
+def test_uniform_is_seeded_and_within_budget():
+    costs = np.random.default_rng(0).integers(1, 50, 1000).astype(float)
+    a, b, c = uniform(1000, costs, 2000, seed=1), uniform(1000, costs, 2000, seed=1), uniform(1000, costs, 2000, 2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert costs[a].sum() <= 2000 and costs[a].sum() > 1950
+    assert len(set(a.tolist())) == a.size
+
+
+def test_top_k_takes_the_best_and_drops_nan_and_invalid():
+    ifd = np.array([0.5, np.nan, 0.9, 1.2, 0.7, 0.95, 1.0])
+    chosen = top_k(ifd, np.ones(7), budget=10, valid=ifd < 1)
+    np.testing.assert_array_equal(chosen, [5, 2, 4, 0])  # IFD >= 1 and NaN never selected, even with room
+    np.testing.assert_array_equal(top_k(ifd, np.ones(7), 2, descending=False), [0, 4])
+    np.testing.assert_array_equal(top_k(ifd, np.array([1, 1, 5, 1, 1, 1, 1.0]), 3, valid=ifd < 1), [5, 4, 0])
+
+
+# ---------------------------------------------------------------- diversity
+
+
+def cosine(a: np.ndarray) -> np.ndarray:
+    unit = a / np.linalg.norm(a, axis=1, keepdims=True)
+    return unit @ unit.T
+
+
+def clustered_pool(n: int = 600, d: int = 16, clusters: int = 12, noise: float = 0.3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, d))
+    emb = centres[rng.integers(0, clusters, n)] + noise * rng.standard_normal((n, d))
+    return emb, rng.random(n)
+
+
+def test_deita_never_keeps_two_similar_records_and_takes_the_best_first():
+    emb, scores = clustered_pool()
+    chosen = deita(scores, emb, np.ones(len(scores)), budget=50, threshold=0.9)
+    sims = cosine(emb[chosen])
+    np.fill_diagonal(sims, -1)
+    assert sims.max() < 0.9
+    assert chosen[0] == int(np.argmax(scores))
+    assert np.all(np.diff(scores[chosen]) <= 0)  # score-first
+    # every skipped record that scores above the last kept one is a near-duplicate of a kept one
+    skipped = np.setdiff1d(np.flatnonzero(scores > scores[chosen[-1]]), chosen)
+    assert skipped.size > 0
+    to_kept = cosine(np.vstack([emb[skipped], emb[chosen]]))[: skipped.size, skipped.size :]
+    assert np.all(to_kept.max(axis=1) >= 0.9)
+
+
+def test_deita_skips_a_near_duplicate_of_the_top_record():
+    emb = np.eye(4) * np.array([1.0, 2.0, 3.0, 4.0])[:, None]  # unnormalised, mutually orthogonal
+    emb = np.vstack([emb, emb[0] * 5 + 0.01])  # record 4 duplicates record 0 up to scale
+    scores = np.array([0.9, 0.5, 0.4, np.nan, 0.8])
+    np.testing.assert_array_equal(deita(scores, emb, np.ones(5), budget=10), [0, 1, 2])
+    np.testing.assert_array_equal(deita(scores, emb, np.ones(5), budget=10, threshold=1.01), [0, 4, 1, 2])
+
+
+def test_deita_gives_the_same_answer_whatever_the_block_size():
+    emb, scores = clustered_pool(n=400, noise=0.5, seed=3)
+    costs = np.random.default_rng(3).integers(1, 5, 400).astype(float)
+    big = deita(scores, emb, costs, budget=60, threshold=0.85)
+    small = deita(scores, emb, costs, budget=60, threshold=0.85, block_size=7)
+    np.testing.assert_array_equal(big, small)
+    assert costs[big].sum() <= 60
+
+
+def test_k_center_greedy_picks_one_point_per_cluster():
+    rng = np.random.default_rng(0)
+    centres = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    labels = rng.integers(0, 3, 300)
+    emb = centres[labels] + 0.05 * rng.standard_normal((300, 3))
+    for seed in range(5):
+        chosen = k_center_greedy(emb, np.ones(300), budget=3, seed=seed)
+        assert sorted(labels[chosen].tolist()) == [0, 1, 2]
+    chosen = k_center_greedy(emb, np.ones(300), budget=3, seed=0, first=17)
+    assert chosen[0] == 17 and len(set(labels[chosen].tolist())) == 3
+
+
+def test_k_center_greedy_respects_costs():
+    rng = np.random.default_rng(1)
+    emb = rng.standard_normal((200, 8))
+    costs = rng.integers(1, 20, 200).astype(float)
+    chosen = k_center_greedy(emb, costs, budget=100, seed=0)
+    assert costs[chosen].sum() <= 100 and len(set(chosen.tolist())) == chosen.size
+    assert costs[np.setdiff1d(np.arange(200), chosen)].min() > 100 - costs[chosen].sum()  # nothing else fits
+    with pytest.raises(ValueError, match="first"):
+        k_center_greedy(emb, np.full(200, 5.0), budget=4, seed=0, first=0)
+
+
+# ---------------------------------------------------------------- bins and allocation
+
+
+def test_quantile_bins_are_balanced_and_nan_gets_its_own_bin():
+    values = np.random.default_rng(0).permutation(np.arange(100.0))
+    values[[3, 50]] = np.nan
+    bins = quantile_bins(values, 4)
+    assert np.bincount(bins).tolist() == [25, 24, 25, 24, 2]  # 98 finite values: sizes differ by at most one
+    assert np.bincount(quantile_bins(np.arange(100.0)[::-1], 4)).tolist() == [25, 25, 25, 25]
+    assert bins[3] == bins[50] == 4
+    finite = ~np.isnan(values)
+    order = np.argsort(values[finite])
+    assert np.all(np.diff(bins[finite][order]) >= 0)  # monotone in the value
+    assert quantile_bins(np.array([1.0, 1.0, 1.0, 2.0]), 2).tolist() == [0, 0, 0, 1]  # ties share a bin
+    assert quantile_bins(np.array([np.nan, np.nan]), 3).tolist() == [3, 3]
+
+
+def test_allocate_by_arm_splits_by_softmax_of_values():
+    arm_of = np.repeat([0, 1], 100)
+    scores = np.random.default_rng(0).random(200)
+    chosen = allocate_by_arm(np.array([math.log(3.0), 0.0]), arm_of, scores, np.ones(200), budget=20)
+    assert np.bincount(arm_of[chosen]).tolist() == [15, 5]
+    assert arm_of[chosen][:15].tolist() == [0] * 15  # best arm first
+    for arm in (0, 1):
+        mine = chosen[arm_of[chosen] == arm]
+        assert np.all(np.diff(scores[mine]) <= 0)  # best records first
+        top = np.sort(scores[arm_of == arm])[::-1][: mine.size]
+        np.testing.assert_array_equal(np.sort(scores[mine])[::-1], top)
+    sharper = allocate_by_arm(np.array([math.log(3.0), 0.0]), arm_of, scores, np.ones(200), 20, temperature=0.5)
+    assert np.bincount(arm_of[sharper]).tolist() == [18, 2]  # 9:1
+
+
+def test_allocate_by_arm_redistributes_when_an_arm_runs_out():
+    arm_of = np.array([0] + [1] * 50 + [2] * 50 + [3] * 0)
+    scores = np.linspace(1, 0, arm_of.size)
+    values = np.array([1.0, 0.0, -1.0, 5.0])  # arm 3 has no records: its share goes to the others
+    chosen = allocate_by_arm(values, arm_of, scores, np.ones(arm_of.size), budget=30)
+    # shares over arms 0..2 are 0.665/0.245/0.090 of 30: arm 0 can use 1, arm 2 takes its 2, arm 1 the rest
+    assert np.bincount(arm_of[chosen], minlength=4).tolist() == [1, 27, 2, 0]
+    assert len(set(chosen.tolist())) == 30
+
+
+def test_allocate_by_arm_respects_a_token_budget_and_puts_nan_last():
+    rng = np.random.default_rng(2)
+    arm_of = rng.integers(0, 3, 300)
+    scores = rng.random(300)
+    scores[np.flatnonzero(arm_of == 0)[:5]] = np.nan
+    costs = rng.integers(10, 200, 300).astype(float)
+    chosen = allocate_by_arm(np.array([0.5, 0.2, 0.0]), arm_of, scores, costs, budget=5000)
+    assert costs[chosen].sum() <= 5000
+    assert 5000 - costs[chosen].sum() < costs[np.setdiff1d(np.arange(300), chosen)].min()  # nothing else fits
+    everything = allocate_by_arm(np.array([0.5, 0.2, 0.0]), arm_of, scores, costs, budget=np.inf)
+    arm0 = everything[arm_of[everything] == 0]
+    assert np.all(np.isnan(scores[arm0[-5:]])) and not np.any(np.isnan(scores[arm0[:-5]]))
+    assert everything.size == 300
