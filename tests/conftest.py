@@ -36,6 +36,43 @@ def llm(bundled_path):
     model.close()
 
 
+@pytest.fixture(scope="session")
+def hf_cache(tmp_path_factory) -> Path:
+    """A fresh SFTFORGE_CACHE for the session: the bundled model is converted to transformers once, here."""
+    import os
+
+    path = tmp_path_factory.mktemp("sftforge-cache")
+    os.environ["SFTFORGE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundled_dir(hf_cache) -> Path:
+    """The bundled model as a transformers model directory."""
+    from sftforge.llm.hf import model_dir
+
+    return model_dir("bundled")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(bundled_dir, tmp_path_factory) -> Path:
+    """The bundled tokenizer with a small randomly initialised 2-layer Llama: fast enough for training loops."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(bundled_dir))
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-llm")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")

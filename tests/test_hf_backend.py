@@ -12,38 +12,6 @@ import pytest
 from sftforge.llm.base import ChatRequest, SamplingParams
 
 
-@pytest.fixture(scope="session")
-def hf_cache(tmp_path_factory) -> Path:
-    import os
-
-    path = tmp_path_factory.mktemp("sftforge-cache")
-    os.environ["SFTFORGE_CACHE"] = str(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def bundled_dir(hf_cache) -> Path:
-    from sftforge.llm.hf import model_dir
-
-    return model_dir("bundled")
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(bundled_dir, tmp_path_factory) -> Path:
-    """The bundled tokenizer with a randomly initialised 2-layer model."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    config = AutoConfig.from_pretrained(bundled_dir)
-    config.num_hidden_layers = 2
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
-    out = tmp_path_factory.mktemp("tiny")
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(bundled_dir).save_pretrained(out)
-    return out
-
-
 def test_gguf_is_converted_once(bundled_dir: Path):
     from sftforge.llm.hf import model_dir
 

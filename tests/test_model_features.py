@@ -36,47 +36,6 @@ RECORDS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory) -> Path:
-    """The bundled tokenizer with a small random 2-layer Llama. The tokenizer comes from the converted bundled
-    model where a cache already holds one (fast), else from the GGUF (~10 s, no weights converted)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from sftforge.llm.bundled import bundled_gguf
-    from sftforge.llm.hf import cache_root
-    from sftforge.llm.llamacpp import model_fingerprint
-
-    gguf = bundled_gguf()
-    converted = cache_root() / "hf" / model_fingerprint(gguf).replace(":", "_")
-    if (converted / "tokenizer.json").exists():
-        tok = AutoTokenizer.from_pretrained(str(converted))
-    else:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny-llm")
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def real_dir(tmp_path_factory) -> Path:
-    """The bundled model converted to transformers (reuses the session's cache when test_hf_backend made one)."""
-    import os
-
-    from sftforge.llm.hf import model_dir
-
-    if not os.environ.get("SFTFORGE_CACHE"):
-        os.environ["SFTFORGE_CACHE"] = str(tmp_path_factory.mktemp("sftforge-cache"))
-    return model_dir("bundled")
-
-
 def ops(tiny_dir: Path, **kw):
     from sftforge.ops.model_features import IFD, IFDConfig, LLMJudge, LLMJudgeConfig, Perplexity, PerplexityConfig
 
@@ -224,7 +183,7 @@ def test_next_token_logits_are_batch_invariant_under_left_padding(tiny_dir: Path
 
 
 @pytest.mark.slow
-def test_real_model_prefers_fluent_answers(real_dir: Path):
+def test_real_model_prefers_fluent_answers(bundled_dir: Path):
     from sftforge.ops.model_features import IFD, IFDConfig, LLMJudge, LLMJudgeConfig, Perplexity, PerplexityConfig
 
     q = "How do I reverse a list in Python?"
