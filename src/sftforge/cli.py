@@ -127,7 +127,40 @@ app.command("features")(_stage_command("features", "Compute the recipe's feature
 app.command("clean")(
     _stage_command("clean", "Apply PII redaction, filters, decontamination and dedup to the featured records.")
 )
+app.command("select")(
+    _stage_command("select", "Hold out the evaluation split, form the bandit's arms and pick the static selection.")
+)
+app.command("train")(
+    _stage_command("train", "Fine-tune on the selection (LoRA or full); with a bandit, learn which arms help (resumable).")
+)
+app.command("evaluate")(
+    _stage_command("evaluate", "Held-out loss, perplexity and answer metrics of the base and the fine-tuned model.")
+)
 app.command("export")(_stage_command("export", "Write the dataset files and the dataset card."))
+
+
+@app.command()
+@_guard
+def merge(
+    run_dir: RunDirArg,
+    target: Annotated[Path, typer.Option("--out", help="Folder for the merged model; default RUN_DIR/train/merged.")] = None,  # type: ignore[assignment]
+) -> None:
+    """Fold the trained LoRA adapter into the base model and save it as a plain transformers model."""
+    from sftforge.errors import StageError
+    from sftforge.llm.hf import model_dir
+    from sftforge.progress import SilentReporter
+    from sftforge.stages.train import weights_dir
+    from sftforge.train.model import merge_adapter
+
+    ctx = _context(run_dir, SilentReporter())
+    cfg = ctx.recipe.training
+    if cfg is None or cfg.method != "lora":
+        raise StageError("merge needs a LoRA training run (training.method: lora)")
+    adapter = weights_dir(ctx.run, cfg)
+    if not (adapter / "adapter_config.json").exists():
+        raise StageError(f"no adapter in {adapter}: run `sftforge train {run_dir}` first")
+    dest = merge_adapter(model_dir(cfg.model, ctx.recipe.base_dir), adapter, target or ctx.run.stage_dir("train") / "merged", cfg.dtype)
+    out.print(f"merged model: {dest}")
 
 
 def _summary(run_dir: Path) -> None:

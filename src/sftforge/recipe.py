@@ -246,6 +246,109 @@ class Cleaning(Strict):
     )
 
 
+class Arms(Strict):
+    """How the candidate pool is split into the bandit's arms."""
+
+    by: Literal["cluster", "generator", "task", "source", "difficulty"] = Field(
+        "cluster",
+        description="cluster: k-means on the `embedding` feature's vectors; generator/task/source: the record's "
+        "lineage generator, task or first source document; difficulty: quantile bins of `feature`.",
+    )
+    k: int = Field(8, ge=2, le=256, description="cluster: number of clusters; difficulty: number of bins.")
+    feature: str = Field("ifd", description="difficulty: the feature binned (it must be in `features`).")
+    vectors: str = Field("embedding", description="cluster: the vector feature clustered (it must be in `features`).")
+
+
+class Budget(Strict):
+    """Size of the exported subset: records or tokens (model tokens of the whole conversation), not both."""
+
+    records: int | None = Field(None, ge=1, description="Keep at most this many records.")
+    tokens: int | None = Field(None, ge=1, description="Keep records until their tokens reach this many.")
+
+    @model_validator(mode="after")
+    def _one(self) -> Budget:
+        if self.records is not None and self.tokens is not None:
+            raise ValueError("give `records` or `tokens`, not both")
+        return self
+
+
+class BanditSettings(Strict):
+    """Exp3.S (Graves et al. 2017) and Online Data Mixing (Albalak et al. 2023) settings."""
+
+    reward: Literal["target_prediction_gain", "prediction_gain"] = Field(
+        "target_prediction_gain",
+        description="exp3s reward: loss drop on the probe set (target) or on the step's own batch, by the update.",
+    )
+    eta: float = Field(0.1, gt=0, description="Exp3.S step size; short runs (hundreds of steps) need ~0.1.")
+    epsilon: float = Field(0.05, ge=0, lt=1, description="Exp3.S share of uniform exploration.")
+    alpha: float | None = Field(None, ge=0, lt=1, description="Exp3.S weight sharing (lets the policy switch arms); default 1/t, the paper's schedule.")
+    window: int = Field(200, ge=10, description="Recent rewards whose 20th/80th percentiles rescale to [-1, 1].")
+    smoothing: float = Field(0.9, ge=0, lt=1, description="odm: smoothing of each arm's loss estimate.")
+    temperature: float = Field(1.0, gt=0, description="Budget shares are softmax(arm values / temperature).")
+
+
+class Selection(Strict):
+    """Which records to train on and export: a static strategy, or a bandit learnt while fine-tuning."""
+
+    strategy: Literal["all", "uniform", "ifd_topk", "deita", "kcenter", "exp3s", "odm"] = Field(
+        "exp3s",
+        description="all: every record; uniform: a random subset; ifd_topk: highest IFD below 1 (needs the ifd "
+        "feature); deita: quality score x diversity (needs `score` and the embedding vectors); kcenter: k-center "
+        "greedy on embeddings; exp3s/odm: bandit over `arms` while training (needs `training`).",
+    )
+    budget: Budget = Field(default_factory=Budget, description="Size of the selected subset; default: all records.")
+    arms: Arms = Field(default_factory=Arms)
+    bandit: BanditSettings = Field(default_factory=BanditSettings)
+    score: str = Field("ifd", description="deita and the bandit's within-arm order: the feature that ranks records.")
+    score_higher_is_better: bool = Field(True, description="Direction of `score`.")
+    diversity_threshold: float = Field(0.9, gt=0, le=1, description="deita: skip records this similar (cosine) to one kept.")
+    eval_fraction: float = Field(0.1, ge=0, lt=0.5, description="Share of records held out for evaluation (never trained on).")
+    probe_size: int = Field(16, ge=1, description="Held-out records whose loss rewards the bandit (taken from the eval split).")
+    seed: int = Field(0, ge=0)
+
+
+class LoRA(Strict):
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or all-linear (every linear layer but the output head)."
+    )
+
+
+class Training(Strict):
+    """Supervised fine-tuning on the selected records: loss on assistant tokens only, the model's chat template."""
+
+    model: str = Field("bundled", description="'bundled', a .gguf file (converted once) or a transformers model directory.")
+    method: Literal["lora", "full"] = Field("lora")
+    lora: LoRA = Field(default_factory=LoRA)
+    steps: int = Field(200, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(4, ge=1, description="Examples per forward pass.")
+    grad_accum: int = Field(1, ge=1, description="Forward passes per optimizer step.")
+    learning_rate: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(10, ge=0)
+    schedule: Literal["constant", "linear", "cosine"] = Field("constant", description="Learning-rate schedule after warm-up.")
+    max_seq_len: int = Field(512, ge=16, description="Tokens per example; longer ones are cut (assistant tokens past it are not learnt).")
+    eval_every: int = Field(20, ge=1, description="Steps between held-out loss measurements.")
+    save_every: int = Field(50, ge=1, description="Steps between checkpoints (the resume points).")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field("float32", description="auto: bf16 only where this CPU runs it faster.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: all cores.")
+    merge: bool = Field(False, description="lora: also save the base model with the adapter merged in.")
+    seed: int = Field(0, ge=0)
+
+
+class Evaluation(Strict):
+    """Held-out loss and perplexity, and generation metrics, for the base and the fine-tuned model side by side."""
+
+    files: list[str] = Field(
+        default_factory=list, description="Extra evaluation sets: .jsonl of records or of {messages: [...]} rows."
+    )
+    generate: bool = Field(True, description="Also generate answers and score them (exact match, F1, ROUGE-L...).")
+    max_examples: int = Field(64, ge=1, description="At most this many examples per set for the generation metrics.")
+    max_new_tokens: int = Field(128, ge=1)
+
+
 ExportFormat = Literal["openai", "alpaca", "sharegpt", "parquet", "hf"]
 
 
@@ -270,8 +373,18 @@ class Recipe(Strict):
         "filters, selection and the report; filters compute any feature missing here on the fly.",
     )
     cleaning: Cleaning = Field(default_factory=Cleaning)
+    selection: Selection | None = Field(None, description="Data selection; absent: every cleaned record is exported.")
+    training: Training | None = Field(None, description="Fine-tuning; absent: no train and evaluate stages.")
+    evaluation: Evaluation = Field(default_factory=Evaluation)
     output: Output = Field(default_factory=Output)
     engine: Literal["local"] = Field("local", description="Executor; local streams batches in this process.")
+
+    @model_validator(mode="after")
+    def _selection_needs(self) -> Recipe:
+        sel = self.selection
+        if sel is not None and sel.strategy in ("exp3s", "odm") and self.training is None:
+            raise ValueError(f"selection.strategy {sel.strategy} learns while fine-tuning: add a `training` section, or use a static strategy (all, uniform, ifd_topk, deita, kcenter)")
+        return self
 
     # Set by load_recipe: relative source paths resolve against the recipe's folder.
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
@@ -280,6 +393,13 @@ class Recipe(Strict):
     def base_dir(self) -> Path:
         """The recipe's folder: relative paths in the recipe resolve against it."""
         return self._base_dir
+
+    @property
+    def selection_in_force(self) -> Selection | None:
+        """The recipe's selection, or every record with the default held-out split when only `training` is given."""
+        if self.selection is None and self.training is not None:
+            return Selection(strategy="all")
+        return self.selection
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()

@@ -140,14 +140,17 @@ class Scored:
 class HFLLM(LLM):
     """Batched generation with left padding, plus `score` for per-token losses."""
 
-    def __init__(self, directory: Path, dtype: str = "auto", batch_size: int = 8) -> None:
+    def __init__(self, directory: Path, dtype: str = "auto", batch_size: int = 8, loaded: tuple[Any, Any] | None = None,
+                 model_id: str | None = None) -> None:
+        """`loaded`: a (model, tokenizer) pair already in memory (e.g. a model with a LoRA adapter being evaluated)
+        instead of loading `directory`; `model_id` then names it for the response cache."""
         import torch
 
         self.directory = directory
         self.torch_dtype = resolve_dtype(dtype)
-        self.model, self.tokenizer = load_causal_lm(directory, self.torch_dtype)
+        self.model, self.tokenizer = loaded if loaded is not None else load_causal_lm(directory, self.torch_dtype)
         self.batch_size = batch_size
-        self.model_id = f"transformers:{directory.name}:{str(self.torch_dtype).removeprefix('torch.')}"
+        self.model_id = model_id or f"transformers:{directory.name}:{str(self.torch_dtype).removeprefix('torch.')}"
         self._queue: deque[ChatRequest] = deque()
         self._torch = torch
 

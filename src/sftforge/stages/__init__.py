@@ -1,28 +1,50 @@
-"""The pipeline's stages, in order."""
+"""The pipeline's stages, in order. Which ones run depends on the recipe: `select` when it has a `selection` or
+`training` section, `train` and `evaluate` when it has `training`."""
 
 from __future__ import annotations
 
+from sftforge.errors import StageError
+from sftforge.recipe import Recipe
 from sftforge.stages.base import Context, Stage, upstream_fingerprint
 from sftforge.stages.clean import CleanStage
+from sftforge.stages.evaluate import EvaluateStage
 from sftforge.stages.export import ExportStage
 from sftforge.stages.features import FeaturesStage
 from sftforge.stages.generate import GenerateStage
+from sftforge.stages.select import SelectStage
 from sftforge.stages.sources import SourcesStage
+from sftforge.stages.train import TrainStage
 
-STAGES: list[Stage] = [SourcesStage(), GenerateStage(), FeaturesStage(), CleanStage(), ExportStage()]
+STAGES: list[Stage] = [
+    SourcesStage(), GenerateStage(), FeaturesStage(), CleanStage(), SelectStage(), TrainStage(), EvaluateStage(),
+    ExportStage(),
+]
 BY_NAME = {s.name: s for s in STAGES}
+
+
+def stages_for(recipe: Recipe) -> list[Stage]:
+    """The stages a recipe runs, in order."""
+    skip = set()
+    if recipe.selection_in_force is None:
+        skip.add("select")
+    if recipe.training is None:
+        skip.update(("train", "evaluate"))
+    return [s for s in STAGES if s.name not in skip]
 
 
 def run_stage(ctx: Context, name: str, force: bool = False) -> bool:
     """Run one stage (its input stage must be complete); return whether it ran."""
     stage = BY_NAME[name]
+    if stage not in stages_for(ctx.recipe):
+        section = "training" if name in ("train", "evaluate") else "selection or training"
+        raise StageError(f"stage '{name}' needs a `{section}` section in {ctx.run.path / 'recipe.yaml'}")
     _, ran = stage.run(ctx, upstream_fingerprint(ctx, stage), force=force)
     return ran
 
 
 def run_pipeline(ctx: Context) -> list[tuple[str, bool]]:
-    """Run every stage in order, skipping those already complete with matching fingerprints."""
-    return [(stage.name, run_stage(ctx, stage.name)) for stage in STAGES]
+    """Run every stage of the recipe in order, skipping those already complete with matching fingerprints."""
+    return [(stage.name, run_stage(ctx, stage.name)) for stage in stages_for(ctx.recipe)]
 
 
-__all__ = ["STAGES", "Context", "run_pipeline", "run_stage"]
+__all__ = ["STAGES", "Context", "run_pipeline", "run_stage", "stages_for"]

@@ -42,6 +42,10 @@ class Stage(ABC):
         """Do the work, writing into the stage directory (`out` commits shards); return (counts, extra figures)
         for the manifest."""
 
+    def upstream(self, ctx: Context) -> str | None:
+        """The stage whose completion (and fingerprint) this one depends on; `after` unless the recipe decides."""
+        return self.after
+
     def fingerprint(self, ctx: Context, upstream: str | None) -> str:
         return fingerprint(self.name, self.version, self.config(ctx), upstream)
 
@@ -66,12 +70,13 @@ class Stage(ABC):
 
 def upstream_fingerprint(ctx: Context, stage: Stage) -> str | None:
     """Fingerprint of the completed stage `stage` reads from, or a StageError if it has not completed."""
-    if stage.after is None:
+    after = stage.upstream(ctx)
+    if after is None:
         return None
-    info = ctx.run.stage_info(stage.after)
+    info = ctx.run.stage_info(after)
     if info is None or info.status != "complete":
         raise StageError(
-            f"stage '{stage.name}' needs stage '{stage.after}' to have completed in {ctx.run.path}; "
-            f"run `sftforge run {ctx.run.path / 'recipe.yaml'} --out {ctx.run.path}` or `sftforge {stage.after} {ctx.run.path}` first"
+            f"stage '{stage.name}' needs stage '{after}' to have completed in {ctx.run.path}; "
+            f"run `sftforge run {ctx.run.path / 'recipe.yaml'} --out {ctx.run.path}` or `sftforge {after} {ctx.run.path}` first"
         )
     return info.fingerprint

@@ -9,7 +9,9 @@ from sftforge import __version__
 from sftforge.export.card import render_card
 from sftforge.export.formats import write_all
 from sftforge.run import atomic_write_bytes
+from sftforge.recipe import Recipe
 from sftforge.run import ShardLog
+from sftforge.select.pool import BANDITS
 from sftforge.stages.base import Context, Stage
 
 
@@ -27,17 +29,31 @@ def top_reasons(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
     ]
 
 
+def records_stage(recipe: Recipe) -> str:
+    """The stage whose records are the dataset: the bandit's budgeted choice (train), a static selection (select),
+    or every cleaned record (clean)."""
+    sel = recipe.selection_in_force
+    if sel is None:
+        return "clean"
+    return "train" if sel.strategy in BANDITS else "select"
+
+
 class ExportStage(Stage):
     name = "export"
-    version = 1
+    version = 2
     after = "clean"
+
+    def upstream(self, ctx: Context) -> str | None:
+        """The last stage before export in this recipe's pipeline (evaluate, select or clean)."""
+        r = ctx.recipe
+        return "evaluate" if r.training else ("select" if r.selection_in_force else "clean")
 
     def config(self, ctx: Context) -> Any:
         return {"output": ctx.recipe.output.model_dump(), "sftforge": __version__}
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
         out = ctx.run.stage_dir(self.name)
-        records = ctx.run.read_records("clean")
+        records = ctx.run.read_records(records_stage(ctx.recipe))
         bar = ctx.reporter.task("export", total=len(ctx.recipe.output.formats) + 1)
         files = write_all(records, out, ctx.recipe.output.formats)
         ctx.reporter.advance(bar, n=len(ctx.recipe.output.formats))

@@ -1,0 +1,148 @@
+"""Stage `train`: fine-tune on the selection; with a bandit strategy, learn the arm values and choose the subset.
+
+Output in `train/`: `metrics.jsonl` and `tensorboard/` (loss, held-out loss, learning rate, and for a bandit the
+arm, reward and arm probabilities of every step), `checkpoints/` (resume points), the final `adapter/` (LoRA) or
+`model/` (full), `merged/` when asked, and `arms.json` (arm names, sizes, final values and probabilities). For a
+bandit strategy the records chosen within the budget are this stage's shards, the rest of the training split goes
+to `rejected/train`; for a static strategy the select stage's choice stands.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sftforge.errors import StageError
+from sftforge.recipe import Recipe, Selection, Training
+from sftforge.run import RunDir, ShardLog, atomic_write_bytes
+from sftforge.sample import Record, Rejected
+from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
+from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, scores
+from sftforge.select.static import allocate_by_arm
+from sftforge.stages.base import Context, Stage
+from sftforge.stages.select import read_assignments
+from sftforge.train.data import encode_all
+from sftforge.train.loop import Trainer, TrainData, latest_checkpoint
+from sftforge.train.model import load_trainable, merge_adapter, save_weights, set_threads, trainable_parameters
+from sftforge.train.samplers import BanditSampler, Sampler, SubsetSampler
+
+log = logging.getLogger(__name__)
+
+
+def weights_dir(run: RunDir, training: Training) -> Path:
+    """Where the train stage leaves the fine-tuned weights: the adapter (LoRA) or the whole model (full)."""
+    return run.stage_dir("train") / ("adapter" if training.method == "lora" else "model")
+
+
+def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int) -> Sampler:
+    """The batch sampler for a strategy: a bandit over the arms, or shuffled epochs over every example given."""
+    if sel.strategy not in BANDITS:
+        return SubsetSampler(np.arange(len(arm_of)), seed)
+    n_arms = int(arm_of.max()) + 1
+    members = [np.nonzero(arm_of == a)[0] for a in range(n_arms)]
+    b = sel.bandit
+    if sel.strategy == "odm":
+        return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss")
+    policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha)
+    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window))
+
+
+def _split_records(run: RunDir) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:
+    table = read_assignments(run)
+    ids = table.column("id").to_pylist()
+    return (dict(zip(ids, table.column("split").to_pylist())), dict(zip(ids, table.column("arm").to_pylist())),
+            dict(zip(ids, table.column("tokens").to_pylist())))
+
+
+class TrainStage(Stage):
+    name = "train"
+    version = 1
+    after = "select"
+    resumable = True  # from the newest checkpoint
+
+    def config(self, ctx: Context) -> Any:
+        r = ctx.recipe
+        sel = r.selection_in_force
+        return {"training": r.training.model_dump() if r.training else None,
+                "selection": sel.model_dump() if sel else None}
+
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+        recipe: Recipe = ctx.recipe
+        cfg, sel = recipe.training, recipe.selection_in_force
+        if cfg is None or sel is None:
+            raise StageError("the recipe has no `training` section")
+        stage_dir = ctx.run.stage_dir(self.name)
+        split, arm, tokens = _split_records(ctx.run)
+        clean = ctx.run.read_records("clean")
+        bandit = sel.strategy in BANDITS
+        pool = [r for r in clean if split.get(r.id) == TRAIN] if bandit else ctx.run.read_records("select")
+        heldout = [r for r in clean if split.get(r.id) == EVAL]
+        probe = [r for r in clean if split.get(r.id) == PROBE]
+
+        set_threads(cfg.threads)
+        ckpt = latest_checkpoint(stage_dir)
+        if ckpt is not None:
+            log.info("resuming training from %s", ckpt)
+        model, tokenizer, base = load_trainable(cfg, recipe.base_dir, ckpt / "weights" if ckpt else None)
+        train_ex, dropped = encode_all(tokenizer, pool, cfg.max_seq_len)
+        eval_ex, _ = encode_all(tokenizer, heldout, cfg.max_seq_len)
+        probe_ex, _ = encode_all(tokenizer, probe, cfg.max_seq_len)
+        arm_of = np.array([arm[e.record_id] for e in train_ex], dtype=np.int64)
+        sampler = make_sampler(sel, arm_of, cfg.seed)
+        trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, stage_dir, ctx.reporter)
+        outcome = trainer.run(resume_from=ckpt)
+
+        final = weights_dir(ctx.run, cfg)
+        save_weights(model, tokenizer, final)
+        if cfg.merge and cfg.method == "lora":
+            merge_adapter(base, final, stage_dir / "merged", cfg.dtype)
+        trainable, total = trainable_parameters(model)
+        extra: dict[str, Any] = {
+            "strategy": sel.strategy, "steps": outcome.steps, "resumed_from": outcome.resumed_from,
+            "eval_curve": outcome.eval_curve, "train_examples": len(train_ex), "not_trained_too_long": len(dropped),
+            "trainable_parameters": trainable, "parameters": total, "base_model": str(base), "weights": str(final),
+        }
+        counts = {"steps": outcome.steps}
+        if bandit:
+            assert isinstance(sampler, BanditSampler)
+            arms_info = self._choose(ctx, out, sel, sampler, pool, arm, tokens)
+            extra["arms"] = arms_info
+            atomic_write_bytes(stage_dir / "arms.json", json.dumps(arms_info, indent=1).encode("utf-8"))
+            counts.update(records=out.counts["records"], rejected=out.counts["rejected"])
+        return counts, extra
+
+    def _choose(self, ctx: Context, out: ShardLog, sel: Selection, sampler: BanditSampler, pool: list[Record],
+                arm: dict[str, int], tokens: dict[str, int]) -> list[dict[str, Any]]:
+        """Budgeted selection by the learnt arm values and the per-record score; committed once."""
+        values = np.array(sampler.values())
+        probs = sampler.probabilities() or []
+        arm_of = np.array([arm[r.id] for r in pool], dtype=np.int64)
+        select_info = ctx.run.stage_info("select")  # arm names live in the select stage's manifest entry
+        arm_names = [a["name"] for a in (select_info.extra.get("arms", []) if select_info else [])]
+        if "final" not in out.done:
+            score = scores(pool, sel.score, sel.score_higher_is_better)
+            if sel.budget.tokens is not None:
+                costs, budget = np.array([tokens[r.id] for r in pool], dtype=np.float64), float(sel.budget.tokens)
+            else:
+                costs, budget = np.ones(len(pool)), float(sel.budget.records or len(pool))
+            chosen = allocate_by_arm(values, arm_of, score, costs, budget, temperature=sel.bandit.temperature)
+            keep_mask = np.zeros(len(pool), dtype=bool)
+            keep_mask[chosen] = True
+            keep = [pool[i] for i in chosen]
+            rejected = [
+                Rejected(r, self.name, sel.strategy, f"not chosen within the budget (arm {arm_of[i]}, value {values[arm_of[i]]:.3f})")
+                for i, r in enumerate(pool) if not keep_mask[i]
+            ]
+            out.commit(keep, rejected, ["final"])
+        chosen_ids = {r.id for r in ctx.run.read_records(self.name)}
+        return [
+            {"arm": a, "name": arm_names[a] if a < len(arm_names) else str(a), "records": int((arm_of == a).sum()),
+             "chosen": sum(1 for r in pool if arm[r.id] == a and r.id in chosen_ids),
+             "value": float(values[a]), "probability": float(probs[a]) if probs else None}
+            for a in range(len(values))
+        ]
+

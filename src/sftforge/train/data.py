@@ -1,0 +1,110 @@
+"""Records -> token ids with labels on the assistant's tokens only, through the model's own chat template.
+
+The assistant spans are found by rendering prefixes of the conversation: the text up to an assistant turn with the
+generation prompt, and the text through that turn. The difference is exactly what the model must learn to write
+(the reply and its end-of-turn marker); everything else gets the label -100 and costs no loss. This needs a
+template whose rendering of a prefix is a prefix of the rendering of the whole, which is checked, not assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sftforge.errors import SftforgeError
+from sftforge.sample import Record
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+
+
+class TrainingError(SftforgeError):
+    """Training cannot go on: a bad model, template, configuration or checkpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One tokenised record: ids and labels (-100 outside assistant turns)."""
+
+    record_id: str
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def target_tokens(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE)
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    # No template (a base model): a plain "role: content" layout, the same as generation uses.
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+    return text + ("assistant: " if generation_prompt else "")
+
+
+def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of the assistant turns in it."""
+    full = _render(tokenizer, messages, generation_prompt=False)
+    spans: list[tuple[int, int]] = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = _render(tokenizer, messages[:i], generation_prompt=True)
+        through = _render(tokenizer, messages[: i + 1], generation_prompt=False)
+        if not (through.startswith(before) and full.startswith(through)):
+            raise TrainingError(
+                "the model's chat template does not render a conversation's beginning as a prefix of the whole, so "
+                "assistant tokens cannot be told apart; use a model whose template is prefix-consistent"
+            )
+        spans.append((len(before), len(through)))
+    return full, spans
+
+
+def encode(tokenizer: Any, record: Record, max_len: int) -> Example | None:
+    """Token ids and labels for one record, cut to `max_len` tokens; None when no assistant token survives the cut."""
+    text, spans = assistant_spans(tokenizer, record.messages)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = enc["input_ids"][:max_len]
+    offsets = enc["offset_mapping"][:max_len]
+    labels = [IGNORE] * len(ids)
+    for j, (start, end) in enumerate(offsets):
+        if end > start and any(s <= start < e for s, e in spans):
+            labels[j] = ids[j]
+    if not any(x != IGNORE for x in labels[1:]):
+        return None
+    return Example(record.id, ids, labels)
+
+
+def encode_all(tokenizer: Any, records: list[Record], max_len: int) -> tuple[list[Example], list[str]]:
+    """Examples for the records that keep an assistant token after the cut, and the ids of those that do not."""
+    examples, dropped = [], []
+    for r in records:
+        ex = encode(tokenizer, r, max_len)
+        if ex is None:
+            dropped.append(r.id)
+        else:
+            examples.append(ex)
+    if dropped:
+        log.warning("%d records have no assistant tokens within %d tokens and are not trained on", len(dropped), max_len)
+    return examples, dropped
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, Any]:
+    """Right-padded tensors: input_ids, attention_mask, labels."""
+    import torch
+
+    width = max(len(e.input_ids) for e in examples)
+    ids = np.full((len(examples), width), pad_id, dtype=np.int64)
+    labels = np.full((len(examples), width), IGNORE, dtype=np.int64)
+    attn = np.zeros((len(examples), width), dtype=np.int64)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[i, :n] = e.input_ids
+        labels[i, :n] = e.labels
+        attn[i, :n] = 1
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(attn), "labels": torch.from_numpy(labels)}

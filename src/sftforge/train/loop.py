@@ -1,0 +1,251 @@
+"""The SFT loop: sampler -> batch -> (accumulated) gradient step -> feedback, with held-out loss, metrics and
+checkpoints.
+
+Every `save_every` steps the weights (the adapter for LoRA), optimizer, schedule, sampler and RNG states go to
+`checkpoints/step-N/` (written to a temporary folder, then renamed: a crash leaves the previous checkpoint whole),
+and a rerun continues from the newest one, drawing the same batches it would have drawn. `metrics.jsonl` gets one
+row per step and one per evaluation, TensorBoard the same scalars.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sftforge.progress import Reporter, SilentReporter
+from sftforge.recipe import Training
+from sftforge.train.data import Example, TrainingError
+from sftforge.train.model import batch_loss, example_losses, mean_loss, save_weights
+from sftforge.train.samplers import Sampler, StepSignal
+
+log = logging.getLogger(__name__)
+
+KEEP_CHECKPOINTS = 2
+
+
+@dataclass(slots=True)
+class TrainData:
+    """Tokenised examples: what the sampler draws from, the held-out evaluation set, the bandit's probe set."""
+
+    train: list[Example]
+    eval: list[Example]
+    probe: list[Example] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TrainOutcome:
+    steps: int
+    resumed_from: int
+    eval_curve: list[tuple[int, float]]  # (step, held-out loss)
+    probabilities: list[float] | None
+    seconds: float
+
+
+def checkpoint_dirs(out: Path) -> list[Path]:
+    """Complete checkpoints (with their state.json), oldest first."""
+    root = out / "checkpoints"
+    if not root.is_dir():
+        return []
+    done = [p for p in root.glob("step-*") if (p / "state.json").exists() and not p.name.endswith(".tmp")]
+    return sorted(done, key=lambda p: int(p.name.removeprefix("step-")))
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    dirs = checkpoint_dirs(out)
+    return dirs[-1] if dirs else None
+
+
+def _schedule(cfg: Training) -> Callable[[int], float]:
+    """Learning-rate multiplier for an optimizer step: linear warm-up, then constant, linear or cosine decay."""
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / (cfg.warmup_steps + 1)
+        if cfg.schedule == "constant":
+            return 1.0
+        span = max(cfg.steps - cfg.warmup_steps, 1)
+        done = min((step - cfg.warmup_steps) / span, 1.0)
+        return 1.0 - done if cfg.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
+
+    return factor
+
+
+class MetricsLog:
+    """metrics.jsonl plus TensorBoard; on resume, rows after the checkpoint's step are dropped (they will be redone)."""
+
+    def __init__(self, out: Path, resume_step: int, tensorboard: bool = True) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / "metrics.jsonl"
+        if self.path.exists():
+            kept = [ln for ln in self.path.read_text(encoding="utf-8").splitlines() if ln.strip() and _step_of(ln) <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+        self.file = self.path.open("a", encoding="utf-8")
+        self.writer: Any = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.writer is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key not in ("step", "arm") and math.isfinite(value):
+                    self.writer.add_scalar(f"{row['kind']}/{key}", value, row["step"])
+                elif key == "probabilities" and value:
+                    self.writer.add_scalars("arms/probability", {str(i): p for i, p in enumerate(value)}, row["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a torn line: dropped
+
+
+def read_metrics(out: Path) -> list[dict[str, Any]]:
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+class Trainer:
+    """Runs `cfg.steps` optimizer steps on `model` with batches from `sampler`, writing into `out`."""
+
+    def __init__(
+        self, cfg: Training, model: Any, tokenizer: Any, data: TrainData, sampler: Sampler, out: Path,
+        reporter: Reporter | None = None, tensorboard: bool = True,
+    ) -> None:
+        import torch
+
+        if not data.train:
+            raise TrainingError("nothing to train on: the training split has no example with assistant tokens")
+        if sampler.needs_probe and not data.probe:
+            raise TrainingError("the target_prediction_gain reward needs a probe set: raise selection.eval_fraction")
+        self.cfg, self.model, self.tokenizer, self.data, self.sampler, self.out = cfg, model, tokenizer, data, sampler, out
+        self.reporter = reporter or SilentReporter()
+        self.tensorboard = tensorboard
+        self.pad_id = tokenizer.pad_token_id
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(cfg))
+        self.step = 0
+        self.probe_loss = float("nan")
+        self.eval_curve: list[tuple[int, float]] = []
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        import torch
+
+        root = self.out / "checkpoints"
+        target = root / f"step-{self.step:06d}"
+        tmp = root / f"step-{self.step:06d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_weights(self.model, self.tokenizer, tmp / "weights")
+        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+        state = {"step": self.step, "sampler": self.sampler.state_dict(), "probe_loss": self.probe_loss,
+                 "eval_curve": self.eval_curve}
+        (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        for old in checkpoint_dirs(self.out)[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def load_checkpoint(self, ckpt: Path) -> None:
+        """Optimizer, schedule, sampler and RNG states of `ckpt` (the weights were loaded with the model)."""
+        import torch
+
+        state = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+        opt = torch.load(ckpt / "optimizer.pt", weights_only=False)
+        self.optimizer.load_state_dict(opt["optimizer"])
+        self.scheduler.load_state_dict(opt["scheduler"])
+        torch.set_rng_state(opt["torch_rng"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step = int(state["step"])
+        self.probe_loss = float(state["probe_loss"])
+        self.eval_curve = [(int(s), float(v)) for s, v in state["eval_curve"]]
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+
+    def _losses(self, examples: list[Example]) -> float:
+        return mean_loss(example_losses(self.model, examples, self.pad_id, self.cfg.batch_size * 2))
+
+    def evaluate(self) -> float:
+        return self._losses(self.data.eval) if self.data.eval else float("nan")
+
+    def _train_step(self, batch: list[Example]) -> tuple[float, int]:
+        """One optimizer step over `grad_accum` micro-batches; the token-weighted loss before the update."""
+        self.optimizer.zero_grad(set_to_none=True)
+        size = self.cfg.batch_size
+        micro = [batch[i : i + size] for i in range(0, len(batch), size)]
+        total_tokens = sum(e.target_tokens for e in batch)
+        loss_sum, tokens = 0.0, 0
+        for part in micro:
+            loss, n = batch_loss(self.model, part, self.pad_id)
+            (loss * (n / max(total_tokens, 1))).backward()
+            loss_sum += float(loss.detach()) * n
+            tokens += n
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss_sum / max(tokens, 1), tokens
+
+    def run(self, resume_from: Path | None = None) -> TrainOutcome:
+        started = time.perf_counter()
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        resumed = self.step
+        metrics = MetricsLog(self.out, resumed, self.tensorboard)
+        bar = self.reporter.task("train", total=self.cfg.steps)
+        self.reporter.advance(bar, n=self.step)
+        try:
+            if self.step == 0:
+                first = self.evaluate()
+                self.eval_curve.append((0, first))
+                metrics.write({"kind": "eval", "step": 0, "eval_loss": first})
+                if self.sampler.needs_probe:
+                    self.probe_loss = self._losses(self.data.probe)
+            while self.step < self.cfg.steps:
+                arm, idx = self.sampler.next_batch(self.cfg.batch_size * self.cfg.grad_accum)
+                batch = [self.data.train[i] for i in idx.tolist()]
+                t0 = time.perf_counter()
+                before, tokens = self._train_step(batch)
+                self.step += 1
+                after = self._losses(batch) if self.sampler.needs_batch_after else float("nan")
+                probe_before = self.probe_loss
+                if self.sampler.needs_probe:
+                    self.probe_loss = self._losses(self.data.probe)
+                reward = self.sampler.feedback(arm, StepSignal(before, after, probe_before, self.probe_loss))
+                row: dict[str, Any] = {"kind": "train", "step": self.step, "loss": before, "tokens": tokens,
+                                       "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+                if arm is not None:
+                    row.update(arm=arm, reward=reward, probabilities=self.sampler.probabilities())
+                metrics.write(row)
+                if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps:
+                    loss = self.evaluate()
+                    self.eval_curve.append((self.step, loss))
+                    metrics.write({"kind": "eval", "step": self.step, "eval_loss": loss})
+                if self.step % self.cfg.save_every == 0 or self.step == self.cfg.steps:
+                    self.save_checkpoint()
+                self.reporter.advance(bar, loss=f"{before:.3f}", eval=f"{self.eval_curve[-1][1]:.3f}")
+        finally:
+            metrics.close()
+            self.reporter.done(bar)
+        return TrainOutcome(self.step, resumed, self.eval_curve, self.sampler.probabilities(),
+                            time.perf_counter() - started)

@@ -1,0 +1,121 @@
+"""The model being fine-tuned: loading (LoRA via peft, or every weight), per-example losses, saving and merging."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from sftforge.llm.hf import load_causal_lm, model_dir, resolve_dtype
+from sftforge.recipe import Training
+from sftforge.train.data import IGNORE, Example, TrainingError, collate
+
+log = logging.getLogger(__name__)
+# peft asks transformers a question that transformers has deprecated; the warning is about their code, not ours.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+def set_threads(threads: int | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def load_trainable(cfg: Training, base_dir: Path | None, adapter: Path | None = None) -> tuple[Any, Any, Path]:
+    """(model ready to train, tokenizer, base model directory). LoRA wraps the base model with a fresh adapter, or
+    the adapter saved at `adapter` (a resumed run)."""
+    import torch
+
+    directory = model_dir(cfg.model, base_dir)
+    model, tokenizer = load_causal_lm(directory, resolve_dtype(cfg.dtype))
+    torch.manual_seed(cfg.seed)
+    if cfg.method == "lora":
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        if adapter is not None:
+            model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+        else:
+            lora = LoraConfig(
+                r=cfg.lora.rank,
+                lora_alpha=cfg.lora.alpha,
+                lora_dropout=cfg.lora.dropout,
+                target_modules=cfg.lora.target_modules,
+                task_type="CAUSAL_LM",
+            )
+            try:
+                model = get_peft_model(model, lora)
+            except ValueError as exc:
+                raise TrainingError(f"training.lora.target_modules: {exc}") from exc
+    model.train()
+    return model, tokenizer, directory
+
+
+def trainable_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def batch_loss(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, int]:
+    """(mean loss over the batch's assistant tokens, as a tensor with grad; number of those tokens)."""
+    batch = collate(examples, pad_id)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    import torch
+
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    nll = -logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    tokens = int(mask.sum())
+    return (nll * mask).sum() / max(tokens, 1), tokens
+
+
+def example_losses(model: Any, examples: list[Example], pad_id: int, batch_size: int) -> list[tuple[float, int]]:
+    """(summed loss, token count) over each example's assistant tokens, without gradients, in evaluation mode."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    out: list[tuple[float, int]] = []
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(examples), batch_size):
+                chunk = examples[s : s + batch_size]
+                batch = collate(chunk, pad_id)
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                labels = batch["labels"][:, 1:]
+                mask = labels != IGNORE
+                logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+                nll = -logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+                for i in range(len(chunk)):
+                    out.append((float(nll[i].sum()), int(mask[i].sum())))
+    finally:
+        if was_training:
+            model.train()
+    return out
+
+
+def mean_loss(pairs: list[tuple[float, int]]) -> float:
+    """Token-weighted mean loss of (summed loss, tokens) pairs: the held-out loss whose exp is the perplexity."""
+    tokens = sum(n for _, n in pairs)
+    return sum(s for s, _ in pairs) / tokens if tokens else float("nan")
+
+
+def save_weights(model: Any, tokenizer: Any, target: Path) -> None:
+    """The adapter (LoRA) or the whole model (full fine-tuning), with the tokenizer, as transformers/peft write them."""
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(target), safe_serialization=True)
+    tokenizer.save_pretrained(str(target))
+
+
+def merge_adapter(base: Path, adapter: Path, target: Path, dtype: str = "float32") -> Path:
+    """The base model with the LoRA adapter folded into its weights, saved as a plain transformers model."""
+    from peft import PeftModel
+
+    model, tokenizer = load_causal_lm(base, resolve_dtype(dtype))
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    save_weights(merged, tokenizer, target)
+    return target

@@ -1,0 +1,282 @@
+"""The SFT loop on a tiny random model: assistant-only labels, learning, checkpoints and resume, the bandit sampler,
+merging; and the select -> train -> evaluate -> export stages on a run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sftforge.recipe import Training
+from sftforge.sample import Lineage, Record, SourceRef
+from sftforge.train.data import IGNORE, TrainingError, assistant_spans, encode, encode_all
+
+
+def rec(q: str, a: str, rid: str, generator: str = "grounded_qa", doc: str = "d") -> Record:
+    return Record(id=rid, messages=[{"role": "user", "content": q}, {"role": "assistant", "content": a}], task="qa",
+                  lang="en", source=[SourceRef("chunk", f"{doc}#0", doc, 0, 10)], lineage=Lineage(generator, "m"))
+
+
+def sums(n: int, start: int = 0) -> list[Record]:
+    """Learnable records: one pattern, different numbers."""
+    return [rec(f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}.", f"s{i}", doc="sums") for i in range(start, start + n)]
+
+
+def noise(n: int, seed: int = 0) -> list[Record]:
+    """Unlearnable records: random words as answers."""
+    rng = np.random.default_rng(seed)
+    words = "apple river seven blue quickly under paper lamp storm violin cloud tiger salt".split()
+    return [rec(f"What is {i} plus {i}?", " ".join(rng.choice(words, 8)), f"n{i}", doc="noise") for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_dir):
+    from transformers import AutoTokenizer
+
+    t = AutoTokenizer.from_pretrained(str(tiny_dir))
+    t.pad_token = t.pad_token or t.eos_token
+    return t
+
+
+def cfg(tiny_dir: Path, **kw) -> Training:
+    base = {"model": str(tiny_dir), "method": "full", "steps": 12, "batch_size": 4, "learning_rate": 3e-3,
+            "warmup_steps": 0, "eval_every": 4, "save_every": 4, "max_seq_len": 64, "threads": 2}
+    return Training(**{**base, **kw})
+
+
+# -- tokenisation -------------------------------------------------------------------------------------------------
+
+
+def test_labels_cover_assistant_turns_only(tok):
+    r = Record(id="x", task="dialogue", lang="en", messages=[
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"},
+        {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Bye now"},
+        {"role": "assistant", "content": "Goodbye."}])
+    ex = encode(tok, r, 512)
+    learnt = tok.decode([i for i, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE])
+    assert "Hello!" in learnt and "Goodbye." in learnt
+    assert "Hi there" not in learnt and "Bye now" not in learnt and "Be brief" not in learnt
+    assert learnt.count("<|im_end|>") == 2  # the end of each reply is learnt, so the model learns to stop
+    assert all(lab in (IGNORE, i) for i, lab in zip(ex.input_ids, ex.labels))
+
+
+def test_records_cut_before_any_answer_token_are_dropped(tok):
+    long_q = rec("word " * 200 + "?", "Short.", "long")
+    examples, dropped = encode_all(tok, [long_q, sums(1)[0]], 64)
+    assert dropped == ["long"] and [e.record_id for e in examples] == ["s0"]
+    assert all(len(e.input_ids) <= 64 for e in examples)
+
+
+def test_a_template_that_is_not_prefix_consistent_is_refused():
+    class Odd:  # renders the whole conversation in reverse: no prefix of it is a prefix of the whole
+        chat_template = "x"
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt=False):
+            text = "".join(f"<{m['role']}>{m['content']}" for m in reversed(messages))
+            return text + ("<assistant>" if add_generation_prompt else "")
+
+    with pytest.raises(TrainingError, match="prefix"):
+        assistant_spans(Odd(), sums(1)[0].messages)
+
+
+# -- the loop -----------------------------------------------------------------------------------------------------
+
+
+def _trainer(tiny_dir, out, config, train, evals, sampler=None, probe=None, adapter=None, reporter=None):
+    from sftforge.train.loop import Trainer, TrainData
+    from sftforge.train.model import load_trainable
+    from sftforge.train.samplers import SubsetSampler
+
+    model, tokenizer, _ = load_trainable(config, None, adapter)
+    tr, _ = encode_all(tokenizer, train, config.max_seq_len)
+    ev, _ = encode_all(tokenizer, evals, config.max_seq_len)
+    pr, _ = encode_all(tokenizer, probe or [], config.max_seq_len)
+    sampler = sampler or SubsetSampler(np.arange(len(tr)), config.seed)
+    return Trainer(config, model, tokenizer, TrainData(tr, ev, pr), sampler, out, reporter, tensorboard=True), model
+
+
+def test_training_lowers_the_held_out_loss_and_writes_metrics(tiny_dir, tmp_path):
+    from sftforge.train.loop import read_metrics
+
+    trainer, _ = _trainer(tiny_dir, tmp_path, cfg(tiny_dir, steps=16), sums(40), sums(8, start=100))
+    outcome = trainer.run()
+    (s0, first), (s_end, last) = outcome.eval_curve[0], outcome.eval_curve[-1]
+    assert (s0, s_end) == (0, 16) and last < 0.7 * first
+    rows = read_metrics(tmp_path)
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in train_rows] == list(range(1, 17))
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [0, 4, 8, 12, 16]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+class StopAt:
+    """A progress reporter that interrupts training after `step` steps, like Ctrl-C would."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.seen = step, 0
+
+    def task(self, description, total):
+        return None
+
+    def advance(self, handle, n=1, **fields):
+        self.seen += n
+        if self.seen >= self.step and fields:
+            raise KeyboardInterrupt
+
+    def done(self, handle):
+        pass
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_an_interrupted_run_resumes_to_the_same_result(tiny_dir, tmp_path, method):
+    from sftforge.train.loop import latest_checkpoint, read_metrics
+
+    config = cfg(tiny_dir, method=method, steps=10, save_every=3, eval_every=5, learning_rate=1e-2)
+    data = (sums(24), sums(6, start=100))
+    whole, _ = _trainer(tiny_dir, tmp_path / "whole", config, *data)
+    expected = whole.run()
+
+    first, _ = _trainer(tiny_dir, tmp_path / "cut", config, *data, reporter=StopAt(7))
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    ckpt = latest_checkpoint(tmp_path / "cut")
+    assert ckpt is not None and ckpt.name == "step-000006"
+    adapter = ckpt / "weights" if method == "lora" else None
+    resumed_cfg = config if method == "lora" else config.model_copy(update={"model": str(ckpt / "weights")})
+    second, _ = _trainer(tiny_dir, tmp_path / "cut", resumed_cfg, *data, adapter=adapter)
+    outcome = second.run(resume_from=ckpt)
+    assert outcome.resumed_from == 6
+    assert [s for s, _ in outcome.eval_curve] == [s for s, _ in expected.eval_curve]
+    np.testing.assert_allclose([v for _, v in outcome.eval_curve], [v for _, v in expected.eval_curve], rtol=1e-4)
+    cut_rows = [r for r in read_metrics(tmp_path / "cut") if r["kind"] == "train"]
+    assert [r["step"] for r in cut_rows] == list(range(1, 11))  # rows after the checkpoint were redone, not doubled
+
+
+def test_bandit_learns_to_prefer_the_arm_that_lowers_the_probe_loss(tiny_dir, tmp_path):
+    from sftforge.select.bandit import Exp3S, RewardScaler
+    from sftforge.train.samplers import BanditSampler
+
+    train = sums(24) + noise(24)
+    config = cfg(tiny_dir, steps=30, eval_every=10, save_every=30, learning_rate=5e-3)
+    members = [np.arange(24), np.arange(24, 48)]
+    sampler = BanditSampler(Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "target_prediction_gain", RewardScaler(window=50))
+    trainer, _ = _trainer(tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler,
+                          probe=sums(6, start=200))
+    outcome = trainer.run()
+    p_sums, p_noise = outcome.probabilities
+    assert p_sums > 0.6 > p_noise
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    probs = [r["probabilities"][0] for r in rows if r["kind"] == "train"]
+    assert len(probs) == 30 and probs[0] < 0.55 < probs[-1]  # it moved towards the learnable arm while training
+    assert {r["arm"] for r in rows if r["kind"] == "train"} == {0, 1}  # and kept exploring the other
+
+
+def test_merged_model_gives_the_adapted_model_s_logits(tiny_dir, tmp_path):
+    import torch
+
+    from sftforge.llm.hf import load_causal_lm
+    from sftforge.train.model import merge_adapter, save_weights
+
+    config = cfg(tiny_dir, method="lora", steps=3, learning_rate=5e-2)
+    trainer, model = _trainer(tiny_dir, tmp_path / "run", config, sums(12), sums(4, start=50))
+    trainer.run()
+    save_weights(model, trainer.tokenizer, tmp_path / "adapter")
+    merged_dir = merge_adapter(Path(tiny_dir), tmp_path / "adapter", tmp_path / "merged")
+    merged, tokenizer = load_causal_lm(merged_dir, torch.float32)
+    ids = tokenizer("What is 3 plus 3?", return_tensors="pt")["input_ids"]
+    model.eval()
+    with torch.no_grad():
+        a = model(input_ids=ids).logits
+        b = merged(input_ids=ids).logits
+        base, _ = load_causal_lm(Path(tiny_dir), torch.float32)
+        c = base(input_ids=ids).logits
+    assert torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(a, c, atol=1e-3)  # the adapter did change the model
+
+
+# -- the stages ---------------------------------------------------------------------------------------------------
+
+
+def _run_with_clean_records(tmp_path: Path, recipe_text: str, records: list[Record]):
+    from sftforge.recipe import load_recipe_text
+    from sftforge.run import RunDir
+    from sftforge.stages import Context
+
+    recipe = load_recipe_text(recipe_text, base_dir=tmp_path)
+    run = RunDir.create(tmp_path / "run", recipe_text, "t", tmp_path)
+    for stage in ("sources", "generate", "features", "clean"):
+        log = run.begin(stage, "fp")
+        if stage == "clean":
+            log.commit(records, [], ["k"])
+        run.finish(stage, {"records": len(records)}, 0.0)
+    return Context(run=run, recipe=recipe)
+
+
+HEAD = "name: t\ntask: {type: qa, qa_mode: extractive, description: sums}\nsources: {documents: [{path: x.txt}]}\n"
+
+
+def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_path):
+    from sftforge.stages import run_stage, stages_for
+
+    text = HEAD + (
+        "selection:\n  strategy: exp3s\n  arms: {by: source}\n  budget: {records: 20}\n  eval_fraction: 0.1\n"
+        "  probe_size: 4\n  score: ifd\n  bandit: {eta: 0.3}\n"
+        f"training: {{model: '{tiny_dir}', method: lora, steps: 12, batch_size: 4, learning_rate: 0.01, "
+        "eval_every: 6, save_every: 6, max_seq_len: 64, threads: 2}\n"
+        "evaluation: {max_examples: 3, max_new_tokens: 8}\noutput: {formats: [openai]}\n"
+    )
+    ctx = _run_with_clean_records(tmp_path, text, sums(30) + noise(30))
+    assert [s.name for s in stages_for(ctx.recipe)][-4:] == ["select", "train", "evaluate", "export"]
+    for stage in ("select", "train", "evaluate", "export"):
+        assert run_stage(ctx, stage)
+    run = ctx.run
+    sel = run.stage_info("select").extra
+    assert sel["splits"] == {"train": 50, "eval": 6, "probe": 4}
+    assert sorted(a["name"] for a in sel["arms"]) == ["noise", "sums"]
+    kept = run.read_records("train")
+    assert len(kept) == 20
+    arms = json.loads((run.stage_dir("train") / "arms.json").read_text())
+    assert sum(a["chosen"] for a in arms) == 20 and sum(a["records"] for a in arms) == 50
+    assert all(np.isfinite(a["value"]) and 0 < a["probability"] < 1 for a in arms)
+    reasons = {r["reject_reason"] for r in run.read_table("train", rejected=True).to_pylist()}
+    assert all(x.startswith("not chosen within the budget") for x in reasons)
+    held = {r["reject_reason"] for r in run.read_table("select", rejected=True).to_pylist()}
+    assert held == {"held out for evaluation (eval split)", "held out as the bandit's probe set"}
+    assert (run.stage_dir("train") / "adapter" / "adapter_config.json").exists()
+
+    results = json.loads((run.stage_dir("evaluate") / "results.json").read_text())
+    base, tuned = results["heldout"]["base"], results["heldout"]["tuned"]
+    assert base["examples"] == tuned["examples"] == 6 and base["generated"] == 3
+    assert tuned["loss"] < base["loss"] and set(base) >= {"perplexity", "exact_match", "token_f1", "rouge_l"}
+    answers = [json.loads(x) for x in (run.stage_dir("evaluate") / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == 6 and {a["model"] for a in answers} == {"base", "tuned"}
+
+    exported = (run.stage_dir("export") / "openai.jsonl").read_text().splitlines()
+    assert len(exported) == 20
+    assert not run_stage(ctx, "train")  # up to date: not retrained
+
+
+def test_static_ifd_selection_exports_the_best_records_without_training(tmp_path):
+    from sftforge.stages import run_stage, stages_for
+
+    records = sums(20)
+    for i, r in enumerate(records):
+        r.features["ifd"] = 1.5 if i == 0 else i / 20  # record 0 has IFD >= 1: its prompt does not help
+    text = HEAD + "selection: {strategy: ifd_topk, budget: {records: 5}, eval_fraction: 0}\noutput: {formats: [openai]}\n"
+    ctx = _run_with_clean_records(tmp_path, text, records)
+    assert [s.name for s in stages_for(ctx.recipe)][-2:] == ["select", "export"]
+    run_stage(ctx, "select")
+    run_stage(ctx, "export")
+    assert sorted(r.id for r in ctx.run.read_records("select")) == ["s15", "s16", "s17", "s18", "s19"]
+    assert len((ctx.run.stage_dir("export") / "openai.jsonl").read_text().splitlines()) == 5
+    assert {r["reject_operator"] for r in ctx.run.read_table("select", rejected=True).to_pylist()} == {"ifd_topk"}
+
+
+def test_a_bandit_without_training_is_a_recipe_error():
+    from sftforge.errors import RecipeError
+    from sftforge.recipe import load_recipe_text
+
+    with pytest.raises(RecipeError, match="training"):
+        load_recipe_text(HEAD + "selection: {strategy: exp3s}\n")
