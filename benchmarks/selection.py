@@ -1,0 +1,233 @@
+"""Does learning which data helps pay off? Held-out loss curves of the same LoRA fine-tuning under each selection
+strategy, on a pool with realistic planted defects, with the same step budget for each.
+
+The pool: closed-book QA over six PEPs, made by the sftforge pipeline with the bundled model
+(benchmarks/recipes/selection_pool.yaml; the first run generates it, ~5 minutes, later runs reuse
+benchmarks/.cache/). Clean records are held out for evaluation and as the bandit's probe set; in the rest, a
+share of the records get planted defects (benchmarks/defects.py: truncated answers, answers swapped between
+questions, off-topic text, one-word answers, near-duplicates). Features (IFD, MiniLM embeddings) are computed by
+sftforge's own operators on the planted pool, arms are k-means clusters of the embeddings, exactly as a recipe
+with `selection.arms.by: cluster` gets them.
+
+Strategies, each with the same steps, batch size, learning rate and seed: uniform (a random half of the pool),
+ifd_topk, deita (IFD score x cosine diversity), kcenter (k-center greedy), exp3s (Graves et al. 2017, target
+prediction gain on the probe set), odm (Albalak et al. 2023), all (every record). Reported per strategy: the
+held-out loss curve, the final loss, the share of training examples that were defective, and the steps needed to
+reach uniform's final held-out loss.
+
+    python benchmarks/selection.py                # about 20 minutes on 2 cores, pool cached
+    python benchmarks/selection.py --steps 60     # a quicker look
+
+The last line reads `bandit steps ratio: R` (exp3s's steps to reach uniform's final held-out loss over uniform's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CACHE = HERE / ".cache"
+
+
+def load_defects():  # benchmarks/ is not a package
+    spec = importlib.util.spec_from_file_location("defects", HERE / "defects.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_pool(out: Path):
+    """Run the pipeline (sources -> generate -> features -> clean) for the pool recipe, or reuse a finished run."""
+    from sftforge.progress import RichReporter
+    from sftforge.recipe import load_recipe
+    from sftforge.run import RunDir
+    from sftforge.stages import Context, run_pipeline
+    from rich.console import Console
+
+    recipe_path = HERE / "recipes" / "selection_pool.yaml"
+    recipe, text = load_recipe(recipe_path)
+    run = RunDir.create(out, text, recipe.name, recipe_path.parent)
+    t = time.perf_counter()
+    with RichReporter(Console(stderr=True)) as reporter:
+        ran = run_pipeline(Context(run=run, recipe=recipe, reporter=reporter))
+    took = time.perf_counter() - t
+    print(f"pool: {'made' if any(r for _, r in ran) else 'reused'} in {took:.0f} s ({out})")
+    return run.read_records("clean")
+
+
+def features(records):
+    """IFD under the bundled model and MiniLM embeddings, by sftforge's operators."""
+    from sftforge.engine.local import compute_features
+    from sftforge.ops.base import build
+    from sftforge.ops.embedding import EmbeddingConfig
+    from sftforge.ops.model_features import IFDConfig
+
+    for r in records:
+        r.features.pop("ifd", None)
+    ops = [build(IFDConfig()), build(EmbeddingConfig())]
+    vectors = compute_features(ops, records)
+    return np.array([r.features["ifd"] for r in records]), vectors["embedding"]
+
+
+def first_step_at(curve: list[tuple[int, float]], target: float) -> int | None:
+    """The first evaluated step whose held-out loss is at or below `target`."""
+    return next((s for s, v in curve if v <= target + 1e-9), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--eval-every", type=int, default=5)
+    parser.add_argument("--max-seq-len", type=int, default=128)
+    parser.add_argument("--defects", type=float, default=0.5, help="share of the candidate pool made defective")
+    parser.add_argument("--arms", type=int, default=6)
+    parser.add_argument("--eval", type=int, default=24, help="clean records held out for the loss curves")
+    parser.add_argument("--probe", type=int, default=8, help="clean records held out as the bandit's probe set")
+    parser.add_argument("--strategies", default="uniform,ifd_topk,deita,kcenter,exp3s,odm,all")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pool-dir", type=Path, default=CACHE / "selection_pool")
+    parser.add_argument("--json", type=Path, default=CACHE / "selection_results.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+
+    from sftforge.recipe import Arms, Training
+    from sftforge.select import static
+    from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
+    from sftforge.select.pool import arm_labels, split_records
+    from sftforge.train.data import encode_all
+    from sftforge.train.loop import Trainer, TrainData
+    from sftforge.train.model import load_trainable, set_threads
+    from sftforge.train.samplers import BanditSampler, SubsetSampler
+
+    defects = load_defects()
+    records = make_pool(args.pool_dir)
+    n = len(records)
+    frac = args.eval / n
+    split = split_records([r.id for r in records], frac, args.probe, args.seed)
+    heldout = [r for r, s in zip(records, split) if s == "eval"]
+    probe = [r for r, s in zip(records, split) if s == "probe"]
+    candidates = [r for r, s in zip(records, split) if s == "train"]
+    pool, labels = defects.plant_defects(candidates, args.defects, args.seed)
+    kinds = defects.defect_summary(labels)
+    print(f"records: {n} made by the pipeline; held out {len(heldout)} eval + {len(probe)} probe (clean); "
+          f"pool {len(pool)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+
+    t = time.perf_counter()
+    ifd, emb = features(pool)
+    print(f"features (IFD, MiniLM) on the pool: {time.perf_counter() - t:.0f} s")
+    arm_of, arm_names = arm_labels(pool, Arms(by="cluster", k=args.arms), emb, args.seed)
+    bad = np.array([labels[r.id] != "clean" for r in pool])
+    kind_of = [labels[r.id] for r in pool]
+    for a, name in enumerate(arm_names):
+        members = np.nonzero(arm_of == a)[0]
+        mix = {}
+        for i in members:
+            mix[kind_of[i]] = mix.get(kind_of[i], 0) + 1
+        print(f"  arm {a} ({name}): {len(members)} records, defective {bad[members].mean():.0%}  "
+              + ", ".join(f"{k} {v}" for k, v in sorted(mix.items())))
+
+    set_threads(None)
+    cfg = Training(model="bundled", method="lora", steps=args.steps, batch_size=args.batch_size,
+                   learning_rate=args.lr, warmup_steps=0, eval_every=args.eval_every, save_every=10**6,
+                   max_seq_len=args.max_seq_len, seed=args.seed)
+    ones = np.ones(len(pool))
+    budget = float(len(pool) // 2)
+
+    def subset(name: str) -> np.ndarray:
+        if name == "all":
+            return np.arange(len(pool))
+        if name == "uniform":
+            return static.uniform(len(pool), ones, budget, args.seed)
+        if name == "ifd_topk":
+            return static.top_k(ifd, ones, budget, descending=True, valid=ifd < 1.0)
+        if name == "deita":
+            return static.deita(ifd, emb, ones, budget, threshold=0.9)
+        if name == "kcenter":
+            return static.k_center_greedy(emb, ones, budget, args.seed)
+        raise ValueError(name)
+
+    results: dict[str, dict] = {}
+    strategies = [s for s in args.strategies.split(",") if s]
+    for name in strategies:
+        model, tokenizer, _ = load_trainable(cfg, None)
+        train_ex, dropped = encode_all(tokenizer, pool, cfg.max_seq_len)
+        assert not dropped, "raise --max-seq-len: some records lose every answer token"
+        eval_ex, _ = encode_all(tokenizer, heldout, cfg.max_seq_len)
+        probe_ex, _ = encode_all(tokenizer, probe, cfg.max_seq_len)
+        if name == "exp3s":
+            members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
+            sampler = BanditSampler(Exp3S(len(arm_names), eta=0.1, epsilon=0.05), members, args.seed,
+                                    "target_prediction_gain", RewardScaler(window=200))
+        elif name == "odm":
+            members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
+            sampler = BanditSampler(OnlineDataMixing(len(arm_names)), members, args.seed, "loss")
+        else:
+            sampler = SubsetSampler(subset(name), args.seed)
+        out = CACHE / "selection_runs" / name
+        shutil.rmtree(out, ignore_errors=True)
+        trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, out, tensorboard=False)
+        t = time.perf_counter()
+        outcome = trainer.run()
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        seen = [r for r in rows if r["kind"] == "train"]
+        results[name] = {
+            "curve": outcome.eval_curve,
+            "final": outcome.eval_curve[-1][1],
+            "best": min(v for _, v in outcome.eval_curve),
+            "seconds": time.perf_counter() - t,
+            "defective_share": defective_share(name, sampler, seen, subset if name not in ("exp3s", "odm") else None,
+                                               bad, arm_of, args),
+            "probabilities": outcome.probabilities,
+        }
+        r = results[name]
+        print(f"  {name:9s} final held-out loss {r['final']:.4f}  best {r['best']:.4f}  defective share "
+              f"{r['defective_share']:.0%}  {r['seconds']:.0f} s", flush=True)
+
+    uniform_final = results["uniform"]["final"]
+    print()
+    print(f"held-out loss (nats/token) every {args.eval_every} steps, {args.steps} steps of batch {args.batch_size}, "
+          f"LoRA on the bundled model; target = uniform's final loss {uniform_final:.4f}")
+    header = f"{'strategy':10s} {'start':>7s} {'final':>7s} {'best':>7s} {'bad data':>8s} {'steps to target':>16s} {'ratio':>6s}"
+    print(header)
+    steps_uniform = first_step_at(results["uniform"]["curve"], uniform_final)
+    for name, r in results.items():
+        s = first_step_at(r["curve"], uniform_final)
+        r["steps_to_uniform_final"] = s
+        ratio = f"{s / steps_uniform:.2f}" if s is not None else "never"
+        print(f"{name:10s} {r['curve'][0][1]:7.4f} {r['final']:7.4f} {r['best']:7.4f} {r['defective_share']:8.0%} "
+              f"{str(s) if s is not None else '-':>16s} {ratio:>6s}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
+    print(f"curves: {args.json}; total {time.perf_counter() - started:.0f} s")
+    s_bandit = results.get("exp3s", {}).get("steps_to_uniform_final")
+    ratio = s_bandit / steps_uniform if s_bandit is not None else float("inf")
+    print(f"bandit steps ratio: {ratio:.2f}")
+
+
+def defective_share(name, sampler, seen_rows, subset_fn, bad, arm_of, args) -> float:
+    """Share of the examples a strategy trained on that were defective: by arm for a bandit (each arm's defective
+    share weighted by its pulls), by the subset for a static strategy (sampled in shuffled epochs, so the subset's
+    share is what it trained on)."""
+    if subset_fn is None:
+        pulls = np.bincount([r["arm"] for r in seen_rows], minlength=int(arm_of.max()) + 1)
+        share = np.array([bad[arm_of == a].mean() for a in range(len(pulls))])
+        return float((pulls * share).sum() / pulls.sum())
+    chosen = subset_fn(name)
+    return float(bad[chosen].mean())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Records -> splits and arms for selection (select/pool.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sftforge.errors import StageError
+from sftforge.recipe import Arms
+from sftforge.sample import Lineage, Record, SourceRef
+from sftforge.select.pool import EVAL, PROBE, TRAIN, arm_labels, split_records
+
+
+def rec(i: int, generator: str = "g", doc: str = "d", **features: float) -> Record:
+    return Record(id=f"r{i}", messages=[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}],
+                  task="qa", lang="en", source=[SourceRef("chunk", f"{doc}#{i}", doc)], lineage=Lineage(generator, "m"),
+                  features=dict(features))
+
+
+def test_splits_are_sized_disjoint_and_stable_when_records_come_and_go():
+    ids = [f"r{i}" for i in range(200)]
+    split = split_records(ids, 0.1, 16, seed=3)
+    assert (split.count(EVAL), split.count(PROBE), split.count(TRAIN)) == (20, 16, 164)
+    again = split_records(ids, 0.1, 16, seed=3)
+    assert again == split
+    other_seed = split_records(ids, 0.1, 16, seed=4)
+    assert other_seed != split
+    # one more record: most records keep their split (the split is by a hash of the id, not by position)
+    grown = split_records(ids + ["new"], 0.1, 16, seed=3)
+    assert sum(a == b for a, b in zip(grown, split)) >= 195
+
+
+def test_tiny_pools_still_hold_out_one_record_and_keep_one_to_train():
+    assert split_records(["a", "b"], 0.1, 16, seed=0).count(EVAL) == 1
+    assert split_records(["a", "b"], 0.1, 16, seed=0).count(TRAIN) == 1
+    assert split_records(["a", "b", "c"], 0.0, 0, seed=0) == [TRAIN] * 3
+
+
+def test_arms_by_lineage_and_source_name_their_groups():
+    records = [rec(0, "self_instruct", "a"), rec(1, "evol", "b"), rec(2, "self_instruct", "b")]
+    labels, names = arm_labels(records, Arms(by="generator"), None, 0)
+    assert names == ["evol", "self_instruct"] and labels.tolist() == [1, 0, 1]
+    labels, names = arm_labels(records, Arms(by="source"), None, 0)
+    assert names == ["a", "b"] and labels.tolist() == [0, 1, 1]
+
+
+def test_difficulty_arms_bin_a_feature_and_records_without_it_get_their_own_arm():
+    records = [rec(i, ifd=i / 10) for i in range(8)] + [rec(9)]
+    labels, names = arm_labels(records, Arms(by="difficulty", k=2, feature="ifd"), None, 0)
+    assert len(names) == 3 and names[-1] == "ifd bin 02"  # the records without the feature
+    assert labels[:4].tolist() == [0] * 4 and labels[4:8].tolist() == [1] * 4 and labels[8] == 2
+    with pytest.raises(StageError, match="no record has the feature 'perplexity'"):
+        arm_labels(records, Arms(by="difficulty", feature="perplexity"), None, 0)
+
+
+def test_cluster_arms_follow_the_embeddings_and_need_them():
+    rng = np.random.default_rng(0)
+    centers = np.eye(8)[:3] * 10
+    vectors = np.concatenate([c + rng.normal(0, 0.1, (10, 8)) for c in centers]).astype(np.float32)
+    records = [rec(i) for i in range(30)]
+    labels, names = arm_labels(records, Arms(by="cluster", k=3), vectors, 0)
+    assert len(names) == 3
+    for block in range(3):  # each planted group is one arm
+        assert len(set(labels[block * 10 : (block + 1) * 10].tolist())) == 1
+    with pytest.raises(StageError, match="embedding"):
+        arm_labels(records, Arms(by="cluster"), None, 0)
