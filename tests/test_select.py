@@ -417,3 +417,20 @@ def test_allocate_by_arm_respects_a_token_budget_and_puts_nan_last():
     arm0 = everything[arm_of[everything] == 0]
     assert np.all(np.isnan(scores[arm0[-5:]])) and not np.any(np.isnan(scores[arm0[:-5]]))
     assert everything.size == 300
+
+
+def test_detrended_scaler_ranks_gains_against_the_recent_trend_not_the_shrinking_past():
+    from sftforge.select.bandit import RewardScaler
+
+    plain, detrended = RewardScaler(window=20), RewardScaler(window=20, detrend=5)
+    # learning progress that halves every few steps, with a good step (+50% over trend) every third step
+    gains = [1.0 * 0.8**t * (1.5 if t % 3 == 0 else 1.0) for t in range(40)]
+    plain_out = [plain.scale(g) for g in gains]
+    detrended_out = [detrended.scale(g) for g in gains]
+    late = range(20, 40)
+    assert all(plain_out[t] == -1.0 for t in late if t % 3)  # plain: everything late ranks at the bottom...
+    assert np.mean([plain_out[t] for t in late if t % 3 == 0]) < 0  # ...the good steps included
+    assert min(detrended_out[t] for t in late if t % 3 == 0) > max(detrended_out[t] for t in late if t % 3)
+    restored = RewardScaler(window=20, detrend=5)
+    restored.load_state_dict(detrended.state_dict())
+    assert restored.scale(0.01) == detrended.scale(0.01)

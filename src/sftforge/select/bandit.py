@@ -65,17 +65,27 @@ class RewardScaler:
     -1 and the ``high_q`` quantile to +1, linearly in between, clipped outside. The paper keeps a reservoir
     sample of the whole history; we keep the last ``window`` rewards instead, which follows the
     non-stationary reward distribution of a short fine-tuning run more closely.
+
+    ``detrend``: in a short run the learning progress shrinks step after step (the loss flattens), so each new
+    gain is smaller than those before it and would rank at the bottom of the history whatever arm earned it. With
+    ``detrend = k > 0`` what is ranked is the gain minus the mean of the previous ``k`` raw gains, over their mean
+    magnitude: how much better this step did than the recent trend, relative to it, a quantity whose scale stays
+    put while the raw gains shrink.
     """
 
-    def __init__(self, window: int = 1000, low_q: float = 0.2, high_q: float = 0.8) -> None:
+    def __init__(self, window: int = 1000, low_q: float = 0.2, high_q: float = 0.8, detrend: int = 0) -> None:
         if window < 2:
             raise ValueError("window must be at least 2")
+        if detrend < 0:
+            raise ValueError("detrend must be >= 0")
         if not 0.0 <= low_q < high_q <= 1.0:
             raise ValueError("need 0 <= low_q < high_q <= 1")
         self.window = int(window)
         self.low_q = float(low_q)
         self.high_q = float(high_q)
         self._history: deque[float] = deque(maxlen=self.window)
+        self.detrend = int(detrend)
+        self._raw: deque[float] = deque(maxlen=max(self.detrend, 1))
 
     def __len__(self) -> int:
         return len(self._history)
@@ -88,6 +98,11 @@ class RewardScaler:
         raw = float(raw)
         if not math.isfinite(raw):
             return 0.0
+        if self.detrend:
+            prev = np.fromiter(self._raw, dtype=np.float64, count=len(self._raw))
+            self._raw.append(raw)
+            size = float(np.mean(np.abs(prev))) if len(prev) else 0.0
+            raw = (raw - float(prev.mean())) / size if size > 0 else 0.0
         self._history.append(raw)
         hist = np.fromiter(self._history, dtype=np.float64, count=len(self._history))
         if np.ptp(hist) == 0.0:
@@ -102,13 +117,16 @@ class RewardScaler:
         return float(np.clip(2.0 * (raw - q_lo) / (q_hi - q_lo) - 1.0, -1.0, 1.0))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"window": self.window, "low_q": self.low_q, "high_q": self.high_q, "history": list(self._history)}
+        return {"window": self.window, "low_q": self.low_q, "high_q": self.high_q, "history": list(self._history),
+                "detrend": self.detrend, "raw": list(self._raw)}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.window = int(d["window"])
         self.low_q = float(d["low_q"])
         self.high_q = float(d["high_q"])
         self._history = deque((float(x) for x in d["history"]), maxlen=self.window)
+        self.detrend = int(d.get("detrend", 0))
+        self._raw = deque((float(x) for x in d.get("raw", [])), maxlen=max(self.detrend, 1))
 
 
 @runtime_checkable
