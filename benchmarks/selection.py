@@ -65,18 +65,26 @@ def make_pool(out: Path):
     return run.read_records("clean")
 
 
-def features(records):
-    """IFD under the bundled model and MiniLM embeddings, by sftforge's operators."""
+def features(records, cache: Path):
+    """IFD under the bundled model and MiniLM embeddings (of the whole conversation and of the answer alone), by
+    sftforge's operators; kept in `cache` for the same pool."""
     from sftforge.engine.local import compute_features
     from sftforge.ops.base import build
     from sftforge.ops.embedding import EmbeddingConfig
     from sftforge.ops.model_features import IFDConfig
 
+    ids = [r.id for r in records]
+    if cache.exists():
+        data = np.load(cache, allow_pickle=False)
+        if data["ids"].tolist() == ids:
+            return data["ifd"], data["emb"], data["emb_answer"]
     for r in records:
         r.features.pop("ifd", None)
-    ops = [build(IFDConfig()), build(EmbeddingConfig())]
-    vectors = compute_features(ops, records)
-    return np.array([r.features["ifd"] for r in records]), vectors["embedding"]
+    vectors = compute_features([build(IFDConfig()), build(EmbeddingConfig())], records)
+    answer = compute_features([build(EmbeddingConfig(role="assistant"))], records)
+    ifd = np.array([r.features["ifd"] for r in records])
+    np.savez(cache, ids=np.array(ids), ifd=ifd, emb=vectors["embedding"], emb_answer=answer["embedding"])
+    return ifd, vectors["embedding"], answer["embedding"]
 
 
 def first_step_at(curve: list[tuple[int, float]], target: float) -> int | None:
@@ -86,16 +94,23 @@ def first_step_at(curve: list[tuple[int, float]], target: float) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--schedule", choices=["constant", "linear", "cosine"], default="cosine")
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--max-seq-len", type=int, default=128)
     parser.add_argument("--defects", type=float, default=0.5, help="share of the candidate pool made defective")
     parser.add_argument("--arms", type=int, default=6)
-    parser.add_argument("--eval", type=int, default=24, help="clean records held out for the loss curves")
-    parser.add_argument("--probe", type=int, default=8, help="clean records held out as the bandit's probe set")
-    parser.add_argument("--strategies", default="uniform,ifd_topk,deita,kcenter,exp3s,odm,all")
+    parser.add_argument("--eval", type=int, default=12, help="clean records held out for the loss curves")
+    parser.add_argument("--probe", type=int, default=6, help="clean records held out as the bandit's probe set")
+    parser.add_argument("--eta", type=float, default=0.3, help="Exp3.S step size")
+    parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
+    parser.add_argument("--detrend", type=int, default=5, help="rank gains against the mean of this many before")
+    parser.add_argument("--arms-on", choices=["answer", "conversation"], default="answer",
+                        help="what the k-means arms cluster: MiniLM embeddings of the answer or of the whole record")
+    parser.add_argument("--strategies", default="uniform,ifd_topk,deita,kcenter,exp3s,all",
+                        help="any of uniform, ifd_topk, deita, kcenter, exp3s, odm, all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool-dir", type=Path, default=CACHE / "selection_pool")
     parser.add_argument("--json", type=Path, default=CACHE / "selection_results.json")
@@ -126,9 +141,10 @@ def main() -> None:
           f"pool {len(pool)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
 
     t = time.perf_counter()
-    ifd, emb = features(pool)
+    ifd, emb, emb_answer = features(pool, CACHE / f"selection_features-{args.seed}-{args.defects}.npz")
     print(f"features (IFD, MiniLM) on the pool: {time.perf_counter() - t:.0f} s")
-    arm_of, arm_names = arm_labels(pool, Arms(by="cluster", k=args.arms), emb, args.seed)
+    arm_vectors = emb_answer if args.arms_on == "answer" else emb
+    arm_of, arm_names = arm_labels(pool, Arms(by="cluster", k=args.arms), arm_vectors, args.seed)
     bad = np.array([labels[r.id] != "clean" for r in pool])
     kind_of = [labels[r.id] for r in pool]
     for a, name in enumerate(arm_names):
@@ -141,7 +157,7 @@ def main() -> None:
 
     set_threads(None)
     cfg = Training(model="bundled", method="lora", steps=args.steps, batch_size=args.batch_size,
-                   learning_rate=args.lr, warmup_steps=0, eval_every=args.eval_every, save_every=10**6,
+                   learning_rate=args.lr, schedule=args.schedule, warmup_steps=0, eval_every=args.eval_every, save_every=10**6,
                    max_seq_len=args.max_seq_len, seed=args.seed)
     ones = np.ones(len(pool))
     budget = float(len(pool) // 2)
@@ -161,6 +177,8 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     strategies = [s for s in args.strategies.split(",") if s]
+    if "uniform" not in strategies:
+        parser.error("--strategies must include uniform: every other strategy is measured against it")
     for name in strategies:
         model, tokenizer, _ = load_trainable(cfg, None)
         train_ex, dropped = encode_all(tokenizer, pool, cfg.max_seq_len)
@@ -169,8 +187,8 @@ def main() -> None:
         probe_ex, _ = encode_all(tokenizer, probe, cfg.max_seq_len)
         if name == "exp3s":
             members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
-            sampler = BanditSampler(Exp3S(len(arm_names), eta=0.1, epsilon=0.05), members, args.seed,
-                                    "target_prediction_gain", RewardScaler(window=200))
+            sampler = BanditSampler(Exp3S(len(arm_names), eta=args.eta, epsilon=0.05), members, args.seed,
+                                    "target_prediction_gain", RewardScaler(window=args.window, detrend=args.detrend))
         elif name == "odm":
             members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
             sampler = BanditSampler(OnlineDataMixing(len(arm_names)), members, args.seed, "loss")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import re
 
+import pytest
 import yaml
 
 from sftforge.recipe import json_schema, load_recipe_text
@@ -66,3 +68,12 @@ def test_operator_reference_names_every_operator_and_field():
             if field not in ("name", "min", "max") and f"`{field}`" not in rows[name]:
                 missing.append(f"{name}.{field}")
     assert not missing, f"README operator reference lacks: {missing}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "examples" / "recipes").glob("*.yaml")) + sorted((REPO / "benchmarks" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_is_valid(path):
+    from sftforge.recipe import load_recipe
+
+    recipe, _ = load_recipe(path)
+    for doc in recipe.sources.documents:
+        assert glob.glob(str(recipe.resolve(doc.path))), f"{path.name}: {doc.path} matches nothing"

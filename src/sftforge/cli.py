@@ -86,18 +86,21 @@ def run(
     from sftforge.progress import RichReporter
     from sftforge.recipe import load_recipe
     from sftforge.run import RunDir
-    from sftforge.stages import Context, run_pipeline
+    from sftforge.stages import Context, run_rounds
 
     _setup_logging(verbose)
     rec, text = load_recipe(recipe)
     run_dir = out_dir or Path("runs") / rec.name
     run_ = RunDir.create(run_dir, text, rec.name, recipe.resolve().parent)
     with RichReporter(console) as reporter:
-        results = run_pipeline(Context(run=run_, recipe=rec, reporter=reporter))
-    skipped = [name for name, ran in results if not ran]
-    if skipped:
-        console.print(f"up to date, skipped: {', '.join(skipped)}")
-    _summary(run_dir)
+        rounds = run_rounds(Context(run=run_, recipe=rec, reporter=reporter), text)
+    for r, round_run, results in rounds:
+        skipped = [name for name, ran in results if not ran]
+        if skipped:
+            console.print(f"{f'round {r}: ' if len(rounds) > 1 else ''}up to date, skipped: {', '.join(skipped)}")
+        _summary(round_run.path)
+    if len(rounds) > 1:
+        out.print(f"final dataset (round {rounds[-1][0]}): {rounds[-1][1].stage_dir('export')}")
 
 
 def _stage_command(name: str, doc: str):  # type: ignore[no-untyped-def]

@@ -279,10 +279,14 @@ class BanditSettings(Strict):
         "target_prediction_gain",
         description="exp3s reward: loss drop on the probe set (target) or on the step's own batch, by the update.",
     )
-    eta: float = Field(0.1, gt=0, description="Exp3.S step size; short runs (hundreds of steps) need ~0.1.")
+    eta: float = Field(0.3, gt=0, description="Exp3.S step size; the paper's 1e-3 is for 10^5+ steps, a fine-tuning run of tens to hundreds of steps needs ~0.3.")
     epsilon: float = Field(0.05, ge=0, lt=1, description="Exp3.S share of uniform exploration.")
     alpha: float | None = Field(None, ge=0, lt=1, description="Exp3.S weight sharing (lets the policy switch arms); default 1/t, the paper's schedule.")
-    window: int = Field(200, ge=10, description="Recent rewards whose 20th/80th percentiles rescale to [-1, 1].")
+    window: int = Field(50, ge=10, description="Recent rewards whose 20th/80th percentiles rescale to [-1, 1].")
+    detrend: int = Field(
+        5, ge=0, description="Rank each gain against the mean of this many gains before it (0: raw gains, as the "
+        "paper); short runs need it, since gains shrink as the loss flattens.",
+    )
     smoothing: float = Field(0.9, ge=0, lt=1, description="odm: smoothing of each arm's loss estimate.")
     temperature: float = Field(1.0, gt=0, description="Budget shares are softmax(arm values / temperature).")
 
@@ -376,6 +380,12 @@ class Recipe(Strict):
     selection: Selection | None = Field(None, description="Data selection; absent: every cleaned record is exported.")
     training: Training | None = Field(None, description="Fine-tuning; absent: no train and evaluate stages.")
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    rounds: int = Field(
+        1, ge=1, le=20,
+        description="Closed loop: after each round's training, the bandit's arm values set each topic's share of the "
+        "next round's generation budget (target_count new records per round); needs a bandit with arms by cluster "
+        "or source.",
+    )
     output: Output = Field(default_factory=Output)
     engine: Literal["local"] = Field("local", description="Executor; local streams batches in this process.")
 
@@ -384,6 +394,11 @@ class Recipe(Strict):
         sel = self.selection
         if sel is not None and sel.strategy in ("exp3s", "odm") and self.training is None:
             raise ValueError(f"selection.strategy {sel.strategy} learns while fine-tuning: add a `training` section, or use a static strategy (all, uniform, ifd_topk, deita, kcenter)")
+        if self.rounds > 1:
+            if sel is None or sel.strategy not in ("exp3s", "odm"):
+                raise ValueError("rounds > 1 feeds the bandit's arm values into the next round: set selection.strategy to exp3s or odm (with a `training` section)")
+            if sel.arms.by not in ("cluster", "source"):
+                raise ValueError(f"rounds > 1 needs arms that map onto passages: selection.arms.by cluster or source, not {sel.arms.by}")
         return self
 
     # Set by load_recipe: relative source paths resolve against the recipe's folder.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sftforge.errors import StageError
 from sftforge.recipe import Recipe
+from sftforge.rounds import prepare_round
+from sftforge.run import RunDir
 from sftforge.stages.base import Context, Stage, upstream_fingerprint
 from sftforge.stages.clean import CleanStage
 from sftforge.stages.evaluate import EvaluateStage
@@ -47,4 +49,14 @@ def run_pipeline(ctx: Context) -> list[tuple[str, bool]]:
     return [(stage.name, run_stage(ctx, stage.name)) for stage in stages_for(ctx.recipe)]
 
 
-__all__ = ["STAGES", "Context", "run_pipeline", "run_stage", "stages_for"]
+def run_rounds(ctx: Context, recipe_text: str) -> list[tuple[int, RunDir, list[tuple[str, bool]]]]:
+    """Round 1 in `ctx.run`, then each later round in its own run directory, planned from the round before
+    (sftforge/rounds.py). Resumable like a single run: finished rounds and stages are skipped."""
+    out = [(1, ctx.run, run_pipeline(ctx))]
+    for r in range(2, ctx.recipe.rounds + 1):
+        run = prepare_round(ctx.run.path, recipe_text, ctx.recipe, r)
+        out.append((r, run, run_pipeline(Context(run=run, recipe=ctx.recipe, reporter=ctx.reporter))))
+    return out
+
+
+__all__ = ["STAGES", "Context", "run_pipeline", "run_rounds", "run_stage", "stages_for"]

@@ -23,10 +23,13 @@ from sftforge.generate.parsing import ParseError
 from sftforge.llm import open_llm
 from sftforge.llm.base import LLM, ChatRequest, Completion, SamplingParams
 from sftforge.sample import Lineage, Record, Rejected, record_id
+from sftforge.rounds import carried_run, read_plan, weighted_order
 from sftforge.run import ShardLog
 from sftforge.stages.base import Context, Stage
 
 log = logging.getLogger(__name__)
+
+CARRIED = "carried"  # the ledger key of the earlier rounds' records in a later round
 
 
 def item_seed(base: int, key: str, attempt: int) -> int:
@@ -35,9 +38,14 @@ def item_seed(base: int, key: str, attempt: int) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def passages(ctx: Context) -> list[Passage]:
+def passages(ctx: Context, plan: dict[str, Any] | None = None) -> list[Passage]:
+    """Passages in rank order; in a later round of the closed loop, in the plan's weighted order instead."""
     table = pq.read_table(ctx.run.stage_dir("sources") / "chunks.parquet")
     rows = table.filter(table["used"]).to_pylist()  # already in rank order
+    if plan is not None:
+        by_id = {r["chunk_id"]: r for r in rows}
+        order = weighted_order(list(by_id), plan["weights"], ctx.recipe.generation.sampling.seed + plan["round"])
+        rows = [by_id[c] for c in order]
     return [Passage(r["chunk_id"], r["doc_id"], r["start"], r["end"], r["text"]) for r in rows]
 
 
@@ -56,21 +64,24 @@ class GenerateStage(Stage):
             "per_passage": gen.per_passage,
             "max_attempts": gen.max_attempts,
             "templates": templates_hash(ctx.recipe.task.language),
+            "plan": read_plan(ctx.run),
         }
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
         recipe = ctx.recipe
         gen_cfg = recipe.generation
         generator = GroundedGenerator(recipe.task)
-        items = generator.work_items(passages(ctx), gen_cfg.per_passage)
+        plan = read_plan(ctx.run)
+        carried = self._carry(ctx, out, plan)
+        items = generator.work_items(passages(ctx, plan), gen_cfg.per_passage)
         cache_path = ctx.run.path / "cache" / "llm.sqlite" if gen_cfg.cache else None
         target = recipe.task.target_count
         start = time.perf_counter()
         bar = ctx.reporter.task("generate", total=target)
-        ctx.reporter.advance(bar, n=min(out.counts["records"], target))
+        ctx.reporter.advance(bar, n=min(out.counts["records"] - carried, target))
         with open_llm(gen_cfg.model, recipe.resolve("."), cache_path) as llm:
-            runner = _Runner(llm, generator, gen_cfg, items, out.done)
-            accepted = out.counts["records"]
+            runner = _Runner(llm, generator, gen_cfg, items, out.done, plan["round"] if plan else 1)
+            accepted = out.counts["records"] - carried
             for records, rejected, keys, stats in runner.batches(lambda: accepted < target, gen_cfg.shard_size):
                 out.commit(records, rejected, keys, stats)
                 new = min(len(records), max(0, target - accepted))
@@ -90,7 +101,9 @@ class GenerateStage(Stage):
             )
         rejected_table = ctx.run.read_table(self.name, rejected=True)
         reasons = Counter(rejected_table.column("reject_reason").to_pylist())
-        counts = {"records": out.counts["records"], "rejected": out.counts["rejected"], "work_items": len(out.done)}
+        counts = {"records": out.counts["records"], "rejected": out.counts["rejected"], "work_items": len(out.done) - bool(plan)}
+        if plan:
+            counts["carried"] = carried
         usage = {k: stats[k] for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused", "completion_tokens")}
         extra = {
             "model": model_id,
@@ -98,18 +111,29 @@ class GenerateStage(Stage):
             "completion_tokens_per_s": round(usage["completion_tokens"] / total_seconds, 1) if total_seconds else 0.0,
             "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
             "rejected_by_reason": dict(reasons.most_common()),
-            "acceptance_rate": round(counts["records"] / max(1, len(out.done)), 3),
+            "acceptance_rate": round((counts["records"] - carried) / max(1, counts["work_items"]), 3),
         }
         return counts, extra
+
+    @staticmethod
+    def _carry(ctx: Context, out: ShardLog, plan: dict[str, Any] | None) -> int:
+        """A later round's pool starts with the earlier rounds' cleaned records (committed once); their count."""
+        if plan is None:
+            return 0
+        records = carried_run(ctx.run, plan).read_records("clean")
+        if CARRIED not in out.done:
+            out.commit(records, [], [CARRIED])
+        return len(records)
 
 
 class _Runner:
     """Drives an LLM over work items with retries; yields committed-shard-sized batches of finished items."""
 
     def __init__(
-        self, llm: LLM, generator: Generator, gen_cfg: Any, items: list[WorkItem], done: set[str]
+        self, llm: LLM, generator: Generator, gen_cfg: Any, items: list[WorkItem], done: set[str], round_: int = 1
     ) -> None:
         self.llm = llm
+        self.round = round_
         self.generator = generator
         self.cfg = gen_cfg
         self.todo: Iterator[WorkItem] = (it for it in items if it.key not in done)
@@ -140,6 +164,7 @@ class _Runner:
             seed=s.seed,
             template=self.generator.template.name,
             template_hash=self.generator.template.hash,
+            round=self.round,
             attempts=attempt + 1,
             prompt_tokens=st["item_prompt_tokens"],
             completion_tokens=st["item_completion_tokens"],

@@ -25,7 +25,7 @@ from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, scores
 from sftforge.select.static import allocate_by_arm
 from sftforge.stages.base import Context, Stage
 from sftforge.stages.select import read_assignments
-from sftforge.train.data import encode_all
+from sftforge.train.data import TrainingError, encode_all
 from sftforge.train.loop import Trainer, TrainData, latest_checkpoint
 from sftforge.train.model import load_trainable, merge_adapter, save_weights, set_threads, trainable_parameters
 from sftforge.train.samplers import BanditSampler, Sampler, SubsetSampler
@@ -48,7 +48,7 @@ def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int) -> Sampler:
     if sel.strategy == "odm":
         return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss")
     policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha)
-    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window))
+    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=b.detrend))
 
 
 def _split_records(run: RunDir) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:
@@ -91,7 +91,20 @@ class TrainStage(Stage):
         train_ex, dropped = encode_all(tokenizer, pool, cfg.max_seq_len)
         eval_ex, _ = encode_all(tokenizer, heldout, cfg.max_seq_len)
         probe_ex, _ = encode_all(tokenizer, probe, cfg.max_seq_len)
+        if not train_ex:
+            raise TrainingError(
+                f"none of the {len(pool)} training records keeps an answer token within training.max_seq_len "
+                f"{cfg.max_seq_len}: raise it"
+            )
         arm_of = np.array([arm[e.record_id] for e in train_ex], dtype=np.int64)
+        if bandit:
+            n_arms = int(max(arm.values())) + 1
+            empty = sorted(set(range(n_arms)) - set(arm_of.tolist()))
+            if empty:
+                raise TrainingError(
+                    f"arm(s) {empty} have no record left within training.max_seq_len {cfg.max_seq_len} "
+                    f"({len(dropped)} records are too long): raise it, or choose fewer arms"
+                )
         sampler = make_sampler(sel, arm_of, cfg.seed)
         trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, stage_dir, ctx.reporter)
         outcome = trainer.run(resume_from=ckpt)
