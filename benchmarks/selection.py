@@ -169,8 +169,8 @@ def main() -> None:
             return static.uniform(len(pool), ones, budget, args.seed)
         if name == "ifd_topk":
             return static.top_k(ifd, ones, budget, descending=True, valid=ifd < 1.0)
-        if name == "deita":
-            return static.deita(ifd, emb, ones, budget, threshold=0.9)
+        if name == "deita":  # IFD as the score, below 1 as for ifd_topk (what `selection.score: ifd` does)
+            return static.deita(np.where(ifd < 1.0, ifd, np.nan), emb, ones, budget, threshold=0.9)
         if name == "kcenter":
             return static.k_center_greedy(emb, ones, budget, args.seed)
         raise ValueError(name)

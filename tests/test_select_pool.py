@@ -64,3 +64,12 @@ def test_cluster_arms_follow_the_embeddings_and_need_them():
         assert len(set(labels[block * 10 : (block + 1) * 10].tolist())) == 1
     with pytest.raises(StageError, match="embedding"):
         arm_labels(records, Arms(by="cluster"), None, 0)
+
+
+def test_ifd_scores_of_one_or_more_are_never_ranked():
+    from sftforge.select.pool import scores
+
+    records = [rec(0, ifd=0.5), rec(1, ifd=1.2), rec(2, ifd=0.9), rec(3)]
+    s = scores(records, "ifd", True)
+    assert s[0] == 0.5 and s[2] == 0.9 and np.isnan(s[1]) and np.isnan(s[3])
+    assert scores([rec(0, perplexity=3.0)], "perplexity", False).tolist() == [-3.0]

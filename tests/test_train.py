@@ -255,6 +255,10 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
 
     exported = (run.stage_dir("export") / "openai.jsonl").read_text().splitlines()
     assert len(exported) == 20
+    card = (run.stage_dir("export") / "README.md").read_text()
+    assert "## Selection and fine-tuning" in card and "`exp3s`, budget 20 records" in card
+    assert "| train | 50 | 20 | 30 |" in card  # the funnel: the bandit's budgeted choice
+    assert f"| heldout | loss | {base['loss']:.4g} | {tuned['loss']:.4g} |" in card
     assert not run_stage(ctx, "train")  # up to date: not retrained
 
 
@@ -280,3 +284,33 @@ def test_a_bandit_without_training_is_a_recipe_error():
 
     with pytest.raises(RecipeError, match="training"):
         load_recipe_text(HEAD + "selection: {strategy: exp3s}\n")
+
+
+def test_gradient_accumulation_matches_one_big_batch(tiny_dir, tmp_path):
+    import torch
+
+    weights = []
+    for batch, accum in ((4, 1), (2, 2)):
+        config = cfg(tiny_dir, steps=1, batch_size=batch, grad_accum=accum, eval_every=100, save_every=100)
+        trainer, model = _trainer(tiny_dir, tmp_path / f"b{batch}", config, sums(8), sums(2, start=50))
+        trainer.run()
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(weights[0], weights[1], atol=1e-6)
+
+
+def test_evaluation_files_are_read_and_bad_lines_named(tmp_path):
+    from sftforge.errors import SourceError
+    from sftforge.train.evaluate import load_eval_file
+
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}],
+                                "task": "qa"}) + "\n\n")
+    (record,) = load_eval_file(good)
+    assert record.task == "qa" and record.messages[-1]["content"] == "A." and record.id
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + '{"messages": [{"role": "user", "content": "no answer"}]}\n')
+    with pytest.raises(SourceError, match=r"bad\.jsonl:3: needs `messages`.*assistant turn"):
+        load_eval_file(bad)
+    bad.write_text("{not json\n")
+    with pytest.raises(SourceError, match=r"bad\.jsonl:1: not JSON"):
+        load_eval_file(bad)

@@ -109,6 +109,30 @@ character offsets) and says how it was made (`lineage`).
 {%- endfor %}
 
 Removed records are kept, with their reason, in the run directory's `rejected/` folder.
+{% if selection %}
+## Selection and fine-tuning
+
+- **Strategy**: `{{ selection.strategy }}`{% if selection.budget %}, budget {{ selection.budget }}{% endif %}; held out: {{ selection.splits }}
+{%- if training %}
+- **Fine-tuning**: {{ training.method }} on `{{ training.model }}`, {{ training.steps }} steps of {{ training.batch }} examples, learning rate {{ training.lr }}; held-out loss {{ training.curve }}
+{%- endif %}
+{% if arms %}
+| arm | records | chosen | learnt value | final probability |
+|---|---|---|---|---|
+{%- for a in arms %}
+| {{ a.name }} | {{ a.records }} | {{ a.chosen }} | {{ "%.3f"|format(a.value) }} | {{ "%.3f"|format(a.probability) if a.probability is not none else "-" }} |
+{%- endfor %}
+{% endif %}
+{%- if evaluation %}
+Evaluation, base model vs fine-tuned:
+
+| set | metric | base | fine-tuned |
+|---|---|---|---|
+{%- for row in evaluation %}
+| {{ row.set }} | {{ row.metric }} | {{ row.base }} | {{ row.tuned }} |
+{%- endfor %}
+{% endif %}
+{%- endif %}
 {% if features %}
 ## Features
 
@@ -163,6 +187,11 @@ def render_card(
     if clean:
         c = clean.get("counts", {})
         funnel.append({"stage": "clean", "input": c.get("input", 0), "kept": c.get("records", 0), "removed": c.get("rejected", 0)})
+    for name in ("select", "train"):
+        c = stages.get(name, {}).get("counts", {})
+        if "records" in c and "rejected" in c:
+            funnel.append({"stage": name, "input": c.get("input", c["records"] + c["rejected"]), "kept": c["records"],
+                           "removed": c["rejected"]})
     docs = Counter(s.doc_id for r in records for s in r.source if s.kind == "chunk")
     cx = clean.get("extra", {})
     seen, removed = cx.get("seen_by_operator", {}), cx.get("removed_by_operator", {})
@@ -210,7 +239,35 @@ def render_card(
         contamination_action=None if contamination is None else contamination.get("action"),
         clusters=cx.get("duplicate_clusters", {}),
         features=_feature_summary(records),
+        **_selection(recipe, stages),
     )
+
+
+def _selection(recipe: Recipe, stages: dict[str, Any]) -> dict[str, Any]:
+    """What the card says about selection, training and evaluation (nothing when the recipe has none)."""
+    sel = recipe.selection_in_force
+    if sel is None or "select" not in stages:
+        return {"selection": None, "training": None, "arms": [], "evaluation": []}
+    budget = sel.budget
+    extra = stages["select"].get("extra", {})
+    info = {"strategy": sel.strategy,
+            "budget": f"{budget.records} records" if budget.records else (f"{budget.tokens} tokens" if budget.tokens else ""),
+            "splits": ", ".join(f"{k} {v}" for k, v in extra.get("splits", {}).items())}
+    train = stages.get("train", {}).get("extra", {})
+    cfg = recipe.training
+    training = None
+    if cfg is not None and train:
+        curve = train.get("eval_curve", [])
+        training = {"method": cfg.method, "model": cfg.model, "steps": train.get("steps"), "batch": cfg.batch_size * cfg.grad_accum,
+                    "lr": cfg.learning_rate,
+                    "curve": " -> ".join(f"{v:.3f} (step {s})" for s, v in (curve[:1] + curve[-1:])) if curve else "-"}
+    rows = []
+    for set_name, entry in stages.get("evaluate", {}).get("extra", {}).get("results", {}).items():
+        for metric, base in entry.get("base", {}).items():
+            tuned = entry.get("tuned", {}).get(metric)
+            if isinstance(base, float) and isinstance(tuned, float):
+                rows.append({"set": set_name, "metric": metric, "base": f"{base:.4g}", "tuned": f"{tuned:.4g}"})
+    return {"selection": info, "training": training, "arms": train.get("arms", []), "evaluation": rows}
 
 
 def _feature_summary(records: list[Record]) -> list[dict[str, Any]]:

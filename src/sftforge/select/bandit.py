@@ -70,7 +70,8 @@ class RewardScaler:
     gain is smaller than those before it and would rank at the bottom of the history whatever arm earned it. With
     ``detrend = k > 0`` what is ranked is the gain minus the mean of the previous ``k`` raw gains, over their mean
     magnitude: how much better this step did than the recent trend, relative to it, a quantity whose scale stays
-    put while the raw gains shrink.
+    put while the raw gains shrink. The first ``k`` rewards, which have no trend to be compared with (and are the
+    largest of a run: the first steps teach the output format whatever the data), are neutral (0).
     """
 
     def __init__(self, window: int = 1000, low_q: float = 0.2, high_q: float = 0.8, detrend: int = 0) -> None:
@@ -101,7 +102,9 @@ class RewardScaler:
         if self.detrend:
             prev = np.fromiter(self._raw, dtype=np.float64, count=len(self._raw))
             self._raw.append(raw)
-            size = float(np.mean(np.abs(prev))) if len(prev) else 0.0
+            if len(prev) < self.detrend:  # no trend to compare with yet: a neutral reward, the policy stays put
+                return 0.0
+            size = float(np.mean(np.abs(prev)))
             raw = (raw - float(prev.mean())) / size if size > 0 else 0.0
         self._history.append(raw)
         hist = np.fromiter(self._history, dtype=np.float64, count=len(self._history))

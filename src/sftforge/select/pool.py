@@ -79,8 +79,12 @@ def arm_labels(records: Sequence[Record], arms: Arms, vectors: np.ndarray | None
 
 
 def scores(records: Sequence[Record], feature: str, higher_is_better: bool) -> np.ndarray:
-    """The ranking feature per record, oriented so that higher is better; NaN where a record lacks it."""
+    """The ranking feature per record, oriented so that higher is better; NaN where a record lacks it, and, for
+    IFD, where it is 1 or more: the instruction does not help predict the answer (Li et al. 2023), which is what
+    a swapped, off-topic or one-word answer looks like, so the highest IFDs are the worst records, not the best."""
     values = np.array([r.features.get(feature, np.nan) for r in records], dtype=np.float64)
+    if feature.startswith("ifd"):
+        values[values >= 1.0] = np.nan
     return values if higher_is_better else -values
 
 

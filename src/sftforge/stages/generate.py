@@ -57,14 +57,14 @@ class GenerateStage(Stage):
 
     def config(self, ctx: Context) -> Any:
         gen = ctx.recipe.generation
-        return {
+        plan = read_plan(ctx.run)
+        return ({"plan": plan} if plan else {}) | {
             "task": ctx.recipe.task.model_dump(),
             "model": gen.model.model_dump(),
             "sampling": gen.sampling.model_dump(),
             "per_passage": gen.per_passage,
             "max_attempts": gen.max_attempts,
             "templates": templates_hash(ctx.recipe.task.language),
-            "plan": read_plan(ctx.run),
         }
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:

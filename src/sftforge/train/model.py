@@ -59,18 +59,24 @@ def trainable_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-def batch_loss(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, int]:
-    """(mean loss over the batch's assistant tokens, as a tensor with grad; number of those tokens)."""
-    batch = collate(examples, pad_id)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+def _token_nll(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, Any]:
+    """(negative log-likelihood of each next token, mask of the assistant tokens among them), both (batch, len-1)."""
     import torch
 
+    batch = collate(examples, pad_id)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     labels = batch["labels"][:, 1:]
     mask = labels != IGNORE
     logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     nll = -logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return nll * mask, mask
+
+
+def batch_loss(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, int]:
+    """(mean loss over the batch's assistant tokens, as a tensor with grad; number of those tokens)."""
+    nll, mask = _token_nll(model, examples, pad_id)
     tokens = int(mask.sum())
-    return (nll * mask).sum() / max(tokens, 1), tokens
+    return nll.sum() / max(tokens, 1), tokens
 
 
 def example_losses(model: Any, examples: list[Example], pad_id: int, batch_size: int) -> list[tuple[float, int]]:
@@ -84,12 +90,7 @@ def example_losses(model: Any, examples: list[Example], pad_id: int, batch_size:
         with torch.inference_mode():
             for s in range(0, len(examples), batch_size):
                 chunk = examples[s : s + batch_size]
-                batch = collate(chunk, pad_id)
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                labels = batch["labels"][:, 1:]
-                mask = labels != IGNORE
-                logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-                nll = -logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+                nll, mask = _token_nll(model, chunk, pad_id)
                 for i in range(len(chunk)):
                     out.append((float(nll[i].sum()), int(mask[i].sum())))
     finally:
