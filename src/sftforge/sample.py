@@ -51,10 +51,11 @@ class Lineage:
 class AnswerCheck:
     """Whether the generator could verify the answer, how, and the result."""
 
-    method: str  # span | overlap | none
+    method: str  # span | overlap | kg_execution | ... | none
     passed: bool
     score: float
     detail: str = ""
+    expected: list[str] = field(default_factory=list)  # the verified answer set, where the check found one
 
 
 @dataclass(slots=True)
@@ -96,7 +97,7 @@ class Record:
             source=[SourceRef(**s) for s in (row.get("source") or [])],
             lineage=Lineage(**lineage) if lineage else None,
             features=dict(features),
-            answer_check=AnswerCheck(**check) if check else None,
+            answer_check=AnswerCheck(**(check | {"expected": check.get("expected") or []})) if check else None,
         )
 
 
@@ -138,7 +139,13 @@ LINEAGE_TYPE = pa.struct(
     ]
 )
 ANSWER_CHECK_TYPE = pa.struct(
-    [("method", pa.string()), ("passed", pa.bool_()), ("score", pa.float64()), ("detail", pa.string())]
+    [
+        ("method", pa.string()),
+        ("passed", pa.bool_()),
+        ("score", pa.float64()),
+        ("detail", pa.string()),
+        ("expected", pa.list_(pa.string())),
+    ]
 )
 
 RECORD_SCHEMA = pa.schema(

@@ -344,7 +344,7 @@ def path_example(
         reasoning=steps,
         triples=triples,
         source=source,
-        answer_check=AnswerCheck("kg_execution", True, 1.0, detail),
+        answer_check=AnswerCheck("kg_execution", True, 1.0, detail, expected=names),
         lang=lang,
     )
     if paraphrase is not None:

@@ -13,8 +13,8 @@ from typing import Any
 from sftforge.errors import SourceError
 from sftforge.llm.base import ChatRequest, SamplingParams
 from sftforge.llm.hf import HFLLM
-from sftforge.sample import Record, record_id
-from sftforge.train.answer_metrics import aggregate, metrics_for
+from sftforge.sample import AnswerCheck, Record, record_id
+from sftforge.train.answer_metrics import SET_ANSWER_TASKS, aggregate, metrics_for
 from sftforge.train.data import encode_all
 from sftforge.train.model import example_losses, mean_loss
 
@@ -31,7 +31,8 @@ class Answer:
 
 
 def load_eval_file(path: Path) -> list[Record]:
-    """Records from a JSONL file: full sftforge records, or rows with just `messages` (task and lang optional)."""
+    """Records from a JSONL file: full sftforge records, or rows with just `messages` (task and lang optional;
+    `answers`, a list of names, is the gold answer set of a KG question: task kg_qa)."""
     if not path.exists():
         raise SourceError(f"evaluation.files: {path} does not exist")
     records = []
@@ -49,8 +50,17 @@ def load_eval_file(path: Path) -> list[Record]:
             clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
         except (KeyError, TypeError) as exc:
             raise SourceError(f"{path}:{n}: every message needs `role` and `content`") from exc
+        answers = row.get("answers")
+        if answers is not None and (not isinstance(answers, list) or not all(isinstance(a, str) for a in answers)):
+            raise SourceError(f"{path}:{n}: `answers` must be a list of strings (the gold answer set)")
+        check = row.get("answer_check")
+        if answers is None and isinstance(check, dict) and isinstance(check.get("expected"), list):
+            answers = [str(a) for a in check["expected"]]
         rid = row.get("id") or record_id(clean, [], f"eval:{path.name}")
-        records.append(Record(id=str(rid), messages=clean, task=str(row.get("task", "instruction")), lang=str(row.get("lang", "en"))))
+        records.append(Record(
+            id=str(rid), messages=clean, task=str(row.get("task", "instruction")), lang=str(row.get("lang", "en")),
+            answer_check=AnswerCheck("given", True, 1.0, "answer set from the evaluation file", answers) if answers else None,
+        ))
     if not records:
         raise SourceError(f"evaluation.files: {path} has no records")
     return records
@@ -71,6 +81,14 @@ def _prompt_and_reference(record: Record) -> tuple[list[dict[str, str]], str]:
     return record.messages[:last], record.messages[last]["content"]
 
 
+def references(record: Record, reference_text: str) -> list[str]:
+    """What an answer is scored against: the verified answer set for set-answer tasks (KG questions, whose
+    reference text may hold a reasoning chain), else the reference answer text."""
+    if record.task in SET_ANSWER_TASKS and record.answer_check is not None and record.answer_check.expected:
+        return list(record.answer_check.expected)
+    return [reference_text]
+
+
 def generation_answers(llm: HFLLM, records: list[Record], max_new_tokens: int, qa_mode: str | None) -> list[Answer]:
     """Greedy answers to each record's prompt, scored against its reference answer."""
     requests, refs = [], []
@@ -81,7 +99,7 @@ def generation_answers(llm: HFLLM, records: list[Record], max_new_tokens: int, q
     answers = []
     for r, req, ref, done in zip(records, requests, refs, llm.generate(requests), strict=True):
         pred = done.text.strip()
-        answers.append(Answer(r.id, req.messages[-1][1], ref, pred, metrics_for(r.task, qa_mode, pred, [ref], r.lang)))
+        answers.append(Answer(r.id, req.messages[-1][1], ref, pred, metrics_for(r.task, qa_mode, pred, references(r, ref), r.lang)))
     return answers
 
 
