@@ -54,7 +54,11 @@ class Constraints(Strict):
 class Task(Strict):
     """What the data is for (the brief's "requirement definition")."""
 
-    type: Literal["qa", "summarization", "exercise"] = Field(description="Kind of example to make.")
+    type: Literal["qa", "summarization", "exercise", "kg_qa", "multi_doc_qa"] = Field(
+        description="Kind of example to make. qa, summarization, exercise: from one passage of the documents; "
+        "kg_qa: multi-hop questions from relation paths over `sources.kg` (answers verified on the graph); "
+        "multi_doc_qa: bridge and comparison questions over 2-4 linked passages (corpus walks)."
+    )
     qa_mode: Literal["extractive", "open"] = Field(
         "extractive", description="qa only: extractive answers are spans of the passage; open answers are free text."
     )
@@ -116,8 +120,33 @@ class Retrieval(Strict):
     min_score: float = Field(0.0, ge=0, description="bm25: passages scoring at or below this are not used.")
 
 
+class KGSource(Strict):
+    """A knowledge graph: triple files, and optional files that name its entities and relations."""
+
+    path: str | list[str] = Field(
+        description="Triple file(s), relative to the recipe: TSV `head<TAB>relation<TAB>tail`, CSV, pipe-separated "
+        "`head|relation|tail`, N-Triples (.nt) or Turtle (.ttl); several files (e.g. splits) make one graph."
+    )
+    format: Literal["auto", "tsv", "csv", "pipe", "nt", "ttl"] = Field(
+        "auto", description="auto: from each file's extension and first line."
+    )
+    header: bool | None = Field(None, description="Delimited files: whether line 1 is a header; default: detected.")
+    labels: list[str] = Field(
+        default_factory=list, description="Label files `id<TAB>name` giving entities display names (later files win)."
+    )
+    relation_labels: str | None = Field(None, description="A label file `id<TAB>name` for relations.")
+    label_lang: str | None = Field("en", description="RDF: the rdfs:label language to use (None: any).")
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
 class Sources(Strict):
-    documents: list[DocumentSource] = Field(min_length=1)
+    documents: list[DocumentSource] = Field(
+        default_factory=list, description="Document files; needed by every task but kg_qa."
+    )
+    kg: KGSource | None = Field(None, description="A knowledge graph; needed by kg_qa.")
     chunking: Chunking = Field(default_factory=Chunking)
     retrieval: Retrieval = Field(default_factory=Retrieval)
 
@@ -193,6 +222,70 @@ class Generation(Strict):
     max_attempts: int = Field(3, ge=1, le=10, description="Tries per example before it is rejected.")
     cache: bool = Field(True, description="Keep LLM responses in RUN_DIR/cache so reruns pay for nothing twice.")
     shard_size: int = Field(16, ge=1, description="Work items per committed shard (the resume granularity).")
+
+
+class WalkStart(Strict):
+    """Where KG walks start (drawn with replacement)."""
+
+    by: Literal["uniform", "type", "relation", "list"] = Field(
+        "uniform", description="uniform: any entity with an edge; type: entities of `types`; relation: heads of "
+        "`relations` (`name^-1` for tails); list: the named `entities`.",
+    )
+    types: list[str] = Field(default_factory=list, description="by type: type entities (ids as in the graph).")
+    type_relation: str | None = Field(None, description="by type: the \"is a\" relation; default: rdf:type, isa, P31...")
+    relations: list[str] = Field(default_factory=list, description="by relation: relation names.")
+    entities: list[str] = Field(default_factory=list, description="by list: entity ids.")
+
+
+Verbalisation = Union[str, dict[str, str]]
+
+
+class Walks(Strict):
+    """Random walks: over the knowledge graph (kg_qa) or over the passage graph of the documents (multi_doc_qa)."""
+
+    strategy: Literal["uniform", "restart", "node2vec", "inverse_degree"] = Field(
+        "inverse_degree",
+        description="uniform: a random edge; restart: uniform, jumping back to the start with `restart_prob`; "
+        "node2vec: biased by `p` (return) and `q` (in-out); inverse_degree: prefers low-degree neighbours, so hubs "
+        "do not dominate.",
+    )
+    restart_prob: float = Field(0.15, ge=0, le=1, description="restart: probability of jumping back each step.")
+    p: float = Field(1.0, gt=0, description="node2vec return parameter (high: rarely step back).")
+    q: float = Field(1.0, gt=0, description="node2vec in-out parameter (below 1: explore outward).")
+    batch: int = Field(512, ge=1, le=1_000_000, description="Walks drawn at a time.")
+    max_walks: int | None = Field(
+        None, ge=1, description="Stop after this many walks even below target_count; default: 200 x target_count."
+    )
+    # kg_qa
+    start: WalkStart = Field(default_factory=WalkStart, description="kg_qa: start entity distribution.")
+    min_hops: int = Field(1, ge=1, le=4, description="kg_qa: fewest relations in a question's path.")
+    max_hops: int = Field(3, ge=1, le=4, description="kg_qa: most relations in a question's path.")
+    max_answers: int = Field(10, ge=1, description="kg_qa: paths whose answer set is larger are rejected.")
+    forward_only: bool = Field(False, description="kg_qa: walk only along triples' direction (no inverse edges).")
+    reasoning: bool = Field(False, description="kg_qa: the response states the triples hop by hop before the answer.")
+    paraphrase: bool = Field(
+        False, description="kg_qa: the LLM rewords each derived question (kept only if it still names the topic)."
+    )
+    relations: dict[str, Verbalisation] = Field(
+        default_factory=dict,
+        description="kg_qa: verbalisation overrides per relation (`name^-1` for the inverse): a question template "
+        "with {x}, or {question, phrase, statement, words}.",
+    )
+    answer_noun: str | None = Field(None, description="kg_qa: what answers are (\"country\"); default: their common type.")
+    # multi_doc_qa
+    min_passages: int = Field(2, ge=2, le=4, description="multi_doc_qa: fewest passages per question.")
+    max_passages: int = Field(3, ge=2, le=4, description="multi_doc_qa: most passages per question.")
+    neighbours: int = Field(4, ge=1, le=50, description="multi_doc_qa: BM25 nearest passages linked to each passage.")
+    link_entities: bool = Field(True, description="multi_doc_qa: also link passages that share a named entity.")
+    cross_document: bool = Field(True, description="multi_doc_qa: link only passages of different documents.")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Walks:
+        if self.min_hops > self.max_hops:
+            raise ValueError(f"min_hops ({self.min_hops}) is above max_hops ({self.max_hops})")
+        if self.min_passages > self.max_passages:
+            raise ValueError(f"min_passages ({self.min_passages}) is above max_passages ({self.max_passages})")
+        return self
 
 
 def _none_registered(entry: Any) -> Any:
@@ -371,6 +464,7 @@ class Recipe(Strict):
     task: Task
     sources: Sources
     generation: Generation = Field(default_factory=Generation)
+    walks: Walks = Field(default_factory=Walks, description="Random walks for kg_qa and multi_doc_qa.")
     features: Features = Field(  # type: ignore[valid-type]
         default_factory=list,
         description="Feature operators computed once into `features` (and vectors) by the features stage, for "
@@ -388,6 +482,17 @@ class Recipe(Strict):
     )
     output: Output = Field(default_factory=Output)
     engine: Literal["local"] = Field("local", description="Executor; local streams batches in this process.")
+
+    @model_validator(mode="after")
+    def _sources_for_task(self) -> Recipe:
+        kind = self.task.type
+        if kind == "kg_qa" and self.sources.kg is None:
+            raise ValueError("task.type kg_qa makes questions from a knowledge graph: add sources.kg with its triple file(s)")
+        if kind != "kg_qa" and not self.sources.documents:
+            raise ValueError(f"task.type {kind} makes examples from documents: add sources.documents")
+        if kind == "kg_qa" and self.rounds > 1:
+            raise ValueError("rounds > 1 plans the next round's passages; kg_qa has none: use rounds: 1")
+        return self
 
     @model_validator(mode="after")
     def _selection_needs(self) -> Recipe:

@@ -39,8 +39,9 @@ size_categories:
 {{ description }}
 
 Made by sftforge {{ version }} from the recipe `recipe.yaml` stored next to
-this card. Every record points back to the passage it was generated from (`source`: document id, chunk id and
-character offsets) and says how it was made (`lineage`).
+this card. Every record points back to what it was made from (`source`: document id, chunk id and character
+offsets of its passage, or the knowledge-graph path and triples behind its answer) and says how it was made
+(`lineage`).
 
 ## Contents
 
@@ -49,7 +50,7 @@ character offsets) and says how it was made (`lineage`).
 | records | {{ n }} |
 | tasks | {{ tasks }} |
 | languages | {{ langs }} |
-| answers verified against their passage | {{ checked }} ({{ methods }}) |
+| answers verified against their source | {{ checked }} ({{ methods }}) |
 | mean user / assistant length (characters) | {{ user_len }} / {{ assistant_len }} |
 
 ## Files
@@ -67,11 +68,17 @@ character offsets) and says how it was made (`lineage`).
 - **Sampling**: temperature {{ sampling.temperature }}, top_p {{ sampling.top_p }}, max_tokens {{ sampling.max_tokens }}, seed {{ sampling.seed }}
 - **Prompt templates**: {{ templates }}
 - **Attempts per accepted record**: mean {{ attempts }}
+{%- if kg %}
+- **Knowledge graph**: {{ kg.entities }} entities, {{ kg.relations }} relations, {{ kg.triples }} triples, from {{ kg.files }}
+- **Walks**: {{ kg.walks }}; paths by hops: {{ kg.hops }}
+{%- endif %}
+{%- if n_docs %}
 - **Sources**: {{ n_docs }} documents, {{ n_chunks }} passages ({{ used_chunks }} usable), ranked by {{ retrieval }}{% if query %} for "{{ query }}"{% endif %}
 {%- for src in source_paths %}
   - `{{ src }}`
 {%- endfor %}
 - **Most used documents**: {{ top_docs }}
+{%- endif %}
 
 ## What was removed
 
@@ -165,6 +172,23 @@ def _mix(counter: Counter[str]) -> str:
     return ", ".join(f"{k} {v} ({v / total:.0%})" for k, v in counter.most_common())
 
 
+def _kg_summary(recipe: Recipe, src: dict[str, Any], gen: dict[str, Any]) -> dict[str, Any] | None:
+    """The knowledge graph and walk settings behind kg_qa records, for the card."""
+    counts = src.get("counts", {})
+    if "kg_entities" not in counts:
+        return None
+    w = recipe.walks
+    walks = f"{w.strategy}, {w.min_hops}-{w.max_hops} hops, at most {w.max_answers} answers"
+    if w.paraphrase:
+        walks += ", questions reworded by the LLM"
+    hops = gen.get("extra", {}).get("hops", {})
+    return {
+        "entities": counts["kg_entities"], "relations": counts["kg_relations"], "triples": counts["kg_triples"],
+        "files": ", ".join(f"`{p}`" for p in recipe.sources.kg.paths) if recipe.sources.kg else "-",
+        "walks": walks, "hops": ", ".join(f"{k}: {v}" for k, v in hops.items()) or "-",
+    }
+
+
 def render_card(
     recipe: Recipe,
     records: list[Record],
@@ -183,7 +207,7 @@ def render_card(
     funnel = []
     if gen:
         g = gen.get("counts", {})
-        funnel.append({"stage": "generate", "input": g.get("work_items", 0), "kept": g.get("records", 0), "removed": g.get("rejected", 0)})
+        funnel.append({"stage": "generate", "input": g.get("work_items", g.get("paths", 0)), "kept": g.get("records", 0), "removed": g.get("rejected", 0)})
     if clean:
         c = clean.get("counts", {})
         funnel.append({"stage": "clean", "input": c.get("input", 0), "kept": c.get("records", 0), "removed": c.get("rejected", 0)})
@@ -219,7 +243,8 @@ def render_card(
         generators=", ".join(sorted({lin.generator for lin in lineages})) or "-",
         model=gen.get("extra", {}).get("model", "-"),
         sampling=recipe.generation.sampling,
-        templates=", ".join(sorted({f"`{lin.template}` ({lin.template_hash})" for lin in lineages})) or "-",
+        templates=", ".join(sorted({f"`{lin.template}` ({lin.template_hash})" for lin in lineages if lin.template})) or "-",
+        kg=_kg_summary(recipe, src, gen),
         attempts=round(sum(lin.attempts for lin in lineages) / len(lineages), 2) if lineages else "-",
         n_docs=src.get("counts", {}).get("documents", 0),
         n_chunks=src.get("counts", {}).get("chunks", 0),

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sftforge.generate.answer_check import support
 from sftforge.kg.graph import KnowledgeGraph, gather_ranges
 from sftforge.kg.verbalise import Override, join_names, statement, verbalise
 from sftforge.kg.walks import Walks
@@ -162,7 +163,7 @@ def check_path(
     if not len(answers):
         return "empty answer set"
     if len(answers) > max_answers:
-        return f"answer set of {len(answers)} entities is larger than {max_answers}"
+        return f"answer set larger than max_answers ({max_answers})"
     i = int(np.searchsorted(answers, path.topic))
     if i < len(answers) and int(answers[i]) == path.topic:
         return "the answer set contains the topic entity"
@@ -228,6 +229,7 @@ class PathExample:
     source: list[SourceRef]
     answer_check: AnswerCheck
     lang: str = "en"
+    path_key: str = ""  # topic id and relation names, tab-separated: the path the question asks about
     paraphrased: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -333,6 +335,7 @@ def path_example(
         f"the same answer set"
     )
     example = PathExample(
+        path_key="\t".join([graph.entity(path.topic)] + [graph.relation_name(r) for r in path.relations]),
         topic=topic,
         topic_id=path.topic,
         relations=rel_names,
@@ -352,23 +355,37 @@ def path_example(
     return example
 
 
+PARAPHRASE_MIN_OVERLAP = 0.75
+
+
 def _mentions(text: str, name: str) -> bool:
     """Whether `text` contains `name` as whole words (CJK: as characters), case-insensitively."""
     want, have = tokens(name), tokens(text)
     return bool(want) and any(have[i : i + len(want)] == want for i in range(len(have) - len(want) + 1))
 
 
-def with_paraphrase(example: PathExample, text: str | None) -> bool:
+def with_paraphrase(example: PathExample, text: str | None, min_overlap: float = PARAPHRASE_MIN_OVERLAP) -> bool:
     """Use `text` (an LLM's rewording of the derived question) as the example's question if it is one question
-    that still names the topic entity (small models often answer instead of rewording); otherwise keep the
-    derived question and say why in `notes`. Returns whether it was used. Separate from `path_example` so a
-    caller can paraphrase many questions in one batch."""
+    that still names the topic entity and says the same thing in about the same words: it may reorder, inflect
+    and drop words, but brings in no content word (stem; CJK character) the derived question lacks, and keeps at
+    least `min_overlap` of the derived question's. Small models answer instead of rewording, or drift ("the
+    neighbors of Bulgaria's mother"); then the derived question is kept and `notes` say why. Returns whether it was used. Separate from `path_example` so a caller can
+    paraphrase many questions in one batch."""
     text = (text or "").strip().strip("\"'“”")
     if not text.endswith(("?", "？")) or "\n" in text:
         example.notes.append("paraphrase is not a single question; kept the derived question")
         return False
+    if text == example.template_question:
+        return False  # nothing reworded
     if not _mentions(text, example.topic):
         example.notes.append("paraphrase dropped the topic entity; kept the derived question")
+        return False
+    added, kept = support(example.template_question, text), support(text, example.template_question)
+    if added < 1.0 or kept < min_overlap:
+        example.notes.append(
+            f"paraphrase changed the wording too much ({added:.0%} of its words in the question, {kept:.0%} of the "
+            "question's words in it); kept the derived question"
+        )
         return False
     example.question, example.paraphrased = text, True
     return True

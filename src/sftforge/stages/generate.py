@@ -26,6 +26,7 @@ from sftforge.sample import Lineage, Record, Rejected, record_id
 from sftforge.rounds import carried_run, read_plan, weighted_order
 from sftforge.run import ShardLog
 from sftforge.stages.base import Context, Stage
+from sftforge.stages.generate_kg import generate_kg, kg_config
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class GenerateStage(Stage):
     resumable = True
 
     def config(self, ctx: Context) -> Any:
+        if ctx.recipe.task.type == "kg_qa":
+            return kg_config(ctx) | {"templates": templates_hash(ctx.recipe.task.language)}
         gen = ctx.recipe.generation
         plan = read_plan(ctx.run)
         return ({"plan": plan} if plan else {}) | {
@@ -68,6 +71,8 @@ class GenerateStage(Stage):
         }
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+        if ctx.recipe.task.type == "kg_qa":
+            return generate_kg(ctx, out, LLMRunner)
         recipe = ctx.recipe
         gen_cfg = recipe.generation
         generator = GroundedGenerator(recipe.task)
@@ -80,7 +85,7 @@ class GenerateStage(Stage):
         bar = ctx.reporter.task("generate", total=target)
         ctx.reporter.advance(bar, n=min(out.counts["records"] - carried, target))
         with open_llm(gen_cfg.model, recipe.resolve("."), cache_path) as llm:
-            runner = _Runner(llm, generator, gen_cfg, items, out.done, plan["round"] if plan else 1)
+            runner = LLMRunner(llm, generator, gen_cfg, items, out.done, plan["round"] if plan else 1)
             accepted = out.counts["records"] - carried
             for records, rejected, keys, stats in runner.batches(lambda: accepted < target, gen_cfg.shard_size):
                 out.commit(records, rejected, keys, stats)
@@ -126,7 +131,7 @@ class GenerateStage(Stage):
         return len(records)
 
 
-class _Runner:
+class LLMRunner:
     """Drives an LLM over work items with retries; yields committed-shard-sized batches of finished items."""
 
     def __init__(

@@ -1,8 +1,10 @@
-"""Stage `sources`: read documents, chunk them by model tokens, rank the chunks by relevance to the task.
+"""Stage `sources`: read documents, chunk them by model tokens, rank the chunks by relevance to the task; load
+the knowledge graph.
 
 Writes `sources/documents.parquet` (id, path, text) and `sources/chunks.parquet` (offsets, tokens, BM25 score,
 rank, whether generation may use it). Generation walks the chunks in rank order, so a large corpus spends its
-budget on the most relevant passages first.
+budget on the most relevant passages first. A knowledge graph (`sources.kg`) is loaded here once to check it and
+to record its size in the manifest; the generate stage loads it again (CSR arrays load in seconds).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from sftforge.errors import SourceError
+from sftforge.kg import KnowledgeGraph, load_graph
+from sftforge.recipe import Recipe
 from sftforge.llm.bundled import resolve_model_path
 from sftforge.llm.llamacpp import LlamaTokenizer
 from sftforge.run import atomic_write_table
@@ -43,17 +47,43 @@ CHUNK_SCHEMA = pa.schema(
 DOC_SCHEMA = pa.schema([("doc_id", pa.string()), ("path", pa.string()), ("text", pa.string())])
 
 
+def load_kg(recipe: Recipe) -> KnowledgeGraph:
+    """The recipe's knowledge graph (`sources.kg`), paths resolved against the recipe's folder."""
+    kg = recipe.sources.kg
+    if kg is None:
+        raise SourceError(f"task.type {recipe.task.type} needs a knowledge graph: add sources.kg")
+    return load_graph(
+        [recipe.resolve(p) for p in kg.paths],
+        fmt=None if kg.format == "auto" else kg.format,
+        labels=[recipe.resolve(p) for p in kg.labels] or None,
+        relation_labels=recipe.resolve(kg.relation_labels) if kg.relation_labels else None,
+        header=kg.header,
+        label_lang=kg.label_lang,
+    )
+
+
+def _stat(path: Path) -> list[Any]:
+    st = path.stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
 class SourcesStage(Stage):
     name = "sources"
-    version = 1
+    version = 2
 
     def config(self, ctx: Context) -> Any:
         recipe = ctx.recipe
         files = []
         for entry in recipe.sources.documents:
             for path in matched_files(entry.path, recipe.resolve(".")):
-                st = path.stat()
-                files.append([str(path), st.st_size, st.st_mtime_ns])
+                files.append(_stat(path))
+        kg = recipe.sources.kg
+        if kg is not None:
+            for p in kg.paths + kg.labels + ([kg.relation_labels] if kg.relation_labels else []):
+                path = recipe.resolve(p)
+                if not path.is_file():
+                    raise SourceError(f"sources.kg: {p} is not a file (looked for {path})")
+                files.append(_stat(path))
         return {
             "sources": recipe.sources.model_dump(),
             "files": files,
@@ -80,6 +110,20 @@ class SourcesStage(Stage):
         return ctx.recipe.sources.retrieval.query or ctx.recipe.task.description
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+        counts: dict[str, int] = {}
+        extra: dict[str, Any] = {}
+        if ctx.recipe.sources.kg is not None:
+            graph = load_kg(ctx.recipe)
+            log.info("sources: %r", graph)
+            counts |= {"kg_entities": graph.num_entities, "kg_relations": graph.num_relations, "kg_triples": graph.num_triples}
+            extra["kg"] = {"files": graph.source, "memory_bytes": graph.nbytes()}
+        if ctx.recipe.sources.documents:
+            doc_counts, doc_extra = self._documents(ctx)
+            counts |= doc_counts
+            extra |= doc_extra
+        return counts, extra
+
+    def _documents(self, ctx: Context) -> tuple[dict[str, int], dict[str, Any]]:
         recipe = ctx.recipe
         cfg = recipe.sources
         report = ReadReport()
