@@ -326,8 +326,9 @@ class Cleaning(Strict):
 
     preset: Literal["auto", "en", "zh", "none"] = Field(
         "auto",
-        description="Language preset of filters (ops/presets.py): auto = the task's language; none = only `filters`. "
-        "An entry in `filters` with the same feature replaces the preset's.",
+        description="Language preset of filters (ops/presets.py): auto = the task's language (for kg_qa, whose text "
+        "is templated, only format and length); none = only `filters`. An entry in `filters` with the same feature "
+        "replaces the preset's.",
     )
     mappers: list[MapperEntry] = Field(default_factory=list, description="Rewriting operators, e.g. pii_redact.")  # type: ignore[valid-type]
     filters: list[FilterEntry] = Field(  # type: ignore[valid-type]
@@ -490,8 +491,8 @@ class Recipe(Strict):
             raise ValueError("task.type kg_qa makes questions from a knowledge graph: add sources.kg with its triple file(s)")
         if kind != "kg_qa" and not self.sources.documents:
             raise ValueError(f"task.type {kind} makes examples from documents: add sources.documents")
-        if kind == "kg_qa" and self.rounds > 1:
-            raise ValueError("rounds > 1 plans the next round's passages; kg_qa has none: use rounds: 1")
+        if kind in ("kg_qa", "multi_doc_qa") and self.rounds > 1:
+            raise ValueError(f"rounds > 1 plans the next round's single passages; {kind} walks a graph instead: use rounds: 1")
         return self
 
     @model_validator(mode="after")

@@ -49,6 +49,13 @@ def _stems(words: list[str]) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+def content_stems(text: str) -> set[str]:
+    """The content tokens of a text as `support` counts them: stems of words that are not stop words or single
+    Latin letters; CJK characters."""
+    want = [t for t in tokens(text) if t not in _STOP and not (len(t) == 1 and not is_cjk(t) and not t.isdigit())]
+    return set(_stems(want))
+
+
 def support(passage: str, answer: str) -> float:
     """Share of the answer's content tokens (CJK: characters; other words: stems) that occur in the passage."""
     have = set(_stems(tokens(passage)))

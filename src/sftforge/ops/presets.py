@@ -13,10 +13,7 @@ from sftforge.ops.quality import CharRatioConfig, DistinctNConfig, LanguageConfi
 
 
 def _common() -> list[BoundsConfig]:
-    return [
-        FormatConfig(),
-        LengthConfig(role="user", min=3),
-        LengthConfig(role="assistant", min=1, max=4000),
+    return structural_filters() + [
         AnswerSupportConfig(),
         RepetitionConfig(kind="duplicate_lines", max=0.3),
         DistinctNConfig(n=2, min=0.5),
@@ -47,14 +44,28 @@ def preset_filters(name: str) -> list[BoundsConfig]:
     raise ValueError(f"unknown preset {name!r}: use en, zh or none")
 
 
-def merged_filters(preset: str, language: str, filters: list[BoundsConfig]) -> list[BoundsConfig]:
-    """The preset's filters (auto = `language`'s, none for languages without one) with recipe entries replacing
-    preset entries of the same operator and parameters, then the remaining recipe entries in their order."""
-    name = (language if language in ("en", "zh") else "none") if preset == "auto" else preset
+# Tasks whose text is built from templates, not written by a model: repetition and n-gram filters would judge
+# the template ("X is located in Y." hop after hop), so `auto` keeps only the structural checks for them.
+TEMPLATED_TASKS = frozenset({"kg_qa"})
+
+
+def structural_filters() -> list[BoundsConfig]:
+    return [FormatConfig(), LengthConfig(role="user", min=3), LengthConfig(role="assistant", min=1, max=4000)]
+
+
+def merged_filters(preset: str, language: str, filters: list[BoundsConfig], task: str = "qa") -> list[BoundsConfig]:
+    """The preset's filters (auto = `language`'s, none for languages without one; only the structural checks for
+    templated tasks such as kg_qa) with recipe entries replacing preset entries of the same operator and
+    parameters, then the remaining recipe entries in their order."""
+    if preset == "auto" and task in TEMPLATED_TASKS:
+        base = structural_filters()
+    else:
+        name = (language if language in ("en", "zh") else "none") if preset == "auto" else preset
+        base = preset_filters(name)
 
     def identity(c: BoundsConfig) -> str:
         return c.model_copy(update={"min": None, "max": None}).model_dump_json()
 
     own = {identity(c): c for c in filters}
-    merged = [own.pop(identity(c), c) for c in preset_filters(name)]
+    merged = [own.pop(identity(c), c) for c in base]
     return merged + [c for c in filters if identity(c) in own]

@@ -25,27 +25,54 @@ def cjk_terms(text: str) -> list[str]:
     return terms
 
 
+class _Index:
+    """A BM25 index over passages, tokenised the language's way, that answers tokenised queries."""
+
+    def __init__(self, passages: list[str], lang: str) -> None:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on its logger at import
+        self.lang = lang
+        self.retriever = bm25s.BM25()
+        if lang == "zh":
+            self.retriever.index([cjk_terms(p) or ["\u2205"] for p in passages], show_progress=False)
+        else:
+            import Stemmer
+
+            self.stemmer = Stemmer.Stemmer("english")
+            self.retriever.index(self._tokenize(passages), show_progress=False)
+
+    def _tokenize(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        import bm25s
+
+        if self.lang == "zh":
+            return [cjk_terms(t) or ["\u2205"] for t in texts]
+        return bm25s.tokenize(texts, stopwords="en", stemmer=self.stemmer, show_progress=False)
+
+    def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(passage indices, scores), each [len(queries), k], best first."""
+        return self.retriever.retrieve(self._tokenize(queries), k=k, show_progress=False, n_threads=1)
+
+
 def bm25_scores(passages: list[str], query: str, lang: str) -> np.ndarray:
     """BM25 score of every passage for `query` (0 for passages sharing no term with it)."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on its logger at import
     if not passages:
         return np.zeros(0, dtype=np.float32)
-    if lang == "zh":
-        corpus_tokens = [cjk_terms(p) or ["\u2205"] for p in passages]
-        query_tokens = [cjk_terms(query)]
-        retriever = bm25s.BM25()
-        retriever.index(corpus_tokens, show_progress=False)
-    else:
-        import Stemmer
-
-        stemmer = Stemmer.Stemmer("english")
-        corpus_tokens = bm25s.tokenize(passages, stopwords="en", stemmer=stemmer, show_progress=False)
-        retriever = bm25s.BM25()
-        retriever.index(corpus_tokens, show_progress=False)
-        query_tokens = bm25s.tokenize([query], stopwords="en", stemmer=stemmer, show_progress=False)
-    docs, scores = retriever.retrieve(query_tokens, k=len(passages), show_progress=False, n_threads=1)
+    docs, scores = _Index(passages, lang).search([query], k=len(passages))
     out = np.zeros(len(passages), dtype=np.float32)
     out[docs[0]] = scores[0]
+    return out
+
+
+def bm25_neighbours(passages: list[str], lang: str, k: int) -> list[list[tuple[int, float]]]:
+    """Each passage's `k` most similar other passages by BM25 (the passage as the query), best first, with
+    their scores; passages sharing no term are left out."""
+    if len(passages) < 2:
+        return [[] for _ in passages]
+    want = min(k + 1, len(passages))
+    docs, scores = _Index(passages, lang).search(passages, k=want)
+    out = []
+    for i in range(len(passages)):
+        row = [(int(d), float(s)) for d, s in zip(docs[i], scores[i]) if int(d) != i and s > 0]
+        out.append(row[:k])
     return out

@@ -51,7 +51,7 @@ class CleanStage(Stage):
 
     def operators(self, ctx: Context) -> tuple[list[Any], list[Deduplicator]]:
         cleaning = ctx.recipe.cleaning
-        filters = merged_filters(cleaning.preset, ctx.recipe.task.language, list(cleaning.filters))
+        filters = merged_filters(cleaning.preset, ctx.recipe.task.language, list(cleaning.filters), ctx.recipe.task.type)
         base = ctx.recipe.base_dir
         ops = [build(c, base) for c in cleaning.mappers] + [build(c, base) for c in filters]
         return ops, [build(c, base) for c in cleaning.dedup]  # type: ignore[misc]

@@ -12,12 +12,13 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from sftforge.generate.base import Generator, WorkItem, templates_hash
+from sftforge.generate.corpus_walk import CorpusWalkGenerator
 from sftforge.generate.grounded import GroundedGenerator, Passage
 from sftforge.generate.parsing import ParseError
 from sftforge.llm import open_llm
@@ -26,6 +27,7 @@ from sftforge.sample import Lineage, Record, Rejected, record_id
 from sftforge.rounds import carried_run, read_plan, weighted_order
 from sftforge.run import ShardLog
 from sftforge.stages.base import Context, Stage
+from sftforge.sources.passage_graph import build_passage_graph
 from sftforge.stages.generate_kg import generate_kg, kg_config
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class GenerateStage(Stage):
             "model": gen.model.model_dump(),
             "sampling": gen.sampling.model_dump(),
             "per_passage": gen.per_passage,
+            **({"walks": ctx.recipe.walks.model_dump()} if ctx.recipe.task.type == "multi_doc_qa" else {}),
             "max_attempts": gen.max_attempts,
             "templates": templates_hash(ctx.recipe.task.language),
         }
@@ -75,10 +78,9 @@ class GenerateStage(Stage):
             return generate_kg(ctx, out, LLMRunner)
         recipe = ctx.recipe
         gen_cfg = recipe.generation
-        generator = GroundedGenerator(recipe.task)
         plan = read_plan(ctx.run)
         carried = self._carry(ctx, out, plan)
-        items = generator.work_items(passages(ctx, plan), gen_cfg.per_passage)
+        generator, items, work_extra = self._work(ctx, plan)
         cache_path = ctx.run.path / "cache" / "llm.sqlite" if gen_cfg.cache else None
         target = recipe.task.target_count
         start = time.perf_counter()
@@ -100,9 +102,9 @@ class GenerateStage(Stage):
         total_seconds = (info.seconds if info else 0.0) + seconds
         if accepted < target:
             log.warning(
-                "generate: %d records accepted, fewer than target_count %d: the %d usable passages x per_passage %d "
-                "are used up; add documents, raise generation.per_passage or relax retrieval",
-                accepted, target, len(items) // gen_cfg.per_passage, gen_cfg.per_passage,
+                "generate: %d records accepted, fewer than target_count %d: the work items are used up (%s); add "
+                "documents, raise generation.per_passage (walks.max_walks for multi_doc_qa) or relax retrieval",
+                accepted, target, ", ".join(f"{k} {v}" for k, v in work_extra.items()),
             )
         rejected_table = ctx.run.read_table(self.name, rejected=True)
         reasons = Counter(rejected_table.column("reject_reason").to_pylist())
@@ -117,8 +119,29 @@ class GenerateStage(Stage):
             "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
             "rejected_by_reason": dict(reasons.most_common()),
             "acceptance_rate": round((counts["records"] - carried) / max(1, counts["work_items"]), 3),
-        }
+        } | work_extra
         return counts, extra
+
+    @staticmethod
+    def _work(ctx: Context, plan: dict[str, Any] | None) -> tuple[Generator, Iterable[WorkItem], dict[str, Any]]:
+        """The generator and its work items (a lazy stream for corpus walks), with figures for the manifest."""
+        recipe = ctx.recipe
+        ranked = passages(ctx, plan)
+        if recipe.task.type != "multi_doc_qa":
+            generator = GroundedGenerator(recipe.task)
+            items = generator.work_items(ranked, recipe.generation.per_passage)
+            return generator, items, {"usable_passages": len(ranked)}
+        w = recipe.walks
+        pgraph = build_passage_graph(
+            [p.text for p in ranked], [p.doc_id for p in ranked], recipe.task.language,
+            neighbours=w.neighbours, link_entities=w.link_entities, cross_document=w.cross_document,
+        )
+        walker = CorpusWalkGenerator(recipe.task, w)
+        max_walks = w.max_walks or 200 * recipe.task.target_count
+        items = walker.work_items(pgraph, ranked, recipe.generation.sampling.seed, max_walks)
+        graph_extra = {"usable_passages": len(ranked), "linked_passages": pgraph.graph.num_entities,
+                       "similar_links": pgraph.similar_links, "entity_links": pgraph.entity_links}
+        return walker, items, {"passage_graph": graph_extra}
 
     @staticmethod
     def _carry(ctx: Context, out: ShardLog, plan: dict[str, Any] | None) -> int:
@@ -135,7 +158,7 @@ class LLMRunner:
     """Drives an LLM over work items with retries; yields committed-shard-sized batches of finished items."""
 
     def __init__(
-        self, llm: LLM, generator: Generator, gen_cfg: Any, items: list[WorkItem], done: set[str], round_: int = 1
+        self, llm: LLM, generator: Generator, gen_cfg: Any, items: Iterable[WorkItem], done: set[str], round_: int = 1
     ) -> None:
         self.llm = llm
         self.round = round_
