@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--eta", type=float, default=0.3, help="Exp3.S step size")
     parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
     parser.add_argument("--detrend", type=int, default=5, help="rank gains against the mean of this many before")
+    parser.add_argument("--arms-by", choices=["cluster", "difficulty"], default="cluster",
+                        help="the bandit's arms: k-means clusters of embeddings, or IFD quantile bins (difficulty)")
     parser.add_argument("--arms-on", choices=["answer", "conversation"], default="answer",
                         help="what the k-means arms cluster: MiniLM embeddings of the answer or of the whole record")
     parser.add_argument("--strategies", default="uniform,ifd_topk,deita,kcenter,exp3s,all",
@@ -144,7 +146,10 @@ def main() -> None:
     ifd, emb, emb_answer = features(pool, CACHE / f"selection_features-{args.seed}-{args.defects}.npz")
     print(f"features (IFD, MiniLM) on the pool: {time.perf_counter() - t:.0f} s")
     arm_vectors = emb_answer if args.arms_on == "answer" else emb
-    arm_of, arm_names = arm_labels(pool, Arms(by="cluster", k=args.arms), arm_vectors, args.seed)
+    if args.arms_by == "difficulty":  # what `arms: {by: difficulty, feature: ifd, k: K}` gives a recipe
+        for r, v in zip(pool, ifd):
+            r.features["ifd"] = float(v)
+    arm_of, arm_names = arm_labels(pool, Arms(by=args.arms_by, k=args.arms, feature="ifd"), arm_vectors, args.seed)
     bad = np.array([labels[r.id] != "clean" for r in pool])
     kind_of = [labels[r.id] for r in pool]
     for a, name in enumerate(arm_names):

@@ -194,3 +194,31 @@ def test_paraphrases_by_the_bundled_model_keep_the_verified_answers(tmp_path: Pa
     info = para.stage_info("generate")
     assert info.extra["paraphrased"] == reworded
     assert info.extra["usage"]["requests"] == 8
+
+
+def test_kg_records_train_and_are_scored_by_their_answer_sets(tmp_path: Path, tiny_dir: Path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from sftforge.train.evaluate import references
+
+    path = recipe_file(
+        tmp_path, "kg_countries", task={"target_count": 30},
+        selection={"strategy": "all", "eval_fraction": 0.2},
+        training={"model": str(tiny_dir), "method": "full", "steps": 2, "batch_size": 2, "max_seq_len": 256,
+                  "eval_every": 2, "save_every": 2, "threads": 2},
+        evaluation={"max_examples": 2, "max_new_tokens": 6},
+    )
+    rd = run(path, tmp_path / "run")
+    assignments = pq.read_table(rd.stage_dir("select") / "assignments.parquet").to_pylist()
+    eval_ids = {row["id"] for row in assignments if row["split"] == "eval"}
+    held_out = [r for r in rd.read_records("clean") if r.id in eval_ids]
+    assert held_out
+    for rec in held_out:  # scored against the verified names, not the reasoning text
+        assert references(rec, rec.messages[-1]["content"]) == rec.answer_check.expected
+    results = json.loads((rd.stage_dir("evaluate") / "results.json").read_text())
+    entry = next(iter(results.values()))
+    for which in ("base", "tuned"):
+        assert {"answer_recall", "answer_all_found", "loss"} <= set(entry[which])
+        assert 0.0 <= entry[which]["answer_recall"] <= 1.0

@@ -10,7 +10,7 @@ import pytest
 from sftforge.engine.local import LocalEngine
 from sftforge.ops import build
 from sftforge.ops.dedup import ExactDedupConfig, first_of_equal_rows
-from sftforge.ops.filters import LengthConfig
+from sftforge.ops.filters import FormatConfig, LengthConfig
 from sftforge.ops.presets import merged_filters, preset_filters
 from sftforge.ops.quality import (
     CharRatioConfig,
@@ -104,6 +104,10 @@ def test_presets_and_recipe_overrides():
     assert merged_filters("none", "en", []) == []
     zh = merged_filters("auto", "zh", [])
     assert any(isinstance(c, RepetitionConfig) and c.n == 10 for c in zh)
+    # kg_qa text is templated: auto keeps the structural checks only; an explicit preset still applies in full
+    kg = merged_filters("auto", "en", [extra], task="kg_qa")
+    assert {type(c) for c in kg} == {FormatConfig, LengthConfig, DistinctNConfig} and kg[-1] == extra
+    assert merged_filters("en", "en", [], task="kg_qa") == en
     with pytest.raises(ValueError):
         preset_filters("fr")
 
