@@ -119,7 +119,7 @@ def test_parse_accepts_an_answer_that_needs_both_passages():
     ("output", "reason"),
     [
         (" What does the Rhine carry?\nAnswer: Shipping on the Rhine carries coal and grain.", "only one passage"),
-        (" Who won the 1990 World Cup?\nAnswer: West Germany won it in Rome.", "not supported"),
+        (" Which river does Duisburg lie on?\nAnswer: West Germany won the World Cup in Rome.", "not supported"),
         (" Which railway used electric trains?", "no 'Answer:'"),
         (" Tell me about trains\nAnswer: The Gotthard line used electric trains through the Alps.", "not phrased as a question"),
     ],
@@ -179,3 +179,11 @@ def test_multi_doc_recipe_on_the_bundled_model(tmp_path: Path):
         assert rec.lineage.generator == "corpus_walk" and rec.lineage.model
     info = run.stage_info("generate")
     assert info.extra["passage_graph"]["similar_links"] > 0
+
+
+def test_a_question_about_something_else_is_rejected():
+    """The bundled model copies the prompt's worked example ("1911 Nobel Prize..."): not about these passages."""
+    gen = CorpusWalkGenerator(task(), walks())
+    with pytest.raises(ParseError, match="not about the passages"):
+        gen.parse(item(3, 5, entity="gotthard"), " In which city was the winner of the 1911 Nobel Prize in Chemistry born?\n"
+                                                  "Answer: The Gotthard line through the Alps later used electric trains.")

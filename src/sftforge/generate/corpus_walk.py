@@ -125,6 +125,8 @@ class CorpusWalkGenerator(Generator):
         if answer.strip().lower() == question.strip().lower():
             raise ParseError("answer repeats the question")
         texts = [p.text for p in ps.passages]
+        if support("\n".join(texts), question) < c.min_question_support:
+            raise ParseError("question is not about the passages (too few of its words occur there)")
         answer_support = support("\n".join(texts), answer)
         if answer_support < c.min_support:
             raise ParseError(f"answer is not supported by the passages (under {c.min_support:.0%} of its words occur there)")
