@@ -105,6 +105,8 @@ def main() -> None:
     parser.add_argument("--eval", type=int, default=12, help="clean records held out for the loss curves")
     parser.add_argument("--probe", type=int, default=6, help="clean records held out as the bandit's probe set")
     parser.add_argument("--eta", type=float, default=0.3, help="Exp3.S step size")
+    parser.add_argument("--reward", choices=["target_prediction_gain", "gradient_alignment"],
+                        default="target_prediction_gain", help="exp3s reward")
     parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
     parser.add_argument("--detrend", type=int, default=5, help="rank gains against the mean of this many before")
     parser.add_argument("--arms-by", choices=["cluster", "difficulty"], default="cluster",
@@ -192,8 +194,9 @@ def main() -> None:
         probe_ex, _ = encode_all(tokenizer, probe, cfg.max_seq_len)
         if name == "exp3s":
             members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
+            detrend = 0 if args.reward == "gradient_alignment" else args.detrend  # as `sftforge train` does
             sampler = BanditSampler(Exp3S(len(arm_names), eta=args.eta, epsilon=0.05), members, args.seed,
-                                    "target_prediction_gain", RewardScaler(window=args.window, detrend=args.detrend))
+                                    args.reward, RewardScaler(window=args.window, detrend=detrend))
         elif name == "odm":
             members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
             sampler = BanditSampler(OnlineDataMixing(len(arm_names)), members, args.seed, "loss")

@@ -173,6 +173,26 @@ def test_bandit_learns_to_prefer_the_arm_that_lowers_the_probe_loss(tiny_dir, tm
     assert {r["arm"] for r in rows if r["kind"] == "train"} == {0, 1}  # and kept exploring the other
 
 
+def test_gradient_alignment_rewards_the_arm_whose_gradient_points_at_the_probe(tiny_dir, tmp_path):
+    from sftforge.select.bandit import Exp3S, RewardScaler
+    from sftforge.train.samplers import BanditSampler
+
+    train = sums(24) + noise(24)
+    config = cfg(tiny_dir, steps=20, eval_every=10, save_every=20, learning_rate=5e-3)
+    members = [np.arange(24), np.arange(24, 48)]
+    sampler = BanditSampler(Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment",
+                            RewardScaler(window=50, detrend=0))
+    assert sampler.needs_alignment and not sampler.needs_probe
+    trainer, _ = _trainer(tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler,
+                          probe=sums(6, start=200))
+    outcome = trainer.run()
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    by_arm = {a: [r["alignment"] for r in rows if r["arm"] == a] for a in (0, 1)}
+    assert by_arm[0] and by_arm[1] and all(-1.0 <= v <= 1.0 for v in by_arm[0] + by_arm[1])
+    assert np.mean(by_arm[0]) > np.mean(by_arm[1])  # same pattern as the probe: aligned gradients
+    assert outcome.probabilities[0] > outcome.probabilities[1]
+
+
 def test_merged_model_gives_the_adapted_model_s_logits(tiny_dir, tmp_path):
     import torch
 

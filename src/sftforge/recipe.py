@@ -369,9 +369,11 @@ class Budget(Strict):
 class BanditSettings(Strict):
     """Exp3.S (Graves et al. 2017) and Online Data Mixing (Albalak et al. 2023) settings."""
 
-    reward: Literal["target_prediction_gain", "prediction_gain"] = Field(
+    reward: Literal["target_prediction_gain", "prediction_gain", "gradient_alignment"] = Field(
         "target_prediction_gain",
-        description="exp3s reward: loss drop on the probe set (target) or on the step's own batch, by the update.",
+        description="exp3s reward: loss drop on the probe set (target) or on the step's own batch, by the update; or "
+        "the cosine between the batch's and the probe set's gradients (the first-order target prediction gain, "
+        "less noisy; one extra backward pass over the probe set per step).",
     )
     eta: float = Field(0.3, gt=0, description="Exp3.S step size; the paper's 1e-3 is for 10^5+ steps, a fine-tuning run of tens to hundreds of steps needs ~0.3.")
     epsilon: float = Field(0.05, ge=0, lt=1, description="Exp3.S share of uniform exploration.")

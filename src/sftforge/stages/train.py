@@ -48,7 +48,9 @@ def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int) -> Sampler:
     if sel.strategy == "odm":
         return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss")
     policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha)
-    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=b.detrend))
+    # Alignments do not shrink as the loss flattens, as gains do: nothing to detrend.
+    detrend = 0 if b.reward == "gradient_alignment" else b.detrend
+    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend))
 
 
 def _split_records(run: RunDir) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:

@@ -134,8 +134,8 @@ class Trainer:
 
         if not data.train:
             raise TrainingError("nothing to train on: the training split has no example with assistant tokens")
-        if sampler.needs_probe and not data.probe:
-            raise TrainingError("the target_prediction_gain reward needs a probe set: raise selection.eval_fraction")
+        if (sampler.needs_probe or sampler.needs_alignment) and not data.probe:
+            raise TrainingError("the bandit's reward needs a probe set: raise selection.eval_fraction")
         self.cfg, self.model, self.tokenizer, self.data, self.sampler, self.out = cfg, model, tokenizer, data, sampler, out
         self.reporter = reporter or SilentReporter()
         self.tensorboard = tensorboard
@@ -190,21 +190,42 @@ class Trainer:
     def evaluate(self) -> float:
         return self._losses(self.data.eval) if self.data.eval else float("nan")
 
-    def _train_step(self, batch: list[Example]) -> tuple[float, int]:
-        """One optimizer step over `grad_accum` micro-batches; the token-weighted loss before the update."""
+    def _backward(self, examples: list[Example]) -> tuple[float, int]:
+        """Gradients of the token-weighted mean loss over `examples` (in micro-batches), into the parameters'
+        `.grad`; the loss and its token count."""
         self.optimizer.zero_grad(set_to_none=True)
         size = self.cfg.batch_size
-        micro = [batch[i : i + size] for i in range(0, len(batch), size)]
-        total_tokens = sum(e.target_tokens for e in batch)
+        total_tokens = sum(e.target_tokens for e in examples)
         loss_sum, tokens = 0.0, 0
-        for part in micro:
-            loss, n = batch_loss(self.model, part, self.pad_id)
+        for s in range(0, len(examples), size):
+            loss, n = batch_loss(self.model, examples[s : s + size], self.pad_id)
             (loss * (n / max(total_tokens, 1))).backward()
             loss_sum += float(loss.detach()) * n
             tokens += n
+        return loss_sum / max(tokens, 1), tokens
+
+    def _gradient(self) -> Any:
+        import torch
+
+        return torch.cat([p.grad.detach().flatten() if p.grad is not None else torch.zeros(p.numel())
+                          for p in self.optimizer.param_groups[0]["params"]])
+
+    def _train_step(self, batch: list[Example]) -> tuple[float, int, float]:
+        """One optimizer step over `grad_accum` micro-batches: the token-weighted loss before the update, its
+        tokens, and (when the sampler needs it) the cosine between the batch's and the probe set's gradients."""
+        alignment = float("nan")
+        probe_grad = None
+        if self.sampler.needs_alignment:
+            self._backward(self.data.probe)
+            probe_grad = self._gradient()
+        loss, tokens = self._backward(batch)
+        if probe_grad is not None:
+            import torch
+
+            alignment = float(torch.nn.functional.cosine_similarity(self._gradient(), probe_grad, dim=0))
         self.optimizer.step()
         self.scheduler.step()
-        return loss_sum / max(tokens, 1), tokens
+        return loss, tokens, alignment
 
     def run(self, resume_from: Path | None = None) -> TrainOutcome:
         started = time.perf_counter()
@@ -225,17 +246,20 @@ class Trainer:
                 arm, idx = self.sampler.next_batch(self.cfg.batch_size * self.cfg.grad_accum)
                 batch = [self.data.train[i] for i in idx.tolist()]
                 t0 = time.perf_counter()
-                before, tokens = self._train_step(batch)
+                before, tokens, alignment = self._train_step(batch)
                 self.step += 1
                 after = self._losses(batch) if self.sampler.needs_batch_after else float("nan")
                 probe_before = self.probe_loss
                 if self.sampler.needs_probe:
                     self.probe_loss = self._losses(self.data.probe)
-                reward = self.sampler.feedback(arm, StepSignal(before, after, probe_before, self.probe_loss))
+                signal = StepSignal(before, after, probe_before, self.probe_loss, alignment)
+                reward = self.sampler.feedback(arm, signal)
                 row: dict[str, Any] = {"kind": "train", "step": self.step, "loss": before, "tokens": tokens,
                                        "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
                 if arm is not None:
                     row.update(arm=arm, reward=reward, probabilities=self.sampler.probabilities())
+                if self.sampler.needs_alignment:
+                    row["alignment"] = alignment
                 metrics.write(row)
                 if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps:
                     loss = self.evaluate()

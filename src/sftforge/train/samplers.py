@@ -16,7 +16,7 @@ import numpy as np
 
 from sftforge.select.bandit import BanditPolicy, RewardScaler
 
-Reward = Literal["prediction_gain", "target_prediction_gain", "loss"]
+Reward = Literal["prediction_gain", "target_prediction_gain", "gradient_alignment", "loss"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +27,13 @@ class StepSignal:
     batch_after: float
     probe_before: float
     probe_after: float
+    alignment: float = float("nan")  # cosine of the batch's and the probe set's gradients before the update
 
 
 class Sampler(Protocol):
     needs_batch_after: bool
     needs_probe: bool
+    needs_alignment: bool
 
     def next_batch(self, size: int) -> tuple[int | None, np.ndarray]: ...
 
@@ -69,6 +71,7 @@ class SubsetSampler:
 
     needs_batch_after = False
     needs_probe = False
+    needs_alignment = False
 
     def __init__(self, indices: np.ndarray, seed: int) -> None:
         if len(indices) == 0:
@@ -96,7 +99,10 @@ class BanditSampler:
 
     `reward`: prediction_gain (batch loss before minus after the update), target_prediction_gain (probe loss before
     minus after), both rescaled to [-1, 1] by the 20th/80th percentiles of recent rewards (Graves et al. 2017);
-    or loss (the batch loss itself, unscaled: Online Data Mixing's reward, for the `odm` policy).
+    gradient_alignment (the cosine between the batch's gradient and the probe set's, before the update: the
+    first-order estimate of the target prediction gain, -lr * g_batch . g_probe, without the noise of the step
+    itself; rescaled the same way); or loss (the batch loss itself, unscaled: Online Data Mixing's reward, for
+    the `odm` policy).
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class BanditSampler:
         self.scaler = scaler if scaler is not None else RewardScaler()
         self.needs_batch_after = reward == "prediction_gain"
         self.needs_probe = reward == "target_prediction_gain"
+        self.needs_alignment = reward == "gradient_alignment"
 
     def next_batch(self, size: int) -> tuple[int | None, np.ndarray]:
         """One optimizer step's examples, all from one arm (the arm is what the step's reward is about)."""
@@ -125,6 +132,8 @@ class BanditSampler:
             return signal.batch_before - signal.batch_after
         if self.reward == "target_prediction_gain":
             return signal.probe_before - signal.probe_after
+        if self.reward == "gradient_alignment":
+            return signal.alignment
         return signal.batch_before
 
     def feedback(self, arm: int | None, signal: StepSignal) -> float | None:
