@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from sftforge.generate.grounded import GroundedGenerator, Passage
 from sftforge.llm.base import LLM, ChatRequest, Completion
 from sftforge.recipe import Generation, Task
-from sftforge.stages.generate import _Runner, item_seed
+from sftforge.stages.generate import LLMRunner, item_seed
 
 TEXT = (
     "Docstrings are string literals that occur as the first statement in a module, function, class, or method "
@@ -53,7 +53,7 @@ def setup(scripts, max_attempts=3):
     items = gen.work_items(passages, 1)
     llm = ScriptedLLM({it.key: scripts[i] for i, it in enumerate(items)})
     cfg = Generation(max_attempts=max_attempts)
-    return llm, _Runner(llm, gen, cfg, items, done=set()), items
+    return llm, LLMRunner(llm, gen, cfg, items, done=set()), items
 
 
 def test_bad_output_is_retried_with_a_new_seed_then_accepted():
@@ -94,7 +94,7 @@ def test_done_items_are_not_asked_again():
     passages = [Passage(f"doc#{i}", "doc", 0, len(TEXT), TEXT) for i in range(3)]
     items = gen.work_items(passages, 1)
     llm = ScriptedLLM({it.key: [" What is a docstring?"] for it in items})
-    runner = _Runner(llm, gen, Generation(), items, done={items[0].key, items[2].key})
+    runner = LLMRunner(llm, gen, Generation(), items, done={items[0].key, items[2].key})
     list(runner.batches(lambda: True, size=10))
     assert [r.id.rsplit("|", 1)[0] for r in llm.seen] == [items[1].key]
 
