@@ -30,7 +30,8 @@ from sftforge.progress import SilentReporter
 from sftforge.recipe import load_recipe
 from sftforge.run import RunDir
 from sftforge.stages import Context, run_stage
-from sftforge.stages.generate import item_seed, passages
+from sftforge.stages.generate import passages
+from sftforge.stages.llm_runner import item_seed
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "examples" / "recipes" / "pep_qa.yaml"

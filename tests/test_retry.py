@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from sftforge.generate.grounded import GroundedGenerator, Passage
 from sftforge.llm.base import LLM, ChatRequest, Completion
 from sftforge.recipe import Generation, Task
-from sftforge.stages.generate import LLMRunner, item_seed
+from sftforge.stages.llm_runner import LLMRunner, item_seed
 
 TEXT = (
     "Docstrings are string literals that occur as the first statement in a module, function, class, or method "

@@ -18,12 +18,18 @@ import numpy as np
 from sftforge.generate.answer_check import content_stems, support
 from sftforge.generate.base import Generator, Template, WorkItem, chat_from_template, load_template
 from sftforge.generate.grounded import Passage
-from sftforge.generate.parsing import ParseError, first_paragraph, parse_fields, question_text, strip_quotes
+from sftforge.generate.parsing import (
+    ParseError,
+    check_language,
+    first_paragraph,
+    parse_fields,
+    question_text,
+    strip_quotes,
+)
 from sftforge.kg import random_walks
 from sftforge.recipe import Task, Walks
 from sftforge.sample import AnswerCheck, Record, SourceRef
 from sftforge.sources.passage_graph import PassageGraph
-from sftforge.text import cjk_ratio
 
 BRIDGE, COMPARISON = "bridge", "comparison"
 
@@ -99,12 +105,6 @@ class CorpusWalkGenerator(Generator):
             self._template, passages=[p.text for p in ps.passages], entity=ps.entity, kind=ps.kind,
         )
 
-    def _check_language(self, value: str) -> None:
-        if self.lang == "zh" and cjk_ratio(value) < 0.3:
-            raise ParseError("output is not in Chinese")
-        if self.lang == "en" and cjk_ratio(value) > 0.3:
-            raise ParseError("output is not in English")
-
     def parse(self, item: WorkItem, output: str) -> Record:
         ps: PassageSet = item.payload
         fields = parse_fields(self._prefill + output)
@@ -119,7 +119,7 @@ class CorpusWalkGenerator(Generator):
                                     ("answer", answer, c.min_answer_chars, c.max_answer_chars)):
             if not lo <= len(value) <= hi:
                 raise ParseError(f"{what} length outside {lo}-{hi} characters")
-            self._check_language(value)
+            check_language(value, self.lang)
         if not question.endswith(("?", "？")) and "?" not in question and "？" not in question:
             raise ParseError("question is not phrased as a question")
         if answer.strip().lower() == question.strip().lower():

@@ -16,6 +16,7 @@ from sftforge.generate.answer_check import overlap_check, sentence_spans, span_c
 from sftforge.generate.base import Generator, Template, WorkItem, chat_from_template, load_template
 from sftforge.generate.parsing import (
     ParseError,
+    check_language,
     first_line,
     first_paragraph,
     parse_fields,
@@ -25,7 +26,7 @@ from sftforge.generate.parsing import (
 )
 from sftforge.recipe import Task
 from sftforge.sample import AnswerCheck, Record, SourceRef
-from sftforge.text import cjk_ratio, normalize, tokens
+from sftforge.text import normalize, tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +137,13 @@ class GroundedGenerator(Generator):
         if len(value) > hi:
             raise ParseError(f"{what} too long ({len(value)} > {hi} characters)")
 
-    def _check_language(self, value: str) -> None:
-        if self.lang == "zh" and cjk_ratio(value) < 0.3:
-            raise ParseError("output is not in Chinese")
-        if self.lang == "en" and cjk_ratio(value) > 0.3:
-            raise ParseError("output is not in English")
-
     def _question(self, fields: dict[str, str], block: str | None = None) -> str:
         q = strip_quotes(block if block is not None else question_text(fields.get("question", "")))
         if not q:
             raise ParseError("no 'Question:' in the output")
         c = self.task.constraints
         self._check_len("question", q, c.min_question_chars, c.max_question_chars)
-        self._check_language(q)
+        check_language(q, self.lang)
         if self.lang == "en" and "?" not in q:
             raise ParseError("question has no question mark")
         if self.lang == "zh" and not _ZH_QUESTION.search(q):
@@ -192,7 +187,7 @@ class GroundedGenerator(Generator):
             answer = p.text[span[0] : span[1]]
             sources.append(SourceRef("span", p.chunk_id, p.doc_id, p.start + span[0], p.start + span[1]))
         else:
-            self._check_language(answer)
+            check_language(answer, self.lang)
             check = overlap_check(p.text, answer, self.task.constraints.min_support)
         return self._record(self._qa_user(p, question), answer, sources, check)
 
@@ -228,7 +223,7 @@ class GroundedGenerator(Generator):
         summary = strip_quotes(summary.strip())
         c = self.task.constraints
         self._check_len("summary", summary, c.min_answer_chars, c.max_answer_chars)
-        self._check_language(summary)
+        check_language(summary, self.lang)
         if len(summary) > c.max_summary_ratio * len(p.text):
             raise ParseError(f"summary is not shorter than the passage ({len(summary)} vs {len(p.text)} characters)")
         check = overlap_check(p.text, summary, c.min_support)

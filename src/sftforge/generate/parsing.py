@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from sftforge.errors import SftforgeError
+from sftforge.text import cjk_ratio
 
 
 class ParseError(SftforgeError):
@@ -83,3 +84,12 @@ def question_text(value: str) -> str:
         if "?" in line or "？" in line:
             return " ".join(lines[: i + 1])
     return lines[0] if lines else ""
+
+
+def check_language(value: str, lang: str) -> None:
+    """Raise ParseError when an output is not in the task's language (Chinese: at least 30% CJK characters;
+    English: at most 30%)."""
+    if lang == "zh" and cjk_ratio(value) < 0.3:
+        raise ParseError("output is not in Chinese")
+    if lang == "en" and cjk_ratio(value) > 0.3:
+        raise ParseError("output is not in English")

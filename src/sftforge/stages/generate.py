@@ -1,18 +1,17 @@
 """Stage `generate`: turn ranked passages into records with the LLM, resumably.
 
-Work items are (passage, sample number) in passage rank order. The stage keeps the backend's slots full, parses
-each output as it arrives, retries a bad output with a new seed up to `max_attempts`, and commits finished items
-in shards through the run directory's ledger. A killed run resumes from the ledger; the items that were in
+Work items are (passage, sample number) in passage rank order, or passage sets from corpus walks (multi_doc_qa;
+kg_qa has its own path in generate_kg.py). `LLMRunner` (llm_runner.py) drives the model over them, and finished
+items are committed in shards through the run directory's ledger. A killed run resumes from the ledger; the items that were in
 flight are asked again and answered by the response cache.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -20,25 +19,17 @@ import pyarrow.parquet as pq
 from sftforge.generate.base import Generator, WorkItem, templates_hash
 from sftforge.generate.corpus_walk import CorpusWalkGenerator
 from sftforge.generate.grounded import GroundedGenerator, Passage
-from sftforge.generate.parsing import ParseError
 from sftforge.llm import open_llm
-from sftforge.llm.base import LLM, ChatRequest, Completion, SamplingParams
-from sftforge.sample import Lineage, Record, Rejected, record_id
 from sftforge.rounds import carried_run, read_plan, weighted_order
 from sftforge.run import ShardLog
 from sftforge.stages.base import Context, Stage
 from sftforge.sources.passage_graph import build_passage_graph
 from sftforge.stages.generate_kg import generate_kg, kg_config
+from sftforge.stages.llm_runner import LLMRunner
 
 log = logging.getLogger(__name__)
 
 CARRIED = "carried"  # the ledger key of the earlier rounds' records in a later round
-
-
-def item_seed(base: int, key: str, attempt: int) -> int:
-    """A request's seed: fixed by the recipe seed, the work item and the attempt, independent of scheduling."""
-    digest = hashlib.sha256(f"{base}|{key}|{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def passages(ctx: Context, plan: dict[str, Any] | None = None) -> list[Passage]:
@@ -75,7 +66,7 @@ class GenerateStage(Stage):
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
         if ctx.recipe.task.type == "kg_qa":
-            return generate_kg(ctx, out, LLMRunner)
+            return generate_kg(ctx, out)
         recipe = ctx.recipe
         gen_cfg = recipe.generation
         plan = read_plan(ctx.run)
@@ -152,108 +143,3 @@ class GenerateStage(Stage):
         if CARRIED not in out.done:
             out.commit(records, [], [CARRIED])
         return len(records)
-
-
-class LLMRunner:
-    """Drives an LLM over work items with retries; yields committed-shard-sized batches of finished items."""
-
-    def __init__(
-        self, llm: LLM, generator: Generator, gen_cfg: Any, items: Iterable[WorkItem], done: set[str], round_: int = 1
-    ) -> None:
-        self.llm = llm
-        self.round = round_
-        self.generator = generator
-        self.cfg = gen_cfg
-        self.todo: Iterator[WorkItem] = (it for it in items if it.key not in done)
-        self.in_flight: dict[str, tuple[WorkItem, int]] = {}  # request id -> (item, attempt)
-        self.stats: Counter[str] = Counter()  # of the items finished since the last yielded shard
-        self._item_stats: dict[str, Counter[str]] = {}  # of items still in flight: committed with the item
-        s = gen_cfg.sampling
-        self.base_sampling = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
-
-    def _request(self, item: WorkItem, attempt: int) -> ChatRequest:
-        s = self.base_sampling
-        sampling = SamplingParams(
-            s.temperature, s.top_p, s.max_tokens, item_seed(s.seed, item.key, attempt), self.generator.stop
-        )
-        req = ChatRequest.of(f"{item.key}|{attempt}", self.generator.prompt(item), sampling)
-        self.in_flight[req.id] = (item, attempt)
-        return req
-
-    def _lineage(self, item: WorkItem, attempt: int, c: Completion) -> Lineage:
-        s = c.request.sampling
-        st = self._item_stats[item.key]
-        return Lineage(
-            generator=self.generator.name,
-            model=self.llm.model_id,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            max_tokens=s.max_tokens,
-            seed=s.seed,
-            template=self.generator.template.name,
-            template_hash=self.generator.template.hash,
-            round=self.round,
-            attempts=attempt + 1,
-            prompt_tokens=st["item_prompt_tokens"],
-            completion_tokens=st["item_completion_tokens"],
-        )
-
-    def _finish(self, record: Record, lineage: Lineage) -> Record:
-        record.lineage = lineage
-        record.id = record_id(record.messages, record.source, f"{lineage.generator}|{lineage.seed}")
-        return record
-
-    def _shard(self, records: list[Record], rejected: list[Rejected], keys: list[str]) -> tuple:  # type: ignore[type-arg]
-        stats, self.stats = dict(self.stats), Counter()
-        return records, rejected, keys, stats
-
-    def batches(
-        self, want_more: Any, size: int
-    ) -> Iterator[tuple[list[Record], list[Rejected], list[str], dict[str, int]]]:
-        records: list[Record] = []
-        rejected: list[Rejected] = []
-        keys: list[str] = []
-        exhausted = False
-        while True:
-            while not exhausted and want_more() and self.llm.pending() < self.llm.capacity + 2:
-                item = next(self.todo, None)
-                if item is None:
-                    exhausted = True
-                    break
-                self.llm.submit(self._request(item, 0))
-            if not self.llm.pending():
-                break
-            for c in self.llm.poll():
-                item, attempt = self.in_flight.pop(c.request.id)
-                st = self._item_stats.setdefault(item.key, Counter())
-                st["requests"] += 1
-                st["cached"] += int(c.cached)
-                if not c.cached:  # tokens this run paid for
-                    st["prompt_tokens"] += c.prompt_tokens
-                    st["completion_tokens"] += c.completion_tokens
-                    st["prompt_tokens_reused"] += c.reused_prompt_tokens
-                st["item_prompt_tokens"] += c.prompt_tokens  # tokens the item took, cached or not (lineage)
-                st["item_completion_tokens"] += c.completion_tokens
-                try:
-                    record = self.generator.parse(item, c.text)
-                except ParseError as exc:
-                    reason = str(exc)
-                    if c.finish_reason == "length":
-                        reason += " (output cut at max_tokens)"
-                    st[f"fail:{reason}"] += 1
-                    if attempt + 1 < self.cfg.max_attempts:
-                        self.llm.submit(self._request(item, attempt + 1))
-                        continue
-                    failed = self._finish(self.generator.failed_record(item, c.text), self._lineage(item, attempt, c))
-                    rejected.append(Rejected(failed, "generate", self.generator.name, f"unparseable after {attempt + 1} attempts: {reason}"))
-                else:
-                    records.append(self._finish(record, self._lineage(item, attempt, c)))
-                keys.append(item.key)
-                st = self._item_stats.pop(item.key)
-                del st["item_prompt_tokens"], st["item_completion_tokens"]
-                self.stats.update(st)
-                if len(keys) >= size:
-                    yield self._shard(records, rejected, keys)
-                    records, rejected, keys = [], [], []
-        if keys:
-            yield self._shard(records, rejected, keys)

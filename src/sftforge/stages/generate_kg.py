@@ -7,7 +7,6 @@ committed, and a rerun skips committed keys.
 from __future__ import annotations
 
 import contextlib
-import re
 import logging
 from collections import Counter
 from typing import Any
@@ -19,6 +18,7 @@ from sftforge.llm import open_llm
 from sftforge.run import ShardLog
 from sftforge.sample import Lineage, Record, Rejected, record_id
 from sftforge.stages.base import Context
+from sftforge.stages.llm_runner import LLMRunner
 from sftforge.stages.sources import load_kg
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,9 @@ def _finish(record: Record, key: str, seed: int) -> Record:
     return record
 
 
-def generate_kg(ctx: Context, out: ShardLog, runner_cls: Any) -> tuple[dict[str, int], dict[str, Any]]:
+def generate_kg(ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
     """Examples from walks until target_count are accepted, max_walks are drawn, or the walks keep finding only
-    paths already seen (a small graph's paths are used up). `runner_cls` drives the LLM for paraphrases."""
+    paths already seen (a small graph's paths are used up)."""
     recipe = ctx.recipe
     walks = recipe.walks
     gen_cfg = recipe.generation
@@ -57,7 +57,6 @@ def generate_kg(ctx: Context, out: ShardLog, runner_cls: Any) -> tuple[dict[str,
     cache_path = ctx.run.path / "cache" / "llm.sqlite" if gen_cfg.cache else None
     llm_ctx = open_llm(gen_cfg.model, recipe.resolve("."), cache_path) if walks.paraphrase else contextlib.nullcontext()
     paths = duplicates_in_a_row = 0
-    hops: Counter[int] = Counter()  # path lengths of the examples made in this run
     exhausted = False
     with llm_ctx as llm:
         items: list[WorkItem] = []
@@ -69,7 +68,7 @@ def generate_kg(ctx: Context, out: ShardLog, runner_cls: Any) -> tuple[dict[str,
             if rejected:
                 out.commit([], rejected, keys)
             if items and llm is not None:
-                runner = runner_cls(llm, generator, gen_cfg, items, out.done)
+                runner = LLMRunner(llm, generator, gen_cfg, items, out.done)
                 for records, failed, done_keys, stats in runner.batches(lambda: True, gen_cfg.shard_size):
                     out.commit(records, failed, done_keys, stats)
             elif items:
@@ -96,7 +95,6 @@ def generate_kg(ctx: Context, out: ShardLog, runner_cls: Any) -> tuple[dict[str,
             else:
                 assert isinstance(result, PathExample)
                 items.append(WorkItem(cand.key, result))
-                hops[len(result.relations)] += 1
             if len(items) >= min(gen_cfg.shard_size, target - accepted) or len(rejected) >= 50 * gen_cfg.shard_size:
                 flush()
         flush()
@@ -111,6 +109,7 @@ def generate_kg(ctx: Context, out: ShardLog, runner_cls: Any) -> tuple[dict[str,
     reasons = Counter(r.split(":")[0] for r in ctx.run.read_table("generate", rejected=True).column("reject_reason").to_pylist())
     records = ctx.run.read_table("generate")
     details = [c["detail"] for c in records.column("answer_check").to_pylist() if c]
+    hops = Counter(src[0]["id"].count("\t") for src in records.column("source").to_pylist() if src)
     counts = {"records": out.counts["records"], "rejected": out.counts["rejected"], "paths": paths}
     extra = {
         "model": model_id,
