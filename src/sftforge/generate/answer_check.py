@@ -49,20 +49,24 @@ def _stems(words: list[str]) -> list[str]:
     return _stemmer().stemWords(words)
 
 
-def content_stems(text: str) -> set[str]:
-    """The content tokens of a text as `support` counts them: stems of words that are not stop words or single
-    Latin letters; CJK characters."""
+def _content_stems(text: str) -> list[str]:
+    """Stems of a text's words that are not stop words or single Latin letters, and its CJK characters."""
     want = [t for t in tokens(text) if t not in _STOP and not (len(t) == 1 and not is_cjk(t) and not t.isdigit())]
-    return set(_stems(want))
+    return _stems(want)
+
+
+def content_stems(text: str) -> set[str]:
+    """The content tokens of a text, as `support` counts them."""
+    return set(_content_stems(text))
 
 
 def support(passage: str, answer: str) -> float:
     """Share of the answer's content tokens (CJK: characters; other words: stems) that occur in the passage."""
     have = set(_stems(tokens(passage)))
-    want = [t for t in tokens(answer) if t not in _STOP and not (len(t) == 1 and not is_cjk(t) and not t.isdigit())]
+    want = _content_stems(answer)
     if not want:
         return 0.0
-    return sum(t in have for t in _stems(want)) / len(want)
+    return sum(t in have for t in want) / len(want)
 
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n")
