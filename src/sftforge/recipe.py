@@ -54,10 +54,13 @@ class Constraints(Strict):
 class Task(Strict):
     """What the data is for (the brief's "requirement definition")."""
 
-    type: Literal["qa", "summarization", "exercise", "kg_qa", "multi_doc_qa"] = Field(
+    type: Literal["qa", "summarization", "exercise", "kg_qa", "multi_doc_qa", "instruction", "dialogue"] = Field(
         description="Kind of example to make. qa, summarization, exercise: from one passage of the documents; "
         "kg_qa: multi-hop questions from relation paths over `sources.kg` (answers verified on the graph); "
-        "multi_doc_qa: bridge and comparison questions over 2-4 linked passages (corpus walks)."
+        "multi_doc_qa: bridge and comparison questions over 2-4 linked passages (corpus walks); "
+        "instruction: general instructions made by the `generators` (Self-Instruct, Evol-Instruct, Magpie, "
+        "sentence VAE) from `sources.seeds` or from nothing; dialogue: multi-turn conversations grounded in the "
+        "documents (a user persona with a goal, an assistant answering from retrieved passages)."
     )
     qa_mode: Literal["extractive", "open"] = Field(
         "extractive", description="qa only: extractive answers are spans of the passage; open answers are free text."
@@ -142,11 +145,21 @@ class KGSource(Strict):
         return [self.path] if isinstance(self.path, str) else list(self.path)
 
 
+class SeedSource(Strict):
+    """Seed tasks: JSON Lines in the Self-Instruct format ({instruction, instances: [{input, output}],
+    is_classification}) or flat rows ({instruction, input?, output?})."""
+
+    path: str = Field(description="A .jsonl file of seed tasks, relative to the recipe file.")
+
+
 class Sources(Strict):
     documents: list[DocumentSource] = Field(
         default_factory=list, description="Document files; needed by every task but kg_qa."
     )
     kg: KGSource | None = Field(None, description="A knowledge graph; needed by kg_qa.")
+    seeds: SeedSource | None = Field(
+        None, description="Seed tasks for instruction generators (self_instruct, evol_instruct, vae)."
+    )
     chunking: Chunking = Field(default_factory=Chunking)
     retrieval: Retrieval = Field(default_factory=Retrieval)
 
@@ -222,6 +235,105 @@ class Generation(Strict):
     max_attempts: int = Field(3, ge=1, le=10, description="Tries per example before it is rejected.")
     cache: bool = Field(True, description="Keep LLM responses in RUN_DIR/cache so reruns pay for nothing twice.")
     shard_size: int = Field(16, ge=1, description="Work items per committed shard (the resume granularity).")
+
+
+class SamplingOverride(Strict):
+    """One generator's sampling, field by field over `generation.sampling` (trade diversity for coherence)."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    seed: int | None = Field(None, ge=0)
+
+    def over(self, base: Sampling) -> Sampling:
+        return base.model_copy(update={k: v for k, v in self.model_dump().items() if v is not None})
+
+
+class GeneratorBase(Strict):
+    share: float = Field(1.0, gt=0, description="This generator's share of task.target_count (shares are normalised).")
+    sampling: SamplingOverride = Field(default_factory=SamplingOverride, description="Overrides of generation.sampling.")
+
+
+class SelfInstructGen(GeneratorBase):
+    """Self-Instruct (Wang et al. 2022): bootstrap new instructions from the seed tasks, then their instances."""
+
+    name: Literal["self_instruct"]
+    in_context: int = Field(8, ge=2, le=16, description="Instructions shown per prompt.")
+    from_seeds: int = Field(6, ge=1, le=16, description="How many of them are seed tasks (the rest machine-made, once any are).")
+    rouge_threshold: float = Field(0.7, gt=0, le=1, description="A new instruction whose ROUGE-L F against any in the pool is above this is rejected.")
+    min_words: int = Field(4, ge=1, description="Shorter instructions are rejected (Chinese: characters / 2).")
+    max_words: int = Field(150, ge=1, description="Longer instructions are rejected (Chinese: characters / 2).")
+    instances: int = Field(1, ge=1, le=5, description="Instances (input, output) kept per instruction.")
+    batch: int = Field(8, ge=1, le=256, description="Instruction prompts per wave (the pool grows between waves).")
+
+    @model_validator(mode="after")
+    def _counts(self) -> SelfInstructGen:
+        if self.from_seeds > self.in_context:
+            raise ValueError(f"from_seeds ({self.from_seeds}) is above in_context ({self.in_context})")
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) is above max_words ({self.max_words})")
+        return self
+
+
+EVOL_OPERATIONS = ("add_constraints", "deepening", "concretizing", "increase_reasoning", "complicate_input", "breadth")
+
+
+class EvolInstructGen(GeneratorBase):
+    """Evol-Instruct (Xu et al. 2023): rewrite instructions in depth and in breadth over epochs, then answer them."""
+
+    name: Literal["evol_instruct"]
+    epochs: int = Field(2, ge=1, le=10, description="Evolution rounds over the pool (the paper ran 4).")
+    operations: list[Literal[EVOL_OPERATIONS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(EVOL_OPERATIONS), min_length=1,
+        description="Evolutions drawn from, uniformly: the five in-depth ones and in-breadth mutation.",
+    )
+
+
+class MagpieGen(GeneratorBase):
+    """Magpie (Xu et al. 2024): the chat model writes a user query from the pre-query template alone, then answers it."""
+
+    name: Literal["magpie"]
+    system_prompt: str | None = Field(None, description="A system message before the pre-query template; default: the template's own.")
+    rouge_threshold: float = Field(0.7, gt=0, le=1, description="Queries this similar (ROUGE-L F) to an earlier one are rejected.")
+    batch: int = Field(16, ge=1, le=256, description="Queries per wave.")
+
+
+class VAEGen(GeneratorBase):
+    """A sentence VAE (Bowman et al. 2016) trained on the instructions at hand proposes new ones; the LLM answers."""
+
+    name: Literal["vae"]
+    epochs: int = Field(60, ge=1, le=1000, description="VAE training epochs.")
+    latent_dim: int = Field(32, ge=2, le=512)
+    word_dropout: float = Field(0.3, ge=0, lt=1, description="Decoder input words replaced by <unk> (keeps z informative).")
+    sigma: float = Field(0.5, ge=0, description="Noise around an instruction's posterior mean for \"near\" proposals.")
+    near_fraction: float = Field(0.5, ge=0, le=1, description="Share of proposals near one instruction; the rest between two.")
+    rouge_threshold: float = Field(0.7, gt=0, le=1, description="Proposals this similar to a training instruction are rejected.")
+
+
+class DialogueGen(GeneratorBase):
+    """Multi-turn conversations over the documents: a persona with a goal asks, the assistant answers from passages."""
+
+    name: Literal["dialogue"]
+    turns: int = Field(3, ge=1, le=12, description="Most user turns; a conversation stops earlier when the goal is met.")
+    personas: list[str] = Field(
+        default_factory=lambda: [
+            "a new customer who has just bought the product",
+            "an experienced user who wants to solve a specific problem",
+            "a busy manager deciding whether the product fits their team",
+        ],
+        min_length=1,
+        description="User personas, drawn in turn (seeded).",
+    )
+    retrieve: int = Field(2, ge=1, le=8, description="Passages retrieved (BM25) for each assistant turn.")
+
+
+GeneratorEntry = Annotated[
+    Union[SelfInstructGen, EvolInstructGen, MagpieGen, VAEGen, DialogueGen], Field(discriminator="name")
+]
+GENERATORS = {"self_instruct": SelfInstructGen, "evol_instruct": EvolInstructGen, "magpie": MagpieGen, "vae": VAEGen,
+              "dialogue": DialogueGen}
+INSTRUCTION_GENERATORS = ("self_instruct", "evol_instruct", "magpie", "vae")
+SEEDED_GENERATORS = ("self_instruct", "evol_instruct", "vae")
 
 
 class WalkStart(Strict):
@@ -468,6 +580,10 @@ class Recipe(Strict):
     sources: Sources
     generation: Generation = Field(default_factory=Generation)
     walks: Walks = Field(default_factory=Walks, description="Random walks for kg_qa and multi_doc_qa.")
+    generators: list[GeneratorEntry] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="instruction and dialogue tasks: the generators, each with its share of target_count.",
+    )
     features: Features = Field(  # type: ignore[valid-type]
         default_factory=list,
         description="Feature operators computed once into `features` (and vectors) by the features stage, for "
@@ -491,10 +607,37 @@ class Recipe(Strict):
         kind = self.task.type
         if kind == "kg_qa" and self.sources.kg is None:
             raise ValueError("task.type kg_qa makes questions from a knowledge graph: add sources.kg with its triple file(s)")
-        if kind != "kg_qa" and not self.sources.documents:
+        if kind not in ("kg_qa", "instruction") and not self.sources.documents:
             raise ValueError(f"task.type {kind} makes examples from documents: add sources.documents")
         if kind in ("kg_qa", "multi_doc_qa") and self.rounds > 1:
             raise ValueError(f"rounds > 1 plans the next round's single passages; {kind} walks a graph instead: use rounds: 1")
+        return self
+
+    @model_validator(mode="after")
+    def _generators_for_task(self) -> Recipe:
+        kind = self.task.type
+        names = [g.name for g in self.generators]
+        if kind == "dialogue" and not self.generators:
+            self.generators = [DialogueGen(name="dialogue")]
+        elif kind == "instruction":
+            if not names:
+                raise ValueError("task.type instruction needs generators: list one or more of " + ", ".join(INSTRUCTION_GENERATORS))
+            if "dialogue" in names:
+                raise ValueError("generator dialogue makes task.type dialogue; use it in a dialogue recipe")
+            seeded = [n for n in names if n in SEEDED_GENERATORS]
+            if seeded and self.sources.seeds is None:
+                raise ValueError(f"generators {', '.join(seeded)} start from seed tasks: add sources.seeds (a .jsonl of seed tasks)")
+            if self.rounds > 1:
+                raise ValueError("rounds > 1 plans the next round's passages; instruction generators have none: use rounds: 1")
+        elif kind == "dialogue":
+            if names != ["dialogue"]:
+                raise ValueError(f"task.type dialogue takes one generator, dialogue (got {', '.join(names)})")
+            if self.rounds > 1:
+                raise ValueError("rounds > 1 is not supported for dialogue yet: use rounds: 1")
+        elif names:
+            raise ValueError(f"generators are for task.type instruction or dialogue; {kind} has its own generator: remove `generators`")
+        if len(set(names)) != len(names):
+            raise ValueError("each generator may be listed once; raise its share instead")
         return self
 
     @model_validator(mode="after")
@@ -565,7 +708,7 @@ def _key_node(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node | None:
 
 def _is_tag(part: Any) -> bool:
     """Union tags pydantic puts into error locations (operator names, backends): not part of the YAML path."""
-    return isinstance(part, str) and (part in ops_base.OPERATORS or part in BACKENDS)
+    return isinstance(part, str) and (part in ops_base.OPERATORS or part in BACKENDS or part in GENERATORS)
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -579,6 +722,9 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             continue
         if isinstance(part, str) and part in BACKENDS:
             model = BACKENDS[part]
+            continue
+        if isinstance(part, str) and part in GENERATORS:
+            model = GENERATORS[part]
             continue
         fields = getattr(model, "model_fields", None)
         if not fields or part not in fields:
@@ -615,7 +761,9 @@ def _describe_error(err: dict[str, Any], root: yaml.Node, source: str) -> str:
         node, _ = _node_at(root, loc)
         line = node.start_mark.line + 1
         msg = err["msg"]
-        if err["type"] == "union_tag_invalid":
+        if err["type"] == "union_tag_invalid" and loc and loc[0] == "generators":
+            msg = f"unknown generator {err['input'].get('name')!r}; generators: {', '.join(GENERATORS)}"
+        elif err["type"] == "union_tag_invalid":
             names = ", ".join(sorted(ops_base.OPERATORS))
             msg = f"unknown operator {err['input'].get('name')!r}; registered operators: {names}"
         elif err["type"] == "missing":

@@ -13,7 +13,8 @@ from typing import Any
 
 import jinja2
 
-from sftforge.sample import Record
+from sftforge.llm.base import Completion
+from sftforge.sample import Lineage, Record
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -95,15 +96,29 @@ def prefill_of(messages: list[dict[str, str]]) -> str:
     return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
 
 
-class Generator(ABC):
-    """Formats prompts for work items and parses outputs into records."""
+class Step(ABC):
+    """One LLM call of a generator: format the prompt for a work item, parse the output (into a record, or into
+    whatever the generator's next step needs)."""
 
-    name: str
-    stop: tuple[str, ...] = ()  # stop strings for this generator's requests
+    name: str  # the generator's name (lineage, rejections)
+    stop: tuple[str, ...] = ()  # stop strings for this step's requests
 
     @abstractmethod
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         """Chat messages asking the model for this item."""
+
+    @abstractmethod
+    def parse(self, item: WorkItem, output: str) -> Any:
+        """The parsed output; raise ParseError (the rejection reason) if it has the wrong form."""
+
+    @property
+    @abstractmethod
+    def template(self) -> Template:
+        """The prompt template (its name and hash go into lineage)."""
+
+
+class Generator(Step):
+    """A one-step generator: parses outputs into records."""
 
     @abstractmethod
     def parse(self, item: WorkItem, output: str) -> Record:
@@ -113,7 +128,39 @@ class Generator(ABC):
     def failed_record(self, item: WorkItem, output: str) -> Record:
         """A record for an item that never parsed, holding the prompt and the last output, for `rejected/`."""
 
+
+@dataclass(slots=True)
+class Answer:
+    """A finished work item: the parsed value of its last output, or the reason it never parsed."""
+
+    item: WorkItem
+    attempt: int  # of the last output (0-based)
+    completion: Completion  # the last output
+    value: Any = None
+    error: str | None = None
+    prompt_tokens: int = 0  # summed over attempts, cached or not
+    completion_tokens: int = 0
+
     @property
-    @abstractmethod
-    def template(self) -> Template:
-        """The prompt template (its name and hash go into lineage)."""
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def lineage_of(a: Answer, step: Step, model_id: str, round_: int = 1, parents: list[str] | None = None) -> Lineage:
+    """How an answer was made: the step's generator and template, the sampling of its last attempt, its tokens."""
+    s = a.completion.request.sampling
+    return Lineage(
+        generator=step.name,
+        model=model_id,
+        temperature=s.temperature,
+        top_p=s.top_p,
+        max_tokens=s.max_tokens,
+        seed=s.seed,
+        template=step.template.name,
+        template_hash=step.template.hash,
+        parents=parents or [],
+        round=round_,
+        attempts=a.attempt + 1,
+        prompt_tokens=a.prompt_tokens,
+        completion_tokens=a.completion_tokens,
+    )

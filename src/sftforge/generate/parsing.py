@@ -7,6 +7,7 @@ ASCII or full-width colons, in English or Chinese; a value runs until the next k
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from sftforge.errors import SftforgeError
 from sftforge.text import cjk_ratio
@@ -22,20 +23,27 @@ LABELS: dict[str, tuple[str, ...]] = {
     "summary": ("summary", "摘要", "总结"),
     "explanation": ("explanation", "解析", "解释"),
 }
-_ALIASES = {alias: key for key, aliases in LABELS.items() for alias in aliases}
-_LABEL_LINE = re.compile(
-    r"^[ \t>*#-]*\**(" + "|".join(sorted(map(re.escape, _ALIASES), key=len, reverse=True)) + r")\**[ \t]*[:：]\**[ \t]*",
-    re.IGNORECASE | re.MULTILINE,
-)
+
+
+@lru_cache(maxsize=None)
+def _label_pattern(labels: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[dict[str, str], re.Pattern[str]]:
+    aliases = {alias: key for key, names in labels for alias in names}
+    pattern = re.compile(
+        r"^[ \t>*#-]*\**(" + "|".join(sorted(map(re.escape, aliases), key=len, reverse=True)) + r")\**[ \t]*[:：]\**[ \t]*",
+        re.IGNORECASE | re.MULTILINE,
+    )
+    return aliases, pattern
 _OPTION_LINE = re.compile(r"^[ \t*-]*\(?([A-Fa-f])[.)．、：:][ \t]*(.+?)[ \t]*$", re.MULTILINE)
 
 
-def parse_fields(text: str) -> dict[str, str]:
-    """Map canonical label -> value for each labelled section; the first occurrence of a label wins."""
+def parse_fields(text: str, labels: dict[str, tuple[str, ...]] = LABELS) -> dict[str, str]:
+    """Map canonical label -> value for each labelled section; the first occurrence of a label wins. `labels` maps
+    each canonical label to its names (default: question, answer, summary, explanation)."""
+    aliases, pattern = _label_pattern(tuple(labels.items()))
     fields: dict[str, str] = {}
-    matches = list(_LABEL_LINE.finditer(text))
+    matches = list(pattern.finditer(text))
     for i, m in enumerate(matches):
-        key = _ALIASES[m.group(1).lower()]
+        key = aliases[m.group(1).lower()]
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         value = text[m.end() : end].strip()
         if key not in fields:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -53,6 +53,24 @@ def split_prefill(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]],
     if messages and messages[-1]["role"] == "assistant":
         return messages[:-1], messages[-1]["content"]
     return messages, ""
+
+
+PRE_QUERY_MARK = "\x00sftforge-pre-query\x00"
+
+
+def is_pre_query(messages: list[dict[str, str]]) -> bool:
+    """Magpie's request: a conversation that ends in an empty user message asks the model to write that user turn
+    itself, from the chat template's text up to the user's header (the pre-query template)."""
+    return bool(messages) and messages[-1]["role"] == "user" and messages[-1]["content"] == ""
+
+
+def render_pre_query(render: Callable[[list[dict[str, str]]], str], messages: list[dict[str, str]]) -> str:
+    """The pre-query prompt: the conversation rendered by `render` (the template without a generation prompt) with a
+    marker as the last user turn, cut at the marker. Works for any template, with whatever system turn it adds."""
+    text = render(messages[:-1] + [{"role": "user", "content": PRE_QUERY_MARK}])
+    if PRE_QUERY_MARK not in text:
+        raise ValueError("the chat template does not render user messages verbatim; it has no pre-query form")
+    return text[: text.index(PRE_QUERY_MARK)]
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.errors import ModelError
-from sftforge.llm.base import LLM, ChatRequest, Completion, split_prefill
+from sftforge.llm.base import LLM, ChatRequest, Completion, is_pre_query, render_pre_query, split_prefill
 from sftforge.llm.bundled import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,12 @@ def load_causal_lm(directory: Path, dtype: Any) -> tuple[Any, Any]:
 
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The chat template applied for generation; a final assistant message is a prefill that the model continues."""
+    """The chat template applied for generation; a final assistant message is a prefill that the model continues; a
+    final empty user message asks the model to write the user's turn (Magpie's pre-query template)."""
+    if is_pre_query(messages):
+        if not tokenizer.chat_template:
+            raise ModelError("this model has no chat template, so it has no pre-query template for Magpie")
+        return render_pre_query(lambda m: tokenizer.apply_chat_template(m, tokenize=False), messages)
     messages, prefill = split_prefill(messages)
     if tokenizer.chat_template:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -22,7 +22,7 @@ import jinja2
 import jinja2.sandbox
 
 from sftforge.errors import ModelError
-from sftforge.llm.base import LLM, ChatRequest, Completion, split_prefill
+from sftforge.llm.base import LLM, ChatRequest, Completion, is_pre_query, render_pre_query, split_prefill
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,13 @@ class ChatTemplate:
         self.bos, self.eos = bos, eos
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        """The prompt text. A final assistant message is a prefill: the model continues it."""
+        """The prompt text. A final assistant message is a prefill: the model continues it. A final empty user
+        message is a pre-query prompt (Magpie): the model writes the user's turn."""
+        if is_pre_query(messages):
+            return render_pre_query(
+                lambda m: self.template.render(messages=m, add_generation_prompt=False, bos_token=self.bos, eos_token=self.eos),
+                messages,
+            )
         messages, prefill = split_prefill(messages)
         text = self.template.render(
             messages=messages, add_generation_prompt=True, bos_token=self.bos, eos_token=self.eos

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from sftforge.errors import ModelError
-from sftforge.llm.base import LLM, ChatRequest, Completion, split_prefill
+from sftforge.llm.base import LLM, ChatRequest, Completion, is_pre_query, split_prefill
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,11 @@ class OpenAICompatibleLLM(LLM):
         return self._pending
 
     def submit(self, request: ChatRequest) -> None:
+        if is_pre_query(request.message_dicts()):
+            raise ModelError(
+                "a pre-query request (the magpie generator) needs the model's chat template, which a chat server "
+                "does not expose: use the llamacpp or transformers backend for magpie"
+            )
         self._pending += 1
         asyncio.run_coroutine_threadsafe(self._run(request), self._loop)
 

@@ -25,7 +25,7 @@ def cjk_terms(text: str) -> list[str]:
     return terms
 
 
-class _Index:
+class BM25Index:
     """A BM25 index over passages, tokenised the language's way, that answers tokenised queries."""
 
     def __init__(self, passages: list[str], lang: str) -> None:
@@ -33,6 +33,7 @@ class _Index:
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on its logger at import
         self.lang = lang
+        self.size = len(passages)
         self.retriever = bm25s.BM25()
         if lang == "zh":
             self.retriever.index([cjk_terms(p) or ["\u2205"] for p in passages], show_progress=False)
@@ -53,12 +54,17 @@ class _Index:
         """(passage indices, scores), each [len(queries), k], best first."""
         return self.retriever.retrieve(self._tokenize(queries), k=k, show_progress=False, n_threads=1)
 
+    def top(self, query: str, k: int) -> list[int]:
+        """Indices of the (at most) k passages that match `query` best; passages sharing no term are left out."""
+        docs, scores = self.search([query], k=min(k, self.size))
+        return [int(d) for d, s in zip(docs[0], scores[0]) if s > 0]
+
 
 def bm25_scores(passages: list[str], query: str, lang: str) -> np.ndarray:
     """BM25 score of every passage for `query` (0 for passages sharing no term with it)."""
     if not passages:
         return np.zeros(0, dtype=np.float32)
-    docs, scores = _Index(passages, lang).search([query], k=len(passages))
+    docs, scores = BM25Index(passages, lang).search([query], k=len(passages))
     out = np.zeros(len(passages), dtype=np.float32)
     out[docs[0]] = scores[0]
     return out
@@ -70,7 +76,7 @@ def bm25_neighbours(passages: list[str], lang: str, k: int) -> list[list[tuple[i
     if len(passages) < 2:
         return [[] for _ in passages]
     want = min(k + 1, len(passages))
-    docs, scores = _Index(passages, lang).search(passages, k=want)
+    docs, scores = BM25Index(passages, lang).search(passages, k=want)
     out = []
     for i in range(len(passages)):
         row = [(int(d), float(s)) for d, s in zip(docs[i], scores[i]) if int(d) != i and s > 0]

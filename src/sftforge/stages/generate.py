@@ -1,7 +1,7 @@
 """Stage `generate`: turn ranked passages into records with the LLM, resumably.
 
 Work items are (passage, sample number) in passage rank order, or passage sets from corpus walks (multi_doc_qa;
-kg_qa has its own path in generate_kg.py). `LLMRunner` (llm_runner.py) drives the model over them, and finished
+kg_qa has its own path in generate_kg.py, instruction and dialogue tasks theirs in generate_instruct.py). `LLMRunner` (llm_runner.py) drives the model over them, and finished
 items are committed in shards through the run directory's ledger. A killed run resumes from the ledger; the items that were in
 flight are asked again and answered by the response cache.
 """
@@ -24,11 +24,13 @@ from sftforge.rounds import carried_run, read_plan, weighted_order
 from sftforge.run import ShardLog
 from sftforge.stages.base import Context, Stage
 from sftforge.sources.passage_graph import build_passage_graph
+from sftforge.stages.generate_instruct import generate_instructions, instruct_config
 from sftforge.stages.generate_kg import generate_kg, kg_config
 from sftforge.stages.llm_runner import LLMRunner
 
 log = logging.getLogger(__name__)
 
+INSTRUCT_TASKS = ("instruction", "dialogue")
 CARRIED = "carried"  # the ledger key of the earlier rounds' records in a later round
 
 
@@ -52,6 +54,8 @@ class GenerateStage(Stage):
     def config(self, ctx: Context) -> Any:
         if ctx.recipe.task.type == "kg_qa":
             return kg_config(ctx) | {"templates": templates_hash(ctx.recipe.task.language)}
+        if ctx.recipe.task.type in INSTRUCT_TASKS:
+            return instruct_config(ctx.recipe)
         gen = ctx.recipe.generation
         plan = read_plan(ctx.run)
         return ({"plan": plan} if plan else {}) | {
@@ -67,6 +71,8 @@ class GenerateStage(Stage):
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
         if ctx.recipe.task.type == "kg_qa":
             return generate_kg(ctx, out)
+        if ctx.recipe.task.type in INSTRUCT_TASKS:
+            return generate_instructions(ctx, out, passages(ctx) if ctx.recipe.sources.documents else [])
         recipe = ctx.recipe
         gen_cfg = recipe.generation
         plan = read_plan(ctx.run)

@@ -1,16 +1,17 @@
 """Drives an LLM over a generator's work items: keeps the backend's slots full, parses each output as it arrives,
 retries a bad output with a new seed up to `max_attempts`, and yields finished items in commit-sized batches with
-their token usage. Shared by every generate path (passages, corpus walks, KG paraphrases).
+their token usage. Shared by every generate path (passages, corpus walks, KG paraphrases, and the steps of the
+instruction generators through `ask`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from sftforge.generate.base import Generator, WorkItem
+from sftforge.generate.base import Answer, Generator, Step, WorkItem, lineage_of
 from sftforge.generate.parsing import ParseError
 from sftforge.llm.base import LLM, ChatRequest, Completion, SamplingParams
 from sftforge.sample import Lineage, Record, Rejected, record_id
@@ -22,12 +23,12 @@ def item_seed(base: int, key: str, attempt: int) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-
 class LLMRunner:
     """Drives an LLM over work items with retries; yields committed-shard-sized batches of finished items."""
 
     def __init__(
-        self, llm: LLM, generator: Generator, gen_cfg: Any, items: Iterable[WorkItem], done: set[str], round_: int = 1
+        self, llm: LLM, generator: Step, gen_cfg: Any, items: Iterable[WorkItem], done: set[str], round_: int = 1,
+        sampling: Any = None,
     ) -> None:
         self.llm = llm
         self.round = round_
@@ -37,7 +38,7 @@ class LLMRunner:
         self.in_flight: dict[str, tuple[WorkItem, int]] = {}  # request id -> (item, attempt)
         self.stats: Counter[str] = Counter()  # of the items finished since the last yielded shard
         self._item_stats: dict[str, Counter[str]] = {}  # of items still in flight: committed with the item
-        s = gen_cfg.sampling
+        s = sampling or gen_cfg.sampling  # a generator's own sampling, else the recipe's
         self.base_sampling = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
 
     def _request(self, item: WorkItem, attempt: int) -> ChatRequest:
@@ -49,23 +50,8 @@ class LLMRunner:
         self.in_flight[req.id] = (item, attempt)
         return req
 
-    def _lineage(self, item: WorkItem, attempt: int, c: Completion) -> Lineage:
-        s = c.request.sampling
-        st = self._item_stats[item.key]
-        return Lineage(
-            generator=self.generator.name,
-            model=self.llm.model_id,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            max_tokens=s.max_tokens,
-            seed=s.seed,
-            template=self.generator.template.name,
-            template_hash=self.generator.template.hash,
-            round=self.round,
-            attempts=attempt + 1,
-            prompt_tokens=st["item_prompt_tokens"],
-            completion_tokens=st["item_completion_tokens"],
-        )
+    def _lineage(self, a: Answer) -> Lineage:
+        return lineage_of(a, self.generator, self.llm.model_id, self.round)
 
     def _finish(self, record: Record, lineage: Lineage) -> Record:
         record.lineage = lineage
@@ -76,12 +62,8 @@ class LLMRunner:
         stats, self.stats = dict(self.stats), Counter()
         return records, rejected, keys, stats
 
-    def batches(
-        self, want_more: Any, size: int
-    ) -> Iterator[tuple[list[Record], list[Rejected], list[str], dict[str, int]]]:
-        records: list[Record] = []
-        rejected: list[Rejected] = []
-        keys: list[str] = []
+    def answers(self, want_more: Callable[[], bool]) -> Iterator[Answer]:
+        """Finished items as they come (completion order), while `want_more()` lets new items start."""
         exhausted = False
         while True:
             while not exhausted and want_more() and self.llm.pending() < self.llm.capacity + 2:
@@ -91,7 +73,7 @@ class LLMRunner:
                     break
                 self.llm.submit(self._request(item, 0))
             if not self.llm.pending():
-                break
+                return
             for c in self.llm.poll():
                 item, attempt = self.in_flight.pop(c.request.id)
                 st = self._item_stats.setdefault(item.key, Counter())
@@ -103,8 +85,9 @@ class LLMRunner:
                     st["prompt_tokens_reused"] += c.reused_prompt_tokens
                 st["item_prompt_tokens"] += c.prompt_tokens  # tokens the item took, cached or not (lineage)
                 st["item_completion_tokens"] += c.completion_tokens
+                answer = Answer(item, attempt, c)
                 try:
-                    record = self.generator.parse(item, c.text)
+                    answer.value = self.generator.parse(item, c.text)
                 except ParseError as exc:
                     reason = str(exc)
                     if c.finish_reason == "length":
@@ -113,16 +96,38 @@ class LLMRunner:
                     if attempt + 1 < self.cfg.max_attempts:
                         self.llm.submit(self._request(item, attempt + 1))
                         continue
-                    failed = self._finish(self.generator.failed_record(item, c.text), self._lineage(item, attempt, c))
-                    rejected.append(Rejected(failed, "generate", self.generator.name, f"unparseable after {attempt + 1} attempts: {reason}"))
-                else:
-                    records.append(self._finish(record, self._lineage(item, attempt, c)))
-                keys.append(item.key)
+                    answer.error = f"unparseable after {attempt + 1} attempts: {reason}"
                 st = self._item_stats.pop(item.key)
-                del st["item_prompt_tokens"], st["item_completion_tokens"]
+                answer.prompt_tokens = st.pop("item_prompt_tokens")
+                answer.completion_tokens = st.pop("item_completion_tokens")
                 self.stats.update(st)
-                if len(keys) >= size:
-                    yield self._shard(records, rejected, keys)
-                    records, rejected, keys = [], [], []
+                yield answer
+
+    def batches(
+        self, want_more: Callable[[], bool], size: int
+    ) -> Iterator[tuple[list[Record], list[Rejected], list[str], dict[str, int]]]:
+        assert isinstance(self.generator, Generator), "batches() makes records: it needs a Generator"
+        records: list[Record] = []
+        rejected: list[Rejected] = []
+        keys: list[str] = []
+        for a in self.answers(want_more):
+            if a.ok:
+                records.append(self._finish(a.value, self._lineage(a)))
+            else:
+                failed = self._finish(self.generator.failed_record(a.item, a.completion.text), self._lineage(a))
+                rejected.append(Rejected(failed, "generate", self.generator.name, a.error or ""))
+            keys.append(a.item.key)
+            if len(keys) >= size:
+                yield self._shard(records, rejected, keys)
+                records, rejected, keys = [], [], []
         if keys:
             yield self._shard(records, rejected, keys)
+
+
+def ask(llm: LLM, step: Step, items: list[WorkItem], gen_cfg: Any, sampling: Any, stats: Counter[str]) -> list[Answer]:
+    """Run one step of a multi-step generator over items and wait for all of them: answers in item order, with
+    retries as in LLMRunner; token usage is added to `stats`."""
+    runner = LLMRunner(llm, step, gen_cfg, items, set(), sampling=sampling)
+    by_key = {a.item.key: a for a in runner.answers(lambda: True)}
+    stats.update(runner.stats)
+    return [by_key[it.key] for it in items]

@@ -1,5 +1,5 @@
 """Stage `sources`: read documents, chunk them by model tokens, rank the chunks by relevance to the task; load
-the knowledge graph.
+the knowledge graph; check the seed tasks.
 
 Writes `sources/documents.parquet` (id, path, text) and `sources/chunks.parquet` (offsets, tokens, BM25 score,
 rank, whether generation may use it). Generation walks the chunks in rank order, so a large corpus spends its
@@ -25,6 +25,7 @@ from sftforge.run import atomic_write_table
 from sftforge.sources.chunking import chunk_document
 from sftforge.sources.readers import ReadReport, doc_id_root, matched_files, read_documents
 from sftforge.sources.retrieval import bm25_scores
+from sftforge.sources.seeds import load_seeds
 from sftforge.run import ShardLog
 from sftforge.stages.base import Context, Stage
 
@@ -84,6 +85,11 @@ class SourcesStage(Stage):
                 if not path.is_file():
                     raise SourceError(f"sources.kg: {p} is not a file (looked for {path})")
                 files.append(_stat(path))
+        if recipe.sources.seeds is not None:
+            path = recipe.resolve(recipe.sources.seeds.path)
+            if not path.is_file():
+                raise SourceError(f"sources.seeds: {recipe.sources.seeds.path} is not a file (looked for {path})")
+            files.append(_stat(path))
         return {
             "sources": recipe.sources.model_dump(),
             "files": files,
@@ -117,6 +123,9 @@ class SourcesStage(Stage):
             log.info("sources: %r", graph)
             counts |= {"kg_entities": graph.num_entities, "kg_relations": graph.num_relations, "kg_triples": graph.num_triples}
             extra["kg"] = {"files": graph.source, "memory_bytes": graph.nbytes()}
+        if ctx.recipe.sources.seeds is not None:
+            seeds = load_seeds(ctx.recipe.resolve(ctx.recipe.sources.seeds.path))
+            counts |= {"seed_tasks": len(seeds), "seed_classification": sum(s.is_classification for s in seeds)}
         if ctx.recipe.sources.documents:
             doc_counts, doc_extra = self._documents(ctx)
             counts |= doc_counts

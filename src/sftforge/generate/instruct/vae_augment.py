@@ -1,0 +1,69 @@
+"""Sentence-VAE augmentation (Bowman et al. 2016, arXiv 1511.06349): a small recurrent VAE trained on the
+instructions at hand (the seeds, and what earlier generators of the run made) proposes instructions near one of
+them or between two (`generate/vae.py`); proposals that are well-formed and novel (ROUGE-L) go to the LLM for an
+answer. Reconstruction loss, KL, active units and the acceptance rate go to the manifest, so a user sees whether it
+helps on their data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Prompted, Wave
+from sftforge.generate.base import WorkItem, lineage_of
+from sftforge.generate.vae import ProposeConfig, SentenceVAE, VAEConfig
+from sftforge.recipe import VAEGen
+from sftforge.sample import SourceRef
+
+
+class VAEAugment:
+    name = "vae"
+
+    def __init__(self, cfg: VAEGen, lang: str, records: InstructionRecords, max_answer_chars: int) -> None:
+        self.cfg = cfg
+        self.lang = lang
+        self.records = records
+        self.answer = AnswerStep("vae", lang, max_answer_chars)
+        self.figures: dict = {}
+
+    def run(self, ask: Ask, count: int, seed: int, texts: dict[str, SourceRef], batch: int = 16) -> Iterator[Wave]:
+        """`texts`: the instructions at hand, text -> where it came from (a seed task or a record), in a fixed order."""
+        cfg = self.cfg
+        vae = SentenceVAE(VAEConfig(latent_dim=cfg.latent_dim, word_dropout=cfg.word_dropout))
+        train = vae.train(list(texts), epochs=cfg.epochs, seed=seed)
+        pc = ProposeConfig(near_fraction=cfg.near_fraction, sigma=cfg.sigma, threshold=cfg.rouge_threshold,
+                           novelty_tokenizer="rouge")
+        report = vae.propose(math.ceil(count * 1.25), config=pc, seed=seed)
+        self.figures = {
+            "trained_on": train.n_texts, "vocab": train.vocab_size, "epochs": len(train.epochs),
+            "reconstruction_loss": round(train.final_recon, 3), "kl": round(train.final_kl, 3),
+            "active_units": f"{train.active_units}/{train.latent_dim}", "train_seconds": round(train.seconds, 1),
+            "proposed": report.proposed, "accepted": report.n_accepted,
+            "acceptance_rate": round(report.acceptance_rate, 3),
+            "rejected": {k: v for k, v in report.rejected.items() if v},
+            "curve": [{"epoch": e.epoch, "recon": round(e.recon, 3), "kl": round(e.kl, 3), "beta": round(e.beta, 3)}
+                      for e in train.epochs],
+        }
+        made = 0
+        proposals = report.accepted
+        start = 0
+        while start < len(proposals):
+            chunk = proposals[start : start + min(batch, count - made)]
+            wave = Wave(f"vae:{start}")
+            items = [WorkItem(f"vae:{start + i}", Prompted(p.text)) for i, p in enumerate(chunk)]
+            for p, a in zip(chunk, ask(self.answer, items)):
+                source = [texts[t] for t in p.parents if t in texts]
+                parents = [ref.id for ref in source]
+                turns = [("user", p.text), ("assistant", a.value if a.ok else a.completion.text)]
+                if not a.ok:
+                    wave.rejected.append(self.records.rejected(turns, source, a.error or "", parents=parents))
+                    continue
+                lineage = lineage_of(a, self.answer, self.records.model_id, parents=parents)
+                lineage.template = f"vae:{p.method}"
+                wave.records.append(self.records.record(turns, source, lineage))
+                made += 1
+            start += len(chunk)
+            yield wave
+            if made >= count:
+                return

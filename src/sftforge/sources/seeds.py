@@ -1,0 +1,61 @@
+"""Seed tasks for the instruction generators: JSON Lines in the Self-Instruct format ({id, instruction, instances:
+[{input, output}], is_classification}) or flat rows ({instruction, input?, output?, is_classification?})."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sftforge.errors import SourceError
+
+
+@dataclass(frozen=True, slots=True)
+class SeedTask:
+    id: str
+    instruction: str
+    instances: tuple[tuple[str, str], ...]  # (input, output)
+    is_classification: bool
+
+
+def _text(row: dict, key: str, where: str) -> str:
+    value = row.get(key, "")
+    if not isinstance(value, str):
+        raise SourceError(f"{where}: '{key}' must be a string, got {type(value).__name__}")
+    return value.strip()
+
+
+def load_seeds(path: Path) -> list[SeedTask]:
+    """Every seed task of a file; a bad line raises SourceError naming the file, the line and what to fix."""
+    if not path.is_file():
+        raise SourceError(f"sources.seeds: {path} is not a file")
+    seeds: list[SeedTask] = []
+    ids: set[str] = set()
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{where}: not JSON ({exc.msg}); each line must be one seed task object") from None
+        if not isinstance(row, dict):
+            raise SourceError(f"{where}: a seed task is a JSON object, got {type(row).__name__}")
+        instruction = _text(row, "instruction", where)
+        if not instruction:
+            raise SourceError(f"{where}: the seed task has no 'instruction'")
+        if "instances" in row:
+            if not isinstance(row["instances"], list):
+                raise SourceError(f"{where}: 'instances' must be a list of {{input, output}} objects")
+            instances = tuple((_text(i, "input", where), _text(i, "output", where)) for i in row["instances"] if isinstance(i, dict))
+        else:
+            instances = ((_text(row, "input", where), _text(row, "output", where)),)
+        instances = tuple(i for i in instances if i[1])
+        seed_id = str(row.get("id") or f"line{n}")
+        if seed_id in ids:
+            raise SourceError(f"{where}: seed id {seed_id!r} is used twice; ids must be unique")
+        ids.add(seed_id)
+        seeds.append(SeedTask(seed_id, instruction, instances, bool(row.get("is_classification", False))))
+    if not seeds:
+        raise SourceError(f"sources.seeds: {path} holds no seed tasks")
+    return seeds
