@@ -132,7 +132,8 @@ def test_magpie_query_rules():
 
 def test_dialogue_user_turn_rules():
     step = UserStep("en", Constraints())
-    conv = Conversation("d", Passage("c", "doc", 0, 10, "text"), "a customer", goal="fix the error",
+    passage = "Error E2 means the main brush is stuck. Turn the robot over, remove the brush and free it of hair."
+    conv = Conversation("d", Passage("c", "doc", 0, len(passage), passage), "a customer", goal="fix the error",
                         turns=[("user", "My vacuum shows error E2, what does it mean?"), ("assistant", "E2 means the brush is stuck.")])
     item = WorkItem("k", conv)
     assert step.parse(item, "DONE") is None
@@ -140,6 +141,10 @@ def test_dialogue_user_turn_rules():
     assert step.parse(item, "You: How do I free the brush?") == "How do I free the brush?"
     with pytest.raises(ParseError, match="repeats"):
         step.parse(item, "My vacuum shows error E2, what does it mean?")
+    with pytest.raises(ParseError, match="not about the documentation"):
+        step.parse(item, "Can you recommend a good pizza place nearby?")
+    with pytest.raises(ParseError, match="echoes the prompt"):
+        step.parse(item, "Here is my next message about the stuck brush.")
 
 
 # -- the Self-Instruct driver on a scripted LLM -------------------------------------------------------------------
@@ -180,7 +185,7 @@ def test_self_instruct_pool_grows_and_near_copies_are_rejected():
     reasons = [rj.reason for w in waves for rj in w.rejected]
     assert len(made) == 5
     assert any("ROUGE-L" in r for r in reasons)  # the exact seed, and "... the ocean waves" once the sea haiku is in
-    assert any("mentions 'Draw'" in r for r in reasons)
+    assert any("mentions 'draw'" in r for r in reasons)
     # the second wave's prompts show machine-made instructions (the pool grew)
     second = [it for name, items in asked if name == "ProposeStep" for it in items][2:]
     assert any("Translate this sentence into German." in it.payload for it in second)
@@ -272,3 +277,19 @@ def test_diversity_figures():
     assert mean_pairwise_rouge_l(["alpha beta", "gamma delta"]) == 0.0
     d = diversity(["write a poem", "explain gravity"])
     assert d["texts"] == 2 and d["distinct_1"] == 1.0 and d["mean_pairwise_rouge_l"] == 0.0
+
+
+def test_dialogue_assistant_turn_must_be_supported_and_invent_no_number():
+    from sftforge.generate.instruct.dialogue import AssistantStep
+
+    text = "The Aurora X2 has a 5200 mAh battery. It runs for up to 120 minutes on the Standard level."
+    p = Passage("c", "doc", 0, len(text), text)
+    conv = Conversation("d", p, "a customer", turns=[("user", "How long does the battery last?")])
+    step = AssistantStep("en", Constraints())
+    item = WorkItem("k", (conv, [p]))
+    answer, score = step.parse(item, "The battery lasts up to 120 minutes on the Standard level.\n\nUnrelated text.")
+    assert answer == "The battery lasts up to 120 minutes on the Standard level." and score >= 0.5
+    with pytest.raises(ParseError, match="number .* do not have \\(5500\\)"):
+        step.parse(item, "The Aurora X2 has a 5500 mAh battery.")
+    with pytest.raises(ParseError, match="not supported"):
+        step.parse(item, "Pizza ovens bake bread quickly at very high temperatures.")

@@ -102,6 +102,7 @@ class Step(ABC):
 
     name: str  # the generator's name (lineage, rejections)
     stop: tuple[str, ...] = ()  # stop strings for this step's requests
+    max_tokens: int | None = None  # a cap below the recipe's max_tokens, for steps with short answers
 
     @abstractmethod
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:

@@ -43,8 +43,10 @@ class LLMRunner:
 
     def _request(self, item: WorkItem, attempt: int) -> ChatRequest:
         s = self.base_sampling
+        cap = self.generator.max_tokens
         sampling = SamplingParams(
-            s.temperature, s.top_p, s.max_tokens, item_seed(s.seed, item.key, attempt), self.generator.stop
+            s.temperature, s.top_p, min(s.max_tokens, cap or s.max_tokens), item_seed(s.seed, item.key, attempt),
+            self.generator.stop,
         )
         req = ChatRequest.of(f"{item.key}|{attempt}", self.generator.prompt(item), sampling)
         self.in_flight[req.id] = (item, attempt)

@@ -4,7 +4,8 @@ Each conversation starts from a passage (in rank order) and a persona (drawn in 
 the user, states a goal and a first message. Then, turn by turn, the assistant answers from the passages BM25
 retrieves for the user's last message (the starting passage first), and the user either says the goal is met
 (DONE) or asks a follow-up, up to `turns` user turns. An assistant turn must be supported by its passages
-(`constraints.min_support` of its content words occur in them) or it is asked again; a conversation whose first
+(`constraints.min_support` of its content words occur in them, and every number it states is in them) or it is
+asked again; a conversation whose first
 answer never passes is rejected, a later failure ends the conversation at the last good turn.
 
 Conversations advance together, one turn per wave step, in cohorts of `batch`; a cohort is one committed wave.
@@ -29,6 +30,22 @@ from sftforge.sources.retrieval import BM25Index
 
 START_LABELS = {"goal": ("goal", "目标"), "message": ("message", "消息")}
 _DONE = re.compile(r"^\W*(done|完成)\W*$", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# The user prompt's own words coming back as the user's message.
+_ECHO = re.compile(r"next message|your goal|customer support|first message|sentence:|下一条消息|你的目标|第一条消息", re.IGNORECASE)
+
+
+def check_user_message(text: str, grounds: str, lang: str, constraints: Constraints) -> None:
+    """A user turn must be a message of sensible length in the task's language, about the documentation
+    (`min_question_support` of its content words occur in `grounds`), and not the prompt's words echoed."""
+    if not constraints.min_question_chars <= len(text) <= constraints.max_question_chars:
+        raise ParseError("the user message is too short or too long")
+    check_language(text, lang)
+    if _ECHO.search(text):
+        raise ParseError("the user message echoes the prompt")
+    score = support(grounds, text)
+    if score < constraints.min_question_support:
+        raise ParseError(f"the user message is not about the documentation (support {score:.2f})")
 
 
 @dataclass
@@ -66,9 +83,7 @@ class StartStep(Step):
         message = strip_quotes(first_paragraph(fields.get("message", "")))
         if not goal or not message:
             raise ParseError("expected a goal and a first message")
-        if not self.constraints.min_question_chars <= len(message) <= self.constraints.max_question_chars:
-            raise ParseError("the first message is too short or too long")
-        check_language(goal + message, self.lang)
+        check_user_message(message, item.payload.passage.text, self.lang, self.constraints)
         return goal, message
 
 
@@ -95,7 +110,11 @@ class AssistantStep(Step):
         if problem:
             raise ParseError(problem)
         check_language(answer, self.lang)
-        score = support("\n".join(p.text for p in passages), answer)
+        grounds = "\n".join(p.text for p in passages)
+        invented = [n for n in _NUMBER.findall(answer) if n not in _NUMBER.findall(grounds)]
+        if invented:
+            raise ParseError(f"the answer states a number its passages do not have ({invented[0]})")
+        score = support(grounds, answer)
         if score < self.constraints.min_support:
             raise ParseError(f"the answer is not supported by its passages (support {score:.2f} < {self.constraints.min_support})")
         return answer, score
@@ -123,9 +142,7 @@ class UserStep(Step):
         if _DONE.match(text) or text.upper().startswith("DONE"):
             return None
         text = re.sub(r"^(you|customer|user|你|顾客)\s*[:：]\s*", "", text, flags=re.IGNORECASE)
-        if not self.constraints.min_question_chars <= len(text) <= self.constraints.max_question_chars:
-            raise ParseError("the user message is too short or too long")
-        check_language(text, self.lang)
+        check_user_message(text, "\n".join([c.passage.text] + [p.text for p in c.used]), self.lang, self.constraints)
         mine = rouge_tokens(text)
         for role, earlier in c.turns:
             if rouge_l_f(mine, rouge_tokens(earlier)) > 0.7:

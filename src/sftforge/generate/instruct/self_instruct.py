@@ -48,7 +48,7 @@ def instruction_problem(text: str, lang: str, min_words: int, max_words: int) ->
         return f"instruction too long ({n} words, more than {max_words})"
     hit = _BLACKLIST_RE.search(text) if lang == "en" else next((w for w in BLACKLIST_ZH if w in text), None)
     if hit:
-        word = hit.group(1) if isinstance(hit, re.Match) else hit
+        word = hit.group(1).lower() if isinstance(hit, re.Match) else hit
         return f"instruction mentions '{word}' (a text model can neither see nor make it)"
     if text.lower().startswith("write a program") or text.startswith("编写程序"):
         return "instruction asks to write a program"
@@ -100,6 +100,8 @@ class ProposeStep(Step):
 
 class ClassifyStep(Step):
     """Is the task a classification task? Few-shot with the seeds' labels."""
+
+    max_tokens = 8  # Yes or No
 
     def __init__(self, lang: str, examples: list[tuple[str, bool]]) -> None:
         self.name = "self_instruct"
