@@ -60,7 +60,7 @@ def test_bad_literal_lists_allowed_values_with_line():
         load_recipe_text(text, source="r.yaml")
     msg = str(err.value)
     assert "r.yaml, line 3: task.type" in msg
-    assert "'qa', 'summarization', 'exercise', 'kg_qa' or 'multi_doc_qa'" in msg
+    assert "'qa', 'summarization', 'exercise', 'kg_qa', 'multi_doc_qa', 'instruction' or 'dialogue'" in msg
     assert "quiz" in msg
 
 
@@ -146,4 +146,4 @@ def test_schema_command_prints_json_schema():
     assert {"name", "task", "sources", "generation", "cleaning", "output"} <= set(schema["properties"])
     assert "base_dir" not in json.dumps(schema)
     task = schema["$defs"]["Task"]["properties"]
-    assert task["type"]["enum"] == ["qa", "summarization", "exercise", "kg_qa", "multi_doc_qa"]
+    assert task["type"]["enum"] == ["qa", "summarization", "exercise", "kg_qa", "multi_doc_qa", "instruction", "dialogue"]
