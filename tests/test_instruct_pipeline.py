@@ -77,6 +77,8 @@ def test_english_instruction_generators(tmp_path: Path, monkeypatch):
         assert d["texts"] == len(by_gen[name]) and 0 < d["distinct_1"] <= 1 and 0 <= d["mean_pairwise_rouge_l"] < 1
     rejected = rd.read_table("generate", rejected=True)
     assert all(rejected.column("reject_reason").to_pylist())
+    card = (rd.path / "export" / "README.md").read_text(encoding="utf-8")
+    assert "Seed tasks**: 175" in card and f"| vae | {len(by_gen['vae'])} / 1 |" in card
     assert set(rejected.column("reject_operator").to_pylist()) <= set(by_gen)
 
     # Interrupted after its second wave, the rerun replays the committed waves and ends with the same dataset.

@@ -72,6 +72,18 @@ offsets of its passage, or the knowledge-graph path and triples behind its answe
 - **Knowledge graph**: {{ kg.entities }} entities, {{ kg.relations }} relations, {{ kg.triples }} triples, from {{ kg.files }}
 - **Walks**: {{ kg.walks }}; paths by hops: {{ kg.hops }}
 {%- endif %}
+{%- if seeds %}
+- **Seed tasks**: {{ seeds.count }} from `{{ seeds.path }}`
+{%- endif %}
+{%- if generator_rows %}
+- **Generators** (diversity of the user turns: distinct-2, higher is more varied; mean pairwise ROUGE-L, lower is more varied):
+
+| generator | records / target | temperature, top_p | distinct-2 | mean ROUGE-L | notes |
+|---|---|---|---|---|---|
+{%- for g in generator_rows %}
+| {{ g.name }} | {{ g.records }} / {{ g.target }} | {{ g.temperature }}, {{ g.top_p }} | {{ g.distinct_2 }} | {{ g.rouge_l }} | {{ g.notes }} |
+{%- endfor %}
+{%- endif %}
 {%- if n_docs %}
 - **Sources**: {{ n_docs }} documents, {{ n_chunks }} passages ({{ used_chunks }} usable), ranked by {{ retrieval }}{% if query %} for "{{ query }}"{% endif %}
 {%- for src in source_paths %}
@@ -189,6 +201,28 @@ def _kg_summary(recipe: Recipe, src: dict[str, Any], gen: dict[str, Any]) -> dic
     }
 
 
+def _generator_rows(gen: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per instruction or dialogue generator: its output, sampling, diversity and what it reports."""
+    rows = []
+    for name, g in gen.get("extra", {}).get("generators", {}).items():
+        if name == "vae" and "proposed" in g:
+            notes = (f"VAE reconstruction {g['reconstruction_loss']} nats, KL {g['kl']}, {g['active_units']} active units; "
+                     f"{g['accepted']} of {g['proposed']} proposals accepted ({g['acceptance_rate']:.0%})")
+        elif name == "self_instruct":
+            notes = f"{g.get('kept_instructions', 0)} of {g.get('proposed', 0)} proposed instructions kept; pool {g.get('pool', 0)}"
+        elif name == "evol_instruct":
+            notes = f"{g.get('evolved', 0)} evolutions kept, {g.get('eliminated', 0)} eliminated over {g.get('epochs', 0)} epochs"
+        elif name == "dialogue":
+            notes = f"goal met in {g.get('goal_met', 0)} of {g.get('conversations', 0)}; user turns {g.get('user_turns', {})}"
+        else:
+            notes = f"{g.get('queries', 0)} queries, {g.get('not_novel', 0)} near-copies" if name == "magpie" else ""
+        d, smp = g.get("diversity", {}), g.get("sampling", {})
+        rows.append({"name": name, "records": g.get("records", 0), "target": g.get("target", 0),
+                     "temperature": smp.get("temperature", "-"), "top_p": smp.get("top_p", "-"),
+                     "distinct_2": d.get("distinct_2", "-"), "rouge_l": d.get("mean_pairwise_rouge_l", "-"), "notes": notes})
+    return rows
+
+
 def render_card(
     recipe: Recipe,
     records: list[Record],
@@ -207,7 +241,8 @@ def render_card(
     funnel = []
     if gen:
         g = gen.get("counts", {})
-        funnel.append({"stage": "generate", "input": g.get("work_items", g.get("paths", 0)), "kept": g.get("records", 0), "removed": g.get("rejected", 0)})
+        made = g.get("work_items", g.get("paths", g.get("records", 0) + g.get("rejected", 0)))
+        funnel.append({"stage": "generate", "input": made, "kept": g.get("records", 0), "removed": g.get("rejected", 0)})
     if clean:
         c = clean.get("counts", {})
         funnel.append({"stage": "clean", "input": c.get("input", 0), "kept": c.get("records", 0), "removed": c.get("rejected", 0)})
@@ -245,6 +280,8 @@ def render_card(
         sampling=recipe.generation.sampling,
         templates=", ".join(sorted({f"`{lin.template}` ({lin.template_hash})" for lin in lineages if lin.template})) or "-",
         kg=_kg_summary(recipe, src, gen),
+        generator_rows=_generator_rows(gen),
+        seeds={"count": src.get("counts", {}).get("seed_tasks", 0), "path": recipe.sources.seeds.path} if recipe.sources.seeds else None,
         attempts=round(sum(lin.attempts for lin in lineages) / len(lineages), 2) if lineages else "-",
         n_docs=src.get("counts", {}).get("documents", 0),
         n_chunks=src.get("counts", {}).get("chunks", 0),
