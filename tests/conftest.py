@@ -119,3 +119,15 @@ def write_recipe(path: Path, data: dict) -> Path:
 
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def run_recipe(recipe_path: Path, out: Path):  # -> RunDir
+    """Run every stage of a recipe file into `out` (a rerun on the same folder resumes), as `sftforge run` does."""
+    from sftforge.recipe import load_recipe
+    from sftforge.run import RunDir
+    from sftforge.stages import Context, run_pipeline
+
+    recipe, text = load_recipe(recipe_path)
+    rd = RunDir.create(out, text, recipe.name, recipe_path.parent)
+    run_pipeline(Context(run=rd, recipe=recipe))
+    return rd

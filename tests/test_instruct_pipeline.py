@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import EXAMPLES, SHARED
-from sftforge.recipe import load_recipe
+from conftest import EXAMPLES, run_recipe, SHARED
 from sftforge.run import RunDir, ShardLog
-from sftforge.stages import Context, run_pipeline
 from sftforge.text import cjk_ratio
 
 pytestmark = pytest.mark.slow
@@ -35,11 +33,7 @@ def recipe_file(tmp: Path, name: str, target: int, generators: dict[str, dict], 
     return path
 
 
-def run(recipe_path: Path, out: Path) -> RunDir:
-    recipe, text = load_recipe(recipe_path)
-    rd = RunDir.create(out, text, recipe.name, recipe_path.parent) if not (out / "manifest.json").exists() else RunDir.open(out)
-    run_pipeline(Context(run=rd, recipe=recipe))
-    return rd
+run = run_recipe
 
 
 SMALL = {"self_instruct": {"batch": 4}, "magpie": {"batch": 4}, "vae": {"epochs": 10}}
@@ -118,11 +112,13 @@ def test_chinese_instruction_generators(tmp_path: Path):
     rd = run(path, tmp_path / "zh")
     records = rd.read_records("generate")
     made = {r.lineage.generator for r in records}
-    assert {"self_instruct", "vae"} <= made  # magpie and evol may find nothing Chinese enough in their budget
+    assert "self_instruct" in made  # the others may find nothing Chinese enough in their small budget
     for r in records:
         assert r.lang == "zh" and cjk_ratio(r.content("assistant")) >= 0.3, r.messages
     figures = rd.manifest["stages"]["generate"]["extra"]["generators"]
     assert set(figures) == {"self_instruct", "evol_instruct", "magpie", "vae"}
+    vae = figures["vae"]  # the VAE trained on Chinese seeds (by characters) and proposed
+    assert vae["reconstruction_loss"] > 0 and vae["proposed"] > 0 and vae["vocab"] > 100
     reasons = rd.read_table("generate", rejected=True).column("reject_reason").to_pylist()
     assert reasons and all(reasons)
     assert any("not in Chinese" in r for r in reasons)  # the 135M model often drifts into English

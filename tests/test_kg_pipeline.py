@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, run_recipe
 from sftforge.errors import RecipeError, SourceError
 from sftforge.recipe import load_recipe
 from sftforge.run import RunDir, ShardLog
-from sftforge.stages import Context, run_pipeline
 
 KG_DIR = EXAMPLES / "data" / "kg_countries"
 
@@ -31,11 +30,7 @@ def recipe_file(tmp: Path, name: str, **changes: dict) -> Path:
     return path
 
 
-def run(recipe_path: Path, out: Path) -> RunDir:
-    recipe, text = load_recipe(recipe_path)
-    rd = RunDir.create(out, text, recipe.name, recipe_path.parent)
-    run_pipeline(Context(run=rd, recipe=recipe))
-    return rd
+run = run_recipe
 
 
 # -- brute force: plain Python sets over the raw triple lines ----------------------------------------------------

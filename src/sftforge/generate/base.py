@@ -118,6 +118,19 @@ class Step(ABC):
         """The prompt template (its name and hash go into lineage)."""
 
 
+class TemplateStep(Step):
+    """A step whose prompt is one template of the task's language (multi-step generators have several)."""
+
+    def __init__(self, name: str, lang: str, template: str) -> None:
+        self.name = name
+        self.lang = lang
+        self._template = load_template(lang, template)
+
+    @property
+    def template(self) -> Template:
+        return self._template
+
+
 class Generator(Step):
     """A one-step generator: parses outputs into records."""
 

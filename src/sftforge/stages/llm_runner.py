@@ -13,7 +13,7 @@ from typing import Any
 
 from sftforge.generate.base import Answer, Generator, Step, WorkItem, lineage_of
 from sftforge.generate.parsing import ParseError
-from sftforge.llm.base import LLM, ChatRequest, Completion, SamplingParams
+from sftforge.llm.base import LLM, ChatRequest, SamplingParams
 from sftforge.sample import Lineage, Record, Rejected, record_id
 
 

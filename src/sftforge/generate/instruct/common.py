@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sftforge.generate.base import Answer, Step, Template, WorkItem, chat_from_template, load_template
+from sftforge.generate.base import Answer, Step, TemplateStep, WorkItem, chat_from_template
 from sftforge.generate.parsing import ParseError, check_language
 from sftforge.recipe import Sampling
 from sftforge.sample import Lineage, Record, Rejected, SourceRef, record_id
@@ -62,19 +62,14 @@ class Prompted:
     parents: tuple[str, ...] = ()
 
 
-class AnswerStep(Step):
-    """Ask the model to answer an instruction (plain chat); parse checks the answer with `answer_problem`."""
+class AnswerStep(TemplateStep):
+    """Ask the model to answer an instruction (plain chat, under the record's system message if it has one);
+    parse checks the answer with `answer_problem`."""
 
     def __init__(self, name: str, lang: str, max_chars: int, system_prompt: str | None = None) -> None:
-        self.name = name
-        self.lang = lang
+        super().__init__(name, lang, "answer")
         self.max_chars = max_chars
         self.system_prompt = system_prompt
-        self._template = load_template(lang, "answer")
-
-    @property
-    def template(self) -> Template:
-        return self._template
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         messages = chat_from_template(self._template, instruction=item.payload.user)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sftforge.generate.answer_check import support
-from sftforge.generate.base import Step, Template, WorkItem, chat_from_template, load_template
+from sftforge.generate.base import TemplateStep, WorkItem, chat_from_template
 from sftforge.generate.grounded import Passage
 from sftforge.generate.instruct.common import Ask, InstructionRecords, Wave, answer_problem
 from sftforge.generate.novelty import rouge_l_f, rouge_tokens
@@ -62,16 +62,10 @@ class Conversation:
     tokens: list[int] = field(default_factory=lambda: [0, 0, 0])  # prompt, completion, requests
 
 
-class StartStep(Step):
+class StartStep(TemplateStep):
     def __init__(self, lang: str, constraints: Constraints) -> None:
-        self.name = "dialogue"
-        self.lang = lang
+        super().__init__("dialogue", lang, "dialogue_start")
         self.constraints = constraints
-        self._template = load_template(lang, "dialogue_start")
-
-    @property
-    def template(self) -> Template:
-        return self._template
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         c: Conversation = item.payload
@@ -87,16 +81,10 @@ class StartStep(Step):
         return goal, message
 
 
-class AssistantStep(Step):
+class AssistantStep(TemplateStep):
     def __init__(self, lang: str, constraints: Constraints) -> None:
-        self.name = "dialogue"
-        self.lang = lang
+        super().__init__("dialogue", lang, "dialogue_assistant")
         self.constraints = constraints
-        self._template = load_template(lang, "dialogue_assistant")
-
-    @property
-    def template(self) -> Template:
-        return self._template
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         conv, passages = item.payload
@@ -120,16 +108,10 @@ class AssistantStep(Step):
         return answer, score
 
 
-class UserStep(Step):
+class UserStep(TemplateStep):
     def __init__(self, lang: str, constraints: Constraints) -> None:
-        self.name = "dialogue"
-        self.lang = lang
+        super().__init__("dialogue", lang, "dialogue_user")
         self.constraints = constraints
-        self._template = load_template(lang, "dialogue_user")
-
-    @property
-    def template(self) -> Template:
-        return self._template
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         c: Conversation = item.payload

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sftforge.generate.answer_check import content_stems
-from sftforge.generate.base import Step, Template, WorkItem, chat_from_template, lineage_of, load_template
+from sftforge.generate.base import TemplateStep, WorkItem, chat_from_template, lineage_of
 from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Prompted, Wave, instruction_text
 from sftforge.generate.parsing import ParseError, check_language, first_paragraph, strip_quotes
 from sftforge.recipe import EvolInstructGen
@@ -54,15 +54,9 @@ class Member:
     depth: int = 0
 
 
-class EvolveStep(Step):
+class EvolveStep(TemplateStep):
     def __init__(self, lang: str) -> None:
-        self.name = "evol_instruct"
-        self.lang = lang
-        self._template = load_template(lang, "evol_instruct")
-
-    @property
-    def template(self) -> Template:
-        return self._template
+        super().__init__("evol_instruct", lang, "evol_instruct")
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         member, operation = item.payload
@@ -85,7 +79,7 @@ class EvolInstruct:
         self.seeds = seeds
         self.records = records
         self.evolve = EvolveStep(lang)
-        self.answer = AnswerStep("evol_instruct", lang, max_answer_chars)
+        self.answer = AnswerStep("evol_instruct", lang, max_answer_chars, records.system_prompt)
         self.figures: dict = {"epochs": 0, "evolved": 0, "eliminated": 0, "by_operation": {}}
 
     def run(self, ask: Ask, count: int, seed: int, batch: int = 16) -> Iterator[Wave]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from sftforge.generate.base import Step, Template, WorkItem, lineage_of, load_template
+from sftforge.generate.base import TemplateStep, WorkItem, lineage_of
 from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Prompted, Wave
 from sftforge.generate.novelty import NoveltyIndex
 from sftforge.generate.parsing import ParseError, check_language
@@ -22,19 +22,14 @@ _FINISHED = re.compile(r"[.?!。？！)）\"”'`:：]\s*$")
 _ASSISTANT_START = re.compile(r"^(sure|certainly|of course|here is|here's|as an ai|好的|当然)\b", re.IGNORECASE)
 
 
-class QueryStep(Step):
-    """The pre-query request; parse checks that the output is one finished user query."""
+class QueryStep(TemplateStep):
+    """The pre-query request; parse checks that the output is one finished user query. The request is the model's
+    own chat template up to the user's header, not a prompt template; the answer template is what lineage names."""
 
     def __init__(self, lang: str, system_prompt: str | None, constraints: Constraints) -> None:
-        self.name = "magpie"
-        self.lang = lang
+        super().__init__("magpie", lang, "answer")
         self.system_prompt = system_prompt
         self.constraints = constraints
-        self._template = load_template(lang, "answer")  # unused for the query itself; recorded for the answer
-
-    @property
-    def template(self) -> Template:
-        return self._template
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -62,7 +57,7 @@ class Magpie:
         self.cfg = cfg
         self.records = records
         self.query = QueryStep(lang, cfg.system_prompt, constraints)
-        self.answer = AnswerStep("magpie", lang, constraints.max_answer_chars)
+        self.answer = AnswerStep("magpie", lang, constraints.max_answer_chars, records.system_prompt)
         self.figures = {"waves": 0, "queries": 0, "not_novel": 0}
 
     def run(self, ask: Ask, count: int, seed: int) -> Iterator[Wave]:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sftforge.generate.base import Step, Template, WorkItem, chat_from_template, lineage_of, load_template
+from sftforge.generate.base import TemplateStep, WorkItem, chat_from_template, lineage_of
 from sftforge.generate.instruct.common import Ask, InstructionRecords, Wave, answer_problem, instruction_text
 from sftforge.generate.novelty import NoveltyIndex, rouge_l_f, rouge_tokens
 from sftforge.generate.parsing import ParseError, check_language, parse_fields
@@ -77,16 +77,11 @@ class Instance:
     output: str
 
 
-class ProposeStep(Step):
+class ProposeStep(TemplateStep):
     """Continue a numbered list of tasks."""
 
     def __init__(self, lang: str) -> None:
-        self.name = "self_instruct"
-        self._template = load_template(lang, "self_instruct")
-
-    @property
-    def template(self) -> Template:
-        return self._template
+        super().__init__("self_instruct", lang, "self_instruct")
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         return chat_from_template(self._template, tasks=item.payload)
@@ -98,19 +93,14 @@ class ProposeStep(Step):
         return tasks
 
 
-class ClassifyStep(Step):
+class ClassifyStep(TemplateStep):
     """Is the task a classification task? Few-shot with the seeds' labels."""
 
     max_tokens = 8  # Yes or No
 
     def __init__(self, lang: str, examples: list[tuple[str, bool]]) -> None:
-        self.name = "self_instruct"
+        super().__init__("self_instruct", lang, "self_instruct_classify")
         self.examples = examples
-        self._template = load_template(lang, "self_instruct_classify")
-
-    @property
-    def template(self) -> Template:
-        return self._template
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         return chat_from_template(self._template, examples=self.examples, task=item.payload)
@@ -124,21 +114,15 @@ class ClassifyStep(Step):
         raise ParseError("the classification answer is neither Yes nor No")
 
 
-class InstanceStep(Step):
+class InstanceStep(TemplateStep):
     """Instances of a task: input first, or (classification) output first."""
 
     def __init__(self, lang: str, examples: list[tuple[str, str, str]], labels_first: bool, max_chars: int) -> None:
-        self.name = "self_instruct"
-        self.lang = lang
+        super().__init__("self_instruct", lang, "self_instruct_labels" if labels_first else "self_instruct_instances")
         self.examples = examples
         self.labels_first = labels_first
         self.max_chars = max_chars
-        self._template = load_template(lang, "self_instruct_labels" if labels_first else "self_instruct_instances")
         self._prefill = self._template.render_block("prefill")
-
-    @property
-    def template(self) -> Template:
-        return self._template
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         return chat_from_template(self._template, examples=self.examples, task=item.payload)

@@ -24,7 +24,7 @@ class VAEAugment:
         self.cfg = cfg
         self.lang = lang
         self.records = records
-        self.answer = AnswerStep("vae", lang, max_answer_chars)
+        self.answer = AnswerStep("vae", lang, max_answer_chars, records.system_prompt)
         self.figures: dict = {}
 
     def run(self, ask: Ask, count: int, seed: int, texts: dict[str, SourceRef], batch: int = 16) -> Iterator[Wave]:
