@@ -117,3 +117,22 @@ def test_same_recipe_on_the_transformers_backend(bundled_dir: Path, tmp_path: Pa
     assert gen["extra"]["model"].startswith("transformers:") and gen["extra"]["model"].endswith(":float32")
     rows = pq.read_table(tmp_path / "run" / "generate").to_pylist()
     assert len(rows) >= 2 and all(r["answer_check"]["passed"] for r in rows)
+
+
+def test_magpie_pre_query_on_the_transformers_backend(bundled_dir: Path, bundled_path):
+    """Both in-process backends render the same pre-query template from the model's own chat template, and the
+    model writes a user's query from it."""
+    from sftforge.llm.hf import HFLLM, render_prompt
+    from sftforge.llm.llamacpp import LlamaCppLLM
+
+    llm = HFLLM(bundled_dir, dtype="float32", batch_size=2)
+    pre = [{"role": "user", "content": ""}]
+    text = render_prompt(llm.tokenizer, pre)
+    assert text.endswith("<|im_start|>user\n") and "<|im_start|>assistant" not in text
+    gguf = LlamaCppLLM(bundled_path, n_ctx=256, parallel=1)
+    try:
+        assert gguf.chat_template.render(pre) == text
+    finally:
+        gguf.close()
+    out = llm.generate([ChatRequest.of("q", pre, SamplingParams(temperature=0, max_tokens=40))])[0]
+    assert len(out.text.split()) >= 3 and "<|im_start|>" not in out.text
