@@ -11,7 +11,7 @@ import pytest
 from sftforge.errors import ModelError, RecipeError, SourceError
 from sftforge.generate.base import WorkItem
 from sftforge.generate.diversity import distinct_n, diversity, mean_pairwise_rouge_l
-from sftforge.generate.instruct.common import AnswerStep, InstructionRecords, Prompted, answer_problem
+from sftforge.generate.instruct.common import AnswerStep, InstructionRecords, answer_problem
 from sftforge.generate.instruct.dialogue import Conversation, UserStep
 from sftforge.generate.instruct.evol_instruct import elimination
 from sftforge.generate.instruct.magpie import QueryStep
@@ -87,6 +87,8 @@ def test_instances_input_first_and_output_first():
     labels = InstanceStep("en", [("Is it spam?", "Win money now", "Spam")], labels_first=True, max_chars=1500)
     inst = labels.parse(WorkItem("k", "Classify the sentiment."), " Positive\nInput: I loved this film.")[0]
     assert (inst.input, inst.output) == ("I loved this film.", "Positive")
+    same_label = labels.parse(WorkItem("k", "Is the message spam?"), " Spam\nInput: Claim your prize today!")[0]
+    assert same_label.output == "Spam"  # a label shared with the example is fine: labels come from a small set
     with pytest.raises(ParseError, match="needs an input"):
         labels.parse(WorkItem("k", "Classify the sentiment."), " Positive\nInput: none")
 
@@ -95,15 +97,15 @@ def test_instances_input_first_and_output_first():
 
 
 def test_answer_rules():
-    assert "empty" in answer_problem("  ...  ", "en", 100)
-    assert "stop words" in answer_problem("It is what it is.", "en", 100)
-    assert "apology" in answer_problem("Sorry, I cannot help with that.", "en", 100)
-    assert answer_problem("Sorry for the wait: " + "here are the steps to follow carefully " * 12, "en", 1000) is None
-    assert "longer than" in answer_problem("Paris is the capital. " * 10, "en", 50)
-    assert "apology" in answer_problem("抱歉，我无法回答这个问题。", "zh", 100)
-    assert answer_problem("巴黎是法国的首都。", "zh", 100) is None
+    assert "empty" in answer_problem("  ...  ", 100)
+    assert "stop words" in answer_problem("It is what it is.", 100)
+    assert "apology" in answer_problem("Sorry, I cannot help with that.", 100)
+    assert answer_problem("Sorry for the wait: " + "here are the steps to follow carefully " * 12, 1000) is None
+    assert "longer than" in answer_problem("Paris is the capital. " * 10, 50)
+    assert "apology" in answer_problem("抱歉，我无法回答这个问题。", 100)
+    assert answer_problem("巴黎是法国的首都。", 100) is None
     with pytest.raises(ParseError):
-        AnswerStep("x", "en", 100).parse(WorkItem("k", Prompted("q")), "Sorry, I can't.")
+        AnswerStep("x", "en", 100).parse(WorkItem("k", "q"), "Sorry, I can't.")
 
 
 def test_evol_elimination_rules():
@@ -215,6 +217,15 @@ def test_seed_files(tmp_path: Path):
     bad.write_text('{"input": "a"}\n')
     with pytest.raises(SourceError, match="line 1: the seed task has no 'instruction'"):
         load_seeds(bad)
+    bad.write_text('{"instruction": "Is it spam?", "instances": [{"input": "x", "output": "no"}], "is_classification": "false"}\n')
+    with pytest.raises(SourceError, match="line 1: 'is_classification' must be true or false"):
+        load_seeds(bad)
+    bad.write_text('{"instruction": "Say hi.", "instances": ["hi"]}\n')
+    with pytest.raises(SourceError, match=r"line 1: instances\[0\] must be an object"):
+        load_seeds(bad)
+    bad.write_text('{"instruction": "Say hi.", "instances": [{"input": "x"}]}\n')
+    with pytest.raises(SourceError, match="line 1: an instance has no 'output'"):
+        load_seeds(bad)
 
 
 BASE = "name: x\ntask: {type: %s, description: abcd}\nsources: %s\n"
@@ -228,6 +239,10 @@ BASE = "name: x\ntask: {type: %s, description: abcd}\nsources: %s\n"
     (BASE % ("instruction", "{}") + "generators: [{name: magpi}]", "unknown generator 'magpi'"),
     (BASE % ("qa", "{documents: [{path: x}]}") + "generators: [{name: magpie}]", "remove `generators`"),
     (BASE % ("instruction", "{}") + "generators: [{name: self_instruct, from_seeds: 9}]", "from_seeds"),
+    ((BASE % ("instruction", "{}")).replace("description: abcd", "description: abcd, target_count: 1")
+     + "generators: [{name: magpie}, {name: self_instruct}]", "below the number of generators"),
+    (BASE % ("instruction", "{}") + "generation: {model: {backend: openai, base_url: 'http://127.0.0.1:1/v1', model: m}}\n"
+     + "generators: [{name: magpie}]", "magpie needs the model's chat template"),
 ])
 def test_recipe_errors_for_generators(text, message):
     with pytest.raises(RecipeError, match=message):
@@ -293,3 +308,15 @@ def test_dialogue_assistant_turn_must_be_supported_and_invent_no_number():
         step.parse(item, "The Aurora X2 has a 5500 mAh battery.")
     with pytest.raises(ParseError, match="not supported"):
         step.parse(item, "Pizza ovens bake bread quickly at very high temperatures.")
+
+
+def test_vae_needs_enough_instructions_and_says_where_to_add_them():
+    from sftforge.generate.instruct.vae_augment import VAEAugment
+    from sftforge.recipe import VAEGen
+    from sftforge.sample import SourceRef
+
+    records = InstructionRecords("vae", "instruction", "en", "fake", None, Sampling())
+    driver = VAEAugment(VAEGen(name="vae"), "en", records, 1500)
+    texts = {f"Instruction number {i}.": SourceRef("seed", str(i)) for i in range(5)}
+    with pytest.raises(SourceError, match="needs at least 20; there are 5: add seed tasks to sources.seeds"):
+        next(driver.run(lambda step, items: [], 3, 0, texts))

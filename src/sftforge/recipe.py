@@ -624,6 +624,10 @@ class Recipe(Strict):
                 raise ValueError("task.type instruction needs generators: list one or more of " + ", ".join(INSTRUCTION_GENERATORS))
             if "dialogue" in names:
                 raise ValueError("generator dialogue makes task.type dialogue; use it in a dialogue recipe")
+            if self.task.target_count < len(names):
+                raise ValueError(f"task.target_count ({self.task.target_count}) is below the number of generators ({len(names)}): each makes at least one record")
+            if "magpie" in names and self.generation.model.backend == "openai":
+                raise ValueError("generator magpie needs the model's chat template (its pre-query form), which a chat server does not expose: use the llamacpp or transformers backend")
             seeded = [n for n in names if n in SEEDED_GENERATORS]
             if seeded and self.sources.seeds is None:
                 raise ValueError(f"generators {', '.join(seeded)} start from seed tasks: add sources.seeds (a .jsonl of seed tasks)")

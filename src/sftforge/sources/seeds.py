@@ -47,15 +47,23 @@ def load_seeds(path: Path) -> list[SeedTask]:
         if "instances" in row:
             if not isinstance(row["instances"], list):
                 raise SourceError(f"{where}: 'instances' must be a list of {{input, output}} objects")
-            instances = tuple((_text(i, "input", where), _text(i, "output", where)) for i in row["instances"] if isinstance(i, dict))
+            for k, inst in enumerate(row["instances"]):
+                if not isinstance(inst, dict):
+                    raise SourceError(f"{where}: instances[{k}] must be an object {{input, output}}")
+            instances = tuple((_text(i, "input", where), _text(i, "output", where)) for i in row["instances"])
         else:
             instances = ((_text(row, "input", where), _text(row, "output", where)),)
-        instances = tuple(i for i in instances if i[1])
+        if any(not out for _, out in instances) and "instances" in row:
+            raise SourceError(f"{where}: an instance has no 'output'; give every instance an output")
+        instances = tuple(i for i in instances if i[1])  # a flat row may be an instruction alone
+        is_cls = row.get("is_classification", False)
+        if not isinstance(is_cls, bool):
+            raise SourceError(f"{where}: 'is_classification' must be true or false, got {is_cls!r}")
         seed_id = str(row.get("id") or f"line{n}")
         if seed_id in ids:
             raise SourceError(f"{where}: seed id {seed_id!r} is used twice; ids must be unique")
         ids.add(seed_id)
-        seeds.append(SeedTask(seed_id, instruction, instances, bool(row.get("is_classification", False))))
+        seeds.append(SeedTask(seed_id, instruction, instances, is_cls))
     if not seeds:
         raise SourceError(f"sources.seeds: {path} holds no seed tasks")
     return seeds

@@ -3,7 +3,8 @@ target_count, committing one wave at a time.
 
 Drivers (generate/instruct/) are deterministic given their seed and the LLM's answers, so resume replays them: a
 wave whose key is in the ledger is not committed again, and its answers come from the response cache (free), so
-the pool, the evolution chains and the VAE's training texts are the same as in the interrupted run.
+the pool, the evolution chains and the VAE's training texts are the same as in the interrupted run. That needs
+the cache (a resume without it is refused) and, for the VAE, the same torch thread count.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from sftforge.errors import StageError
 from sftforge.generate.base import Step, WorkItem, templates_hash
 from sftforge.generate.diversity import diversity
 from sftforge.generate.grounded import Passage
@@ -55,9 +57,9 @@ def instruct_config(recipe: Recipe) -> dict[str, Any]:
         "model": gen.model.model_dump(), "sampling": gen.sampling.model_dump(), "max_attempts": gen.max_attempts,
         "templates": templates_hash(recipe.task.language),
     }
-    if recipe.sources.seeds is not None:
+    if recipe.sources.seeds is not None:  # the sources stage has checked that it is a file
         path = recipe.resolve(recipe.sources.seeds.path)
-        cfg["seeds"] = [str(path), path.stat().st_size, path.stat().st_mtime_ns] if path.is_file() else str(path)
+        cfg["seeds"] = [str(path), path.stat().st_size, path.stat().st_mtime_ns]
     return cfg
 
 
@@ -95,6 +97,11 @@ def _waves(recipe: Recipe, entry: Any, count: int, llm: LLM, records: Instructio
 def generate_instructions(ctx: Context, out: ShardLog, passages: list[Passage]) -> tuple[dict[str, int], dict[str, Any]]:
     recipe = ctx.recipe
     gen_cfg = recipe.generation
+    if out.done and not gen_cfg.cache:
+        raise StageError(
+            "generate: resuming instruction or dialogue generators replays their committed waves from the response "
+            "cache, and generation.cache is off; turn the cache on, or rerun with --force to start over"
+        )
     seeds = _seeds(recipe)
     at_hand: dict[str, SourceRef] = {s.instruction: SourceRef("seed", s.id) for s in seeds}
     targets = shares(recipe.task.target_count, [g.share for g in recipe.generators])

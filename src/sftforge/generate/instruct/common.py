@@ -30,7 +30,7 @@ STOP_WORDS = frozenset(
 ) | frozenset("的了是在和与或就都而及着也很这那我你他她它们吗呢吧啊一个不有")
 
 
-def answer_problem(answer: str, lang: str, max_chars: int) -> str | None:
+def answer_problem(answer: str, max_chars: int) -> str | None:
     """Why an answer is not usable, or None."""
     words = tokens(answer)
     if not words:
@@ -53,15 +53,6 @@ class Wave:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Prompted:
-    """An instruction to answer (its user message: instruction, then input), with what the record needs."""
-
-    user: str
-    source: tuple[SourceRef, ...] = ()
-    parents: tuple[str, ...] = ()
-
-
 class AnswerStep(TemplateStep):
     """Ask the model to answer an instruction (plain chat, under the record's system message if it has one);
     parse checks the answer with `answer_problem`."""
@@ -72,14 +63,14 @@ class AnswerStep(TemplateStep):
         self.system_prompt = system_prompt
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
-        messages = chat_from_template(self._template, instruction=item.payload.user)
+        messages = chat_from_template(self._template, instruction=item.payload)  # the instruction's user message
         if self.system_prompt:
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         return messages
 
     def parse(self, item: WorkItem, output: str) -> str:
         answer = output.strip()
-        problem = answer_problem(answer, self.lang, self.max_chars)
+        problem = answer_problem(answer, self.max_chars)
         if problem:
             raise ParseError(problem)
         check_language(answer, self.lang)
@@ -114,9 +105,8 @@ class InstructionRecords:
         return Record(rid, messages, self.task, self.lang, source, lineage)
 
     def rejected(self, turns: list[tuple[str, str]], source: list[SourceRef], reason: str,
-                 lineage: Lineage | None = None, parents: list[str] | None = None) -> Rejected:
-        lineage = lineage or self.lineage(parents)
-        return Rejected(self.record(turns, source, lineage), "generate", self.generator, reason)
+                 parents: list[str] | None = None) -> Rejected:
+        return Rejected(self.record(turns, source, self.lineage(parents)), "generate", self.generator, reason)
 
 
 def instruction_text(instruction: str, input_: str) -> str:

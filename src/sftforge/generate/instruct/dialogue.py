@@ -59,6 +59,7 @@ class Conversation:
     supports: list[float] = field(default_factory=list)
     goal_met: bool = False
     ended: str = ""  # why it stopped
+    failed: list[tuple[str, str]] = field(default_factory=list)  # the turns that failed, kept for rejected/
     tokens: list[int] = field(default_factory=lambda: [0, 0, 0])  # prompt, completion, requests
 
 
@@ -94,7 +95,7 @@ class AssistantStep(TemplateStep):
     def parse(self, item: WorkItem, output: str) -> tuple[str, float]:
         _, passages = item.payload
         answer = first_paragraph(output)
-        problem = answer_problem(answer, self.lang, self.constraints.max_answer_chars)
+        problem = answer_problem(answer, self.constraints.max_answer_chars)
         if problem:
             raise ParseError(problem)
         check_language(answer, self.lang)
@@ -138,7 +139,6 @@ class Dialogue:
     def __init__(self, cfg: DialogueGen, lang: str, records: InstructionRecords, constraints: Constraints,
                  passages: list[Passage]) -> None:
         self.cfg = cfg
-        self.lang = lang
         self.records = records
         self.passages = passages
         self.index = BM25Index([p.text for p in passages], lang)
@@ -190,7 +190,7 @@ class Dialogue:
                     self._spent(c, a)
                     if not a.ok:
                         c.ended = f"assistant turn {turn + 1}: {a.error}"
-                        c.turns.pop()  # the user turn left without an answer
+                        c.failed = [c.turns.pop(), ("assistant", a.completion.text)]  # the user turn left without an answer
                         continue
                     answer, score = a.value
                     c.turns.append(("assistant", answer))
@@ -228,7 +228,7 @@ class Dialogue:
         source = [self._ref(p) for p in (c.used or [c.passage])]
         n_user = sum(r == "user" for r, _ in c.turns)
         if not any(r == "assistant" for r, _ in c.turns):
-            wave.rejected.append(self.records.rejected(c.turns or [("user", c.goal)], source, c.ended))
+            wave.rejected.append(self.records.rejected(c.turns + c.failed, source, f"goal: {c.goal} | {c.ended}"))
             return 0
         self.figures["conversations"] += 1
         self.figures["goal_met"] += int(c.goal_met)

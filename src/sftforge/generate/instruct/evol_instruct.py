@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from sftforge.generate.answer_check import content_stems
 from sftforge.generate.base import TemplateStep, WorkItem, chat_from_template, lineage_of
-from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Prompted, Wave, instruction_text
+from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Wave, instruction_text
 from sftforge.generate.parsing import ParseError, check_language, first_paragraph, strip_quotes
 from sftforge.recipe import EvolInstructGen
 from sftforge.sample import SourceRef
@@ -51,7 +51,7 @@ class Member:
     text: str
     id: str
     seed: str
-    depth: int = 0
+    depth: int = 0  # evolutions from the seed
 
 
 class EvolveStep(TemplateStep):
@@ -110,7 +110,7 @@ class EvolInstruct:
                         wave.rejected.append(self.records.rejected([("user", a.value if a.ok else a.completion.text)], source, reason, parents=[member.id]))
                         continue
                     alive.append((i, a))
-                answers = ask(self.answer, [WorkItem(a.item.key + ":answer", Prompted(a.value)) for _, a in alive])
+                answers = ask(self.answer, [WorkItem(a.item.key + ":answer", a.value) for _, a in alive])
                 for (i, e), a in zip(alive, answers):
                     member, op = e.item.payload
                     source = [SourceRef("seed", member.seed)]
@@ -121,7 +121,7 @@ class EvolInstruct:
                     lineage = lineage_of(a, self.answer, self.records.model_id, parents=[member.id])
                     lineage.template = f"{self.evolve.template.name}:{op}"
                     lineage.template_hash = self.evolve.template.hash
-                    lineage.attempts += e.attempt
+                    lineage.attempts += e.attempt + 1
                     lineage.prompt_tokens += e.prompt_tokens
                     lineage.completion_tokens += e.completion_tokens
                     record = self.records.record(turns, source, lineage)
@@ -132,6 +132,7 @@ class EvolInstruct:
                 self.figures["evolved"] += len(wave.records)
                 self.figures["eliminated"] += len(wave.rejected)
                 self.figures["by_operation"] = {op: {"tried": tried[op], "kept": kept[op]} for op in sorted(tried)}
+                self.figures["max_depth"] = max(m.depth for m in pool)  # evolutions in the longest chain
                 yield wave
                 if made >= count:
                     return

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 
 from sftforge.generate.base import TemplateStep, WorkItem, lineage_of
-from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Prompted, Wave
+from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Wave
 from sftforge.generate.novelty import NoveltyIndex
 from sftforge.generate.parsing import ParseError, check_language
 from sftforge.recipe import Constraints, MagpieGen
@@ -80,14 +80,14 @@ class Magpie:
                     wave.rejected.append(self.records.rejected([("user", a.value)], [], reason))
                     continue
                 fresh.append(a)
-            answers = ask(self.answer, [WorkItem(q.item.key + ":answer", Prompted(q.value)) for q in fresh])
+            answers = ask(self.answer, [WorkItem(q.item.key + ":answer", q.value) for q in fresh])
             for q, a in zip(fresh, answers):
                 turns = [("user", q.value), ("assistant", a.value if a.ok else a.completion.text)]
                 if not a.ok:
                     wave.rejected.append(self.records.rejected(turns, [], a.error or ""))
                     continue
                 lineage = lineage_of(a, self.answer, self.records.model_id)
-                lineage.attempts += q.attempt
+                lineage.attempts += q.attempt + 1
                 lineage.prompt_tokens += q.prompt_tokens
                 lineage.completion_tokens += q.completion_tokens
                 wave.records.append(self.records.record(turns, [], lineage))

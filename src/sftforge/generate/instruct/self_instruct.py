@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sftforge.generate.base import TemplateStep, WorkItem, chat_from_template, lineage_of
+from sftforge.generate.base import Answer, TemplateStep, WorkItem, chat_from_template, lineage_of
 from sftforge.generate.instruct.common import Ask, InstructionRecords, Wave, answer_problem, instruction_text
 from sftforge.generate.novelty import NoveltyIndex, rouge_l_f, rouge_tokens
 from sftforge.generate.parsing import ParseError, check_language, parse_fields
@@ -143,12 +143,13 @@ class InstanceStep(TemplateStep):
             raise ParseError("a classification instance needs an input for its label")
         if out == inp or out == instruction:
             raise ParseError("the output repeats the input or the task")
-        mine = rouge_tokens(out)
-        if any(rouge_l_f(mine, rouge_tokens(ex_out)) > 0.5 for _, _, ex_out in self.examples):
-            raise ParseError("the output copies an example's output")
-        problem = answer_problem(out, self.lang, self.max_chars) if not self.labels_first else None
-        if problem:
-            raise ParseError(problem)
+        if not self.labels_first:  # class labels come from a small set: an example's label may well recur
+            mine = rouge_tokens(out)
+            if any(rouge_l_f(mine, rouge_tokens(ex_out)) > 0.5 for _, _, ex_out in self.examples):
+                raise ParseError("the output copies an example's output")
+            problem = answer_problem(out, self.max_chars)
+            if problem:
+                raise ParseError(problem)
         check_language(inp + out, self.lang)
         return [Instance(inp, out)]
 
@@ -220,34 +221,32 @@ class SelfInstruct:
             yield wave
 
     def _instances(self, ask: Ask, wave: Wave, kept: list[tuple[str, list[SourceRef]]], w: int) -> int:
-        """Classify the wave's new instructions, make their instances, add the records to the wave."""
+        """Classify the wave's new instructions, make their instances (classification tasks output first), and
+        add the records to the wave in the instructions' order."""
         keys = [f"self_instruct:{w}:i{k}" for k in range(len(kept))]
         kinds = ask(self.classify, [WorkItem(k + ":cls", t) for k, (t, _) in zip(keys, kept)])
         is_cls = [bool(a.ok and a.value) for a in kinds]
         self.figures["classification"] += sum(is_cls)
-        made = 0
-        for labelled in (False, True):
+        answers: dict[int, list[tuple[Answer, InstanceStep]]] = {}
+        for labelled, step in ((False, self.instances), (True, self.labelled)):
             idx = [i for i in range(len(kept)) if is_cls[i] == labelled]
-            step = self.labelled if labelled else self.instances
             items = [WorkItem(f"{keys[i]}:inst{r}", kept[i][0]) for i in idx for r in range(self.cfg.instances)]
-            by_instruction: dict[str, list] = {}
-            for a in ask(step, items):
-                by_instruction.setdefault(a.item.payload, []).append(a)
-            for i in idx:
-                text, source = kept[i]
-                seen: dict[str, str] = {}
-                for a in by_instruction.get(text, []):
-                    if not a.ok:
-                        wave.rejected.append(self.records.rejected([("user", text), ("assistant", a.completion.text)], source, a.error or ""))
-                        continue
-                    inst = a.value[0]
-                    if inst.input in seen:
-                        why = "same input as another instance" + (" with a different output" if seen[inst.input] != inst.output else "")
-                        wave.rejected.append(self.records.rejected([("user", instruction_text(text, inst.input)), ("assistant", inst.output)], source, why))
-                        continue
-                    seen[inst.input] = inst.output
-                    lineage = lineage_of(a, step, self.records.model_id)
-                    wave.records.append(self.records.record(
-                        [("user", instruction_text(text, inst.input)), ("assistant", inst.output)], source, lineage))
-                    made += 1
+            for i, a in zip([i for i in idx for _ in range(self.cfg.instances)], ask(step, items)):
+                answers.setdefault(i, []).append((a, step))
+        made = 0
+        for i, (text, source) in enumerate(kept):
+            seen: dict[str, str] = {}
+            for a, step in answers.get(i, []):
+                if not a.ok:
+                    wave.rejected.append(self.records.rejected([("user", text), ("assistant", a.completion.text)], source, a.error or ""))
+                    continue
+                inst = a.value[0]
+                turns = [("user", instruction_text(text, inst.input)), ("assistant", inst.output)]
+                if inst.input in seen:
+                    why = "same input as another instance" + (" with a different output" if seen[inst.input] != inst.output else "")
+                    wave.rejected.append(self.records.rejected(turns, source, why))
+                    continue
+                seen[inst.input] = inst.output
+                wave.records.append(self.records.record(turns, source, lineage_of(a, step, self.records.model_id)))
+                made += 1
         return made

@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Prompted, Wave
+from sftforge.generate.instruct.common import AnswerStep, Ask, InstructionRecords, Wave
 from sftforge.generate.base import WorkItem, lineage_of
+import torch
+
+from sftforge.errors import SourceError
 from sftforge.generate.vae import ProposeConfig, SentenceVAE, VAEConfig
 from sftforge.recipe import VAEGen
 from sftforge.sample import SourceRef
@@ -22,7 +25,6 @@ class VAEAugment:
 
     def __init__(self, cfg: VAEGen, lang: str, records: InstructionRecords, max_answer_chars: int) -> None:
         self.cfg = cfg
-        self.lang = lang
         self.records = records
         self.answer = AnswerStep("vae", lang, max_answer_chars, records.system_prompt)
         self.figures: dict = {}
@@ -30,6 +32,9 @@ class VAEAugment:
     def run(self, ask: Ask, count: int, seed: int, texts: dict[str, SourceRef], batch: int = 16) -> Iterator[Wave]:
         """`texts`: the instructions at hand, text -> where it came from (a seed task or a record), in a fixed order."""
         cfg = self.cfg
+        if len(texts) < VAEConfig.min_texts:
+            raise SourceError(f"generator vae trains on the instructions at hand and needs at least {VAEConfig.min_texts}; "
+                              f"there are {len(texts)}: add seed tasks to sources.seeds or list vae after other generators")
         vae = SentenceVAE(VAEConfig(latent_dim=cfg.latent_dim, word_dropout=cfg.word_dropout))
         train = vae.train(list(texts), epochs=cfg.epochs, seed=seed)
         pc = ProposeConfig(near_fraction=cfg.near_fraction, sigma=cfg.sigma, threshold=cfg.rouge_threshold,
@@ -39,6 +44,7 @@ class VAEAugment:
             "trained_on": train.n_texts, "vocab": train.vocab_size, "epochs": len(train.epochs),
             "reconstruction_loss": round(train.final_recon, 3), "kl": round(train.final_kl, 3),
             "active_units": f"{train.active_units}/{train.latent_dim}", "train_seconds": round(train.seconds, 1),
+            "torch_threads": torch.get_num_threads(),  # training repeats exactly for the same seed and thread count
             "proposed": report.proposed, "accepted": report.n_accepted,
             "acceptance_rate": round(report.acceptance_rate, 3),
             "rejected": {k: v for k, v in report.rejected.items() if v},
@@ -51,7 +57,7 @@ class VAEAugment:
         while start < len(proposals):
             chunk = proposals[start : start + min(batch, count - made)]
             wave = Wave(f"vae:{start}")
-            items = [WorkItem(f"vae:{start + i}", Prompted(p.text)) for i, p in enumerate(chunk)]
+            items = [WorkItem(f"vae:{start + i}", p.text) for i, p in enumerate(chunk)]
             for p, a in zip(chunk, ask(self.answer, items)):
                 source = [texts[t] for t in p.parents if t in texts]
                 parents = [ref.id for ref in source]
