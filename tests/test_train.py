@@ -334,3 +334,13 @@ def test_evaluation_files_are_read_and_bad_lines_named(tmp_path):
     bad.write_text("{not json\n")
     with pytest.raises(SourceError, match=r"bad\.jsonl:1: not JSON"):
         load_eval_file(bad)
+
+
+def test_content_only_drops_special_tokens_from_the_labels():
+    from sftforge.train.data import Example, content_only
+
+    examples = [Example("a", [1, 2, 3, 9], [IGNORE, 2, 3, 9]), Example("b", [1, 9], [IGNORE, 9])]
+    kept = content_only(examples, {9})
+    assert [e.record_id for e in kept] == ["a"]  # "b" answered with its end-of-turn token only
+    assert kept[0].labels == [IGNORE, 2, 3, IGNORE] and kept[0].input_ids == [1, 2, 3, 9]
+    assert examples[0].labels == [IGNORE, 2, 3, 9]  # the training examples keep their end-of-turn labels

@@ -108,3 +108,14 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, Any]:
         labels[i, :n] = e.labels
         attn[i, :n] = 1
     return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(attn), "labels": torch.from_numpy(labels)}
+
+
+def content_only(examples: list[Example], special_ids: set[int]) -> list[Example]:
+    """The examples with special tokens (end of turn, end of text) taken out of the labels: what the answers say,
+    not where they stop. Examples left with no label are dropped."""
+    out = []
+    for e in examples:
+        labels = [IGNORE if t in special_ids else t for t in e.labels]
+        if any(t != IGNORE for t in labels):
+            out.append(Example(e.record_id, e.input_ids, labels))
+    return out

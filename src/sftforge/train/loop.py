@@ -21,7 +21,7 @@ from typing import Any
 
 from sftforge.progress import Reporter, SilentReporter
 from sftforge.recipe import Training
-from sftforge.train.data import Example, TrainingError
+from sftforge.train.data import Example, TrainingError, content_only
 from sftforge.train.model import batch_loss, example_losses, mean_loss, save_weights
 from sftforge.train.samplers import Sampler, StepSignal
 
@@ -137,6 +137,10 @@ class Trainer:
         if (sampler.needs_probe or sampler.needs_alignment) and not data.probe:
             raise TrainingError("the bandit's reward needs a probe set: raise selection.eval_fraction")
         self.cfg, self.model, self.tokenizer, self.data, self.sampler, self.out = cfg, model, tokenizer, data, sampler, out
+        # Gradient alignment compares the batch's gradient with the probe set's content: the probe's end-of-turn
+        # (special) tokens are left out, or every short answer, whose gradient is mostly its end-of-turn token,
+        # would look aligned with the probe.
+        self.probe_content = content_only(data.probe, set(getattr(tokenizer, "all_special_ids", []) or []))
         self.reporter = reporter or SilentReporter()
         self.tensorboard = tensorboard
         self.pad_id = tokenizer.pad_token_id
@@ -216,7 +220,7 @@ class Trainer:
         alignment = float("nan")
         probe_grad = None
         if self.sampler.needs_alignment:
-            self._backward(self.data.probe)
+            self._backward(self.probe_content)
             probe_grad = self._gradient()
         loss, tokens = self._backward(batch)
         if probe_grad is not None:
