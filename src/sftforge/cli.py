@@ -219,7 +219,7 @@ def inspect(
             if r.answer_check:
                 c = r.answer_check
                 out.print(f"[dim]answer_check: {c.method} passed={c.passed} score={c.score:.2f} ({c.detail})[/]")
-            src = ", ".join(f"{s.kind} {s.id} [{s.start}:{s.end}]" for s in r.source)
+            src = ", ".join(f"{s.kind} {s.id}" + (f" [{s.start}:{s.end}]" if s.start is not None else "") for s in r.source)
             out.print(f"[dim]source: {src}[/]", highlight=False)
 
 
