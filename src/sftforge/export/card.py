@@ -9,6 +9,8 @@ import jinja2
 
 from sftforge.recipe import Recipe
 from sftforge.sample import Record
+from sftforge.summary import contamination as contamination_stats
+from sftforge.summary import funnel_rows, operator_rows, pii_by_type
 
 _CARD = jinja2.Template(
     """---
@@ -126,6 +128,9 @@ offsets of its passage, or the knowledge-graph path and triples behind its answe
 {%- for name, file in clusters.items() %}
 - **{{ name }}**: duplicate clusters in `clean/{{ file }}` of the run directory
 {%- endfor %}
+{%- if review %}
+- **Human review** (`review/decisions.jsonl`): {{ review.rejected | length }} record(s) rejected by a reviewer, {{ review.restored | length }} removed record(s) brought back
+{%- endif %}
 
 Removed records are kept, with their reason, in the run directory's `rejected/` folder.
 {% if selection %}
@@ -230,7 +235,9 @@ def render_card(
     files: dict[str, Any],
     reasons: list[dict[str, Any]],
     version: str,
+    review: dict[str, list[str]] | None = None,
 ) -> str:
+    """The card; `review` holds the ids a reviewer rejected and brought back (sftforge/review)."""
     stages = manifest.get("stages", {})
     src = stages.get("sources", {})
     gen = stages.get("generate", {})
@@ -238,26 +245,10 @@ def render_card(
     n = len(records)
     checked = sum(1 for r in records if r.answer_check and r.answer_check.passed)
     lineages = [r.lineage for r in records if r.lineage]
-    funnel = []
-    if gen:
-        g = gen.get("counts", {})
-        made = g.get("work_items", g.get("paths", g.get("records", 0) + g.get("rejected", 0)))
-        funnel.append({"stage": "generate", "input": made, "kept": g.get("records", 0), "removed": g.get("rejected", 0)})
-    if clean:
-        c = clean.get("counts", {})
-        funnel.append({"stage": "clean", "input": c.get("input", 0), "kept": c.get("records", 0), "removed": c.get("rejected", 0)})
-    for name in ("select", "train"):
-        c = stages.get(name, {}).get("counts", {})
-        if "records" in c and "rejected" in c:
-            funnel.append({"stage": name, "input": c.get("input", c["records"] + c["rejected"]), "kept": c["records"],
-                           "removed": c["rejected"]})
     docs = Counter(s.doc_id for r in records for s in r.source if s.kind == "chunk")
     cx = clean.get("extra", {})
-    seen, removed = cx.get("seen_by_operator", {}), cx.get("removed_by_operator", {})
-    by_operator = [{"name": k, "seen": v, "removed": removed.get(k, 0)} for k, v in seen.items()]
-    op_stats = cx.get("operators", {})
-    pii = op_stats.get("pii_redact", {}).get("found_by_type", {})
-    contamination = op_stats.get("contaminated")
+    pii = pii_by_type(stages)
+    contamination = contamination_stats(stages)
     return _CARD.render(
         name=recipe.name,
         description=recipe.task.description,
@@ -290,9 +281,10 @@ def render_card(
         query=src.get("extra", {}).get("query"),
         source_paths=[d.path for d in recipe.sources.documents],
         top_docs=", ".join(f"`{d}` ({k})" for d, k in docs.most_common(5)) or "-",
-        funnel=funnel,
+        funnel=funnel_rows(stages),
+        review=review if review and (review["rejected"] or review["restored"]) else None,
         reasons=reasons,
-        by_operator=by_operator,
+        by_operator=operator_rows(stages),
         pii=", ".join(f"{t} {k}" for t, k in sorted(pii.items(), key=lambda kv: -kv[1])),
         pii_mode=next((m.mode for m in recipe.cleaning.mappers if m.name == "pii_redact"), ""),
         contamination=None if contamination is None else ", ".join(
