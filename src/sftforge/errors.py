@@ -30,3 +30,7 @@ class RunDirError(SftforgeError):
 
 class StageError(SftforgeError):
     """A stage cannot run, usually because an earlier stage has not completed."""
+
+
+class ReviewError(SftforgeError):
+    """A review decision that cannot be taken or applied: an unknown record, a held-out record, a bad decision."""

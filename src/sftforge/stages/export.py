@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -10,9 +11,12 @@ from sftforge.export.card import render_card
 from sftforge.export.formats import write_all
 from sftforge.run import atomic_write_bytes
 from sftforge.recipe import Recipe
+from sftforge.review.decisions import apply_decisions, decisions_digest
 from sftforge.run import ShardLog
 from sftforge.select.pool import BANDITS
 from sftforge.stages.base import Context, Stage
+
+log = logging.getLogger(__name__)
 
 
 def top_reasons(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
@@ -40,7 +44,7 @@ def records_stage(recipe: Recipe) -> str:
 
 class ExportStage(Stage):
     name = "export"
-    version = 2
+    version = 3
     after = "clean"
 
     def upstream(self, ctx: Context) -> str | None:
@@ -49,17 +53,21 @@ class ExportStage(Stage):
         return "evaluate" if r.training else ("select" if r.selection_in_force else "clean")
 
     def config(self, ctx: Context) -> Any:
-        return {"output": ctx.recipe.output.model_dump(), "sftforge": __version__}
+        return {"output": ctx.recipe.output.model_dump(), "sftforge": __version__, "review": decisions_digest(ctx.run)}
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
         out = ctx.run.stage_dir(self.name)
-        records = ctx.run.read_records(records_stage(ctx.recipe))
+        reviewed = apply_decisions(ctx.run, ctx.run.read_records(records_stage(ctx.recipe)))
+        records = reviewed.records
+        if reviewed.removed or reviewed.restored:
+            log.info("review: %d record(s) rejected, %d brought back", len(reviewed.removed), len(reviewed.restored))
         bar = ctx.reporter.task("export", total=len(ctx.recipe.output.formats) + 1)
         files = write_all(records, out, ctx.recipe.output.formats)
         ctx.reporter.advance(bar, n=len(ctx.recipe.output.formats))
-        card = render_card(ctx.recipe, records, ctx.run.manifest, files, top_reasons(ctx), __version__)
+        review = {"rejected": reviewed.removed, "restored": reviewed.restored}
+        card = render_card(ctx.recipe, records, ctx.run.manifest, files, top_reasons(ctx), __version__, review)
         atomic_write_bytes(out / "README.md", card.encode("utf-8"))
         atomic_write_bytes(out / "recipe.yaml", ctx.run.recipe_path.read_bytes())
         ctx.reporter.advance(bar)
         ctx.reporter.done(bar)
-        return {"records": len(records)}, {"files": files}
+        return {"records": len(records)}, {"files": files, "review": review}

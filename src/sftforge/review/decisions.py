@@ -1,0 +1,152 @@
+"""Review decisions: an append-only log in RUN_DIR/review/decisions.jsonl, the last line per record wins.
+
+`reject` takes a record out of the exported dataset. `accept` keeps it, and brings back a record the pipeline
+removed after generation (a filter, dedup or the selection budget), unless it was held out for evaluation or as
+the probe set: training on those would make the evaluation meaningless. `clear` withdraws an earlier decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import pyarrow.parquet as pq
+
+from sftforge.errors import ReviewError, RunDirError
+from sftforge.run import RunDir, writing
+from sftforge.sample import Record, table_to_records
+
+Decision = Literal["accept", "reject", "clear"]
+DECISIONS: tuple[str, ...] = ("accept", "reject", "clear")
+# stages whose rejected records are complete and may be brought back by a person
+RESTORABLE_STAGES = ("clean", "select", "train")
+
+
+def decisions_path(run: RunDir) -> Path:
+    return run.path / "review" / "decisions.jsonl"
+
+
+def load_decisions(run: RunDir) -> dict[str, str]:
+    """The decision in force per record id (`clear` removes one). A bad line names the file and the line."""
+    path = decisions_path(run)
+    out: dict[str, str] = {}
+    if not path.exists():
+        return out
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            rid, decision = entry["id"], entry["decision"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise RunDirError(f"{path}:{n}: not a review decision ({exc}); fix or delete the line") from exc
+        if decision not in DECISIONS:
+            raise RunDirError(f"{path}:{n}: decision {decision!r} is not one of {', '.join(DECISIONS)}")
+        if decision == "clear":
+            out.pop(rid, None)
+        else:
+            out[rid] = decision
+    return out
+
+
+def decisions_digest(run: RunDir) -> str | None:
+    """A hash of the decisions in force: part of the export stage's fingerprint, so new decisions re-export."""
+    decisions = load_decisions(run)
+    if not decisions:
+        return None
+    return hashlib.sha256(json.dumps(sorted(decisions.items())).encode()).hexdigest()[:16]
+
+
+def append_decision(run: RunDir, record_id: str, decision: str, note: str = "") -> None:
+    """Append one decision and fsync it: a decision the page reported as saved survives a crash."""
+    if decision not in DECISIONS:
+        raise ReviewError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+    path = decisions_path(run)
+    line = json.dumps({"id": record_id, "decision": decision, "note": note,
+                       "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, ensure_ascii=False)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+@dataclass(frozen=True, slots=True)
+class Reviewable:
+    """Which records a decision may name, and which of them `accept` can bring back."""
+
+    known: frozenset[str]
+    restorable: dict[str, tuple[str, str]]  # id -> (stage, reason) of a record the pipeline removed after generation
+    held_out: frozenset[str]
+
+    def check(self, record_id: str, decision: str) -> None:
+        if record_id not in self.known:
+            raise ReviewError(f"no record {record_id!r} in this run")
+        if decision == "accept" and record_id in self.held_out:
+            raise ReviewError(f"record {record_id} is held out for evaluation or as the probe set; "
+                              "accepting it into the training data would leak the evaluation")
+
+
+def reviewable(run: RunDir) -> Reviewable:
+    """Every record id of the run; removed-after-generation ones can be restored, held-out ones cannot."""
+    known: set[str] = set()
+    for stage in ("generate", "features", "clean", "select", "train"):
+        known.update(run.read_table(stage).column("id").to_pylist())
+        known.update(run.read_table(stage, rejected=True).column("id").to_pylist())
+    held_out: set[str] = set()
+    assignments = run.stage_dir("select") / "assignments.parquet"
+    if assignments.exists():
+        table = pq.read_table(assignments, columns=["id", "split"]).to_pylist()
+        held_out = {row["id"] for row in table if row["split"] != "train"}
+    restorable: dict[str, tuple[str, str]] = {}
+    for stage in RESTORABLE_STAGES:
+        table = run.read_table(stage, rejected=True)
+        for rid, reason in zip(table.column("id").to_pylist(), table.column("reject_reason").to_pylist()):
+            if rid not in held_out:
+                restorable[rid] = (stage, reason)
+    return Reviewable(frozenset(known), restorable, frozenset(held_out))
+
+
+@dataclass(slots=True)
+class Applied:
+    records: list[Record]
+    removed: list[str]
+    restored: list[str]
+
+
+def apply_decisions(run: RunDir, records: list[Record]) -> Applied:
+    """The exported records after review: rejected ones out, accepted removed-after-generation ones back in
+    (in the order they were first removed). Decisions on held-out or unknown records are refused loudly."""
+    decisions = load_decisions(run)
+    if not decisions:
+        return Applied(records, [], [])
+    allowed = reviewable(run)
+    for rid, decision in decisions.items():
+        try:
+            allowed.check(rid, decision)
+        except ReviewError as exc:
+            raise ReviewError(f"{decisions_path(run)}: {exc}; clear that decision to export") from exc
+    present = {r.id for r in records}
+    kept = [r for r in records if decisions.get(r.id) != "reject"]
+    removed = [r.id for r in records if decisions.get(r.id) == "reject"]
+    wanted = {rid for rid, d in decisions.items() if d == "accept" and rid not in present}
+    restored: list[Record] = []
+    for stage in RESTORABLE_STAGES:
+        if not wanted:
+            break
+        table = run.read_table(stage, rejected=True)
+        for rec in table_to_records(table):
+            if rec.id in wanted and rec.id in allowed.restorable:
+                restored.append(rec)
+                wanted.discard(rec.id)
+    missing = sorted(wanted)
+    if missing:
+        raise ReviewError(f"{decisions_path(run)}: accepted record(s) {', '.join(missing[:5])} were rejected during "
+                          "generation and are not complete records; clear those decisions to export")
+    return Applied(kept + restored, removed, [r.id for r in restored])
