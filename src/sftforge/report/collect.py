@@ -1,0 +1,331 @@
+"""Everything the report shows, read from a run directory into plain JSON-ready data. No HTML here: render.py
+and the page's script draw it; tests compare these figures with the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from sftforge import __version__
+from sftforge.errors import RunDirError
+from sftforge.recipe import Recipe
+from sftforge.report.projection import project_2d
+from sftforge.review.decisions import apply_decisions, load_decisions, reviewable
+from sftforge.run import RunDir
+from sftforge.stages.export import records_stage
+from sftforge.summary import contamination, funnel_rows, operator_rows, pii_by_type
+
+log = logging.getLogger(__name__)
+
+# stages whose records (kept and removed) the report reads, in pipeline order: a later stage's view wins
+RECORD_STAGES = ("generate", "features", "clean", "select", "train")
+EXAMPLES_PER_REASON = 3
+BINS = 24
+PASSAGE_CONTEXT = 240  # characters shown around a cited passage
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    max_records: int = 5000  # records embedded in the browser and the map (a seeded sample beyond that)
+    benchmark: Path | None = None  # benchmarks/selection.py's results JSON, for the baseline comparison
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class RecordState:
+    row: dict[str, Any]
+    removed: tuple[str, str, str] | None  # (stage, operator, reason)
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def record_states(run: RunDir, recipe: Recipe) -> tuple[dict[str, RecordState], dict[str, str], list[str]]:
+    """Every record the run made with its latest version and whether (and where, by whom, why) it was removed;
+    the review decisions in force; and the ids in the dataset after review."""
+    states: dict[str, RecordState] = {}
+    for stage in RECORD_STAGES:
+        for row in run.read_table(stage).to_pylist():
+            states[row["id"]] = RecordState(row, None)
+        for row in run.read_table(stage, rejected=True).to_pylist():
+            states[row["id"]] = RecordState(row, (row["reject_stage"], row["reject_operator"], row["reject_reason"]))
+    decisions = load_decisions(run)
+    final_stage = records_stage(recipe)
+    dataset: list[str] = []
+    if run.stage_info(final_stage) is not None:
+        applied = apply_decisions(run, run.read_records(final_stage))
+        dataset = [r.id for r in applied.records]
+        for rid in applied.removed:
+            states[rid].removed = ("review", "reviewer", "rejected in review")
+        for rid in applied.restored:
+            states[rid].removed = None
+    return states, decisions, dataset
+
+
+def _texts(row: dict[str, Any], role: str) -> str:
+    return "\n".join(m["content"] for m in row["messages"] if m["role"] == role)
+
+
+def _metrics(row: dict[str, Any]) -> dict[str, float]:
+    out = {"user characters": float(len(_texts(row, "user"))), "assistant characters": float(len(_texts(row, "assistant"))),
+           "turns": float(sum(1 for m in row["messages"] if m["role"] == "user"))}
+    for name, value in row.get("features") or []:
+        v = _finite(value)
+        if v is not None:
+            out[name] = v
+    return out
+
+
+def distributions(states: dict[str, RecordState]) -> dict[str, Any]:
+    """Histograms per metric (lengths, turns, each feature), per task and language, kept vs removed."""
+    values: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: {"kept": [], "removed": []}))
+    langs: Counter[tuple[str, str, str]] = Counter()
+    checks: Counter[tuple[str, str, str]] = Counter()
+    for st in states.values():
+        row = st.row
+        group = f"{row['task']} · {row['lang']}"
+        status = "removed" if st.removed else "kept"
+        langs[(row["task"], row["lang"], status)] += 1
+        check = row.get("answer_check")
+        if check:
+            checks[(check["method"], "passed" if check["passed"] else "failed", status)] += 1
+        for metric, v in _metrics(row).items():
+            values[metric][group][status].append(v)
+    hist: dict[str, Any] = {}
+    for metric, groups in sorted(values.items()):
+        allv = np.array([v for g in groups.values() for s in g.values() for v in s])
+        lo, hi = float(allv.min()), float(allv.max())
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, BINS + 1)
+        hist[metric] = {"edges": [round(float(e), 6) for e in edges], "groups": {}}
+        for group, by_status in sorted(groups.items()):
+            entry = {}
+            for status, vs in by_status.items():
+                counts, _ = np.histogram(np.array(vs), bins=edges) if vs else (np.zeros(BINS, dtype=int), None)
+                entry[status] = {"counts": [int(c) for c in counts], "n": len(vs),
+                                 "median": round(float(np.median(vs)), 4) if vs else None}
+            hist[metric]["groups"][group] = entry
+    return {
+        "histograms": hist,
+        "languages": [{"task": t, "lang": lang, "status": s, "records": n} for (t, lang, s), n in sorted(langs.items())],
+        "answer_checks": [{"method": m, "result": r, "status": s, "records": n} for (m, r, s), n in sorted(checks.items())],
+    }
+
+
+def reasons(states: dict[str, RecordState]) -> list[dict[str, Any]]:
+    """Removed records grouped by stage, operator and reason, most frequent first, with example ids."""
+    groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for rid, st in states.items():
+        if st.removed:
+            groups[st.removed].append(rid)
+    rows = [{"stage": s, "operator": o, "reason": r, "count": len(ids), "examples": ids[:EXAMPLES_PER_REASON]}
+            for (s, o, r), ids in groups.items()]
+    return sorted(rows, key=lambda x: (-x["count"], x["stage"], x["reason"]))
+
+
+def dedup_clusters(run: RunDir, limit: int = 30) -> list[dict[str, Any]]:
+    """Per dedup operator: cluster count, records removed, cluster sizes, and the largest clusters."""
+    out = []
+    clean = run.stage_info("clean")
+    files = (clean.extra if clean else {}).get("duplicate_clusters", {})
+    for op, name in files.items():
+        path = run.stage_dir("clean") / name
+        if not path.exists():
+            continue
+        clusters = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        sizes = Counter(c["size"] for c in clusters)
+        top = sorted(clusters, key=lambda c: (-c["size"], c["survivor"]))[:limit]
+        out.append({"operator": op, "clusters": len(clusters), "removed": sum(c["size"] - 1 for c in clusters),
+                    "sizes": [{"size": k, "clusters": v} for k, v in sorted(sizes.items())], "top": top})
+    return out
+
+
+def training(run: RunDir, stages: dict[str, Any]) -> dict[str, Any] | None:
+    """Training and eval curves, arm probabilities and rewards over steps, and the arms' final values."""
+    path = run.stage_dir("train") / "metrics.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    train = [r for r in rows if r.get("kind") == "train"]
+    evals = [[r["step"], r["eval_loss"]] for r in rows if r.get("kind") == "eval"]
+    arm_names = [a["name"] for a in stages.get("select", {}).get("extra", {}).get("arms", [])]
+    arms_path = run.stage_dir("train") / "arms.json"
+    arms = json.loads(arms_path.read_text(encoding="utf-8")) if arms_path.exists() else []
+    rewards: dict[int, list[float]] = defaultdict(list)
+    for r in train:
+        if r.get("arm") is not None and _finite(r.get("reward")) is not None:
+            rewards[int(r["arm"])].append(float(r["reward"]))
+    per_arm = [{"arm": a, "name": arm_names[a] if a < len(arm_names) else str(a), "pulls": len(v),
+                "mean_reward": round(float(np.mean(v)), 5)} for a, v in sorted(rewards.items())]
+    return {
+        "loss": [[r["step"], r["loss"]] for r in train if _finite(r.get("loss")) is not None],
+        "eval": evals,
+        "probabilities": [[r["step"], r["probabilities"]] for r in train if r.get("probabilities")],
+        "rewards": [[r["step"], r["arm"], r["reward"]] for r in train if r.get("arm") is not None and _finite(r.get("reward")) is not None],
+        "arm_names": arm_names,
+        "arms": arms,
+        "per_arm": per_arm,
+    }
+
+
+def evaluation(run: RunDir) -> list[dict[str, Any]]:
+    """Base vs fine-tuned metrics per evaluation set."""
+    path = run.stage_dir("evaluate") / "results.json"
+    if not path.exists():
+        return []
+    rows = []
+    for set_name, entry in json.loads(path.read_text(encoding="utf-8")).items():
+        for metric, base in entry.get("base", {}).items():
+            tuned = entry.get("tuned", {}).get(metric)
+            if isinstance(base, (int, float)) and isinstance(tuned, (int, float)) and metric not in ("examples", "tokens", "generated"):
+                rows.append({"set": set_name, "metric": metric, "base": base, "tuned": tuned, "delta": tuned - base})
+    return rows
+
+
+def benchmark(path: Path | None) -> dict[str, Any] | None:
+    """benchmarks/selection.py's curves and steps-to-target per strategy."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        results = data["results"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RunDirError(f"{path}: not a benchmarks/selection.py results file ({exc})") from exc
+    return {"path": str(path), "strategies": [
+        {"name": name, "curve": r["curve"], "final": r["final"], "steps_to_uniform_final": r.get("steps_to_uniform_final")}
+        for name, r in results.items()]}
+
+
+def _sample_ids(states: dict[str, RecordState], must: list[str], limit: int, seed: int) -> list[str]:
+    """At most `limit` ids: the examples other sections link to, then a seeded hash order of the rest."""
+    if len(states) <= limit:
+        return list(states)
+    chosen = list(dict.fromkeys(i for i in must if i in states))[:limit]
+    taken = set(chosen)
+    rest = sorted((i for i in states if i not in taken), key=lambda i: hashlib.sha1(f"{seed}:{i}".encode()).hexdigest())
+    chosen += rest[: limit - len(chosen)]
+    order = {rid: n for n, rid in enumerate(states)}
+    return sorted(chosen, key=order.__getitem__)
+
+
+class PassageBook:
+    """Cited passages with some context around them, each stored once and referred to by key."""
+
+    def __init__(self, run: RunDir) -> None:
+        path = run.stage_dir("sources") / "documents.parquet"
+        self._docs: dict[str, str] = {}
+        if path.exists():
+            table = pq.read_table(path, columns=["doc_id", "text"])
+            self._docs = dict(zip(table.column("doc_id").to_pylist(), table.column("text").to_pylist()))
+        self.passages: dict[str, dict[str, Any]] = {}
+
+    def key(self, doc_id: str | None, start: int | None, end: int | None) -> str | None:
+        text = self._docs.get(doc_id or "")
+        if text is None or start is None or end is None:
+            return None
+        key = f"{doc_id}:{start}:{end}"
+        if key not in self.passages:
+            lo, hi = max(0, start - PASSAGE_CONTEXT), min(len(text), end + PASSAGE_CONTEXT)
+            self.passages[key] = {"doc": doc_id, "text": text[lo:hi], "hl": [start - lo, end - lo], "offset": lo}
+        return key
+
+
+def _browser_row(rid: str, st: RecordState, book: PassageBook, assign: dict[str, dict[str, Any]],
+                 decisions: dict[str, str], restorable: set[str]) -> dict[str, Any]:
+    row = st.row
+    lin = row.get("lineage") or {}
+    a = assign.get(rid, {})
+    return {
+        "id": rid,
+        "task": row["task"],
+        "lang": row["lang"],
+        "generator": lin.get("generator") or "-",
+        "messages": [[m["role"], m["content"]] for m in row["messages"]],
+        "status": "removed" if st.removed else "kept",
+        "removed": list(st.removed) if st.removed else None,
+        "features": {k: _finite(v) for k, v in (row.get("features") or [])},
+        "check": row.get("answer_check"),
+        "lineage": {k: v for k, v in lin.items() if v not in (None, [], "")},
+        "sources": [{"kind": s["kind"], "id": s["id"], "doc": s.get("doc_id"),
+                     "passage": book.key(s.get("doc_id"), s.get("start"), s.get("end"))} for s in row.get("source") or []],
+        "arm": a["arm"] if a.get("arm") is not None and a["arm"] >= 0 else None,  # -1: held out, in no arm
+        "split": a.get("split"),
+        "decision": decisions.get(rid),
+        "restorable": rid in restorable,
+    }
+
+
+def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions()) -> dict[str, Any]:
+    """The report's data for one run directory."""
+    stages = run.manifest.get("stages", {})
+    states, decisions, dataset = record_states(run, recipe)
+    why = reasons(states)
+    dedup = dedup_clusters(run)
+    must = [i for r in why for i in r["examples"]] + [
+        i for d in dedup for c in d["top"][:10] for i in [c["survivor"], *(x["id"] for x in c["duplicates"])]]
+    ids = _sample_ids(states, must, options.max_records, options.seed)
+    assign: dict[str, dict[str, Any]] = {}
+    assignments = run.stage_dir("select") / "assignments.parquet"
+    if assignments.exists():
+        assign = {r["id"]: r for r in pq.read_table(assignments).to_pylist()}
+    allowed = reviewable(run)
+    book = PassageBook(run)
+    records = [_browser_row(i, states[i], book, assign, decisions, set(allowed.restorable)) for i in ids]
+    train = training(run, stages)
+    return {
+        "run": {"name": run.manifest.get("name"), "path": str(run.path), "created_at": run.manifest.get("created_at"),
+                "sftforge": __version__, "model": stages.get("generate", {}).get("extra", {}).get("model"),
+                "description": recipe.task.description},
+        "stages": [{"name": k, "status": v.get("status"), "seconds": v.get("seconds"), "counts": v.get("counts", {})}
+                   for k, v in stages.items()],
+        "funnel": funnel_rows(stages) + ([{"stage": "export", "input": None, "kept": len(dataset), "removed": None}]
+                                         if "export" in stages or decisions else []),
+        "operators": operator_rows(stages),
+        "generate_reasons": stages.get("generate", {}).get("extra", {}).get("rejected_by_reason", {}),
+        "reasons": why,
+        "totals": {"records": len(states), "kept": sum(1 for s in states.values() if not s.removed),
+                   "removed": sum(1 for s in states.values() if s.removed), "dataset": len(dataset),
+                   "shown": len(records)},
+        "distributions": distributions(states),
+        "map": embedding_map(run, ids, options.seed),
+        "dedup": dedup,
+        "pii": {"by_type": pii_by_type(stages),
+                "records_changed": stages.get("clean", {}).get("extra", {}).get("operators", {}).get("pii_redact", {}).get("records_changed")},
+        "contamination": contamination(stages),
+        "training": train,
+        "evaluation": evaluation(run),
+        "benchmark": benchmark(options.benchmark),
+        "records": records,
+        "passages": book.passages,
+        "review": {"decisions": {k: v for k, v in decisions.items()},
+                   "counts": dict(Counter(decisions.values()))},
+    }
+
+
+def embedding_map(run: RunDir, ids: list[str], seed: int) -> dict[str, Any] | None:
+    """2-D coordinates of the shown records that have an embedding (features/vectors), by index into `records`."""
+    folder = run.stage_dir("features") / "vectors"
+    parts = sorted(folder.glob("embedding-part-*.parquet")) if folder.exists() else []
+    if not parts:
+        return None
+    index = {rid: n for n, rid in enumerate(ids)}
+    rows, vectors = [], []
+    for part in parts:
+        table = pq.read_table(part)
+        for rid, vec in zip(table.column("id").to_pylist(), table.column("vector").to_numpy(zero_copy_only=False)):
+            if rid in index:
+                rows.append(index[rid])
+                vectors.append(np.asarray(vec, dtype=np.float32))
+    if not rows:
+        return None
+    xy, method = project_2d(np.stack(vectors), seed=seed)
+    return {"method": method, "points": [[i, round(float(x), 4), round(float(y), 4)] for i, (x, y) in zip(rows, xy)]}
