@@ -99,6 +99,7 @@ def run(
         if skipped:
             console.print(f"{f'round {r}: ' if len(rounds) > 1 else ''}up to date, skipped: {', '.join(skipped)}")
         _summary(round_run.path)
+        out.print(f"report: {_write_report(round_run.path)}")
     if len(rounds) > 1:
         out.print(f"final dataset (round {rounds[-1][0]}): {rounds[-1][1].stage_dir('export')}")
 
@@ -164,6 +165,61 @@ def merge(
         raise StageError(f"no adapter in {adapter}: run `sftforge train {run_dir}` first")
     dest = merge_adapter(model_dir(cfg.model, ctx.recipe.base_dir), adapter, target or ctx.run.stage_dir("train") / "merged", cfg.dtype)
     out.print(f"merged model: {dest}")
+
+
+BenchmarkOption = Annotated[
+    Optional[Path],
+    typer.Option("--benchmark", help="Results JSON of benchmarks/selection.py, shown as the baseline comparison."),
+]
+MaxRecordsOption = Annotated[
+    int, typer.Option("--max-records", min=1, help="Records embedded in the browser and map (a seeded sample beyond).")
+]
+
+
+def _write_report(run_dir: Path, benchmark: Path | None = None, max_records: int = 5000) -> Path:
+    from sftforge.progress import SilentReporter
+    from sftforge.report.collect import ReportOptions
+    from sftforge.report.render import write_report
+
+    ctx = _context(run_dir, SilentReporter())
+    with console.status("writing the report"):
+        return write_report(ctx.run, ctx.recipe, ReportOptions(max_records=max_records, benchmark=benchmark))
+
+
+@app.command()
+@_guard
+def report(run_dir: RunDirArg, benchmark: BenchmarkOption = None, max_records: MaxRecordsOption = 5000) -> None:
+    """Write RUN_DIR/report.html: funnel, distributions, embedding map, cleaning, selection, a record browser."""
+    _setup_logging(False)
+    out.print(f"report: {_write_report(run_dir, benchmark, max_records)}")
+
+
+@app.command()
+@_guard
+def review(
+    run_dir: RunDirArg,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 8765,
+    benchmark: BenchmarkOption = None,
+    max_records: MaxRecordsOption = 5000,
+) -> None:
+    """Serve the record browser on 127.0.0.1 to accept or reject records; `sftforge export RUN_DIR` applies them."""
+    from sftforge.progress import SilentReporter
+    from sftforge.report.collect import ReportOptions
+    from sftforge.review.server import ReviewServer
+
+    _setup_logging(False)
+    ctx = _context(run_dir, SilentReporter())
+    try:
+        server = ReviewServer(ctx.run, ctx.recipe, port, ReportOptions(max_records=max_records, benchmark=benchmark))
+    except OSError as exc:
+        raise SftforgeError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; choose another --port") from exc
+    out.print(f"review {run_dir} at {server.url}  (Ctrl-C to stop; decisions go to {run_dir}/review/decisions.jsonl)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print(f"stopped. Run `sftforge export {run_dir}` to write the decisions into the dataset.")
+    finally:
+        server.server_close()
 
 
 def _summary(run_dir: Path) -> None:
