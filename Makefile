@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # llama-cpp-python compiles llama.cpp from source: use every core.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup demo test clean-runs
+.PHONY: setup demo test clean-runs browser
 
 setup: $(STAMP)
 
@@ -26,7 +26,16 @@ demo: setup
 	$(BIN)/sftforge run examples/recipes/pep_qa.yaml --out runs/pep_qa
 	$(BIN)/sftforge inspect runs/pep_qa --records 2
 
-test: setup
+# The report and review tests drive Debian's Chromium headless through Playwright, which is told to use the
+# system browser: nothing is downloaded at test time.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the report tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || { echo "could not install chromium: install Debian's chromium package, then rerun make test"; exit 1; }; }
+
+test: setup browser
 	$(BIN)/python -m pytest -q -ra
 
 clean-runs:

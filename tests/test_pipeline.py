@@ -92,6 +92,23 @@ def test_end_to_end_records_point_at_their_passages(finished_run: Path, three_pe
         assert (finished_run / "export" / name).exists()
 
 
+def test_the_run_writes_a_report_whose_funnel_is_the_manifest_s(finished_run: Path, browser):
+    from conftest import open_page
+
+    report = finished_run / "report.html"
+    assert report.exists()  # `sftforge run` writes it after the last stage
+    page, errors = open_page(browser, report.as_uri())
+    assert errors == [] and page.locator("[data-error]").count() == 0
+    bars = dict(page.eval_on_selector_all('[data-chart="funnel"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])"))
+    stages = manifest(finished_run)["stages"]
+    assert bars["generate: kept"] == stages["generate"]["counts"]["records"]
+    assert bars["generate: removed"] == stages["generate"]["counts"]["rejected"]
+    assert bars["clean: kept"] == bars["export: kept"] == stages["export"]["counts"]["records"]
+    rows = page.locator("#browser-rows tr").count()
+    assert rows == min(50, stages["generate"]["counts"]["records"] + stages["generate"]["counts"]["rejected"])
+    page.close()
+
+
 def test_rerun_skips_completed_stages_and_config_change_reruns_downstream(finished_run: Path, tmp_path: Path):
     recipe = finished_run / "recipe.yaml"
     before = manifest(finished_run)
