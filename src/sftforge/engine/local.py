@@ -8,6 +8,7 @@ a memory map, so memory does not grow with the dataset beyond what one resolutio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,21 +90,19 @@ class DedupOutcome:
     duplicates: dict[int, tuple[int, float]]
 
 
-class LocalEngine:
-    """Per-record operators (mappers, filters) in `process`, then the deduplicators in `resolve`."""
+class RecordProcessor:
+    """Mappers and filters over a batch of records, in the recipe's order, counting what each saw and removed.
+    Both engines use it: the local engine in this process, the Ray engine once per actor."""
 
-    def __init__(self, stage: str, ops: list[Operator], dedups: list[Deduplicator], scratch: Path) -> None:
+    def __init__(self, stage: str, ops: list[Operator]) -> None:
         self.stage = stage
         self.ops = ops
-        self.dedups = dedups
         self.stats = OpStats()
-        self.kept = 0  # records that passed every per-record operator, i.e. the dedup stream's length
-        self._stores = [KeyStore(scratch / f"keys-{i}-{d.name}.bin", d.key_width(), d.key_dtype) for i, d in enumerate(dedups)]
-        for op in [*ops, *dedups]:
+        for op in ops:
             op.setup()
 
     def process(self, batch: list[Record]) -> tuple[list[Record], list[Rejected]]:
-        """Run mappers and filters over one batch (records in input order); queue dedup keys of the kept."""
+        """The records that pass every operator (in input order), and the rejected ones with their reason."""
         alive = list(batch)
         rejected: list[Rejected] = []
         for op in self.ops:
@@ -123,6 +122,52 @@ class LocalEngine:
                         rejected.append(Rejected(r, self.stage, label, op.reason(r, s)))
                 self.stats.count(label, len(alive), len(alive) - len(survivors))
                 alive = survivors
+        return alive, rejected
+
+    def figures(self) -> dict[str, Any]:
+        """Each operator's own cumulative figures (PII by type, contamination by benchmark), for those with any."""
+        return {op_label(op): f for op in self.ops if (f := op.stats())}
+
+
+Resolver = Callable[[Deduplicator, np.ndarray], Duplicates]
+
+
+def resolve_dedups(dedups: list[Deduplicator], keys_of: Callable[[int], np.ndarray], n: int, stats: OpStats,
+                   resolver: Resolver | None = None) -> list[DedupOutcome]:
+    """Each deduplicator in turn over the survivors of the one before; `keys_of(i)` gives deduplicator i's key
+    rows for all `n` records in stream order, `resolver` may replace `Deduplicator.resolve` (the Ray engine's
+    distributed MinHash) as long as it decides the same."""
+    alive = np.arange(n, dtype=np.int64)
+    outcomes = []
+    for i, d in enumerate(dedups):
+        keys = keys_of(i)
+        sub = keys if len(alive) == n else keys[alive]
+        result: Duplicates = resolver(d, sub) if resolver else d.resolve(sub)
+        dup_local = np.nonzero(result.survivor != np.arange(len(alive)))[0]
+        dups = {int(alive[j]): (int(alive[result.survivor[j]]), float(result.similarity[j])) for j in dup_local}
+        stats.count(d.name, len(alive), len(dups))
+        outcomes.append(DedupOutcome(d, dups))
+        if dups:
+            alive = alive[result.survivor == np.arange(len(alive))]
+        del keys, sub
+    return outcomes
+
+
+class LocalEngine:
+    """Per-record operators (mappers, filters) in `process`, then the deduplicators in `resolve`."""
+
+    def __init__(self, stage: str, ops: list[Operator], dedups: list[Deduplicator], scratch: Path) -> None:
+        self.processor = RecordProcessor(stage, ops)
+        self.stats = self.processor.stats
+        self.dedups = dedups
+        self.kept = 0  # records that passed every per-record operator, i.e. the dedup stream's length
+        self._stores = [KeyStore(scratch / f"keys-{i}-{d.name}.bin", d.key_width(), d.key_dtype) for i, d in enumerate(dedups)]
+        for d in dedups:
+            d.setup()
+
+    def process(self, batch: list[Record]) -> tuple[list[Record], list[Rejected]]:
+        """Run mappers and filters over one batch (records in input order); queue dedup keys of the kept."""
+        alive, rejected = self.processor.process(batch)
         for d, store in zip(self.dedups, self._stores):
             if alive:
                 store.append(d.keys(alive))
@@ -131,27 +176,11 @@ class LocalEngine:
 
     def resolve(self) -> list[DedupOutcome]:
         """Each deduplicator in turn over the survivors of the one before."""
-        alive = np.arange(self.kept, dtype=np.int64)
-        outcomes = []
-        for d, store in zip(self.dedups, self._stores):
-            keys = store.read()
-            sub = keys if len(alive) == self.kept else keys[alive]
-            result: Duplicates = d.resolve(sub)
-            dup_local = np.nonzero(result.survivor != np.arange(len(alive)))[0]
-            dups = {int(alive[i]): (int(alive[result.survivor[i]]), float(result.similarity[i])) for i in dup_local}
-            self.stats.count(d.name, len(alive), len(dups))
-            outcomes.append(DedupOutcome(d, dups))
-            if dups:
-                alive = alive[result.survivor == np.arange(len(alive))]
-            del keys, sub
+        outcomes = resolve_dedups(self.dedups, lambda i: self._stores[i].read(), self.kept, self.stats)
+        for store in self._stores:
             store.path.unlink(missing_ok=True)
         return outcomes
 
     def op_stats(self) -> dict[str, Any]:
         """Each operator's own figures (PII by type, contamination by benchmark), for those that have any."""
-        out = {}
-        for op in [*self.ops, *self.dedups]:
-            figures = op.stats()
-            if figures:
-                out[op_label(op)] = figures
-        return out
+        return self.processor.figures() | {op_label(d): f for d in self.dedups if (f := d.stats())}

@@ -42,6 +42,10 @@ class Stage(ABC):
         """Do the work, writing into the stage directory (`out` commits shards); return (counts, extra figures)
         for the manifest."""
 
+    def resumes(self, ctx: Context) -> bool:
+        """Whether this recipe's run of the stage continues from committed work (`resumable` unless it depends)."""
+        return self.resumable
+
     def upstream(self, ctx: Context) -> str | None:
         """The stage whose completion (and fingerprint) this one depends on; `after` unless the recipe decides."""
         return self.after
@@ -55,7 +59,7 @@ class Stage(ABC):
         if not force and ctx.run.is_complete(self.name, fp):
             log.info("stage %s: up to date, skipped", self.name)
             return fp, False
-        if force or not self.resumable:
+        if force or not self.resumes(ctx):
             ctx.run.reset(self.name)
         out = ctx.run.begin(self.name, fp)
         timer = Timer()
