@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections import Counter
 from typing import Any
 
@@ -41,6 +42,45 @@ def write_clusters(ctx: Context, outcome: DedupOutcome, ids: list[str]) -> str:
     return name
 
 
+class PhaseClock:
+    """Wall time per phase of the stage (operators, dedup, commit), for the manifest and engine sizing."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, name: str) -> dict[str, float]:
+        now = time.perf_counter()
+        self.phases[name] = round(now - self.start, 3)
+        self.start = now
+        return self.phases
+
+
+def duplicate_index(outcomes: list[DedupOutcome]) -> dict[int, tuple[DedupOutcome, int, float]]:
+    """Stream index of every duplicate -> (the dedup that removed it, its survivor's index, similarity)."""
+    out: dict[int, tuple[DedupOutcome, int, float]] = {}
+    for outcome in outcomes:
+        for dup, (survivor, sim) in outcome.duplicates.items():
+            out[dup] = (outcome, survivor, sim)
+    return out
+
+
+def split_duplicates(stage: str, records: list[Record], start: int, duplicate_of: dict[int, tuple[DedupOutcome, int, float]],
+                     ids: list[str], reasons: Counter[str]) -> tuple[list[Record], list[Rejected]]:
+    """One shard of dedup-stream records (stream indices from `start`) split into survivors and duplicates."""
+    keep: list[Record] = []
+    dups: list[Rejected] = []
+    for index, r in enumerate(records, start):
+        if index in duplicate_of:
+            outcome, survivor, sim = duplicate_of[index]
+            reason = f"duplicate of {ids[survivor]}: {outcome.op.describe(sim)}"
+            dups.append(Rejected(r, stage, outcome.op.name, reason))
+            reasons[outcome.op.name] += 1
+        else:
+            keep.append(r)
+    return keep, dups
+
+
 class CleanStage(Stage):
     name = "clean"
     version = 2
@@ -49,15 +89,28 @@ class CleanStage(Stage):
     def config(self, ctx: Context) -> Any:
         return ctx.recipe.cleaning.model_dump()
 
-    def operators(self, ctx: Context) -> tuple[list[Any], list[Deduplicator]]:
+    def operator_configs(self, ctx: Context) -> tuple[list[Any], list[Any]]:
+        """(mappers then filters, deduplicators) as configs, in the order they run."""
         cleaning = ctx.recipe.cleaning
         filters = merged_filters(cleaning.preset, ctx.recipe.task.language, list(cleaning.filters), ctx.recipe.task.type)
+        return [*cleaning.mappers, *filters], list(cleaning.dedup)
+
+    def operators(self, ctx: Context) -> tuple[list[Any], list[Deduplicator]]:
         base = ctx.recipe.base_dir
-        ops = [build(c, base) for c in cleaning.mappers] + [build(c, base) for c in filters]
-        return ops, [build(c, base) for c in cleaning.dedup]  # type: ignore[misc]
+        op_configs, dedup_configs = self.operator_configs(ctx)
+        return [build(c, base) for c in op_configs], [build(c, base) for c in dedup_configs]  # type: ignore[misc]
+
+    def resumes(self, ctx: Context) -> bool:
+        """On Ray, from the blocks that completed (a cluster run is long); locally a partial clean is cheap to redo."""
+        return ctx.recipe.engine == "ray"
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+        if ctx.recipe.engine == "ray":
+            from sftforge.stages.clean_ray import execute_on_ray
+
+            return execute_on_ray(self, ctx, out)
         ops, dedups = self.operators(ctx)
+        clock = PhaseClock()
         scratch = ctx.run.stage_dir(self.name) / "_scratch"
         shutil.rmtree(scratch, ignore_errors=True)
         engine = LocalEngine(self.name, ops, dedups, scratch)
@@ -80,27 +133,17 @@ class CleanStage(Stage):
                 out.commit([], rejected, [])
             ctx.reporter.advance(bar, kept=len(ids), removed=out.counts["rejected"])
 
+        clock.lap("operators")
         outcomes = engine.resolve()
-        duplicate_of: dict[int, tuple[DedupOutcome, int, float]] = {}
-        for outcome in outcomes:
-            for dup, (survivor, sim) in outcome.duplicates.items():
-                duplicate_of[dup] = (outcome, survivor, sim)
+        clock.lap("dedup")
+        duplicate_of = duplicate_index(outcomes)
         clusters = {op_label(o.op): write_clusters(ctx, o, ids) for o in outcomes}
 
         index = 0
         for path in kept_parts:
             records = table_to_records(pq.read_table(path))
-            keep: list[Record] = []
-            dups: list[Rejected] = []
-            for r in records:
-                if index in duplicate_of:
-                    outcome, survivor, sim = duplicate_of[index]
-                    reason = f"duplicate of {ids[survivor]}: {outcome.op.describe(sim)}"
-                    dups.append(Rejected(r, self.name, outcome.op.name, reason))
-                    reasons[outcome.op.name] += 1
-                else:
-                    keep.append(r)
-                index += 1
+            keep, dups = split_duplicates(self.name, records, index, duplicate_of, ids, reasons)
+            index += len(records)
             out.commit(keep, dups, [path.name])
             ctx.reporter.advance(bar, kept=out.counts["records"], removed=out.counts["rejected"])
         ctx.reporter.advance(bar, n=len(parts) - len(kept_parts))
@@ -112,5 +155,7 @@ class CleanStage(Stage):
             "seen_by_operator": engine.stats.seen,
             "operators": engine.op_stats(),
             "duplicate_clusters": clusters,
+            "engine": {"name": "local"},
+            "seconds": clock.lap("commit"),
         }
         return counts, extra
