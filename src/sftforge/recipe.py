@@ -572,6 +572,18 @@ class Output(Strict):
     license: str | None = Field(None, description="License named in the dataset card.")
 
 
+class RayConfig(Strict):
+    """A Ray cluster for engine: ray. The run directory must be on storage every node sees."""
+
+    address: str | None = Field(
+        None, description="The cluster (`auto`, `ray://head:10001`, `head:6379`); default: RAY_ADDRESS, else a local Ray."
+    )
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (no address); default: all.")
+    workers: int | None = Field(
+        None, ge=1, description="Operator actors, one CPU each; each loads the operators' models once. Default: one per CPU."
+    )
+
+
 class Recipe(Strict):
     """A whole sftforge recipe."""
 
@@ -600,7 +612,18 @@ class Recipe(Strict):
         "or source.",
     )
     output: Output = Field(default_factory=Output)
-    engine: Literal["local"] = Field("local", description="Executor; local streams batches in this process.")
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="Executor of the features and clean stages: local streams batches in this process; ray runs the "
+        "same operators on a Ray cluster (see `ray`) with the same result.",
+    )
+    ray: RayConfig | None = Field(None, description="Where engine: ray runs; absent: RAY_ADDRESS, else a local Ray.")
+
+    @model_validator(mode="after")
+    def _ray_settings_need_the_ray_engine(self) -> Recipe:
+        if self.ray is not None and self.engine != "ray":
+            raise ValueError("`ray` settings are for engine: ray; set engine: ray or remove the ray section")
+        return self
 
     @model_validator(mode="after")
     def _sources_for_task(self) -> Recipe:

@@ -46,29 +46,51 @@ class FeaturesStage(Stage):
         return [f.model_dump() for f in ctx.recipe.features]
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
-        ops = [build(c, ctx.recipe.base_dir) for c in ctx.recipe.features]
-        for op in ops:
-            op.setup()
         parts = sorted(ctx.run.stage_dir("generate").glob("part-*.parquet"))
+        pending = [p for p in parts if p.name not in out.done]
         bar = ctx.reporter.task("features", total=len(parts))
-        ctx.reporter.advance(bar, n=sum(p.name in out.done for p in parts))
-        for part in parts:
-            if part.name in out.done:
-                continue
-            records = table_to_records(pq.read_table(part))
-            vectors = compute_features(ops, records)
-            for name, matrix in vectors.items():
-                table = pa.table(
-                    {
-                        "id": pa.array([r.id for r in records], pa.string()),
-                        "vector": pa.FixedSizeListArray.from_arrays(
-                            pa.array(np.asarray(matrix, np.float32).reshape(-1)), matrix.shape[1]
-                        ),
-                    }
-                )
-                atomic_write_table(vectors_dir(ctx.run) / f"{name}-{part.stem}.parquet", table)
-            out.commit(records, [], [part.name])
-            ctx.reporter.advance(bar, records=out.counts["records"])
+        ctx.reporter.advance(bar, n=len(parts) - len(pending))
+        names = sorted({op_label(build(c, ctx.recipe.base_dir)) for c in ctx.recipe.features})
+        if ctx.recipe.engine == "ray" and ctx.recipe.features:  # without features there is nothing to distribute
+            engine = self._on_ray(ctx, out, pending, bar)
+        else:
+            ops = [build(c, ctx.recipe.base_dir) for c in ctx.recipe.features]
+            for op in ops:
+                op.setup()
+            for part in pending:
+                records = table_to_records(pq.read_table(part))
+                self._commit(ctx, out, part, records, compute_features(ops, records), bar)
+            engine = {"name": "local"}
         ctx.reporter.done(bar)
-        names = sorted({op_label(op) for op in ops})
-        return {"records": out.counts["records"]}, {"features": names}
+        return {"records": out.counts["records"]}, {"features": names, "engine": engine}
+
+    def _on_ray(self, ctx: Context, out: ShardLog, pending: list[Path], bar: Any) -> dict[str, Any]:
+        """The same operators in Ray actors, a block (generate shard) per task, committed in block order."""
+        from sftforge.engine.ray_engine import FeaturesWorker, map_blocks, ray_session, worker_count
+        from sftforge.stages.clean_ray import ray_settings
+
+        settings = ray_settings(ctx)
+        with ray_session(settings) as ray:
+            workers = worker_count(ray, settings)
+            if pending:
+                results = map_blocks(ray, FeaturesWorker, (list(ctx.recipe.features), ctx.recipe.base_dir), "process",
+                                     [str(p) for p in pending], workers)
+                for part, (table, vectors) in zip(pending, results):
+                    self._commit(ctx, out, part, table_to_records(table), vectors, bar)
+        return {"name": "ray", "workers": workers}
+
+    def _commit(self, ctx: Context, out: ShardLog, part: Path, records: list, vectors: dict[str, np.ndarray],
+                bar: Any) -> None:
+        """One shard's featured records, and its vector features beside them."""
+        for name, matrix in vectors.items():
+            table = pa.table(
+                {
+                    "id": pa.array([r.id for r in records], pa.string()),
+                    "vector": pa.FixedSizeListArray.from_arrays(
+                        pa.array(np.asarray(matrix, np.float32).reshape(-1)), matrix.shape[1]
+                    ),
+                }
+            )
+            atomic_write_table(vectors_dir(ctx.run) / f"{name}-{part.stem}.parquet", table)
+        out.commit(records, [], [part.name])
+        ctx.reporter.advance(bar, records=out.counts["records"])
