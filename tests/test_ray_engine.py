@@ -194,7 +194,8 @@ def test_an_interrupted_ray_clean_resumes_from_its_completed_blocks(tmp_path):
     assert not (ctx.run.stage_dir("clean") / "_blocks").exists()
 
 
-def test_band_pairs_from_ray_data_equal_the_local_resolution():
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_band_pairs_from_the_ray_shuffle_equal_the_local_resolution(partitions):
     from sftforge.engine.ray_engine import components_from_pairs, minhash_band_pairs
     from sftforge.ops.minhash import MinHasher, find_duplicates
 
@@ -207,7 +208,7 @@ def test_band_pairs_from_ray_data_equal_the_local_resolution():
             files.append(tmp / f"b{k}.npy")
             np.save(files[-1], sigs[start:start + 70])
             sizes.append(len(sigs[start:start + 70]))
-        first, member = minhash_band_pairs(ray, files, sizes, bands=16, rows=4, partitions=3)
+        first, member = minhash_band_pairs(ray, files, sizes, bands=16, rows=4, partitions=partitions)
     finally:
         shutil.rmtree(tmp)
     survivor, similarity = components_from_pairs(sigs, first, member, threshold=0.7, verify=True)

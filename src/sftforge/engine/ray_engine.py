@@ -119,9 +119,9 @@ def map_blocks(ray: Any, actor_cls: Any, init_args: tuple[Any, ...], method: str
 # -- distributed MinHash candidate pairs -----------------------------------------------------------------------------
 
 
-def _band_partitions(path: str, start: int, bands: int, rows: int, partitions: int) -> list[np.ndarray]:
+def _band_partitions(path: str, start: int, bands: int, rows: int, partitions: int) -> np.ndarray | tuple[np.ndarray, ...]:
     """Map side: one signature file's band keys as rows (band, key, global index), split by key hash into
-    `partitions` arrays; empty documents produce none."""
+    `partitions` arrays (one task return each; a single array for one partition); empty documents produce none."""
     from sftforge.ops.minhash import EMPTY, _band_key
 
     sigs = np.load(path, mmap_mode="r")
@@ -132,8 +132,10 @@ def _band_partitions(path: str, start: int, bands: int, rows: int, partitions: i
         table[rows_of, 0] = band
         table[rows_of, 1] = _band_key(sigs, band, rows)[live]
         table[rows_of, 2] = live + start
+    if partitions == 1:
+        return table
     which = (table[:, 1] ^ table[:, 0]) % np.uint64(partitions)
-    return [table[which == p] for p in range(partitions)]
+    return tuple(table[which == p] for p in range(partitions))
 
 
 def _bucket_edges(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,10 +159,10 @@ def minhash_band_pairs(ray: Any, files: list[Path], sizes: list[int], bands: int
     signature file's band keys by key hash, one reducer per partition groups its buckets. Only the pairs come
     back to the driver; no process ever holds every band key."""
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
-    mapper = ray.remote(num_returns=partitions)(_band_partitions) if partitions > 1 else ray.remote(_band_partitions)
+    mapper = ray.remote(num_returns=partitions)(_band_partitions)
     reducer = ray.remote(num_returns=2)(_bucket_edges)
     mapped = [mapper.remote(str(f), s, bands, rows, partitions) for f, s in zip(files, starts)]
-    if partitions == 1:
+    if partitions == 1:  # one return: the ref itself, not a list of refs
         mapped = [[m] for m in mapped]
     reduced = [reducer.remote(*[m[p] for m in mapped]) for p in range(partitions)]
     pairs = [ray.get(list(r)) for r in reduced]

@@ -123,6 +123,7 @@ def execute_on_ray(stage: CleanStage, ctx: Context, out: ShardLog) -> tuple[dict
     bar = ctx.reporter.task("clean", total=len(parts) * 2)
     ctx.reporter.advance(bar, n=reused)
     with ray_session(settings) as ray:
+        clock.lap("ray_start")
         workers = worker_count(ray, settings)
         pending = [(p, f) for p, f in zip(parts, folders) if not f.is_dir()]
         if pending:
