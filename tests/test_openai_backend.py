@@ -92,6 +92,31 @@ def test_survives_every_kind_of_fault(server):
     assert llm.retries == len(schedule) - 1  # every fault was retried once, and nothing else
 
 
+def test_requests_are_balanced_over_several_servers(server):
+    with FaultProxy(server, []) as a, FaultProxy(server, []) as b:
+        llm = OpenAICompatibleLLM(OpenAISettings(base_url=(a.url, b.url), model="smollm2", concurrency=2))
+        try:
+            outs = llm.generate(requests(8))
+        finally:
+            llm.close()
+    assert sorted(c.request.id for c in outs) == [f"r{i}" for i in range(8)] and all(c.text.strip() for c in outs)
+    assert a.counts["pass"] + b.counts["pass"] == 8 and min(a.counts["pass"], b.counts["pass"]) >= 3
+    assert llm.capacity == 4 and llm.requests_by_server == {a.url: a.counts["pass"], b.url: b.counts["pass"]}
+
+
+def test_a_dead_server_in_the_list_is_routed_around(server):
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with FaultProxy(server, []) as live:
+        llm = OpenAICompatibleLLM(OpenAISettings(base_url=(dead, live.url), model="smollm2", concurrency=2,
+                                                 max_retries=2, backoff_base=0.01))
+        try:
+            outs = llm.generate(requests(6))
+        finally:
+            llm.close()
+    assert len(outs) == 6 and live.counts["pass"] == 6
+    assert llm.requests_by_server[dead] >= 1 and llm.retries == llm.requests_by_server[dead]  # each retried elsewhere
+
+
 def test_permanent_error_is_raised_not_retried(server):
     with FaultProxy(server, ["401"]) as proxy:
         llm = OpenAICompatibleLLM(OpenAISettings(base_url=proxy.url, model="smollm2"))

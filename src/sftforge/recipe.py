@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     PrivateAttr,
+    StringConstraints,
     Tag,
     ValidationError,
     model_validator,
@@ -175,11 +176,17 @@ class LlamaCppModel(Strict):
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
 
 
+HttpURL = Annotated[str, StringConstraints(pattern=r"^https?://")]
+
+
 class OpenAIModel(Strict):
     """Any OpenAI-compatible chat completions server: vLLM, SGLang, TGI, llama.cpp server, Ollama, OpenAI."""
 
     backend: Literal["openai"] = Field(description="openai: an OpenAI-compatible /v1/chat/completions server.")
-    base_url: str = Field(pattern=r"^https?://", description="Server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
+    base_url: Union[HttpURL, list[HttpURL]] = Field(
+        description="Server URL up to /v1, e.g. http://127.0.0.1:8000/v1; or a list of servers of the same model, "
+        "balanced (each request to the least busy, a failed one retried on another)."
+    )
     model: str = Field(description="Model name the server expects.")
     api_key_env: str | None = Field(
         None, description="Name of the environment variable holding the API key (the key is never written)."

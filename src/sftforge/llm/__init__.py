@@ -32,7 +32,7 @@ def open_llm(spec: LlamaCppModel | OpenAIModel | TransformersModel, base_dir: Pa
 
         llm = OpenAICompatibleLLM(
             OpenAISettings(
-                base_url=spec.base_url,
+                base_url=spec.base_url if isinstance(spec.base_url, str) else tuple(spec.base_url),
                 model=spec.model,
                 api_key_env=spec.api_key_env,
                 concurrency=spec.concurrency,

@@ -7,6 +7,10 @@ Requests run on an asyncio loop in a background thread with at most `concurrency
 jitter, honouring `Retry-After`; a request that still fails, or a permanent error (401, 404, 400), raises
 `ModelError` out of `poll`. Nothing is lost by that: finished work is committed, responses are cached, and a rerun
 resumes. The API key is read from the environment variable the recipe names and is never written anywhere.
+
+Several servers (a list of base URLs serving the same model) are balanced: each request goes to the server with
+the fewest requests in flight, up to `concurrency` per server, and a request that failed on one server is retried
+on another.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import queue
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -67,7 +71,7 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random, ret
 
 @dataclass(frozen=True)
 class OpenAISettings:
-    base_url: str
+    base_url: str | tuple[str, ...]  # one server, or several serving the same model
     model: str
     api_key_env: str | None = None
     concurrency: int = 8
@@ -76,13 +80,30 @@ class OpenAISettings:
     backoff_base: float = 0.5
     backoff_cap: float = 20.0
 
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.base_url,) if isinstance(self.base_url, str) else tuple(self.base_url)
+
+
+@dataclass(eq=False)
+class _Server:
+    """One server's client, its in-flight limit and how busy it is."""
+
+    url: str
+    client: httpx.AsyncClient
+    sem: asyncio.Semaphore
+    load: int = 0  # requests assigned to it and not finished
+    sent: int = field(default=0)
+
 
 class OpenAICompatibleLLM(LLM):
     """Chat completions over HTTP with bounded concurrency and retries."""
 
     def __init__(self, settings: OpenAISettings) -> None:
         self.settings = settings
-        self.model_id = f"openai:{settings.model}@{settings.base_url.rstrip('/')}"
+        if not settings.urls:
+            raise ModelError("generation.model.base_url: give at least one server URL")
+        self.model_id = f"openai:{settings.model}@{'+'.join(u.rstrip('/') for u in settings.urls)}"
         headers = {"Content-Type": "application/json"}
         if settings.api_key_env:
             key = os.environ.get(settings.api_key_env)
@@ -98,8 +119,7 @@ class OpenAICompatibleLLM(LLM):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sftforge-openai", daemon=True)
         self._thread.start()
-        self._client: httpx.AsyncClient = self._call(self._make_client())
-        self._sem: asyncio.Semaphore = self._call(self._make_semaphore())
+        self._servers: list[_Server] = [self._call(self._make_server(url)) for url in settings.urls]
         self.retries = 0
         # How JSON replies are asked for: OpenAI's json_schema, else llama.cpp's json_object with a schema, else
         # not at all (replies are then only validated client-side). Moves down when a server rejects a form.
@@ -108,21 +128,29 @@ class OpenAICompatibleLLM(LLM):
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    async def _make_client(self) -> httpx.AsyncClient:
+    async def _make_server(self, url: str) -> _Server:
         limits = httpx.Limits(max_connections=self.settings.concurrency, max_keepalive_connections=self.settings.concurrency)
-        return httpx.AsyncClient(
-            base_url=self.settings.base_url.rstrip("/") + "/",
+        client = httpx.AsyncClient(
+            base_url=url.rstrip("/") + "/",
             headers=self._headers,
             timeout=httpx.Timeout(self.settings.timeout),
             limits=limits,
         )
+        return _Server(url, client, asyncio.Semaphore(self.settings.concurrency))
 
-    async def _make_semaphore(self) -> asyncio.Semaphore:
-        return asyncio.Semaphore(self.settings.concurrency)
+    def _pick(self, avoid: _Server | None) -> _Server:
+        """The least busy server, not the one that just failed when there is another."""
+        candidates = [s for s in self._servers if s is not avoid] or self._servers
+        return min(candidates, key=lambda s: (s.load, s.sent))
+
+    @property
+    def requests_by_server(self) -> dict[str, int]:
+        """Requests sent to each server, retries included (for the manifest and tests)."""
+        return {s.url: s.sent for s in self._servers}
 
     @property
     def capacity(self) -> int:
-        return self.settings.concurrency
+        return self.settings.concurrency * len(self._servers)
 
     def pending(self) -> int:
         return self._pending
@@ -195,10 +223,11 @@ class OpenAICompatibleLLM(LLM):
             return stripped[len(prefill) :]
         return " " + stripped if not content.startswith((" ", "\n")) else content
 
-    async def _once(self, request: ChatRequest) -> Completion:
+    async def _once(self, request: ChatRequest, server: _Server) -> Completion:
         sent = self.response_format if request.sampling.json_schema else None  # the form this body asks for
+        server.sent += 1
         try:
-            resp = await self._client.post("chat/completions", json=self._body(request, sent))
+            resp = await server.client.post("chat/completions", json=self._body(request, sent))
         except httpx.TimeoutException as exc:
             raise TransientError(f"timed out after {self.settings.timeout:g}s ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:  # connection refused/reset, truncated body, protocol errors
@@ -213,7 +242,7 @@ class OpenAICompatibleLLM(LLM):
                 self.response_format = "json_object" if sent == "json_schema" else None
                 log.warning(
                     "%s rejected response_format %s; trying %s",
-                    self.settings.base_url, sent, self.response_format or "client-side validation only",
+                    server.url, sent, self.response_format or "client-side validation only",
                 )
             raise TransientError(f"response_format {sent} not supported", retry_after=0.0)
         if resp.status_code in RETRYABLE_STATUS:
@@ -221,7 +250,7 @@ class OpenAICompatibleLLM(LLM):
         if resp.status_code >= 400:
             detail = resp.text[:300]
             raise ModelError(
-                f"{self.settings.base_url} answered HTTP {resp.status_code} for model '{self.settings.model}': {detail}"
+                f"{server.url} answered HTTP {resp.status_code} for model '{self.settings.model}': {detail}"
                 + (" (check the API key variable)" if resp.status_code in (401, 403) else "")
             )
         try:
@@ -241,36 +270,47 @@ class OpenAICompatibleLLM(LLM):
         )
 
     async def _run(self, request: ChatRequest) -> None:
-        async with self._sem:
-            attempt = 0
-            while True:
-                try:
-                    self._done.put(await self._once(request))
-                    return
-                except TransientError as exc:
-                    if attempt >= self.settings.max_retries:
-                        self._done.put(
-                            ModelError(
-                                f"{self.settings.base_url}: request failed {attempt + 1} times, last: {exc}; "
-                                "completed work is saved, rerun to resume"
-                            )
+        attempt = 0
+        failed: _Server | None = None
+        while True:
+            server = self._pick(avoid=failed)
+            server.load += 1
+            try:
+                async with server.sem:
+                    self._done.put(await self._once(request, server))
+                return
+            except TransientError as exc:
+                if attempt >= self.settings.max_retries:
+                    where = server.url if len(self._servers) == 1 else f"{len(self._servers)} servers (last {server.url})"
+                    self._done.put(
+                        ModelError(
+                            f"{where}: request failed {attempt + 1} times, last: {exc}; "
+                            "completed work is saved, rerun to resume"
                         )
-                        return
-                    delay = backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap, self._rng, exc.retry_after)
-                    log.debug("retrying %s in %.2fs after: %s", request.id, delay, exc)
-                    self.retries += 1
-                    attempt += 1
-                    await asyncio.sleep(delay)
-                except Exception as exc:  # permanent errors and bugs surface in poll()
-                    self._done.put(exc)
+                    )
                     return
+                # with other servers to try, retry at once elsewhere; a lone server gets the backoff
+                delay = backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap, self._rng, exc.retry_after)
+                if len(self._servers) > 1 and exc.retry_after is None:
+                    delay = min(delay, self.settings.backoff_base)
+                log.debug("retrying %s in %.2fs after %s: %s", request.id, delay, server.url, exc)
+                self.retries += 1
+                attempt += 1
+                failed = server
+            except Exception as exc:  # permanent errors and bugs surface in poll()
+                self._done.put(exc)
+                return
+            finally:
+                server.load -= 1
+            await asyncio.sleep(delay)
 
     async def _shutdown(self) -> None:
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._client.aclose()
+        for server in self._servers:
+            await server.client.aclose()
 
     def close(self) -> None:
         if self._loop.is_closed():
