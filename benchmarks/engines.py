@@ -170,13 +170,13 @@ def main() -> None:
                   f"{r['counts']['records']:,}  removed {r['removed']}", flush=True)
         local = statistics.median(x["wall"] for x in results["local"])
         print()
-        print(f"{'engine':10s} {'wall s':>8s} {'x local':>8s} {'peak MiB':>9s} {'ray start s':>11s} "
+        print(f"{'engine':10s} {'wall s':>8s} {'x local':>8s} {'peak MiB':>9s} {'start s':>11s} "
               f"{'operators rec/s/worker':>23s} {'dedup s':>8s}")
         for name, runs in results.items():
             wall = statistics.median(x["wall"] for x in runs)
             ops = statistics.median(x["seconds"]["operators"] for x in runs)
             workers = 1 if name == "local" else int(name.split("x")[1])
-            start = statistics.median(x["seconds"].get("ray_start", 0.0) for x in runs)
+            start = statistics.median(x["seconds"].get("start", 0.0) for x in runs)
             print(f"{name:10s} {wall:8.1f} {local / wall:8.2f} {statistics.median(x['peak_mib'] for x in runs):9.0f} "
                   f"{start:11.1f} {args.docs / ops / workers:23.0f} {statistics.median(x['seconds']['dedup'] for x in runs):8.1f}")
         print("sizing: the operators phase (filters, PII, dedup keys; actor start-up included, Ray's own start-up not) "

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from sftforge.engine.local import LocalEngine
+from sftforge.engine.local import RecordProcessor, resolve_dedups
 from sftforge.ops import build
 from sftforge.ops.dedup import ExactDedupConfig, first_of_equal_rows
 from sftforge.ops.filters import FormatConfig, LengthConfig
@@ -117,28 +117,29 @@ def test_first_of_equal_rows():
     assert first_of_equal_rows(keys).tolist() == [0, 1, 0, 3, 1]
 
 
-def test_engine_filters_then_dedups_on_disk(tmp_path):
+def test_processor_filters_and_dedup_resolves_over_the_stream():
     ops = [build(LengthConfig(role="assistant", min=5))]
-    engine = LocalEngine("clean", ops, [build(ExactDedupConfig())], tmp_path / "scratch")
+    processor = RecordProcessor("clean", ops)
+    dedup = build(ExactDedupConfig())
     batch1 = [rec("What is X?", "X is a letter.", "a"), rec("What is Y?", "no", "b")]
     batch2 = [rec("what is x", "X is the 24th letter.", "c"), rec("What is Z?", "Z is the last letter.", "d")]
-    kept1, rej1 = engine.process(batch1)
-    kept2, rej2 = engine.process(batch2)
+    kept1, rej1 = processor.process(batch1)
+    kept2, rej2 = processor.process(batch2)
     assert [r.id for r in kept1] == ["a"] and [r.record.id for r in rej1] == ["b"]
     assert rej1[0].operator == "length_assistant_chars" and "outside" in rej1[0].reason
     assert kept1[0].features["length_assistant_chars"] == len("X is a letter.")
     assert [r.id for r in kept2] == ["c", "d"] and not rej2
-    (outcome,) = engine.resolve()
+    keys = np.vstack([dedup.keys(kept1), dedup.keys(kept2)])
+    (outcome,) = resolve_dedups([dedup], lambda i: keys, 3, processor.stats)
     assert outcome.duplicates == {1: (0, 1.0)}  # c (stream index 1) duplicates a (index 0)
-    assert engine.stats.removed == {"length_assistant_chars": 1, "exact_dedup": 1}
-    assert not list((tmp_path / "scratch").glob("*.bin"))  # key files are removed once resolved
+    assert processor.stats.removed == {"length_assistant_chars": 1, "exact_dedup": 1}
 
 
-def test_engine_reuses_stored_features(tmp_path):
+def test_processor_reuses_stored_features():
     op = build(LengthConfig(role="assistant", max=3))
     r = rec("q?", "a long answer")
     r.features["length_assistant_chars"] = 2.0  # as if the features stage had computed it
-    kept, rejected = LocalEngine("clean", [op], [], tmp_path).process([r])
+    kept, rejected = RecordProcessor("clean", [op]).process([r])
     assert kept == [r] and not rejected
 
 
@@ -189,22 +190,25 @@ def test_clean_stage_redacts_filters_decontaminates_and_dedups(tmp_path):
 def test_minhash_dedup_after_exact_dedup_in_the_engine(tmp_path):
     from sftforge.ops.dedup import MinHashDedupConfig
 
+    from sftforge.engine.local import OpStats
+
     dedups = [build(ExactDedupConfig()), build(MinHashDedupConfig(threshold=0.7))]
-    engine = LocalEngine("clean", [], dedups, tmp_path)
     q = "What does PEP 8 say about the maximum line length for code?"
-    engine.process([rec(q, "79.", "a"), rec(q.upper(), "79", "b")])
-    engine.process([rec(q.replace("code?", "Python code?"), "79", "c"), rec("How are docstrings written?", "So.", "d")])
-    exact, near = engine.resolve()
+    records = [rec(q, "79.", "a"), rec(q.upper(), "79", "b"), rec(q.replace("code?", "Python code?"), "79", "c"),
+               rec("How are docstrings written?", "So.", "d")]
+    keys = [d.keys(records) for d in dedups]
+    stats = OpStats()
+    exact, near = resolve_dedups(dedups, lambda i: keys[i], len(records), stats)
     assert exact.duplicates == {1: (0, 1.0)}
     (dup, (survivor, sim)), = near.duplicates.items()
     assert (dup, survivor) == (2, 0) and 0.7 <= sim < 1.0  # c is near a; b was already gone
-    assert engine.stats.seen["minhash_dedup"] == 3 and engine.stats.removed["minhash_dedup"] == 1
+    assert stats.seen["minhash_dedup"] == 3 and stats.removed["minhash_dedup"] == 1
 
 
 def test_language_presets_keep_good_records_and_catch_bad_ones(tmp_path):
     def run(preset: str, records: list[Record]) -> dict[str, str]:
         ops = [build(c) for c in preset_filters(preset)]
-        kept, rejected = LocalEngine("clean", ops, [], tmp_path).process(records)
+        kept, rejected = RecordProcessor("clean", ops).process(records)
         return {r.id: "kept" for r in kept} | {r.record.id: r.operator for r in rejected}
 
     zh = run("zh", [

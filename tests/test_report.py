@@ -103,7 +103,8 @@ def test_export_drops_rejected_records_and_brings_back_accepted_ones(tmp_path):
     assert not run_stage(ctx, "export")
 
 
-def test_accepting_a_generation_reject_or_an_unknown_record_is_refused_at_export(tmp_path):
+def test_accepting_a_generation_reject_or_an_unknown_record_is_refused(tmp_path):
+    from sftforge.report.collect import collect
     from sftforge.review.decisions import append_decision, reviewable
     from sftforge.stages import run_stage
 
@@ -111,9 +112,14 @@ def test_accepting_a_generation_reject_or_an_unknown_record_is_refused_at_export
     allowed = reviewable(ctx.run)
     with pytest.raises(ReviewError, match="no record 'nope'"):
         allowed.check("nope", "reject")
-    append_decision(ctx.run, "bad", "accept")
-    with pytest.raises(ReviewError, match="rejected during generation.*clear those decisions"):
+    with pytest.raises(ReviewError, match="rejected during generation and is not a complete record"):
+        allowed.check("bad", "accept")
+    allowed.check("bad", "reject")
+    append_decision(ctx.run, "bad", "accept")  # written by hand, past the page's checks
+    with pytest.raises(ReviewError, match="decisions.jsonl: record bad was rejected during generation.*clear that decision"):
         run_stage(ctx, "export")
+    data = collect(ctx.run, ctx.recipe)  # the report still renders, and says why the decisions were not applied
+    assert "record bad was rejected during generation" in data["review"]["error"] and data["totals"]["dataset"] == 4
 
 
 def test_held_out_records_cannot_be_accepted(tmp_path):
@@ -174,7 +180,7 @@ def test_a_capped_report_keeps_every_linked_example(tmp_path):
     data = collect(ctx.run, ctx.recipe, ReportOptions(max_records=3))
     shown = {r["id"] for r in data["records"]}
     assert data["totals"]["shown"] == 3 and data["totals"]["records"] == 7
-    assert {"bad", "r4", "r5"} <= shown | {"r1"}  # the reason examples come first
+    assert shown == {"bad", "r4", "r5"}  # the reason examples come first, before the dedup clusters' members
     assert {i for r in data["reasons"] for i in r["examples"]} <= shown
 
 
@@ -195,16 +201,38 @@ def test_passages_are_cut_from_the_document_around_the_cited_offsets(tmp_path):
     assert book.key("missing", 0, 3) is None and book.key("d", None, None) is None
 
 
-def test_record_text_cannot_close_the_data_script():
+def test_record_text_cannot_close_the_data_script_or_break_the_page(tmp_path, browser):
+    from conftest import open_page
+    from sftforge.report.collect import collect
     from sftforge.report.render import data_json, render_html
 
-    data = {"run": {"name": "x"}, "records": [{"text": "</script><script>alert(1)</script>\u2028"}]}
+    hostile = "<!--<script> </script><script>window.pwned = 1</script><img src=x onerror='window.pwned=2'>\u2028"
+    data = {"run": {"name": "x"}, "records": [{"text": hostile}]}
     blob = data_json(data)
-    assert "</script>" not in blob and json.loads(blob) == data
-    html = render_html(data)
-    assert html.count("</script>") == 3  # the data, the mode flag and the page's own script
+    assert "<" not in blob and json.loads(blob) == data
     with pytest.raises(ValueError):
         data_json({"x": float("nan")})
+
+    ctx = make_run(tmp_path)
+    table = ctx.run.read_table("clean")
+    rows = table.to_pylist()
+    rows[0]["messages"][0]["content"] = hostile  # a record whose text is an attack on the page
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sftforge.sample import RECORD_SCHEMA
+
+    (part,) = sorted(ctx.run.stage_dir("clean").glob("part-*.parquet"))
+    pq.write_table(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA), part)
+    html = render_html(collect(ctx.run, ctx.recipe))
+    assert html.count("</script>") == 3  # the data, the mode flag and the page's own script
+    (tmp_path / "r.html").write_text(html, encoding="utf-8")
+    page, errors = open_page(browser, (tmp_path / "r.html").as_uri())
+    page.fill("#f-text", "r0")
+    page.dispatch_event("#f-text", "input")
+    page.click('#browser-rows tr[data-id="r0"] td')
+    assert hostile.strip("\u2028") in page.text_content("#detail")  # shown as text
+    assert page.evaluate("window.pwned") is None and errors == []
+    page.close()
 
 
 def test_the_map_projection_is_deterministic_and_separates_clusters():

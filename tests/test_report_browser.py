@@ -196,6 +196,16 @@ def test_a_decision_made_in_the_review_page_changes_the_export(review_run, brows
         assert status == 409 and "held out" in body["error"]
         status, body = _post(server.url, {"id": "no-such-record", "decision": "reject"})
         assert status == 409 and "no record" in body["error"]
+        import httpx
+
+        port = server.server_address[1]
+        rebound = httpx.get(server.url, headers={"Host": f"evil.example:{port}"}, timeout=10)  # DNS rebinding
+        assert rebound.status_code == 403 and "127.0.0.1" in rebound.json()["error"]
+        cross = httpx.post(server.url + "api/decisions", json={"id": victim, "decision": "accept"},
+                           headers={"Origin": "http://evil.example"}, timeout=10)
+        assert cross.status_code == 403
+        form = httpx.post(server.url + "api/decisions", content=b"id=x", headers={"Content-Type": "text/plain"}, timeout=10)
+        assert form.status_code == 415
         page.reload()  # the decisions survive a reload: they are read back from the run directory
         page.wait_for_selector("body[data-ready=yes]")
         page.select_option("#f-decision", "reject")

@@ -99,7 +99,12 @@ def run(
         if skipped:
             console.print(f"{f'round {r}: ' if len(rounds) > 1 else ''}up to date, skipped: {', '.join(skipped)}")
         _summary(round_run.path)
-        out.print(f"report: {_write_report(round_run.path)}")
+        try:
+            out.print(f"report: {_write_report(round_run.path)}")
+        except Exception as exc:  # the dataset is written; a report problem must not fail the run
+            logging.getLogger("sftforge.report").warning(
+                "the dataset is complete, but the report could not be written (%s); fix that and run `sftforge "
+                "report %s`", exc, round_run.path, exc_info=not isinstance(exc, SftforgeError))
     if len(rounds) > 1:
         out.print(f"final dataset (round {rounds[-1][0]}): {rounds[-1][1].stage_dir('export')}")
 

@@ -1,16 +1,15 @@
-"""The local engine: streams record batches through operators in this process.
+"""Running operators over records, shared by every engine.
 
 Operators stay pure; this is where scores are written to `features`, removed records become `Rejected` with
-their operator and reason, and dedup state lives. Dedup state is on disk: each deduplicator's key rows (hashes,
-MinHash signatures, embeddings) are appended to a flat file as records stream past, and resolved afterwards from
-a memory map, so memory does not grow with the dataset beyond what one resolution step needs.
+their operator and reason (`RecordProcessor`), and deduplicators decide over the whole stream's keys in turn
+(`resolve_dedups`). The keys live on disk (clean/_blocks, then one memory map per deduplicator), so memory does
+not grow with the dataset beyond what one resolution step needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,29 +56,6 @@ def compute_features(ops: list[Operator], records: list[Record]) -> dict[str, np
         elif isinstance(op, Feature):
             score_features(op, records)
     return vectors
-
-
-class KeyStore:
-    """Append-only fixed-width rows on disk for one deduplicator; read back as a memory map."""
-
-    def __init__(self, path: Path, width: int, dtype: str) -> None:
-        self.path, self.width, self.dtype = path, width, np.dtype(dtype)
-        self.rows = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "wb")
-
-    def append(self, rows: np.ndarray) -> None:
-        rows = np.ascontiguousarray(rows, dtype=self.dtype)
-        if rows.ndim != 2 or rows.shape[1] != self.width:
-            raise ValueError(f"{self.path.name}: key rows of shape {rows.shape}, expected (n, {self.width})")
-        self._fh.write(rows.tobytes())
-        self.rows += len(rows)
-
-    def read(self) -> np.ndarray:
-        self._fh.close()
-        if self.rows == 0:
-            return np.zeros((0, self.width), self.dtype)
-        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.rows, self.width))
 
 
 @dataclass
@@ -151,36 +127,3 @@ def resolve_dedups(dedups: list[Deduplicator], keys_of: Callable[[int], np.ndarr
             alive = alive[result.survivor == np.arange(len(alive))]
         del keys, sub
     return outcomes
-
-
-class LocalEngine:
-    """Per-record operators (mappers, filters) in `process`, then the deduplicators in `resolve`."""
-
-    def __init__(self, stage: str, ops: list[Operator], dedups: list[Deduplicator], scratch: Path) -> None:
-        self.processor = RecordProcessor(stage, ops)
-        self.stats = self.processor.stats
-        self.dedups = dedups
-        self.kept = 0  # records that passed every per-record operator, i.e. the dedup stream's length
-        self._stores = [KeyStore(scratch / f"keys-{i}-{d.name}.bin", d.key_width(), d.key_dtype) for i, d in enumerate(dedups)]
-        for d in dedups:
-            d.setup()
-
-    def process(self, batch: list[Record]) -> tuple[list[Record], list[Rejected]]:
-        """Run mappers and filters over one batch (records in input order); queue dedup keys of the kept."""
-        alive, rejected = self.processor.process(batch)
-        for d, store in zip(self.dedups, self._stores):
-            if alive:
-                store.append(d.keys(alive))
-        self.kept += len(alive)
-        return alive, rejected
-
-    def resolve(self) -> list[DedupOutcome]:
-        """Each deduplicator in turn over the survivors of the one before."""
-        outcomes = resolve_dedups(self.dedups, lambda i: self._stores[i].read(), self.kept, self.stats)
-        for store in self._stores:
-            store.path.unlink(missing_ok=True)
-        return outcomes
-
-    def op_stats(self) -> dict[str, Any]:
-        """Each operator's own figures (PII by type, contamination by benchmark), for those that have any."""
-        return self.processor.figures() | {op_label(d): f for d in self.dedups if (f := d.stats())}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from sftforge.errors import StageError
+from sftforge.errors import SftforgeError, StageError
 
 log = logging.getLogger(__name__)
+SIG_ROWS_PER_FILE = 65536  # MinHash signatures per file of the band shuffle's input
 
 
 def import_ray():  # type: ignore[no-untyped-def]
@@ -45,6 +47,11 @@ class RaySettings:
     address: str | None = None
     num_cpus: int | None = None
     workers: int | None = None
+
+
+def settings_of(config: Any) -> RaySettings:
+    """RaySettings from a recipe's `ray` section (None: the defaults)."""
+    return RaySettings(config.address, config.num_cpus, config.workers) if config is not None else RaySettings()
 
 
 @contextlib.contextmanager
@@ -94,6 +101,18 @@ class _BlockUDF:
         return {"payload": np.array(out, dtype=object)}
 
 
+def _sftforge_cause(exc: BaseException) -> SftforgeError | None:
+    """The SftforgeError a Ray task error wraps, if any (Ray keeps the worker's exception as `cause`)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SftforgeError):
+            return current
+        seen.add(id(current))
+        current = getattr(current, "cause", None) or current.__cause__
+    return None
+
+
 def map_blocks(ray: Any, actor_cls: Any, init_args: tuple[Any, ...], method: str, blocks: Sequence[str],
                workers: int) -> Iterator[Any]:
     """Results of `actor_cls(*init_args).method(block)` for each block, in block order, through Ray Data: a pool
@@ -112,6 +131,11 @@ def map_blocks(ray: Any, actor_cls: Any, init_args: tuple[Any, ...], method: str
                             concurrency=max(1, min(workers, len(blocks))), num_cpus=1, batch_format="numpy")
         for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
             yield pickle.loads(batch["payload"][0])
+    except Exception as exc:  # an operator's own error (a missing benchmark file...) reaches the user as itself
+        inner = _sftforge_cause(exc)
+        if inner is None:
+            raise
+        raise inner from exc
     finally:
         ctx.execution_options.preserve_order = before
 
@@ -191,116 +215,37 @@ def components_from_pairs(sigs: np.ndarray, first: np.ndarray, member: np.ndarra
     return parent, similarity
 
 
-# -- operator statistics from many workers ---------------------------------------------------------------------------
+class RayRunner:
+    """Blocks through Ray Data actors; MinHash dedup through the band-key shuffle."""
 
+    def __init__(self, ray: Any, settings: RaySettings | None) -> None:
+        self.ray = ray
+        self.workers = worker_count(ray, settings or RaySettings())
+        self.info = {"name": "ray", "workers": self.workers}
 
-def _is_item_list(x: Any) -> bool:
-    """A list of counted items, like decontamination's top items: [{"benchmark": .., "item": .., "records": n}]."""
-    return isinstance(x, list) and all(isinstance(i, dict) and "records" in i for i in x)
+    def map(self, worker_cls: Any, init_args: tuple[Any, ...], blocks: Sequence[str]) -> Iterator[Any]:
+        return map_blocks(self.ray, worker_cls, init_args, "process", blocks, self.workers)
 
+    def minhash_resolver(self, scratch: Path):  # type: ignore[no-untyped-def]
+        """Resolves `MinHashDedup` through band buckets on Ray, every other deduplicator as it does locally."""
+        from sftforge.ops.base import Duplicates
+        from sftforge.ops.dedup import MinHashDedup
 
-def _item_key(item: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(sorted((k, v) for k, v in item.items() if k != "records"))
+        def resolve(d: Any, keys: np.ndarray) -> Any:
+            if not isinstance(d, MinHashDedup):
+                return d.resolve(keys)
+            sig_dir = scratch / "minhash-signatures"
+            shutil.rmtree(sig_dir, ignore_errors=True)
+            sig_dir.mkdir(parents=True)
+            files, sizes = [], []
+            for k, start in enumerate(range(0, len(keys), SIG_ROWS_PER_FILE)):
+                chunk = np.asarray(keys[start:start + SIG_ROWS_PER_FILE])
+                files.append(sig_dir / f"s{k:05d}.npy")
+                np.save(files[-1], chunk)
+                sizes.append(len(chunk))
+            first, member = minhash_band_pairs(self.ray, files, sizes, d.bands, d.rows, self.workers)
+            survivor, similarity = components_from_pairs(keys, first, member, d.config.threshold, d.config.verify)
+            shutil.rmtree(sig_dir, ignore_errors=True)
+            return Duplicates(survivor, np.nan_to_num(similarity, nan=1.0))
 
-
-def stats_delta(new: Any, old: Any) -> Any:
-    """What one block added to an operator's cumulative figures: numbers are subtracted, dicts recurse, other
-    values (names) are kept as they are now. Lists of counted items are diffed item by item (they are top-N lists:
-an item that left the top N is not counted again)."""
-    if _is_item_list(new):
-        before = {_item_key(x): x["records"] for x in (old if _is_item_list(old) else [])}
-        changed = [x | {"records": x["records"] - before.get(_item_key(x), 0)} for x in new]
-        return [x for x in changed if x["records"]]
-    if isinstance(new, bool) or not isinstance(new, (int, float, dict)):
-        return new
-    if isinstance(new, dict):
-        old = old if isinstance(old, dict) else {}
-        return {k: stats_delta(v, old.get(k)) for k, v in new.items()}
-    return new - (old if isinstance(old, (int, float)) and not isinstance(old, bool) else 0)
-
-
-def stats_add(total: Any, delta: Any) -> Any:
-    """Sum per-block figures: numbers add, dicts merge key by key; lists of {..., "records": n} items are merged
-    by their other fields and the 20 largest kept; other values take the latest."""
-    if isinstance(delta, dict):
-        total = dict(total) if isinstance(total, dict) else {}
-        for k, v in delta.items():
-            total[k] = stats_add(total.get(k), v)
-        return total
-    if isinstance(delta, (int, float)) and not isinstance(delta, bool):
-        return (total if isinstance(total, (int, float)) and not isinstance(total, bool) else 0) + delta
-    if _is_item_list(delta):
-        merged: dict[tuple[Any, ...], int] = {}
-        for item in (total if _is_item_list(total) else []) + delta:
-            merged[_item_key(item)] = merged.get(_item_key(item), 0) + item["records"]
-        top = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
-        return [dict(key) | {"records": n} for key, n in top]
-    return delta
-
-
-# -- the actors ------------------------------------------------------------------------------------------------------
-
-
-class FeaturesWorker:
-    """Computes the recipe's features for whole blocks; the operators (and their models) load once."""
-
-    def __init__(self, configs: list[Any], base_dir: Path) -> None:
-        from sftforge.ops import build
-
-        self.ops = [build(c, base_dir) for c in configs]
-        for op in self.ops:
-            op.setup()
-
-    def process(self, part: str) -> tuple[Any, dict[str, np.ndarray]]:
-        """(the block's records with features, as a table; vector features by name)."""
-        import pyarrow.parquet as pq
-
-        from sftforge.engine.local import compute_features
-        from sftforge.sample import records_to_table, table_to_records
-
-        records = table_to_records(pq.read_table(part))
-        vectors = compute_features(self.ops, records)
-        return records_to_table(records), vectors
-
-
-@dataclass(slots=True)
-class CleanBlock:
-    """What a clean actor returns for one block."""
-
-    n_in: int
-    kept: Any  # pyarrow Table (RECORD_SCHEMA)
-    rejected: Any  # pyarrow Table (REJECT_SCHEMA)
-    keys: list[np.ndarray]  # per deduplicator, rows of the kept records
-    seen: dict[str, int]
-    removed: dict[str, int]
-    figures: dict[str, Any]  # what this block added to each operator's own figures
-
-
-class CleanWorker:
-    """Mappers and filters for whole blocks, plus each deduplicator's keys of the survivors."""
-
-    def __init__(self, stage: str, op_configs: list[Any], dedup_configs: list[Any], base_dir: Path) -> None:
-        from sftforge.engine.local import RecordProcessor
-        from sftforge.ops import build
-
-        self.processor = RecordProcessor(stage, [build(c, base_dir) for c in op_configs])
-        self.dedups = [build(c, base_dir) for c in dedup_configs]
-        for d in self.dedups:
-            d.setup()
-        self._figures: dict[str, Any] = {}
-
-    def process(self, part: str) -> CleanBlock:
-        import pyarrow.parquet as pq
-
-        from sftforge.engine.local import OpStats
-        from sftforge.sample import rejected_to_table, records_to_table, table_to_records
-
-        records = table_to_records(pq.read_table(part))
-        self.processor.stats = OpStats()
-        kept, rejected = self.processor.process(records)
-        keys = [d.keys(kept) if kept else np.zeros((0, d.key_width()), d.key_dtype) for d in self.dedups]
-        figures = self.processor.figures()
-        delta = {k: stats_delta(v, self._figures.get(k)) for k, v in figures.items()}
-        self._figures = figures
-        return CleanBlock(len(records), records_to_table(kept), rejected_to_table(rejected), keys,
-                          self.processor.stats.seen, self.processor.stats.removed, delta)
+        return resolve

@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from sftforge import __version__
-from sftforge.errors import RunDirError
+from sftforge.errors import ReviewError, RunDirError
 from sftforge.recipe import Recipe
 from sftforge.report.projection import project_2d
-from sftforge.review.decisions import apply_decisions, load_decisions, reviewable
+from sftforge.review.decisions import Applied, apply_decisions, load_decisions, reviewable
 from sftforge.run import RunDir
 from sftforge.stages.export import records_stage
 from sftforge.summary import contamination, funnel_rows, operator_rows, pii_by_type
@@ -50,9 +50,10 @@ def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def record_states(run: RunDir, recipe: Recipe) -> tuple[dict[str, RecordState], dict[str, str], list[str]]:
+def record_states(run: RunDir, recipe: Recipe) -> tuple[dict[str, RecordState], dict[str, str], list[str], str | None]:
     """Every record the run made with its latest version and whether (and where, by whom, why) it was removed;
-    the review decisions in force; and the ids in the dataset after review."""
+    the review decisions in force; the ids in the dataset after review; and why the decisions could not be applied
+    (a decision written by hand that export refuses), shown in the report instead of failing it."""
     states: dict[str, RecordState] = {}
     for stage in RECORD_STAGES:
         for row in run.read_table(stage).to_pylist():
@@ -62,14 +63,20 @@ def record_states(run: RunDir, recipe: Recipe) -> tuple[dict[str, RecordState], 
     decisions = load_decisions(run)
     final_stage = records_stage(recipe)
     dataset: list[str] = []
+    error = None
     if run.stage_info(final_stage) is not None:
-        applied = apply_decisions(run, run.read_records(final_stage))
+        records = run.read_records(final_stage)
+        try:
+            applied = apply_decisions(run, records)
+        except ReviewError as exc:
+            log.warning("report: review decisions not applied: %s", exc)
+            error, applied = str(exc), Applied(records, [], [])
         dataset = [r.id for r in applied.records]
         for rid in applied.removed:
             states[rid].removed = ("review", "reviewer", "rejected in review")
         for rid in applied.restored:
             states[rid].removed = None
-    return states, decisions, dataset
+    return states, decisions, dataset, error
 
 
 def _texts(row: dict[str, Any], role: str) -> str:
@@ -196,13 +203,24 @@ def benchmark(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        results = data["results"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise RunDirError(f"{path}: not a benchmarks/selection.py results file ({exc})") from exc
-    return {"path": str(path), "strategies": [
-        {"name": name, "curve": r["curve"], "final": r["final"], "steps_to_uniform_final": r.get("steps_to_uniform_final")}
-        for name, r in results.items()]}
+        results = json.loads(path.read_text(encoding="utf-8"))["results"]
+        strategies = [{"name": str(name), "curve": [[int(s), float(v)] for s, v in r["curve"]], "final": float(r["final"]),
+                       "steps_to_uniform_final": r.get("steps_to_uniform_final")} for name, r in results.items()]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunDirError(f"{path}: not a benchmarks/selection.py results file ({type(exc).__name__}: {exc}); "
+                          "pass the JSON that `python benchmarks/selection.py` writes (--json)") from exc
+    return {"path": str(path), "strategies": strategies}
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None (JSON has no NaN; a diverged loss is still shown)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def _sample_ids(states: dict[str, RecordState], must: list[str], limit: int, seed: int) -> list[str]:
@@ -266,8 +284,9 @@ def _browser_row(rid: str, st: RecordState, book: PassageBook, assign: dict[str,
 
 def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions()) -> dict[str, Any]:
     """The report's data for one run directory."""
+    compared = benchmark(options.benchmark)  # a bad file fails before the slow parts
     stages = run.manifest.get("stages", {})
-    states, decisions, dataset = record_states(run, recipe)
+    states, decisions, dataset, review_error = record_states(run, recipe)
     why = reasons(states)
     dedup = dedup_clusters(run)
     must = [i for r in why for i in r["examples"]] + [
@@ -281,7 +300,7 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
     book = PassageBook(run)
     records = [_browser_row(i, states[i], book, assign, decisions, set(allowed.restorable)) for i in ids]
     train = training(run, stages)
-    return {
+    data = {
         "run": {"name": run.manifest.get("name"), "path": str(run.path), "created_at": run.manifest.get("created_at"),
                 "sftforge": __version__, "model": stages.get("generate", {}).get("extra", {}).get("model"),
                 "description": recipe.task.description},
@@ -303,29 +322,22 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
         "contamination": contamination(stages),
         "training": train,
         "evaluation": evaluation(run),
-        "benchmark": benchmark(options.benchmark),
+        "benchmark": compared,
         "records": records,
         "passages": book.passages,
-        "review": {"decisions": {k: v for k, v in decisions.items()},
-                   "counts": dict(Counter(decisions.values()))},
+        "review": {"decisions": dict(decisions), "counts": dict(Counter(decisions.values())), "error": review_error},
     }
+    return finite_json(data)
 
 
 def embedding_map(run: RunDir, ids: list[str], seed: int) -> dict[str, Any] | None:
     """2-D coordinates of the shown records that have an embedding (features/vectors), by index into `records`."""
-    folder = run.stage_dir("features") / "vectors"
-    parts = sorted(folder.glob("embedding-part-*.parquet")) if folder.exists() else []
-    if not parts:
-        return None
+    from sftforge.stages.features import read_vectors
+
+    vec_ids, matrix = read_vectors(run, "embedding")
     index = {rid: n for n, rid in enumerate(ids)}
-    rows, vectors = [], []
-    for part in parts:
-        table = pq.read_table(part)
-        for rid, vec in zip(table.column("id").to_pylist(), table.column("vector").to_numpy(zero_copy_only=False)):
-            if rid in index:
-                rows.append(index[rid])
-                vectors.append(np.asarray(vec, dtype=np.float32))
+    rows = [(index[rid], n) for n, rid in enumerate(vec_ids) if rid in index]
     if not rows:
         return None
-    xy, method = project_2d(np.stack(vectors), seed=seed)
-    return {"method": method, "points": [[i, round(float(x), 4), round(float(y), 4)] for i, (x, y) in zip(rows, xy)]}
+    xy, method = project_2d(matrix[[n for _, n in rows]], seed=seed)
+    return {"method": method, "points": [[i, round(float(x), 4), round(float(y), 4)] for (i, _), (x, y) in zip(rows, xy)]}

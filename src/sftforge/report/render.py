@@ -25,9 +25,10 @@ def _asset(name: str) -> str:
 
 
 def data_json(data: dict[str, Any]) -> str:
-    """JSON safe inside a <script> element: no `</` can close it early, and NaN is refused, not written."""
+    """JSON safe inside a <script> element: no `<` at all (so neither `</script>` nor `<!--` can change how the
+    HTML parser reads the element), and NaN is refused, not written."""
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def render_html(data: dict[str, Any], review: bool = False) -> str:

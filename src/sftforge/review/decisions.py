@@ -1,8 +1,10 @@
 """Review decisions: an append-only log in RUN_DIR/review/decisions.jsonl, the last line per record wins.
 
 `reject` takes a record out of the exported dataset. `accept` keeps it, and brings back a record the pipeline
-removed after generation (a filter, dedup or the selection budget), unless it was held out for evaluation or as
-the probe set: training on those would make the evaluation meaningless. `clear` withdraws an earlier decision.
+removed after generation (a filter, dedup or the selection budget). It refuses records held out for evaluation or
+as the probe set, and records that contain benchmark text (decontamination): training on those would make an
+evaluation meaningless. Records that failed during generation are not complete records and cannot be accepted.
+`clear` withdraws an earlier decision.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ Decision = Literal["accept", "reject", "clear"]
 DECISIONS: tuple[str, ...] = ("accept", "reject", "clear")
 # stages whose rejected records are complete and may be brought back by a person
 RESTORABLE_STAGES = ("clean", "select", "train")
+CONTAMINATED = "contaminated"  # the decontamination filter's name in rejects
 
 
 def decisions_path(run: RunDir) -> Path:
@@ -84,13 +87,25 @@ class Reviewable:
     known: frozenset[str]
     restorable: dict[str, tuple[str, str]]  # id -> (stage, reason) of a record the pipeline removed after generation
     held_out: frozenset[str]
+    contaminated: frozenset[str]
+    unfinished: frozenset[str]  # rejected during generation
 
     def check(self, record_id: str, decision: str) -> None:
+        """Raise ReviewError if `decision` cannot be taken on `record_id`, saying why."""
+        if decision not in DECISIONS:
+            raise ReviewError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
         if record_id not in self.known:
             raise ReviewError(f"no record {record_id!r} in this run")
-        if decision == "accept" and record_id in self.held_out:
+        if decision != "accept":
+            return
+        if record_id in self.held_out:
             raise ReviewError(f"record {record_id} is held out for evaluation or as the probe set; "
                               "accepting it into the training data would leak the evaluation")
+        if record_id in self.contaminated:
+            raise ReviewError(f"record {record_id} contains benchmark text (decontamination); accepting it would "
+                              "leak that benchmark into the training data")
+        if record_id in self.unfinished:
+            raise ReviewError(f"record {record_id} was rejected during generation and is not a complete record")
 
 
 def reviewable(run: RunDir) -> Reviewable:
@@ -105,12 +120,18 @@ def reviewable(run: RunDir) -> Reviewable:
         table = pq.read_table(assignments, columns=["id", "split"]).to_pylist()
         held_out = {row["id"] for row in table if row["split"] != "train"}
     restorable: dict[str, tuple[str, str]] = {}
+    contaminated: set[str] = set()
     for stage in RESTORABLE_STAGES:
         table = run.read_table(stage, rejected=True)
-        for rid, reason in zip(table.column("id").to_pylist(), table.column("reject_reason").to_pylist()):
-            if rid not in held_out:
+        rows = zip(table.column("id").to_pylist(), table.column("reject_operator").to_pylist(),
+                   table.column("reject_reason").to_pylist())
+        for rid, operator, reason in rows:
+            if operator == CONTAMINATED:
+                contaminated.add(rid)
+            elif rid not in held_out:
                 restorable[rid] = (stage, reason)
-    return Reviewable(frozenset(known), restorable, frozenset(held_out))
+    unfinished = set(run.read_table("generate", rejected=True).column("id").to_pylist())
+    return Reviewable(frozenset(known), restorable, frozenset(held_out), frozenset(contaminated), frozenset(unfinished))
 
 
 @dataclass(slots=True)
@@ -145,8 +166,4 @@ def apply_decisions(run: RunDir, records: list[Record]) -> Applied:
             if rec.id in wanted and rec.id in allowed.restorable:
                 restored.append(rec)
                 wanted.discard(rec.id)
-    missing = sorted(wanted)
-    if missing:
-        raise ReviewError(f"{decisions_path(run)}: accepted record(s) {', '.join(missing[:5])} were rejected during "
-                          "generation and are not complete records; clear those decisions to export")
     return Applied(kept + restored, removed, [r.id for r in restored])

@@ -5,8 +5,10 @@ GET /api/decisions    {record id: decision}
 POST /api/decisions   {"id": ..., "decision": "accept" | "reject" | "clear", "note": ...}; 409 with the reason when
                       the decision cannot be taken (a held-out record, an unknown id)
 
-Only loopback is served, and POST needs a JSON body: a page from another origin cannot send one without a CORS
-preflight, which this server does not answer.
+Only loopback is served. Every request must name this server in its Host header (a page on another site that
+rebinds its DNS name to 127.0.0.1 sends its own name), and a POST must carry a JSON body (another origin cannot
+send one without a CORS preflight, which this server does not answer) and, when the browser sends an Origin, this
+server's own.
 """
 
 from __future__ import annotations
@@ -79,7 +81,19 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
 
+    def _trusted(self) -> bool:
+        """The request names this server (Host) and, if it says where it comes from (Origin), comes from it."""
+        port = self.server.server_address[1]
+        hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        origin = self.headers.get("Origin")
+        if self.headers.get("Host") not in hosts or (origin is not None and origin not in {f"http://{h}" for h in hosts}):
+            self._json(HTTPStatus.FORBIDDEN, {"error": "this server only answers pages it served itself on 127.0.0.1"})
+            return False
+        return True
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if not self._trusted():
+            return
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, self.server.page(), "text/html; charset=utf-8")
@@ -91,13 +105,18 @@ class ReviewHandler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
 
     def do_POST(self) -> None:  # noqa: N802
+        if not self._trusted():
+            return
         if self.path.split("?", 1)[0] != "/api/decisions":
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {self.path}"})
             return
         if not self.headers.get("Content-Type", "").startswith("application/json"):
             self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"error": "send the decision as application/json"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
         if length <= 0 or length > MAX_BODY:
             self._json(HTTPStatus.BAD_REQUEST, {"error": "empty or oversized body"})
             return

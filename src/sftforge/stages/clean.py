@@ -1,8 +1,15 @@
 """Stage `clean`: mappers, the preset's and the recipe's filters, then dedup, over the featured records.
 
-Two passes: the first streams shards through the per-record operators, writing survivors to a scratch folder and
-dedup keys to disk; then the deduplicators resolve over the keys; the second pass splits each scratch shard into
-kept records and duplicates. Duplicate clusters are written to `clean/duplicates-<operator>.jsonl`.
+1. Each features shard is a block: a worker (engine/blocks.CleanWorker) runs the mappers and filters over it and
+   computes the deduplicators' keys of the survivors, in this process or in Ray actors (`engine`). Each finished
+   block is stored under `clean/_blocks/<shard>/` (survivors, rejects, keys, counts), renamed into place last.
+2. The deduplicators resolve over all blocks' keys in stream order (MinHash on Ray through its band shuffle).
+3. Each block's survivors are split into kept records and duplicates, and committed with the block's rejects.
+
+On Ray the stage resumes: a rerun after a driver or worker failure processes only the blocks that are missing
+and commits only the blocks that were not. Locally a partial clean is cheap to redo and starts over. Both engines
+write the same blocks in the same order, so their output is the same record for record. Duplicate clusters are
+written to `clean/duplicates-<operator>.jsonl`.
 """
 
 from __future__ import annotations
@@ -11,16 +18,20 @@ import json
 import shutil
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
-from sftforge.engine.local import DedupOutcome, LocalEngine, op_label
+from sftforge.engine.blocks import CleanBlock, CleanWorker, open_runner, stats_add
+from sftforge.engine.local import DedupOutcome, OpStats, resolve_dedups
+from sftforge.engine.ray_engine import settings_of
 from sftforge.ops import build
 from sftforge.ops.base import Deduplicator
 from sftforge.ops.presets import merged_filters
-from sftforge.run import ShardLog, atomic_write_bytes, atomic_write_table
-from sftforge.sample import Record, Rejected, records_to_table, table_to_records
+from sftforge.run import ShardLog, atomic_write_bytes, atomic_write_table, writing
+from sftforge.sample import REJECT_SCHEMA, Record, Rejected, table_to_records
 from sftforge.stages.base import Context, Stage
 
 
@@ -40,6 +51,42 @@ def write_clusters(ctx: Context, outcome: DedupOutcome, ids: list[str]) -> str:
     name = f"duplicates-{outcome.op.name}.jsonl"
     atomic_write_bytes(ctx.run.stage_dir("clean") / name, "".join(line + "\n" for line in lines).encode("utf-8"))
     return name
+
+
+def store_block(folder: Path, block: CleanBlock) -> None:
+    """Write a finished block atomically: into a temporary folder, renamed into place last."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    with writing(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        atomic_write_table(tmp / "kept.parquet", block.kept)
+        atomic_write_table(tmp / "rejected.parquet", block.rejected)
+        for i, keys in enumerate(block.keys):
+            np.save(tmp / f"keys-{i}.npy", keys)
+        summary = {"n_in": block.n_in, "kept": block.kept.num_rows, "seen": block.seen, "removed": block.removed,
+                   "figures": block.figures}
+        atomic_write_bytes(tmp / "block.json", json.dumps(summary).encode("utf-8"))
+        tmp.rename(folder)
+
+
+def block_rejects(folder: Path) -> list[Rejected]:
+    """The records a block's filters removed, in the order they were removed."""
+    rows = pq.read_table(folder / "rejected.parquet", schema=REJECT_SCHEMA).to_pylist()
+    return [Rejected(Record.from_row(r), r["reject_stage"], r["reject_operator"], r["reject_reason"]) for r in rows]
+
+
+def concat_keys(folders: list[Path], i: int, d: Deduplicator, scratch: Path) -> np.ndarray:
+    """Deduplicator i's keys of every block, in block order, as one memory-mapped array."""
+    path = scratch / f"keys-{i}.bin"
+    rows = 0
+    with writing(path), open(path, "wb") as fh:
+        for folder in folders:
+            keys = np.load(folder / f"keys-{i}.npy")
+            fh.write(np.ascontiguousarray(keys, dtype=d.key_dtype).tobytes())
+            rows += len(keys)
+    if rows == 0:
+        return np.zeros((0, d.key_width()), d.key_dtype)
+    return np.memmap(path, dtype=d.key_dtype, mode="r", shape=(rows, d.key_width()))
 
 
 class PhaseClock:
@@ -83,8 +130,8 @@ def split_duplicates(stage: str, records: list[Record], start: int, duplicate_of
 
 class CleanStage(Stage):
     name = "clean"
-    version = 2
-    after = "features"  # not resumable: dedup state spans all shards, and a partial clean is cheap to redo
+    version = 2  # the kept records are what version 2 made; only the order of rejects within a shard changed
+    after = "features"
 
     def config(self, ctx: Context) -> Any:
         return ctx.recipe.cleaning.model_dump()
@@ -95,67 +142,65 @@ class CleanStage(Stage):
         filters = merged_filters(cleaning.preset, ctx.recipe.task.language, list(cleaning.filters), ctx.recipe.task.type)
         return [*cleaning.mappers, *filters], list(cleaning.dedup)
 
-    def operators(self, ctx: Context) -> tuple[list[Any], list[Deduplicator]]:
-        base = ctx.recipe.base_dir
-        op_configs, dedup_configs = self.operator_configs(ctx)
-        return [build(c, base) for c in op_configs], [build(c, base) for c in dedup_configs]  # type: ignore[misc]
-
     def resumes(self, ctx: Context) -> bool:
         """On Ray, from the blocks that completed (a cluster run is long); locally a partial clean is cheap to redo."""
         return ctx.recipe.engine == "ray"
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
-        if ctx.recipe.engine == "ray":
-            from sftforge.stages.clean_ray import execute_on_ray
-
-            return execute_on_ray(self, ctx, out)
-        ops, dedups = self.operators(ctx)
         clock = PhaseClock()
-        scratch = ctx.run.stage_dir(self.name) / "_scratch"
-        shutil.rmtree(scratch, ignore_errors=True)
-        engine = LocalEngine(self.name, ops, dedups, scratch)
+        op_configs, dedup_configs = self.operator_configs(ctx)
+        dedups: list[Deduplicator] = [build(c, ctx.recipe.base_dir) for c in dedup_configs]  # type: ignore[misc]
+        root = ctx.run.stage_dir(self.name)
+        blocks_dir, scratch = root / "_blocks", root / "_scratch"
         parts = sorted(ctx.run.stage_dir("features").glob("part-*.parquet"))
+        folders = [blocks_dir / part.stem for part in parts]
+        reused = sum(f.is_dir() for f in folders)
+        pending = [(p, f) for p, f in zip(parts, folders) if not f.is_dir()]
         bar = ctx.reporter.task("clean", total=len(parts) * 2)
-        reasons: Counter[str] = Counter()
-        n_in = 0
-        ids: list[str] = []
-        kept_parts = []
-        for part in parts:
-            kept, rejected = engine.process(table_to_records(pq.read_table(part)))
-            n_in += len(kept) + len(rejected)
-            reasons.update(r.operator for r in rejected)
-            ids.extend(r.id for r in kept)
-            if kept:
-                path = scratch / part.name
-                atomic_write_table(path, records_to_table(kept))
-                kept_parts.append(path)
-            if rejected:
-                out.commit([], rejected, [])
-            ctx.reporter.advance(bar, kept=len(ids), removed=out.counts["rejected"])
-
-        clock.lap("operators")
-        outcomes = engine.resolve()
+        ctx.reporter.advance(bar, n=reused)
+        with open_runner(ctx.recipe.engine, settings_of(ctx.recipe.ray)) as runner:
+            clock.lap("start")
+            init = (self.name, op_configs, dedup_configs, ctx.recipe.base_dir)
+            for (part, folder), block in zip(pending, runner.map(CleanWorker, init, [str(p) for p, _ in pending])):
+                store_block(folder, block)
+                ctx.reporter.advance(bar, block=part.stem)
+            clock.lap("operators")
+            summaries = [json.loads((f / "block.json").read_text(encoding="utf-8")) for f in folders]
+            stats, figures, reasons = OpStats(), {}, Counter()
+            for s in summaries:
+                for op, n in s["seen"].items():
+                    stats.count(op, n, s["removed"].get(op, 0))
+                    if s["removed"].get(op):
+                        reasons[op] += s["removed"][op]
+                figures = stats_add(figures, s["figures"])
+            ids = [i for f in folders for i in pq.read_table(f / "kept.parquet", columns=["id"]).column("id").to_pylist()]
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            outcomes = resolve_dedups(dedups, lambda i: concat_keys(folders, i, dedups[i], scratch), len(ids), stats,
+                                      runner.minhash_resolver(scratch))
+            engine = runner.info | ({"blocks": len(parts), "blocks_reused": reused} if ctx.recipe.engine == "ray" else {})
         clock.lap("dedup")
         duplicate_of = duplicate_index(outcomes)
-        clusters = {op_label(o.op): write_clusters(ctx, o, ids) for o in outcomes}
-
+        clusters = {o.op.name: write_clusters(ctx, o, ids) for o in outcomes}
         index = 0
-        for path in kept_parts:
-            records = table_to_records(pq.read_table(path))
-            keep, dups = split_duplicates(self.name, records, index, duplicate_of, ids, reasons)
-            index += len(records)
-            out.commit(keep, dups, [path.name])
+        for part, folder, summary in zip(parts, folders, summaries):
+            start, index = index, index + summary["kept"]
+            records = table_to_records(pq.read_table(folder / "kept.parquet"))
+            keep, dups = split_duplicates(self.name, records, start, duplicate_of, ids, reasons)
+            if part.stem not in out.done:  # committed by an interrupted attempt
+                out.commit(keep, block_rejects(folder) + dups, [part.stem])
             ctx.reporter.advance(bar, kept=out.counts["records"], removed=out.counts["rejected"])
-        ctx.reporter.advance(bar, n=len(parts) - len(kept_parts))
         ctx.reporter.done(bar)
+        shutil.rmtree(blocks_dir, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
-        counts = {"input": n_in, "records": out.counts["records"], "rejected": out.counts["rejected"]}
+        counts = {"input": sum(s["n_in"] for s in summaries), "records": out.counts["records"],
+                  "rejected": out.counts["rejected"]}
         extra = {
             "removed_by_operator": dict(reasons.most_common()),
-            "seen_by_operator": engine.stats.seen,
-            "operators": engine.op_stats(),
+            "seen_by_operator": stats.seen,
+            "operators": figures | {d.name: f for d in dedups if (f := d.stats())},
             "duplicate_clusters": clusters,
-            "engine": {"name": "local"},
+            "engine": engine,
             "seconds": clock.lap("commit"),
         }
         return counts, extra

@@ -14,7 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sftforge.engine.local import compute_features, op_label
+from sftforge.engine.blocks import FeaturesWorker, open_runner
+from sftforge.engine.local import op_label
+from sftforge.engine.ray_engine import settings_of
 from sftforge.ops import build
 from sftforge.run import RunDir, ShardLog, atomic_write_table
 from sftforge.sample import table_to_records
@@ -51,33 +53,14 @@ class FeaturesStage(Stage):
         bar = ctx.reporter.task("features", total=len(parts))
         ctx.reporter.advance(bar, n=len(parts) - len(pending))
         names = sorted({op_label(build(c, ctx.recipe.base_dir)) for c in ctx.recipe.features})
-        if ctx.recipe.engine == "ray" and ctx.recipe.features:  # without features there is nothing to distribute
-            engine = self._on_ray(ctx, out, pending, bar)
-        else:
-            ops = [build(c, ctx.recipe.base_dir) for c in ctx.recipe.features]
-            for op in ops:
-                op.setup()
-            for part in pending:
-                records = table_to_records(pq.read_table(part))
-                self._commit(ctx, out, part, records, compute_features(ops, records), bar)
-            engine = {"name": "local"}
+        engine = ctx.recipe.engine if ctx.recipe.features else "local"  # without features nothing to distribute
+        with open_runner(engine, settings_of(ctx.recipe.ray)) as runner:
+            init = (list(ctx.recipe.features), ctx.recipe.base_dir)
+            for part, (table, vectors) in zip(pending, runner.map(FeaturesWorker, init, [str(p) for p in pending])):
+                self._commit(ctx, out, part, table_to_records(table), vectors, bar)
+            info = runner.info
         ctx.reporter.done(bar)
-        return {"records": out.counts["records"]}, {"features": names, "engine": engine}
-
-    def _on_ray(self, ctx: Context, out: ShardLog, pending: list[Path], bar: Any) -> dict[str, Any]:
-        """The same operators in Ray actors, a block (generate shard) per task, committed in block order."""
-        from sftforge.engine.ray_engine import FeaturesWorker, map_blocks, ray_session, worker_count
-        from sftforge.stages.clean_ray import ray_settings
-
-        settings = ray_settings(ctx)
-        with ray_session(settings) as ray:
-            workers = worker_count(ray, settings)
-            if pending:
-                results = map_blocks(ray, FeaturesWorker, (list(ctx.recipe.features), ctx.recipe.base_dir), "process",
-                                     [str(p) for p in pending], workers)
-                for part, (table, vectors) in zip(pending, results):
-                    self._commit(ctx, out, part, table_to_records(table), vectors, bar)
-        return {"name": "ray", "workers": workers}
+        return {"records": out.counts["records"]}, {"features": names, "engine": info}
 
     def _commit(self, ctx: Context, out: ShardLog, part: Path, records: list, vectors: dict[str, np.ndarray],
                 bar: Any) -> None:

@@ -438,6 +438,7 @@ function browser() {
   if (DATA.totals.shown < DATA.totals.records) {
     body.append(h("p", {class: "note"}, `Showing a sample of ${fmt(DATA.totals.shown)} of ${fmt(DATA.totals.records)} records (every linked example included).`));
   }
+  if (DATA.review.error) body.append(h("p", {class: "error", id: "review-error"}, `Review decisions not applied: ${DATA.review.error}`));
   if (REVIEW_MODE) body.append(h("p", {id: "review-status"}, reviewSummary()));
   const list = h("div", {class: "list"}, h("table", {}, h("thead", {}, h("tr", {}, ["id", "task", "generator", "status", "first user turn (last line)"].map((x) => h("th", {}, x)))), h("tbody", {id: "browser-rows"})));
   const pager = h("div", {class: "pager", id: "pager"});
