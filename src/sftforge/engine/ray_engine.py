@@ -199,20 +199,12 @@ def components_from_pairs(sigs: np.ndarray, first: np.ndarray, member: np.ndarra
                           verify: bool) -> tuple[np.ndarray, np.ndarray]:
     """(survivor, similarity) as `find_duplicates` gives them: verified pairs, components whose smallest index
     survives, each duplicate's similarity to its survivor estimated from the signatures."""
-    from sftforge.ops.minhash import _pair_similarity, _union
+    from sftforge.ops.minhash import components, join_pairs
 
-    n = len(sigs)
-    parent = np.arange(n, dtype=np.int64)
-    if verify and len(first):
-        ok = _pair_similarity(sigs, None, first, member) >= threshold - 1e-9  # type: ignore[operator]
-        first, member = first[ok], member[ok]
-    if len(first):
-        _union(parent, first, member)
-    dups = np.flatnonzero(parent != np.arange(n))
-    similarity = np.full(n, np.nan, dtype=np.float32)
-    if len(dups):
-        similarity[dups] = _pair_similarity(sigs, None, parent[dups], dups)
-    return parent, similarity
+    parent = np.arange(len(sigs), dtype=np.int64)
+    join_pairs(parent, sigs, first, member, threshold, verify)
+    result = components(parent, sigs)
+    return result.survivor, result.similarity
 
 
 class RayRunner:

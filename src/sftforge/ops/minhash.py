@@ -487,14 +487,26 @@ def find_duplicates(
         member = live[order[~new_run]]
         del order, new_run, run_first
         keep = parent[first] != parent[member]  # parent is fully compressed: parent[x] is x's root
-        first, member = first[keep], member[keep]
-        if verify and len(first):
-            ok = _pair_similarity(sigs, shingle_sets, first, member) >= threshold - 1e-9  # type: ignore[operator]
-            first, member = first[ok], member[ok]
-        if len(first):
-            _union(parent, first, member)
-    dups = np.flatnonzero(parent != np.arange(n))
-    similarity = np.full(n, np.nan, dtype=np.float32)
+        join_pairs(parent, sigs, first[keep], member[keep], threshold, verify, shingle_sets)
+    return components(parent, sigs, shingle_sets)
+
+
+def join_pairs(parent: np.ndarray, sigs: np.ndarray, first: np.ndarray, member: np.ndarray, threshold: float | None,
+               verify: bool, shingle_sets: Sequence[np.ndarray] | None = None) -> None:
+    """Merge candidate pairs (first[i], member[i]) into the components in `parent` (in place), each pair checked
+    on itself first when `verify`: its similarity must reach `threshold`."""
+    if verify and len(first):
+        ok = _pair_similarity(sigs, shingle_sets, first, member) >= threshold - 1e-9  # type: ignore[operator]
+        first, member = first[ok], member[ok]
+    if len(first):
+        _union(parent, first, member)
+
+
+def components(parent: np.ndarray, sigs: np.ndarray, shingle_sets: Sequence[np.ndarray] | None = None) -> DuplicateResult:
+    """The result of a finished union-find: each duplicate's survivor (its component's smallest index) and their
+    similarity."""
+    dups = np.flatnonzero(parent != np.arange(len(parent)))
+    similarity = np.full(len(parent), np.nan, dtype=np.float32)
     if len(dups):
         similarity[dups] = _pair_similarity(sigs, shingle_sets, parent[dups], dups)
     return DuplicateResult(survivor=parent, similarity=similarity)
