@@ -57,6 +57,7 @@ def settings_of(config: Any) -> RaySettings:
 @contextlib.contextmanager
 def ray_session(settings: RaySettings) -> Iterator[Any]:
     """Connect to the cluster (or start a local Ray) unless already connected; disconnect only what we started."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray would otherwise report usage over the network
     ray = import_ray()
     started = False
     if not ray.is_initialized():
