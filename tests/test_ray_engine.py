@@ -58,6 +58,26 @@ def test_example_recipes_give_the_same_dataset_on_both_engines(tmp_path, name):
     assert (local.stage_dir("export") / "openai.jsonl").read_bytes() == (distributed.stage_dir("export") / "openai.jsonl").read_bytes()
 
 
+def test_chunking_on_ray_gives_the_same_passages_and_ranks(tmp_path):
+    import pyarrow.parquet as pq
+
+    from sftforge.recipe import load_recipe_text
+    from sftforge.run import RunDir
+    from sftforge.stages import Context, run_stage
+
+    recipe = EXAMPLES / "recipes" / "pep_qa.yaml"
+    tables = {}
+    for engine in ("local", "ray"):
+        text = recipe.read_text(encoding="utf-8") + f"\nengine: {engine}\n"
+        rec = load_recipe_text(text, base_dir=recipe.parent)
+        run = RunDir.create(tmp_path / engine, text, rec.name, recipe.parent)
+        assert run_stage(Context(run=run, recipe=rec), "sources")
+        tables[engine] = pq.read_table(run.stage_dir("sources") / "chunks.parquet")
+        assert run.stage_info("sources").extra["engine"]["name"] == engine
+        assert not (run.stage_dir("sources") / "_blocks").exists()
+    assert tables["local"].num_rows > 300 and tables["local"].equals(tables["ray"])
+
+
 # -- a corpus made for dedup -----------------------------------------------------------------------------------------
 
 WORDS = ("apple river seven blue quickly under paper lamp storm violin cloud tiger salt garden window mountain "

@@ -621,8 +621,8 @@ class Recipe(Strict):
     output: Output = Field(default_factory=Output)
     engine: Literal["local", "ray"] = Field(
         "local",
-        description="Executor of the features and clean stages: local streams batches in this process; ray runs the "
-        "same operators on a Ray cluster (see `ray`) with the same result.",
+        description="Executor of chunking and the features and clean stages: local streams batches in this process; "
+        "ray runs the same code on a Ray cluster (see `ray`) with the same result.",
     )
     ray: RayConfig | None = Field(None, description="Where engine: ray runs; absent: RAY_ADDRESS, else a local Ray.")
 

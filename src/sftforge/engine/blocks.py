@@ -1,7 +1,7 @@
-"""Blocks: the unit both engines process. A block is one input shard; a worker (`CleanWorker`, `FeaturesWorker`)
-builds the stage's operators once and processes whole blocks; a runner feeds it blocks, in this process
-(`LocalRunner`) or on Ray (`engine/ray_engine.RayRunner`). Results come back in block order, so every engine
-makes the same decisions on the same records.
+"""Blocks: the unit both engines process. A block is one input shard (or a batch of documents); a worker
+(`ChunkWorker`, `FeaturesWorker`, `CleanWorker`) builds its tokenizer or operators once and processes whole
+blocks; a runner feeds it blocks, in this process (`LocalRunner`) or on Ray (`engine/ray_engine.RayRunner`).
+Results come back in block order, so every engine makes the same decisions on the same records.
 """
 
 from __future__ import annotations
@@ -167,3 +167,23 @@ class CleanWorker:
         self._figures = figures
         return CleanBlock(len(records), records_to_table(kept), rejected_to_table(rejected), keys,
                           self.processor.stats.seen, self.processor.stats.removed, delta)
+
+
+class ChunkWorker:
+    """Chunks blocks of documents by model tokens; the tokenizer loads once per worker."""
+
+    def __init__(self, tokenizer_path: Path, max_tokens: int, overlap_tokens: int) -> None:
+        from sftforge.llm.llamacpp import LlamaTokenizer
+
+        self.count = LlamaTokenizer(tokenizer_path).count
+        self.max_tokens, self.overlap_tokens = max_tokens, overlap_tokens
+
+    def process(self, block: str) -> list[Any]:
+        """The chunks of a block's documents (a Parquet file of doc_id, path, text), in document order."""
+        import pyarrow.parquet as pq
+
+        from sftforge.sources.chunking import chunk_document
+        from sftforge.sources.readers import Document
+
+        docs = [Document(r["doc_id"], r["path"], r["text"]) for r in pq.read_table(block).to_pylist()]
+        return [c for d in docs for c in chunk_document(d, self.max_tokens, self.overlap_tokens, self.count)]

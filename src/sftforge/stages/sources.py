@@ -10,6 +10,7 @@ to record its size in the manifest; the generate stage loads it again (CSR array
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ CHUNK_SCHEMA = pa.schema(
     ]
 )
 DOC_SCHEMA = pa.schema([("doc_id", pa.string()), ("path", pa.string()), ("text", pa.string())])
+DOCS_PER_BLOCK = 200  # documents per chunking task on the Ray engine
 
 
 def load_kg(recipe: Recipe) -> KnowledgeGraph:
@@ -132,6 +134,34 @@ class SourcesStage(Stage):
             extra |= doc_extra
         return counts, extra
 
+    def _chunk_on_ray(self, ctx: Context, docs: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Chunking in Ray actors, a block of documents per task, chunks back in document order (the same chunks
+        as locally). Blocks go through the run directory, which the cluster's nodes share."""
+        from sftforge.engine.blocks import ChunkWorker, open_runner
+        from sftforge.engine.ray_engine import settings_of
+
+        cfg = ctx.recipe.sources.chunking
+        folder = ctx.run.stage_dir(self.name) / "_blocks"
+        shutil.rmtree(folder, ignore_errors=True)
+        blocks = []
+        for k in range(0, len(docs), DOCS_PER_BLOCK):
+            part = docs[k:k + DOCS_PER_BLOCK]
+            blocks.append(str(folder / f"docs-{k // DOCS_PER_BLOCK:05d}.parquet"))
+            table = pa.table({"doc_id": [d.id for d in part], "path": [d.path for d in part], "text": [d.text for d in part]},
+                             schema=DOC_SCHEMA)
+            atomic_write_table(Path(blocks[-1]), table)
+        chunks: list[Any] = []
+        bar = ctx.reporter.task("sources: chunking", total=len(blocks))
+        with open_runner("ray", settings_of(ctx.recipe.ray)) as runner:
+            init = (self.tokenizer_path(ctx), cfg.max_tokens, cfg.overlap_tokens)
+            for block_chunks in runner.map(ChunkWorker, init, blocks):
+                chunks.extend(block_chunks)
+                ctx.reporter.advance(bar, chunks=len(chunks))
+            info = runner.info | {"chunking_blocks": len(blocks)}
+        ctx.reporter.done(bar)
+        shutil.rmtree(folder, ignore_errors=True)
+        return chunks, info
+
     def _documents(self, ctx: Context) -> tuple[dict[str, int], dict[str, Any]]:
         recipe = ctx.recipe
         cfg = recipe.sources
@@ -148,13 +178,17 @@ class SourcesStage(Stage):
                 f"the corpus is empty: {report.files} file(s) matched sources.documents, none had readable text"
                 + (f" ({len(report.skipped)} skipped, e.g. {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else "")
             )
-        tokenizer = LlamaTokenizer(self.tokenizer_path(ctx))
-        chunks = []
-        bar = ctx.reporter.task("sources: chunking", total=len(docs))
-        for doc in docs:
-            chunks.extend(chunk_document(doc, cfg.chunking.max_tokens, cfg.chunking.overlap_tokens, tokenizer.count))
-            ctx.reporter.advance(bar, chunks=len(chunks))
-        ctx.reporter.done(bar)
+        engine: dict[str, Any] = {"name": "local"}
+        if recipe.engine == "ray":
+            chunks, engine = self._chunk_on_ray(ctx, docs)
+        else:
+            tokenizer = LlamaTokenizer(self.tokenizer_path(ctx))
+            chunks = []
+            bar = ctx.reporter.task("sources: chunking", total=len(docs))
+            for doc in docs:
+                chunks.extend(chunk_document(doc, cfg.chunking.max_tokens, cfg.chunking.overlap_tokens, tokenizer.count))
+                ctx.reporter.advance(bar, chunks=len(chunks))
+            ctx.reporter.done(bar)
         texts = [c.text for c in chunks]
         big_enough = np.array([c.n_tokens >= cfg.chunking.min_tokens for c in chunks], dtype=bool)
         if cfg.retrieval.method == "bm25":
@@ -202,5 +236,6 @@ class SourcesStage(Stage):
             ),
         )
         counts = {"files": report.files, "documents": len(docs), "chunks": len(chunks), "used_chunks": int(used.sum())}
-        extra = {"skipped": [{"path": p, "reason": r} for p, r in report.skipped], "query": self.query(ctx)}
+        extra = {"skipped": [{"path": p, "reason": r} for p, r in report.skipped], "query": self.query(ctx),
+                 "engine": engine}
         return counts, extra
