@@ -67,8 +67,8 @@ def _item_key(item: dict[str, Any]) -> tuple[Any, ...]:
 
 def stats_delta(new: Any, old: Any) -> Any:
     """What one block added to an operator's cumulative figures: numbers are subtracted, dicts recurse, other
-    values (names) are kept as they are now. Lists of counted items are diffed item by item (they are top-N lists:
-an item that left the top N is not counted again)."""
+    values (names) are kept as they are now. Lists of counted items are diffed item by item (they are top-N
+    lists: an item that left the top N and came back is counted again)."""
     if _is_item_list(new):
         before = {_item_key(x): x["records"] for x in (old if _is_item_list(old) else [])}
         changed = [x | {"records": x["records"] - before.get(_item_key(x), 0)} for x in new]
