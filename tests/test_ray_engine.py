@@ -125,13 +125,17 @@ output: {formats: [openai]}
 """
 
 
-def generated_run(tmp_path: Path, engine: str, blocks: int = 5, n: int = 400):
-    """A run whose generate stage holds `corpus(n)` in `blocks` shards; features and clean still to run."""
+SEMANTIC = "    - {name: semantic_dedup, scope: assistant, threshold: 0.97}\n"
+
+
+def generated_run(tmp_path: Path, engine: str, blocks: int = 5, n: int = 400, semantic: bool = False):
+    """A run whose generate stage holds `corpus(n)` in `blocks` shards; features and clean still to run; with
+    `semantic`, SemDeDup (a MiniLM per worker) runs after the other deduplicators."""
     from sftforge.recipe import load_recipe_text
     from sftforge.run import RunDir
     from sftforge.stages import Context
 
-    text = RECIPE + f"engine: {engine}\n"
+    text = (RECIPE.replace("output:", SEMANTIC + "output:") if semantic else RECIPE) + f"engine: {engine}\n"
     recipe = load_recipe_text(text, base_dir=tmp_path)
     run = RunDir.create(tmp_path / engine, text, "dedup", tmp_path)
     records = corpus(n)
@@ -152,7 +156,7 @@ def test_features_and_cleaning_across_blocks_are_the_same_on_both_engines(tmp_pa
 
     results = {}
     for engine in ("local", "ray"):
-        ctx = generated_run(tmp_path, engine)
+        ctx = generated_run(tmp_path, engine, semantic=True)
         assert run_stage(ctx, "features") and run_stage(ctx, "clean")
         results[engine] = ctx.run
     local, distributed = results["local"], results["ray"]
@@ -161,7 +165,7 @@ def test_features_and_cleaning_across_blocks_are_the_same_on_both_engines(tmp_pa
     assert ids(local, "clean") == ids(distributed, "clean")
     reasons = lambda run: [(r["id"], r["reject_reason"]) for r in run.read_table("clean", rejected=True).to_pylist()]  # noqa: E731
     assert reasons(local) == reasons(distributed)  # the same rejects, in the same order
-    for op in ("exact_dedup", "minhash_dedup"):
+    for op in ("exact_dedup", "minhash_dedup", "semantic_dedup"):
         assert clusters(local, op) == clusters(distributed, op)
     assert len(clusters(local, "minhash_dedup")) >= 20  # near-duplicates spread over different blocks were found
     ea, eb = local.stage_info("clean").extra, distributed.stage_info("clean").extra

@@ -76,17 +76,18 @@ def block_rejects(folder: Path) -> list[Rejected]:
 
 
 def concat_keys(folders: list[Path], i: int, d: Deduplicator, scratch: Path) -> np.ndarray:
-    """Deduplicator i's keys of every block, in block order, as one memory-mapped array."""
+    """Deduplicator i's keys of every block, in block order, as one memory-mapped array. The width comes from
+    the blocks (the workers know it; asking the driver's deduplicator could load its model here)."""
     path = scratch / f"keys-{i}.bin"
-    rows = 0
+    rows, width = 0, 0
     with writing(path), open(path, "wb") as fh:
         for folder in folders:
             keys = np.load(folder / f"keys-{i}.npy")
             fh.write(np.ascontiguousarray(keys, dtype=d.key_dtype).tobytes())
-            rows += len(keys)
+            rows, width = rows + len(keys), keys.shape[1]
     if rows == 0:
-        return np.zeros((0, d.key_width()), d.key_dtype)
-    return np.memmap(path, dtype=d.key_dtype, mode="r", shape=(rows, d.key_width()))
+        return np.zeros((0, width), d.key_dtype)
+    return np.memmap(path, dtype=d.key_dtype, mode="r", shape=(rows, width))
 
 
 class PhaseClock:
@@ -187,7 +188,7 @@ class CleanStage(Stage):
             start, index = index, index + summary["kept"]
             records = table_to_records(pq.read_table(folder / "kept.parquet"))
             keep, dups = split_duplicates(self.name, records, start, duplicate_of, ids, reasons)
-            if part.stem not in out.done:  # committed by an interrupted attempt
+            if part.stem not in out.done:  # shards an interrupted attempt committed are not written twice
                 out.commit(keep, block_rejects(folder) + dups, [part.stem])
             ctx.reporter.advance(bar, kept=out.counts["records"], removed=out.counts["rejected"])
         ctx.reporter.done(bar)
