@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--eta", type=float, default=0.3, help="Exp3.S step size")
     parser.add_argument("--reward", choices=["target_prediction_gain", "gradient_alignment"],
                         default="target_prediction_gain", help="exp3s reward")
+    parser.add_argument("--batches", choices=["arm", "mixed"], default="arm",
+                        help="bandit batches: all from one arm per step, or an arm drawn per example")
     parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
     parser.add_argument("--detrend", type=int, default=5, help="rank gains against the mean of this many before")
     parser.add_argument("--arms-by", choices=["cluster", "difficulty"], default="cluster",
@@ -196,10 +198,10 @@ def main() -> None:
             members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
             detrend = 0 if args.reward == "gradient_alignment" else args.detrend  # as `sftforge train` does
             sampler = BanditSampler(Exp3S(len(arm_names), eta=args.eta, epsilon=0.05), members, args.seed,
-                                    args.reward, RewardScaler(window=args.window, detrend=detrend))
+                                    args.reward, RewardScaler(window=args.window, detrend=detrend), args.batches)
         elif name == "odm":
             members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
-            sampler = BanditSampler(OnlineDataMixing(len(arm_names)), members, args.seed, "loss")
+            sampler = BanditSampler(OnlineDataMixing(len(arm_names)), members, args.seed, "loss", batches=args.batches)
         else:
             sampler = SubsetSampler(subset(name), args.seed)
         out = CACHE / "selection_runs" / name
@@ -248,7 +250,8 @@ def defective_share(name, sampler, seen_rows, subset_fn, bad, arm_of, args) -> f
     share weighted by its pulls), by the subset for a static strategy (sampled in shuffled epochs, so the subset's
     share is what it trained on)."""
     if subset_fn is None:
-        pulls = np.bincount([r["arm"] for r in seen_rows], minlength=int(arm_of.max()) + 1)
+        drawn = [a for r in seen_rows for a in r.get("arms", [r.get("arm")])]
+        pulls = np.bincount(drawn, minlength=int(arm_of.max()) + 1)
         share = np.array([bad[arm_of == a].mean() for a in range(len(pulls))])
         return float((pulls * share).sum() / pulls.sum())
     chosen = subset_fn(name)

@@ -235,6 +235,24 @@ def test_record_text_cannot_close_the_data_script_or_break_the_page(tmp_path, br
     page.close()
 
 
+def test_training_rewards_are_read_per_step_and_per_example(tmp_path):
+    from sftforge.report.collect import training
+
+    ctx = make_run(tmp_path)
+    out = ctx.run.stage_dir("train")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{"kind": "train", "step": 1, "loss": 3.0, "arm": 1, "reward": 0.5, "probabilities": [0.5, 0.5]},
+            {"kind": "train", "step": 2, "loss": 2.5, "arms": [0, 1, 0], "pulls": [[0, -1.0], [0, 0.25]],
+             "probabilities": [0.4, 0.6]},
+            {"kind": "train", "step": 3, "loss": 2.0, "arm": 0, "reward": None, "probabilities": [0.4, 0.6]},
+            {"kind": "eval", "step": 3, "eval_loss": 2.2}]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = training(ctx.run, {})
+    assert t["rewards"] == [[1, 1, 0.5], [2, 0, -1.0], [2, 0, 0.25]]
+    assert {a["arm"]: (a["pulls"], a["mean_reward"]) for a in t["per_arm"]} == {0: (2, -0.375), 1: (1, 0.5)}
+    assert t["eval"] == [[3, 2.2]] and len(t["probabilities"]) == 3
+
+
 def test_the_map_projection_is_deterministic_and_separates_clusters():
     from sftforge.report.projection import pca_2d, project_2d
 

@@ -155,6 +155,75 @@ def test_updates_reject_nan_rewards_and_unknown_arms():
             policy.update(3, 1.0)
 
 
+def test_exp3s_update_many_is_the_mean_of_single_draw_estimates():
+    n, eta, beta = 3, 0.4, 0.01
+    policy = Exp3S(n, eta=eta, epsilon=0.1, beta=beta)
+    policy.update(2, 0.5)  # move off uniform so that pi differs by arm
+    w0, pi = policy.values(), policy.probabilities()
+    arms, rewards = [0, 1, 0, 2], [1.0, -0.5, 0.2, 0.8]
+    rtilde = np.full(n, beta)
+    for a, r in zip(arms, rewards):
+        rtilde[a] += r / len(arms)
+    x = np.exp(w0 + eta * rtilde / pi)
+    alpha = 1 / 3  # the 2nd update computes the weights of round 3
+    expected = np.log((1 - alpha) * x + alpha / (n - 1) * (x.sum() - x))
+    policy.update_many(arms, rewards)
+    np.testing.assert_allclose(policy.values(), expected - expected.max(), atol=1e-9)
+    assert policy.t == 2  # one round, however many arms were drawn
+
+
+@pytest.mark.parametrize("make", [lambda: Exp3S(4, eta=0.2), lambda: OnlineDataMixing(4)], ids=["exp3s", "odm"])
+def test_update_many_with_one_arm_is_update(make):
+    a, b = make(), make()
+    for arm, r in ((1, 0.3), (3, -0.7), (1, 0.9)):
+        a.update(arm, r)
+        b.update_many([arm], [r])
+    np.testing.assert_array_equal(a.values(), b.values())
+    with pytest.raises(ValueError, match="one reward per arm|one loss per arm"):
+        a.update_many([0, 1], [0.5])
+    with pytest.raises(ValueError, match="finite"):
+        a.update_many([0, 1], [0.5, float("inf")])
+
+
+def test_odm_update_many_weights_each_drawn_arm_by_its_probability():
+    policy = OnlineDataMixing(3, alpha=0.5)
+    pi = policy.probabilities()
+    policy.update_many([0, 0, 2], [3.0, 1.0, 2.0])
+    # arm 0 drawn twice: (3 + 1) / (3 pi_0); arm 2 once: 2 / (3 pi_2); arm 1 not drawn keeps its estimate (0)
+    np.testing.assert_allclose(policy.state_dict()["rewards"], [0.5 * 4 / (3 * pi[0]), 0.0, 0.5 * 2 / (3 * pi[2])])
+
+
+def test_a_mixed_batch_draws_each_example_s_arm_and_rewards_it_alone():
+    from sftforge.train.samplers import BanditSampler, StepSignal
+
+    members = [np.arange(0, 10), np.arange(10, 20), np.arange(20, 30)]
+    sampler = BanditSampler(Exp3S(3, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment",
+                            RewardScaler(window=100), batches="mixed")
+    assert sampler.per_example and sampler.needs_alignment
+    seen: set[int] = set()
+    for _ in range(40):
+        draw = sampler.next_batch(6)
+        assert draw.arms is not None and len(draw.arms) == len(draw.indices) == 6
+        assert all(i in members[a] for a, i in zip(draw.arms.tolist(), draw.indices.tolist()))
+        seen.update(draw.arms.tolist())
+        # arm 2's examples point at the probe, arm 0's away from it; one example's signal is missing
+        align = [{0: -0.3, 1: 0.0, 2: 0.6}[a] + 0.01 * k for k, a in enumerate(draw.arms.tolist())]
+        align[0] = float("nan")
+        pulls = sampler.feedback(draw, StepSignal(1.0, float("nan"), float("nan"), float("nan"), 0.1,
+                                                  example_alignment=tuple(align)))
+        assert [a for a, _ in pulls] == draw.arms.tolist()[1:]
+    assert len(seen) > 1  # batches really mix arms
+    p = sampler.probabilities()
+    assert p[2] > 0.6 and p[0] < p[1]
+
+
+def test_mixed_batches_refuse_a_whole_batch_reward():
+    from sftforge.train.samplers import BanditSampler
+
+    with pytest.raises(ValueError, match="per-example reward"):
+        BanditSampler(Exp3S(2), [np.arange(3), np.arange(3, 6)], 0, "target_prediction_gain", batches="mixed")
+
+
 def test_make_policy_builds_both_and_they_satisfy_the_protocol():
     exp3s = make_policy("exp3s", 5, eta=0.1)
     odm = make_policy("odm", 5, alpha=0.5)

@@ -193,6 +193,41 @@ def test_gradient_alignment_rewards_the_arm_whose_gradient_points_at_the_probe(t
     assert outcome.probabilities[0] > outcome.probabilities[1]
 
 
+def test_one_example_at_a_time_gives_the_batch_gradient(tiny_dir, tmp_path):
+    trainer, _ = _trainer(tiny_dir, tmp_path, cfg(tiny_dir, method="lora"), sums(3) + noise(2), sums(2, start=50),
+                          probe=sums(2, start=80))
+    batch = trainer.data.train
+    loss, tokens = trainer._backward(batch)
+    whole = trainer._gradient()
+    trainer._backward(trainer.probe_content)
+    probe = trainer._gradient()
+    loss_1, tokens_1, losses, alignments = trainer._per_example_backward(batch, probe)
+    assert (loss_1, tokens_1) == (pytest.approx(loss, rel=1e-5), tokens)
+    assert np.allclose(trainer._gradient().numpy(), whole.numpy(), atol=1e-6, rtol=1e-4)
+    assert len(losses) == len(alignments) == 5 and all(-1 <= a <= 1 for a in alignments)
+    assert np.mean(alignments[:3]) > np.mean(alignments[3:])  # the sums share the probe's pattern, the noise does not
+
+
+def test_a_mixed_batch_bandit_learns_from_each_example(tiny_dir, tmp_path):
+    from sftforge.select.bandit import Exp3S, RewardScaler
+    from sftforge.train.samplers import BanditSampler
+
+    train = sums(24) + noise(24)
+    config = cfg(tiny_dir, steps=10, eval_every=10, save_every=10, learning_rate=5e-3)
+    members = [np.arange(24), np.arange(24, 48)]
+    sampler = BanditSampler(Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment",
+                            RewardScaler(window=50), batches="mixed")
+    trainer, _ = _trainer(tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler,
+                          probe=sums(6, start=200))
+    outcome = trainer.run()
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    assert all(len(r["arms"]) == 4 and [a for a, _ in r["pulls"]] == r["arms"] for r in rows)
+    assert any(len(set(r["arms"])) == 2 for r in rows)  # batches that span both arms
+    rewards = {a: [v for r in rows for b, v in r["pulls"] if b == a] for a in (0, 1)}
+    assert np.mean(rewards[0]) > np.mean(rewards[1])
+    assert outcome.probabilities[0] > 0.6
+
+
 def test_merged_model_gives_the_adapted_model_s_logits(tiny_dir, tmp_path):
     import torch
 
@@ -304,6 +339,17 @@ def test_a_bandit_without_training_is_a_recipe_error():
 
     with pytest.raises(RecipeError, match="training"):
         load_recipe_text(HEAD + "selection: {strategy: exp3s}\n")
+
+
+def test_mixed_batches_with_a_whole_batch_reward_is_a_recipe_error_at_its_line():
+    from sftforge.errors import RecipeError
+    from sftforge.recipe import load_recipe_text
+
+    text = HEAD + "training: {model: bundled}\nselection:\n  strategy: exp3s\n  bandit:\n    batches: mixed\n"
+    with pytest.raises(RecipeError, match=r"line 8.*prediction_gain or gradient_alignment"):
+        load_recipe_text(text)
+    recipe = load_recipe_text(text + "    reward: gradient_alignment\n")
+    assert recipe.selection.bandit.batches == "mixed"
 
 
 def test_gradient_accumulation_matches_one_big_batch(tiny_dir, tmp_path):

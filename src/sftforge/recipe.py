@@ -494,6 +494,13 @@ class BanditSettings(Strict):
         "the cosine between the batch's and the probe set's gradients (the first-order target prediction gain, "
         "less noisy; one extra backward pass over the probe set per step).",
     )
+    batches: Literal["arm", "mixed"] = Field(
+        "arm",
+        description="arm: each step trains on a batch from one arm and its reward is about that arm (Graves et al.); "
+        "mixed: each example of a batch comes from its own draw of an arm and its own signal rewards that arm "
+        "(batches span topics like random ones, and the bandit learns batch_size rewards per step; needs a "
+        "per-example reward: prediction_gain or gradient_alignment, or odm; gradients are taken one example at a time).",
+    )
     eta: float = Field(0.3, gt=0, description="Exp3.S step size; the paper's 1e-3 is for 10^5+ steps, a fine-tuning run of tens to hundreds of steps needs ~0.3.")
     epsilon: float = Field(0.05, ge=0, lt=1, description="Exp3.S share of uniform exploration.")
     alpha: float | None = Field(None, ge=0, lt=1, description="Exp3.S weight sharing (lets the policy switch arms); default 1/t, the paper's schedule.")
@@ -504,6 +511,13 @@ class BanditSettings(Strict):
     )
     smoothing: float = Field(0.9, ge=0, lt=1, description="odm: smoothing of each arm's loss estimate.")
     temperature: float = Field(1.0, gt=0, description="Budget shares are softmax(arm values / temperature).")
+
+    @model_validator(mode="after")
+    def _mixed_needs_a_per_example_reward(self) -> BanditSettings:
+        if self.batches == "mixed" and self.reward == "target_prediction_gain":
+            raise ValueError("batches: mixed rewards each example by its own signal, and the probe loss's drop is the "
+                             "whole batch's: use reward prediction_gain or gradient_alignment, or batches: arm")
+        return self
 
 
 class Selection(Strict):

@@ -156,6 +156,16 @@ def dedup_clusters(run: RunDir, limit: int = 30) -> list[dict[str, Any]]:
     return out
 
 
+def _pulls(row: dict[str, Any]) -> list[tuple[int, float]]:
+    """The (arm, scaled reward) pairs a train row taught the bandit: one per step (`arm` batches) or per example
+    (`mixed`, the row's `pulls`)."""
+    if "pulls" in row:
+        return [(int(a), float(r)) for a, r in row["pulls"] if _finite(r) is not None]
+    if row.get("arm") is not None and _finite(row.get("reward")) is not None:
+        return [(int(row["arm"]), float(row["reward"]))]
+    return []
+
+
 def training(run: RunDir, stages: dict[str, Any]) -> dict[str, Any] | None:
     """Training and eval curves, arm probabilities and rewards over steps, and the arms' final values."""
     path = run.stage_dir("train") / "metrics.jsonl"
@@ -167,17 +177,17 @@ def training(run: RunDir, stages: dict[str, Any]) -> dict[str, Any] | None:
     arm_names = [a["name"] for a in stages.get("select", {}).get("extra", {}).get("arms", [])]
     arms_path = run.stage_dir("train") / "arms.json"
     arms = json.loads(arms_path.read_text(encoding="utf-8")) if arms_path.exists() else []
+    points = [(r["step"], arm, reward) for r in train for arm, reward in _pulls(r)]
     rewards: dict[int, list[float]] = defaultdict(list)
-    for r in train:
-        if r.get("arm") is not None and _finite(r.get("reward")) is not None:
-            rewards[int(r["arm"])].append(float(r["reward"]))
+    for _, arm, reward in points:
+        rewards[arm].append(reward)
     per_arm = [{"arm": a, "name": arm_names[a] if a < len(arm_names) else str(a), "pulls": len(v),
                 "mean_reward": round(float(np.mean(v)), 5)} for a, v in sorted(rewards.items())]
     return {
         "loss": [[r["step"], r["loss"]] for r in train if _finite(r.get("loss")) is not None],
         "eval": evals,
         "probabilities": [[r["step"], r["probabilities"]] for r in train if r.get("probabilities")],
-        "rewards": [[r["step"], r["arm"], r["reward"]] for r in train if r.get("arm") is not None and _finite(r.get("reward")) is not None],
+        "rewards": [list(p) for p in points],
         "arm_names": arm_names,
         "arms": arms,
         "per_arm": per_arm,

@@ -46,11 +46,11 @@ def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int) -> Sampler:
     members = [np.nonzero(arm_of == a)[0] for a in range(n_arms)]
     b = sel.bandit
     if sel.strategy == "odm":
-        return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss")
+        return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss", batches=b.batches)
     policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha)
     # Alignments do not shrink as the loss flattens, as gains do: nothing to detrend.
     detrend = 0 if b.reward == "gradient_alignment" else b.detrend
-    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend))
+    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend), b.batches)
 
 
 def _split_records(run: RunDir) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:

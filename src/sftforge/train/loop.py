@@ -214,22 +214,60 @@ class Trainer:
         return torch.cat([p.grad.detach().flatten() if p.grad is not None else torch.zeros(p.numel())
                           for p in self.optimizer.param_groups[0]["params"]])
 
-    def _train_step(self, batch: list[Example]) -> tuple[float, int, float]:
-        """One optimizer step over `grad_accum` micro-batches: the token-weighted loss before the update, its
-        tokens, and (when the sampler needs it) the cosine between the batch's and the probe set's gradients."""
+    def _set_gradient(self, flat: Any) -> None:
+        offset = 0
+        for p in self.optimizer.param_groups[0]["params"]:
+            n = p.numel()
+            p.grad = flat[offset : offset + n].view_as(p).clone()
+            offset += n
+
+    def _per_example_backward(self, batch: list[Example], probe_grad: Any) -> tuple[float, int, list[float], list[float]]:
+        """The batch's gradient, built one example at a time so that each example's own gradient can be compared
+        with the probe set's: the loss, tokens, each example's loss and each one's alignment (NaN without a probe
+        gradient). The sum of the examples' token-weighted gradients is the batch gradient `_backward` gives."""
+        import torch
+
+        total_tokens = sum(e.target_tokens for e in batch)
+        summed = None
+        losses: list[float] = []
+        alignments: list[float] = []
+        loss_sum, tokens = 0.0, 0
+        for example in batch:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, n = batch_loss(self.model, [example], self.pad_id)
+            (loss * (n / max(total_tokens, 1))).backward()
+            grad = self._gradient()
+            summed = grad if summed is None else summed + grad
+            losses.append(float(loss.detach()))
+            alignments.append(float("nan") if probe_grad is None
+                              else float(torch.nn.functional.cosine_similarity(grad, probe_grad, dim=0)))
+            loss_sum += losses[-1] * n
+            tokens += n
+        self._set_gradient(summed)
+        return loss_sum / max(tokens, 1), tokens, losses, alignments
+
+    def _train_step(self, batch: list[Example]) -> tuple[float, int, float, list[float], list[float]]:
+        """One optimizer step over `grad_accum` micro-batches (or example by example, when the sampler needs each
+        example's signal): the token-weighted loss before the update, its tokens, the cosine between the batch's
+        and the probe set's gradients (when the sampler needs it), and each example's loss and alignment (when
+        it needs those)."""
+        import torch
+
         alignment = float("nan")
         probe_grad = None
         if self.sampler.needs_alignment:
             self._backward(self.probe_content)
             probe_grad = self._gradient()
-        loss, tokens = self._backward(batch)
+        example_losses_, example_alignments = [], []
+        if self.sampler.per_example:
+            loss, tokens, example_losses_, example_alignments = self._per_example_backward(batch, probe_grad)
+        else:
+            loss, tokens = self._backward(batch)
         if probe_grad is not None:
-            import torch
-
             alignment = float(torch.nn.functional.cosine_similarity(self._gradient(), probe_grad, dim=0))
         self.optimizer.step()
         self.scheduler.step()
-        return loss, tokens, alignment
+        return loss, tokens, alignment, example_losses_, example_alignments
 
     def run(self, resume_from: Path | None = None) -> TrainOutcome:
         started = time.perf_counter()
@@ -247,21 +285,30 @@ class Trainer:
                 if self.sampler.needs_probe:
                     self.probe_loss = self._losses(self.data.probe)
             while self.step < self.cfg.steps:
-                arm, idx = self.sampler.next_batch(self.cfg.batch_size * self.cfg.grad_accum)
-                batch = [self.data.train[i] for i in idx.tolist()]
+                draw = self.sampler.next_batch(self.cfg.batch_size * self.cfg.grad_accum)
+                batch = [self.data.train[i] for i in draw.indices.tolist()]
                 t0 = time.perf_counter()
-                before, tokens, alignment = self._train_step(batch)
+                before, tokens, alignment, example_before, example_alignment = self._train_step(batch)
                 self.step += 1
-                after = self._losses(batch) if self.sampler.needs_batch_after else float("nan")
+                after, example_after = float("nan"), []
+                if self.sampler.needs_batch_after:
+                    pairs = example_losses(self.model, batch, self.pad_id, self.cfg.batch_size * 2)
+                    after = mean_loss(pairs)
+                    example_after = [s / n if n else float("nan") for s, n in pairs]
                 probe_before = self.probe_loss
                 if self.sampler.needs_probe:
                     self.probe_loss = self._losses(self.data.probe)
-                signal = StepSignal(before, after, probe_before, self.probe_loss, alignment)
-                reward = self.sampler.feedback(arm, signal)
+                signal = StepSignal(before, after, probe_before, self.probe_loss, alignment, tuple(example_before),
+                                    tuple(example_after) if self.sampler.per_example else (), tuple(example_alignment))
+                pulls = self.sampler.feedback(draw, signal)
                 row: dict[str, Any] = {"kind": "train", "step": self.step, "loss": before, "tokens": tokens,
                                        "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
-                if arm is not None:
-                    row.update(arm=arm, reward=reward, probabilities=self.sampler.probabilities())
+                if draw.arms is not None:
+                    if self.sampler.per_example:  # an arm per example; (arm, reward) for those measured
+                        row.update(arms=draw.arms.tolist(), pulls=[[a, r] for a, r in pulls])
+                    else:
+                        row.update(arm=int(draw.arms[0]), reward=pulls[0][1] if pulls else None)
+                    row["probabilities"] = self.sampler.probabilities()
                 if self.sampler.needs_alignment:
                     row["alignment"] = alignment
                 metrics.write(row)

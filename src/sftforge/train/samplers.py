@@ -19,25 +19,41 @@ from sftforge.select.bandit import BanditPolicy, RewardScaler
 Reward = Literal["prediction_gain", "target_prediction_gain", "gradient_alignment", "loss"]
 
 
+Batches = Literal["arm", "mixed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """One step's examples (indices into the trainer's list) and, for a bandit, the arm each came from."""
+
+    indices: np.ndarray
+    arms: np.ndarray | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class StepSignal:
-    """Losses around one update: on the step's own batch and on the probe set (NaN when not measured)."""
+    """Losses around one update: on the step's own batch and on the probe set (NaN when not measured); with
+    per-example signals, the same for each example of the batch, in batch order (empty when not measured)."""
 
     batch_before: float
     batch_after: float
     probe_before: float
     probe_after: float
     alignment: float = float("nan")  # cosine of the batch's and the probe set's gradients before the update
+    example_before: tuple[float, ...] = ()
+    example_after: tuple[float, ...] = ()
+    example_alignment: tuple[float, ...] = ()
 
 
 class Sampler(Protocol):
     needs_batch_after: bool
     needs_probe: bool
     needs_alignment: bool
+    per_example: bool  # the trainer must measure each example's own signal (a mixed-batch bandit)
 
-    def next_batch(self, size: int) -> tuple[int | None, np.ndarray]: ...
+    def next_batch(self, size: int) -> Draw: ...
 
-    def feedback(self, arm: int | None, signal: StepSignal) -> float | None: ...
+    def feedback(self, draw: Draw, signal: StepSignal) -> list[tuple[int, float]]: ...
 
     def probabilities(self) -> list[float] | None: ...
 
@@ -72,17 +88,18 @@ class SubsetSampler:
     needs_batch_after = False
     needs_probe = False
     needs_alignment = False
+    per_example = False
 
     def __init__(self, indices: np.ndarray, seed: int) -> None:
         if len(indices) == 0:
             raise ValueError("the training subset is empty")
         self.queue = _EpochQueue(indices, seed, 0)
 
-    def next_batch(self, size: int) -> tuple[int | None, np.ndarray]:
-        return None, self.queue.take(size)
+    def next_batch(self, size: int) -> Draw:
+        return Draw(self.queue.take(size))
 
-    def feedback(self, arm: int | None, signal: StepSignal) -> float | None:
-        return None
+    def feedback(self, draw: Draw, signal: StepSignal) -> list[tuple[int, float]]:
+        return []
 
     def probabilities(self) -> list[float] | None:
         return None
@@ -95,55 +112,84 @@ class SubsetSampler:
 
 
 class BanditSampler:
-    """Each step: draw an arm from the policy, a batch from that arm; reward the arm with what the step taught.
+    """Each step: draw arms from the policy and examples from those arms; reward the arms with what the step taught.
 
-    `reward`: prediction_gain (batch loss before minus after the update), target_prediction_gain (probe loss before
-    minus after), both rescaled to [-1, 1] by the 20th/80th percentiles of recent rewards (Graves et al. 2017);
-    gradient_alignment (the cosine between the batch's gradient and the probe set's, before the update: the
-    first-order estimate of the target prediction gain, -lr * g_batch . g_probe, without the noise of the step
-    itself; rescaled the same way); or loss (the batch loss itself, unscaled: Online Data Mixing's reward, for
-    the `odm` policy).
+    `batches`: `arm` draws one arm per step and the whole batch from it, so the step's signal is about that arm
+    (Graves et al. 2017); `mixed` draws an arm for every example, and each example's own signal rewards its arm in
+    one update of the policy (`update_many`). A mixed batch spans arms (topics) as a random batch does, and gives
+    the policy batch-size rewards per step instead of one; it needs a per-example signal, so not
+    target_prediction_gain.
+
+    `reward`: prediction_gain (loss before minus after the update, of the batch or the example), target_prediction_gain
+    (probe loss before minus after), both rescaled to [-1, 1] by the 20th/80th percentiles of recent rewards
+    (Graves et al. 2017); gradient_alignment (the cosine between the gradient of the batch, or of the example, and
+    the probe set's, before the update: the first-order estimate of the target prediction gain,
+    -lr * g_batch . g_probe, without the noise of the step itself; rescaled the same way); or loss (the loss
+    itself, unscaled: Online Data Mixing's reward, for the `odm` policy).
     """
 
     def __init__(
         self, policy: BanditPolicy, members: list[np.ndarray], seed: int, reward: Reward,
-        scaler: RewardScaler | None = None,
+        scaler: RewardScaler | None = None, batches: Batches = "arm",
     ) -> None:
         if len(members) != policy.n_arms:
             raise ValueError(f"{len(members)} arms of examples for a policy over {policy.n_arms} arms")
         if any(len(m) == 0 for m in members):
             raise ValueError("every arm needs at least one example")
+        if batches == "mixed" and reward == "target_prediction_gain":
+            raise ValueError("mixed batches need a per-example reward: prediction_gain, gradient_alignment or loss")
         self.policy = policy
         self.queues = [_EpochQueue(m, seed, g) for g, m in enumerate(members)]
         self.rng = np.random.default_rng((seed, 7))
         self.reward = reward
+        self.batches = batches
         self.scaler = scaler if scaler is not None else RewardScaler()
+        self.per_example = batches == "mixed"
         self.needs_batch_after = reward == "prediction_gain"
         self.needs_probe = reward == "target_prediction_gain"
         self.needs_alignment = reward == "gradient_alignment"
 
-    def next_batch(self, size: int) -> tuple[int | None, np.ndarray]:
-        """One optimizer step's examples, all from one arm (the arm is what the step's reward is about)."""
-        arm = int(self.policy.sample(self.rng))
-        return arm, self.queues[arm].take(size)
+    def next_batch(self, size: int) -> Draw:
+        """One optimizer step's examples: all from one arm, or (mixed) each from its own draw of the policy."""
+        if self.batches == "arm":
+            arm = int(self.policy.sample(self.rng))
+            return Draw(self.queues[arm].take(size), np.full(size, arm, dtype=np.int64))
+        arms = np.array([self.policy.sample(self.rng) for _ in range(size)], dtype=np.int64)
+        indices = np.empty(size, dtype=np.int64)
+        for arm in np.unique(arms):  # each arm's queue serves its examples in one take: same epochs as `arm` mode
+            slots = np.nonzero(arms == arm)[0]
+            indices[slots] = self.queues[int(arm)].take(len(slots))
+        return Draw(indices, arms)
 
-    def raw_reward(self, signal: StepSignal) -> float:
+    def raw_rewards(self, signal: StepSignal) -> list[float]:
+        """The unscaled reward: one for the step (`arm` batches), or one per example (`mixed`)."""
+        if self.per_example:
+            if self.reward == "prediction_gain":
+                return [b - a for b, a in zip(signal.example_before, signal.example_after, strict=True)]
+            if self.reward == "gradient_alignment":
+                return list(signal.example_alignment)
+            return list(signal.example_before)
         if self.reward == "prediction_gain":
-            return signal.batch_before - signal.batch_after
+            return [signal.batch_before - signal.batch_after]
         if self.reward == "target_prediction_gain":
-            return signal.probe_before - signal.probe_after
+            return [signal.probe_before - signal.probe_after]
         if self.reward == "gradient_alignment":
-            return signal.alignment
-        return signal.batch_before
+            return [signal.alignment]
+        return [signal.batch_before]
 
-    def feedback(self, arm: int | None, signal: StepSignal) -> float | None:
-        assert arm is not None
-        raw = self.raw_reward(signal)
-        if not np.isfinite(raw):
-            return None
-        reward = raw if self.reward == "loss" else self.scaler.scale(raw)
-        self.policy.update(arm, float(reward))
-        return float(reward)
+    def feedback(self, draw: Draw, signal: StepSignal) -> list[tuple[int, float]]:
+        """Update the policy; the (arm, scaled reward) pairs it learnt from: one per step (`arm` batches) or per
+        example (`mixed`), leaving out rewards that could not be measured (not finite)."""
+        assert draw.arms is not None
+        arms = draw.arms.tolist() if self.per_example else [int(draw.arms[0])]
+        raws = self.raw_rewards(signal)
+        if len(raws) != len(arms):
+            raise ValueError(f"{len(raws)} rewards measured for {len(arms)} arms drawn")
+        pulls = [(int(a), float(r) if self.reward == "loss" else self.scaler.scale(r))
+                 for a, r in zip(arms, raws) if np.isfinite(r)]
+        if pulls:
+            self.policy.update_many([a for a, _ in pulls], [r for _, r in pulls])
+        return pulls
 
     def probabilities(self) -> list[float] | None:
         return [float(p) for p in self.policy.probabilities()]
