@@ -58,24 +58,41 @@ def test_example_recipes_give_the_same_dataset_on_both_engines(tmp_path, name):
     assert (local.stage_dir("export") / "openai.jsonl").read_bytes() == (distributed.stage_dir("export") / "openai.jsonl").read_bytes()
 
 
-def test_chunking_on_ray_gives_the_same_passages_and_ranks(tmp_path):
+def test_sources_on_ray_read_chunk_and_rank_in_blocks_and_resume_after_an_interruption(tmp_path, monkeypatch):
+    """Every file is a block on Ray: BM25 terms are counted in the workers and added up in the driver, which must
+    give the local single-block ranking; a Ctrl-C after two blocks leaves them for the rerun to reuse."""
     import pyarrow.parquet as pq
 
+    from sftforge.progress import SilentReporter
     from sftforge.recipe import load_recipe_text
     from sftforge.run import RunDir
-    from sftforge.stages import Context, run_stage
+    from sftforge.stages import Context, run_stage, sources
 
     recipe = EXAMPLES / "recipes" / "pep_qa.yaml"
-    tables = {}
+    runs = {}
     for engine in ("local", "ray"):
         text = recipe.read_text(encoding="utf-8") + f"\nengine: {engine}\n"
         rec = load_recipe_text(text, base_dir=recipe.parent)
-        run = RunDir.create(tmp_path / engine, text, rec.name, recipe.parent)
-        assert run_stage(Context(run=run, recipe=rec), "sources")
-        tables[engine] = pq.read_table(run.stage_dir("sources") / "chunks.parquet")
-        assert run.stage_info("sources").extra["engine"]["name"] == engine
-        assert not (run.stage_dir("sources") / "_blocks").exists()
-    assert tables["local"].num_rows > 300 and tables["local"].equals(tables["ray"])
+        runs[engine] = Context(run=RunDir.create(tmp_path / engine, text, rec.name, recipe.parent), recipe=rec)
+    assert run_stage(runs["local"], "sources")
+
+    monkeypatch.setattr(sources, "FILES_PER_BLOCK", 1)
+    ctx = runs["ray"]
+    ctx.reporter = StopAfter(2)  # interrupted once the second block is stored
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(ctx, "sources")
+    assert len([p for p in (ctx.run.stage_dir("sources") / "_blocks").iterdir() if not p.name.startswith(".")]) == 2
+    ctx.reporter = SilentReporter()
+    assert run_stage(ctx, "sources")
+    n_files = len(list((EXAMPLES / "data" / "peps").iterdir()))
+    assert ctx.run.stage_info("sources").extra["engine"] == {"name": "ray", "workers": 2, "blocks": n_files,
+                                                             "blocks_reused": 2}
+    assert runs["local"].run.stage_info("sources").extra["engine"] == {"name": "local"}
+    for table in ("chunks", "documents"):
+        a, b = (pq.read_table(c.run.stage_dir("sources") / f"{table}.parquet") for c in runs.values())
+        assert a.num_rows > (300 if table == "chunks" else 5) and a.equals(b), table
+    assert not (ctx.run.stage_dir("sources") / "_blocks").exists()
+    assert runs["local"].run.stage_info("sources").counts == ctx.run.stage_info("sources").counts
 
 
 # -- a corpus made for dedup -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -167,6 +168,26 @@ def test_bm25_chinese_uses_characters():
     assert "素数" in best
     scores = bm25_scores(passages, "氧气是谁发现的", "zh")
     assert "氧" in passages[int(scores.argmax())]
+
+
+@pytest.mark.parametrize("lang, query", [("en", "context managers: the with statement and __exit__ exit exit"),
+                                         ("zh", "氧气是谁发现的")])
+def test_bm25_term_counts_added_up_over_blocks_equal_one_index_over_every_passage(lang, query):
+    from sftforge.sources.retrieval import BM25Index, TermCounts, bm25_from_counts, query_terms
+
+    folder = EXAMPLES / "data" / ("peps" if lang == "en" else "xquad_zh")
+    passages = [p for f in sorted(folder.iterdir()) for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    passages += ["the of and", "。"]  # no term at all (stop words, punctuation)
+    terms = query_terms(query, lang)
+    blocks = [passages[:7], passages[7:7], passages[7:25], passages[25:]]
+    scores = bm25_from_counts(TermCounts.concat([TermCounts.of(b, terms, lang) for b in blocks], len(set(terms))), terms)
+    index = BM25Index(passages, lang)
+    docs, want = index.search([query], k=len(passages))
+    expected = np.zeros(len(passages), dtype=np.float32)
+    expected[docs[0]] = want[0]
+    assert len(passages) > 30 and (expected > 0).sum() > 5
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.argsort(-scores, kind="stable")[:20], np.argsort(-expected, kind="stable")[:20])
 
 
 @pytest.mark.skipif(not (SHARED / "corpus" / "python_peps").exists(), reason="shared corpus not present")

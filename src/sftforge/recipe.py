@@ -635,7 +635,8 @@ class Recipe(Strict):
     output: Output = Field(default_factory=Output)
     engine: Literal["local", "ray"] = Field(
         "local",
-        description="Executor of chunking and the features and clean stages: local streams batches in this process; "
+        description="Executor of the sources (reading, chunking, BM25 terms), features and clean stages: local runs "
+        "blocks in this process; "
         "ray runs the same code on a Ray cluster (see `ray`) with the same result.",
     )
     ray: RayConfig | None = Field(None, description="Where engine: ray runs; absent: RAY_ADDRESS, else a local Ray.")

@@ -1,5 +1,5 @@
-"""Blocks: the unit both engines process. A block is one input shard (or a batch of documents); a worker
-(`ChunkWorker`, `FeaturesWorker`, `CleanWorker`) builds its tokenizer or operators once and processes whole
+"""Blocks: the unit both engines process. A block is one input shard (or a group of source files); a worker
+(`SourcesWorker`, `FeaturesWorker`, `CleanWorker`) builds its tokenizer or operators once and processes whole
 blocks; a runner feeds it blocks, in this process (`LocalRunner`) or on Ray (`engine/ray_engine.RayRunner`).
 Results come back in block order, so every engine makes the same decisions on the same records.
 """
@@ -169,21 +169,67 @@ class CleanWorker:
                           self.processor.stats.seen, self.processor.stats.removed, delta)
 
 
-class ChunkWorker:
-    """Chunks blocks of documents by model tokens; the tokenizer loads once per worker."""
+@dataclass(slots=True)
+class SourceBlock:
+    """What a sources worker returns for one block of files: their documents, their chunks with each chunk's
+    BM25 term counts for the query (`retrieval.TermCounts`), and what was read or skipped."""
 
-    def __init__(self, tokenizer_path: Path, max_tokens: int, overlap_tokens: int) -> None:
+    documents: Any  # pyarrow Table: doc_id, path, text
+    chunks: Any  # pyarrow Table: the chunk fields, `length` (terms) and `tf` (count of each query term)
+    files: int
+    skipped: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """Everything a sources worker needs besides its block: how to read, chunk and count terms."""
+
+    id_root: str
+    fields: list[tuple[str, str | None]]  # (text_field, id_field) of each recipe `sources.documents` entry
+    tokenizer_path: str
+    max_tokens: int
+    overlap_tokens: int
+    query: list[str]  # the query's BM25 terms
+    lang: str
+
+
+class SourcesWorker:
+    """Reads a block of source files, chunks its documents by model tokens and counts each chunk's BM25 terms; the
+    tokenizer loads once per worker. A block is a JSON list `[entry, [paths]]`: files of one recipe entry."""
+
+    def __init__(self, settings: SourceSettings) -> None:
         from sftforge.llm.llamacpp import LlamaTokenizer
 
-        self.count = LlamaTokenizer(tokenizer_path).count
-        self.max_tokens, self.overlap_tokens = max_tokens, overlap_tokens
+        self.settings = settings
+        self.count = LlamaTokenizer(Path(settings.tokenizer_path)).count
 
-    def process(self, block: str) -> list[Any]:
-        """The chunks of a block's documents (a Parquet file of doc_id, path, text), in document order."""
-        import pyarrow.parquet as pq
+    def process(self, block: str) -> SourceBlock:
+        import json
+
+        import pyarrow as pa
 
         from sftforge.sources.chunking import chunk_document
-        from sftforge.sources.readers import Document
+        from sftforge.sources.readers import ReadReport, read_documents
+        from sftforge.sources.retrieval import TermCounts
 
-        docs = [Document(r["doc_id"], r["path"], r["text"]) for r in pq.read_table(block).to_pylist()]
-        return [c for d in docs for c in chunk_document(d, self.max_tokens, self.overlap_tokens, self.count)]
+        s = self.settings
+        entry, paths = json.loads(block)
+        text_field, id_field = s.fields[entry]
+        report = ReadReport()
+        docs = list(read_documents([Path(p) for p in paths], Path(s.id_root), text_field, id_field, report))
+        chunks = [c for d in docs for c in chunk_document(d, s.max_tokens, s.overlap_tokens, self.count)]
+        counts = TermCounts.of([c.text for c in chunks], s.query, s.lang)
+        documents = pa.table({"doc_id": pa.array([d.id for d in docs], pa.string()),
+                              "path": pa.array([d.path for d in docs], pa.string()),
+                              "text": pa.array([d.text for d in docs], pa.string())})
+        table = pa.table({
+            "chunk_id": pa.array([c.id for c in chunks], pa.string()),
+            "doc_id": pa.array([c.doc_id for c in chunks], pa.string()),
+            "index": pa.array([c.index for c in chunks], pa.int32()), "start": pa.array([c.start for c in chunks], pa.int64()),
+            "end": pa.array([c.end for c in chunks], pa.int64()), "text": pa.array([c.text for c in chunks], pa.string()),
+            "n_tokens": pa.array([c.n_tokens for c in chunks], pa.int32()),
+            "length": pa.array(counts.lengths, pa.int64()),
+            "tf": pa.ListArray.from_arrays(pa.array(np.arange(len(chunks) + 1) * counts.tf.shape[1], pa.int32()),
+                                           pa.array(counts.tf.reshape(-1), pa.int32())),
+        })
+        return SourceBlock(documents, table, report.files, list(report.skipped))

@@ -3,12 +3,16 @@ the knowledge graph; check the seed tasks.
 
 Writes `sources/documents.parquet` (id, path, text) and `sources/chunks.parquet` (offsets, tokens, BM25 score,
 rank, whether generation may use it). Generation walks the chunks in rank order, so a large corpus spends its
-budget on the most relevant passages first. A knowledge graph (`sources.kg`) is loaded here once to check it and
+budget on the most relevant passages first. Files are read, chunked and their BM25 terms counted in blocks of
+files by `engine.blocks.SourcesWorker`, in this process or in Ray workers (each block is kept under `_blocks/` until
+the stage ends, so a Ray run resumes from the blocks done); this process then adds the blocks' term counts up into
+the one ranking an index over every passage would give. A knowledge graph (`sources.kg`) is loaded here once to check it and
 to record its size in the manifest; the generate stage loads it again (CSR arrays load in seconds).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -16,16 +20,17 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sftforge.errors import SourceError
 from sftforge.kg import KnowledgeGraph, load_graph
 from sftforge.recipe import Recipe
 from sftforge.llm.bundled import resolve_model_path
-from sftforge.llm.llamacpp import LlamaTokenizer
-from sftforge.run import atomic_write_table
-from sftforge.sources.chunking import chunk_document
-from sftforge.sources.readers import ReadReport, doc_id_root, matched_files, read_documents
-from sftforge.sources.retrieval import bm25_scores
+from sftforge.engine.blocks import SourceBlock, SourceSettings, SourcesWorker, open_runner
+from sftforge.engine.ray_engine import settings_of
+from sftforge.run import atomic_write_bytes, atomic_write_table, writing
+from sftforge.sources.readers import doc_id_root, matched_files
+from sftforge.sources.retrieval import TermCounts, bm25_from_counts, query_terms
 from sftforge.sources.seeds import load_seeds
 from sftforge.run import ShardLog
 from sftforge.stages.base import Context, Stage
@@ -47,7 +52,40 @@ CHUNK_SCHEMA = pa.schema(
     ]
 )
 DOC_SCHEMA = pa.schema([("doc_id", pa.string()), ("path", pa.string()), ("text", pa.string())])
-DOCS_PER_BLOCK = 200  # documents per chunking task on the Ray engine
+FILES_PER_BLOCK = 64  # a block (one worker task) holds up to this many files of one recipe entry...
+BYTES_PER_BLOCK = 64 << 20  # ...and up to this many bytes, unless a single file is bigger
+
+
+def file_blocks(entries: list[list[Path]]) -> list[tuple[int, list[str]]]:
+    """The source files split into blocks, in corpus order: runs of consecutive files of one recipe entry, each
+    up to FILES_PER_BLOCK files and BYTES_PER_BLOCK bytes. A block is (entry index, paths)."""
+    blocks: list[tuple[int, list[str]]] = []
+    for entry, files in enumerate(entries):
+        current: list[str] = []
+        size = 0
+        for path in files:
+            n = path.stat().st_size
+            if current and (len(current) >= FILES_PER_BLOCK or size + n > BYTES_PER_BLOCK):
+                blocks.append((entry, current))
+                current, size = [], 0
+            current.append(str(path))
+            size += n
+        if current:
+            blocks.append((entry, current))
+    return blocks
+
+
+def store_source_block(folder: Path, block: SourceBlock) -> None:
+    """Write a finished block atomically: into a temporary folder, renamed into place last."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    with writing(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        atomic_write_table(tmp / "documents.parquet", block.documents.cast(DOC_SCHEMA))
+        atomic_write_table(tmp / "chunks.parquet", block.chunks)
+        summary = {"files": block.files, "skipped": block.skipped}
+        atomic_write_bytes(tmp / "block.json", json.dumps(summary).encode("utf-8"))
+        tmp.rename(folder)
 
 
 def load_kg(recipe: Recipe) -> KnowledgeGraph:
@@ -134,108 +172,77 @@ class SourcesStage(Stage):
             extra |= doc_extra
         return counts, extra
 
-    def _chunk_on_ray(self, ctx: Context, docs: list[Any]) -> tuple[list[Any], dict[str, Any]]:
-        """Chunking in Ray actors, a block of documents per task, chunks back in document order (the same chunks
-        as locally). Blocks go through the run directory, which the cluster's nodes share."""
-        from sftforge.engine.blocks import ChunkWorker, open_runner
-        from sftforge.engine.ray_engine import settings_of
-
-        cfg = ctx.recipe.sources.chunking
-        folder = ctx.run.stage_dir(self.name) / "_blocks"
-        shutil.rmtree(folder, ignore_errors=True)
-        blocks = []
-        for k in range(0, len(docs), DOCS_PER_BLOCK):
-            part = docs[k:k + DOCS_PER_BLOCK]
-            blocks.append(str(folder / f"docs-{k // DOCS_PER_BLOCK:05d}.parquet"))
-            table = pa.table({"doc_id": [d.id for d in part], "path": [d.path for d in part], "text": [d.text for d in part]},
-                             schema=DOC_SCHEMA)
-            atomic_write_table(Path(blocks[-1]), table)
-        chunks: list[Any] = []
-        bar = ctx.reporter.task("sources: chunking", total=len(blocks))
-        with open_runner("ray", settings_of(ctx.recipe.ray)) as runner:
-            init = (self.tokenizer_path(ctx), cfg.max_tokens, cfg.overlap_tokens)
-            for block_chunks in runner.map(ChunkWorker, init, blocks):
-                chunks.extend(block_chunks)
-                ctx.reporter.advance(bar, chunks=len(chunks))
-            info = runner.info | {"chunking_blocks": len(blocks)}
-        ctx.reporter.done(bar)
-        shutil.rmtree(folder, ignore_errors=True)
-        return chunks, info
+    def resumes(self, ctx: Context) -> bool:
+        """On Ray, from the blocks of files already read and chunked; locally a partial read is cheap to redo."""
+        return ctx.recipe.engine == "ray"
 
     def _documents(self, ctx: Context) -> tuple[dict[str, int], dict[str, Any]]:
         recipe = ctx.recipe
         cfg = recipe.sources
-        report = ReadReport()
         entries = [(entry, matched_files(entry.path, recipe.resolve("."))) for entry in cfg.documents]
-        root = doc_id_root([f for _, files in entries for f in files])
-        docs = []
-        for entry, files in entries:
-            docs.extend(read_documents(files, root, entry.text_field, entry.id_field, report))
-        for where, why in report.skipped:
+        query = query_terms(self.query(ctx), recipe.task.language)
+        settings = SourceSettings(
+            id_root=str(doc_id_root([f for _, files in entries for f in files])),
+            fields=[(entry.text_field, entry.id_field) for entry, _ in entries],
+            tokenizer_path=str(self.tokenizer_path(ctx)), max_tokens=cfg.chunking.max_tokens,
+            overlap_tokens=cfg.chunking.overlap_tokens, query=query, lang=recipe.task.language,
+        )
+        blocks = file_blocks([files for _, files in entries])
+        root = ctx.run.stage_dir(self.name) / "_blocks"
+        folders = [root / f"block-{k:05d}" for k in range(len(blocks))]
+        pending = [k for k, folder in enumerate(folders) if not folder.is_dir()]
+        reused = len(blocks) - len(pending)
+        bar = ctx.reporter.task("sources: reading and chunking", total=len(blocks))
+        ctx.reporter.advance(bar, n=reused)
+        with open_runner(recipe.engine, settings_of(recipe.ray)) as runner:
+            tasks = [json.dumps(blocks[k]) for k in pending]
+            for k, block in zip(pending, runner.map(SourcesWorker, (settings,), tasks)):
+                store_source_block(folders[k], block)
+                ctx.reporter.advance(bar, files=sum(len(blocks[j][1]) for j in range(k + 1)))
+            engine = runner.info | ({"blocks": len(blocks), "blocks_reused": reused} if recipe.engine == "ray" else {})
+        ctx.reporter.done(bar)
+        summaries = [json.loads((f / "block.json").read_text(encoding="utf-8")) for f in folders]
+        skipped = [tuple(x) for s in summaries for x in s["skipped"]]
+        for where, why in skipped:
             log.warning("skipped %s: %s", where, why)
-        if not docs:
+        n_files = sum(s["files"] for s in summaries)
+        documents = pa.concat_tables([pq.read_table(f / "documents.parquet", schema=DOC_SCHEMA) for f in folders])
+        if not documents.num_rows:
             raise SourceError(
-                f"the corpus is empty: {report.files} file(s) matched sources.documents, none had readable text"
-                + (f" ({len(report.skipped)} skipped, e.g. {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else "")
+                f"the corpus is empty: {n_files} file(s) matched sources.documents, none had readable text"
+                + (f" ({len(skipped)} skipped, e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else "")
             )
-        engine: dict[str, Any] = {"name": "local"}
-        if recipe.engine == "ray":
-            chunks, engine = self._chunk_on_ray(ctx, docs)
-        else:
-            tokenizer = LlamaTokenizer(self.tokenizer_path(ctx))
-            chunks = []
-            bar = ctx.reporter.task("sources: chunking", total=len(docs))
-            for doc in docs:
-                chunks.extend(chunk_document(doc, cfg.chunking.max_tokens, cfg.chunking.overlap_tokens, tokenizer.count))
-                ctx.reporter.advance(bar, chunks=len(chunks))
-            ctx.reporter.done(bar)
-        texts = [c.text for c in chunks]
-        big_enough = np.array([c.n_tokens >= cfg.chunking.min_tokens for c in chunks], dtype=bool)
+        chunks = pa.concat_tables([pq.read_table(f / "chunks.parquet") for f in folders])
+        n = chunks.num_rows
+        big_enough = chunks.column("n_tokens").to_numpy() >= cfg.chunking.min_tokens
         if cfg.retrieval.method == "bm25":
-            scores = bm25_scores(texts, self.query(ctx), recipe.task.language)
+            tf = np.asarray(chunks.column("tf").combine_chunks().flatten(), dtype=np.int32).reshape(n, -1)
+            scores = bm25_from_counts(TermCounts(chunks.column("length").to_numpy(), tf), query)
             relevant = scores > cfg.retrieval.min_score
-            order = np.lexsort((np.arange(len(chunks)), -scores))  # best first, ties in corpus order
+            order = np.lexsort((np.arange(n), -scores))  # best first, ties in corpus order
         else:
-            scores = np.zeros(len(chunks), dtype=np.float32)
-            relevant = np.ones(len(chunks), dtype=bool)
-            order = np.arange(len(chunks))
-        rank = np.empty(len(chunks), dtype=np.int32)
-        rank[order] = np.arange(len(chunks), dtype=np.int32)
+            scores = np.zeros(n, dtype=np.float32)
+            relevant = np.ones(n, dtype=bool)
+            order = np.arange(n)
+        rank = np.empty(n, dtype=np.int32)
+        rank[order] = np.arange(n, dtype=np.int32)
         used = big_enough & relevant
         top_k = cfg.retrieval.top_k
         if top_k is not None and used.sum() > top_k:  # keep the top_k best usable passages
             used &= rank <= np.sort(rank[used])[top_k - 1]
         if not used.any():
             raise SourceError(
-                f"no passage is usable for generation: {len(chunks)} chunks, "
+                f"no passage is usable for generation: {n} chunks, "
                 f"{int(big_enough.sum())} with at least {cfg.chunking.min_tokens} tokens, "
                 f"{int(relevant.sum())} matching the query {self.query(ctx)!r}; "
                 "lower sources.chunking.min_tokens, change sources.retrieval.query, or set retrieval.method: none"
             )
-        table = pa.table(
-            {
-                "chunk_id": [c.id for c in chunks],
-                "doc_id": [c.doc_id for c in chunks],
-                "index": [c.index for c in chunks],
-                "start": [c.start for c in chunks],
-                "end": [c.end for c in chunks],
-                "text": texts,
-                "n_tokens": [c.n_tokens for c in chunks],
-                "score": scores.astype(np.float32),
-                "rank": rank,
-                "used": used,
-            },
-            schema=CHUNK_SCHEMA,
-        ).take(pa.array(order))
+        table = chunks.select(["chunk_id", "doc_id", "index", "start", "end", "text", "n_tokens"]).append_column(
+            "score", pa.array(scores, pa.float32())).append_column("rank", pa.array(rank, pa.int32())).append_column(
+            "used", pa.array(used, pa.bool_())).cast(CHUNK_SCHEMA).take(pa.array(order))
         atomic_write_table(ctx.run.stage_dir(self.name) / "chunks.parquet", table)
-        atomic_write_table(
-            ctx.run.stage_dir(self.name) / "documents.parquet",
-            pa.table(
-                {"doc_id": [d.id for d in docs], "path": [d.path for d in docs], "text": [d.text for d in docs]},
-                schema=DOC_SCHEMA,
-            ),
-        )
-        counts = {"files": report.files, "documents": len(docs), "chunks": len(chunks), "used_chunks": int(used.sum())}
-        extra = {"skipped": [{"path": p, "reason": r} for p, r in report.skipped], "query": self.query(ctx),
-                 "engine": engine}
+        atomic_write_table(ctx.run.stage_dir(self.name) / "documents.parquet", documents)
+        shutil.rmtree(root, ignore_errors=True)
+        counts = {"files": n_files, "documents": documents.num_rows, "chunks": n, "used_chunks": int(used.sum())}
+        extra = {"skipped": [{"path": p, "reason": r} for p, r in skipped], "query": self.query(ctx), "engine": engine}
         return counts, extra
