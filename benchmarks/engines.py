@@ -1,4 +1,5 @@
-"""Cleaning and dedup on the local engine against the Ray engine, same corpus, same recipe, same machine.
+"""Cleaning and dedup, and reading and chunking sources, on the local engine against the Ray engine: same corpus,
+same recipe, same machine.
 
 Corpus (fixed seed): `--docs` documents (default 200,000) of 50-300 Zipfian words from benchmarks/dedup.py's
 generator, ~10% planted near-duplicates, every 50th an exact copy of an earlier one, every 40th with an e-mail
@@ -12,8 +13,12 @@ every 0.2 s. Ray runs on a local Ray with 1 and with 2 workers (`ray.num_cpus`),
 figures to size a cluster: records per second per worker for the operators (filters, PII, dedup keys), and
 the dedup resolution time (band shuffle, verification, components).
 
+Then the sources stage on `--sources-docs` of the same documents (default 50,000) as JSON Lines files of
+`--per-file` documents: reading, chunking by model tokens and BM25 ranking, local against Ray (blocks of up to 64
+files); the chunks table (passages, scores and ranks) must be the same.
+
 Last line: `same dataset on both engines: yes|no` (the same kept record ids in the same order, and the same
-rejected ids, on every Ray run).
+rejected ids, on every Ray run; the same chunks table from the sources stage).
 
     python benchmarks/engines.py [--docs 200000] [--block 10000] [--workers 1,2]
 """
@@ -93,13 +98,14 @@ def tree_rss(root: psutil.Process) -> float:
     return total / 2**20
 
 
-def run_clean(template: Path, out: Path, engine: str, workers: int | None) -> dict:
-    """`sftforge clean` on a copy of the template run, in its own process; wall time and peak tree memory."""
+def run_stage(template: Path, out: Path, engine: str, workers: int | None, stage: str = "clean",
+              recipe: str = RECIPE) -> dict:
+    """`sftforge <stage>` on a copy of the template run, in its own process; wall time and peak tree memory."""
     shutil.copytree(template, out)
     ray = f"ray: {{num_cpus: {workers}, workers: {workers}}}\n" if engine == "ray" else ""
-    (out / "recipe.yaml").write_text(RECIPE.format(engine=engine, ray=ray))
+    (out / "recipe.yaml").write_text(recipe.format(engine=engine, ray=ray))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "sftforge.cli", "clean", str(out)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "sftforge.cli", stage, str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "RAY_ADDRESS": ""})
     peak = 0.0
     stop = threading.Event()
@@ -121,10 +127,46 @@ def run_clean(template: Path, out: Path, engine: str, workers: int | None) -> di
     stop.set()
     thread.join()
     if proc.returncode != 0:
-        raise SystemExit(f"{engine} clean failed:\n{err[-3000:]}")
-    manifest = json.loads((out / "manifest.json").read_text())["stages"]["clean"]
-    return {"wall": wall, "peak_mib": peak, "counts": manifest["counts"], "seconds": manifest["extra"]["seconds"],
-            "removed": manifest["extra"]["removed_by_operator"]}
+        raise SystemExit(f"{engine} {stage} failed:\n{err[-3000:]}")
+    manifest = json.loads((out / "manifest.json").read_text())["stages"][stage]
+    return {"wall": wall, "peak_mib": peak, "counts": manifest["counts"], "seconds": manifest["extra"].get("seconds"),
+            "removed": manifest["extra"].get("removed_by_operator")}
+
+
+SOURCES_RECIPE = """name: engines-sources
+task: {{type: qa, qa_mode: extractive, description: "documents about topics, words and numbers"}}
+sources:
+  documents: [{{path: corpus}}]
+  chunking: {{max_tokens: 256, overlap_tokens: 16, min_tokens: 20}}
+  retrieval: {{method: bm25}}
+output: {{formats: [openai]}}
+engine: {engine}
+{ray}"""
+
+
+def build_sources_run(base: Path, texts: list[str], per_file: int) -> Path:
+    """A run directory whose recipe reads `texts` as JSON Lines files of `per_file` documents each."""
+    from sftforge.run import RunDir
+
+    folder = base / "sources-template"
+    corpus = folder / "corpus"
+    corpus.mkdir(parents=True)
+    for k in range(0, len(texts), per_file):
+        lines = (json.dumps({"text": t}) for t in texts[k:k + per_file])
+        (corpus / f"docs-{k // per_file:05d}.jsonl").write_text("\n".join(lines) + "\n")
+    text = SOURCES_RECIPE.format(engine="local", ray="")
+    RunDir.create(folder / "run", text, "engines-sources", folder)
+    return folder
+
+
+def run_sources(template: Path, out: Path, engine: str, workers: int | None) -> tuple[dict, object]:
+    """The sources stage in its own process, on a copy of the template (corpus and run); its chunks table."""
+    import pyarrow.parquet as pq
+
+    shutil.copytree(template, out)
+    result = run_stage(out / "run", out / "stage", engine, workers, "sources", SOURCES_RECIPE.replace(
+        "path: corpus", f"path: {out / 'corpus'}"))
+    return result, pq.read_table(out / "stage" / "sources" / "chunks.parquet")
 
 
 def dataset(run: Path) -> tuple[list[str], list[str]]:
@@ -140,6 +182,8 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=10_000)
     parser.add_argument("--workers", default="1,2", help="Ray worker counts to run (a local Ray with that many CPUs)")
     parser.add_argument("--reps", type=int, default=1, help="runs per configuration (medians are reported)")
+    parser.add_argument("--sources-docs", type=int, default=50_000, help="documents for the sources stage")
+    parser.add_argument("--per-file", type=int, default=100, help="documents per JSON Lines file (sources stage)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="sftforge-engines-"))
     try:
@@ -157,7 +201,7 @@ def main() -> None:
             runs = []
             for rep in range(args.reps):
                 out = base / f"{name.replace(' ', '')}-{rep}"
-                runs.append(run_clean(template, out, engine, workers))
+                runs.append(run_stage(template, out, engine, workers))
                 if engine == "local" and rep == 0:
                     reference = dataset(out)
                 elif rep == 0:
@@ -179,6 +223,26 @@ def main() -> None:
             start = statistics.median(x["seconds"].get("start", 0.0) for x in runs)
             print(f"{name:10s} {wall:8.1f} {local / wall:8.2f} {statistics.median(x['peak_mib'] for x in runs):9.0f} "
                   f"{start:11.1f} {args.docs / ops / workers:23.0f} {statistics.median(x['seconds']['dedup'] for x in runs):8.1f}")
+        print()
+        source_texts = texts[:args.sources_docs] if args.sources_docs <= len(texts) else texts_for(args.sources_docs)
+        sources_template = build_sources_run(base, source_texts, args.per_file)
+        print(f"sources stage: {args.sources_docs:,} of these documents in {-(-args.sources_docs // args.per_file)} "
+              f"JSON Lines files of {args.per_file}; read, chunk (256 tokens, the bundled model's tokenizer), BM25 terms "
+              f"and ranking", flush=True)
+        print(f"{'engine':10s} {'wall s':>8s} {'x local':>8s} {'peak MiB':>9s} {'docs/s/worker':>14s} {'chunks':>8s}")
+        chunks_ref, local_sources = None, None
+        for engine, workers in configs:
+            name = engine if workers is None else f"ray x{workers}"
+            out = base / f"sources-{name.replace(' ', '')}"
+            r, chunks = run_sources(sources_template, out, engine, workers)
+            shutil.rmtree(out)
+            if chunks_ref is None:
+                chunks_ref, local_sources = chunks, r["wall"]
+            else:
+                same &= chunks.equals(chunks_ref)
+            n_workers = workers or 1
+            print(f"{name:10s} {r['wall']:8.1f} {local_sources / r['wall']:8.2f} {r['peak_mib']:9.0f} "
+                  f"{args.sources_docs / r['wall'] / n_workers:14.0f} {r['counts']['chunks']:8,}", flush=True)
         print("sizing: the operators phase (filters, PII, dedup keys; actor start-up included, Ray's own start-up not) "
               "scales with workers at the records/s/worker above; dedup resolution is one shuffle of the band keys "
               "plus verification on the driver.")
