@@ -109,6 +109,8 @@ def main() -> None:
                         default="target_prediction_gain", help="exp3s reward")
     parser.add_argument("--batches", choices=["arm", "mixed"], default="arm",
                         help="bandit batches: all from one arm per step, or an arm drawn per example")
+    parser.add_argument("--prior", choices=["uniform", "size"], default="uniform",
+                        help="Exp3.S start: each arm alike, or each arm's share of the pool")
     parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
     parser.add_argument("--detrend", type=int, default=5, help="rank gains against the mean of this many before")
     parser.add_argument("--arms-by", choices=["cluster", "difficulty"], default="cluster",
@@ -197,7 +199,8 @@ def main() -> None:
         if name == "exp3s":
             members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
             detrend = 0 if args.reward == "gradient_alignment" else args.detrend  # as `sftforge train` does
-            sampler = BanditSampler(Exp3S(len(arm_names), eta=args.eta, epsilon=0.05), members, args.seed,
+            prior = [len(m) for m in members] if args.prior == "size" else None
+            sampler = BanditSampler(Exp3S(len(arm_names), eta=args.eta, epsilon=0.05, prior=prior), members, args.seed,
                                     args.reward, RewardScaler(window=args.window, detrend=detrend), args.batches)
         elif name == "odm":
             members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]

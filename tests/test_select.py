@@ -155,6 +155,23 @@ def test_updates_reject_nan_rewards_and_unknown_arms():
             policy.update(3, 1.0)
 
 
+def test_exp3s_with_a_size_prior_starts_from_the_data_s_mix_and_learns_away_from_it():
+    policy = Exp3S(3, eta=0.3, epsilon=0.1, prior=[10, 30, 60])
+    np.testing.assert_allclose(policy.probabilities(), [0.1, 0.3, 0.6])
+    np.testing.assert_allclose(np.exp(policy.values()) / np.exp(policy.values()).sum(), [0.1, 0.3, 0.6])
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        arm = policy.sample(rng)
+        policy.update(arm, 1.0 if arm == 0 else -1.0)  # the smallest arm is the useful one
+    p = policy.probabilities()
+    assert p[0] > 0.5 and p.min() >= 0.1 * 0.1 - 1e-12  # exploration keeps the prior's floor epsilon * p0
+    restored = Exp3S(3, eta=0.3, epsilon=0.1)
+    restored.load_state_dict(json.loads(json.dumps(policy.state_dict())))
+    np.testing.assert_array_equal(restored.probabilities(), policy.probabilities())
+    with pytest.raises(ValueError, match="prior"):
+        Exp3S(3, prior=[1, 0, 2])
+
+
 def test_exp3s_update_many_is_the_mean_of_single_draw_estimates():
     n, eta, beta = 3, 0.4, 0.01
     policy = Exp3S(n, eta=eta, epsilon=0.1, beta=beta)

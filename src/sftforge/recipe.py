@@ -501,6 +501,12 @@ class BanditSettings(Strict):
         "(batches span topics like random ones, and the bandit learns batch_size rewards per step; needs a "
         "per-example reward: prediction_gain or gradient_alignment, or odm; gradients are taken one example at a time).",
     )
+    prior: Literal["uniform", "size"] = Field(
+        "uniform",
+        description="exp3s: where the policy starts and what it explores from: uniform, each arm alike (Graves et "
+        "al.); size, each arm's share of the records, so the untrained policy samples like a random batch and small "
+        "odd arms are not over-sampled before the rewards speak.",
+    )
     eta: float = Field(0.3, gt=0, description="Exp3.S step size; the paper's 1e-3 is for 10^5+ steps, a fine-tuning run of tens to hundreds of steps needs ~0.3.")
     epsilon: float = Field(0.05, ge=0, lt=1, description="Exp3.S share of uniform exploration.")
     alpha: float | None = Field(None, ge=0, lt=1, description="Exp3.S weight sharing (lets the policy switch arms); default 1/t, the paper's schedule.")

@@ -197,6 +197,12 @@ class Exp3S:
     have to unlearn its whole history. Computed in log space (logaddexp / leave-one-out logsumexp) with the
     weights shifted so their max is 0, which changes neither the policy nor the next update.
 
+    ``prior``: where the policy starts, and what its exploration draws from: pi_t(i) = (1 - epsilon)
+    softmax(w_t + log p0)_i + epsilon p0_i. Uniform (the paper) by default; arm sizes (each arm's share of the
+    records) make the untrained policy sample like a random batch, so small arms, often the odd ones out, are not
+    over-sampled before there is any evidence for them, and the learnt weights w say how far the data's own mix
+    should move. The mixing term acts on w, so it pulls back to the prior, not to uniform.
+
     Defaults are those of the paper's experiments: eta = 1e-3, epsilon = 0.05, beta = 0, alpha_t = 1/t. The paper's
     runs are hundreds of thousands of steps; with the few hundred steps of a fine-tuning run eta = 1e-3 barely
     moves the policy off uniform, so pass a larger eta (about 0.1 for rewards in [-1, 1]) for short runs.
@@ -213,9 +219,14 @@ class Exp3S:
         epsilon: float = 0.05,
         alpha: float | None = None,
         beta: float = 0.0,
+        prior: Sequence[float] | None = None,
     ) -> None:
         if n_arms < 1:
             raise ValueError("need at least one arm")
+        p0 = np.full(n_arms, 1.0 / n_arms) if prior is None else np.asarray(prior, dtype=np.float64)
+        if p0.shape != (n_arms,) or not np.all(np.isfinite(p0)) or np.any(p0 <= 0):
+            raise ValueError(f"prior must be {n_arms} positive weights, one per arm")
+        self.prior = p0 / p0.sum()
         if not eta > 0:
             raise ValueError("eta must be positive")
         if not 0.0 <= epsilon <= 1.0:
@@ -231,7 +242,7 @@ class Exp3S:
         self._w = np.zeros(self.n_arms)
 
     def probabilities(self) -> np.ndarray:
-        p = (1.0 - self.epsilon) * _softmax(self._w) + self.epsilon / self.n_arms
+        p = (1.0 - self.epsilon) * _softmax(self._w + np.log(self.prior)) + self.epsilon * self.prior
         return p / p.sum()
 
     def sample(self, rng: np.random.Generator) -> int:
@@ -269,13 +280,14 @@ class Exp3S:
         return np.logaddexp(math.log1p(-alpha) + v, math.log(alpha / (n - 1)) + others)
 
     def values(self) -> np.ndarray:
-        """The log-weights w (max 0).
+        """The log-weights w plus the log prior (max 0).
 
-        softmax(w) is the policy without its epsilon floor, i.e. the mix the bandit has learned; returning w
-        rather than that softmax keeps it on the additive scale a temperature acts on, so
+        softmax of these is the policy without its epsilon floor, i.e. the mix the bandit has learned; returning
+        log-weights rather than that softmax keeps them on the additive scale a temperature acts on, so
         ``allocate_by_arm(values(), temperature=1)`` splits a budget in exactly the learned proportions.
         """
-        return self._w.copy()
+        v = self._w + np.log(self.prior)
+        return v - v.max()
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -287,6 +299,7 @@ class Exp3S:
             "beta": self.beta,
             "t": self.t,
             "w": [float(x) for x in self._w],
+            "prior": [float(x) for x in self.prior],
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -297,6 +310,10 @@ class Exp3S:
         self.beta = float(d["beta"])
         self.t = int(d["t"])
         self._w = np.asarray(d["w"], dtype=np.float64).copy()
+        if "prior" in d:  # states saved before priors existed were uniform
+            self.prior = np.asarray(d["prior"], dtype=np.float64).copy()
+        else:
+            self.prior = np.full(self.n_arms, 1.0 / self.n_arms)
 
 
 def _check_kind(d: dict[str, Any], kind: str, n_arms: int) -> None:

@@ -47,7 +47,8 @@ def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int) -> Sampler:
     b = sel.bandit
     if sel.strategy == "odm":
         return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss", batches=b.batches)
-    policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha)
+    prior = [len(m) for m in members] if b.prior == "size" else None
+    policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha, prior=prior)
     # Alignments do not shrink as the loss flattens, as gains do: nothing to detrend.
     detrend = 0 if b.reward == "gradient_alignment" else b.detrend
     return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend), b.batches)
