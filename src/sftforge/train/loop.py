@@ -123,6 +123,19 @@ def read_metrics(out: Path) -> list[dict[str, Any]]:
     return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
+@dataclass(slots=True)
+class StepMeasures:
+    """What one optimizer step measured before its update: the token-weighted loss and its tokens; the cosine
+    between the batch's and the probe set's gradients (NaN unless the sampler needs it); each example's loss and
+    alignment (empty unless the sampler needs per-example signals)."""
+
+    loss: float
+    tokens: int
+    alignment: float = float("nan")
+    example_losses: list[float] = field(default_factory=list)
+    example_alignments: list[float] = field(default_factory=list)
+
+
 class Trainer:
     """Runs `cfg.steps` optimizer steps on `model` with batches from `sampler`, writing into `out`."""
 
@@ -246,28 +259,26 @@ class Trainer:
         self._set_gradient(summed)
         return loss_sum / max(tokens, 1), tokens, losses, alignments
 
-    def _train_step(self, batch: list[Example]) -> tuple[float, int, float, list[float], list[float]]:
-        """One optimizer step over `grad_accum` micro-batches (or example by example, when the sampler needs each
-        example's signal): the token-weighted loss before the update, its tokens, the cosine between the batch's
-        and the probe set's gradients (when the sampler needs it), and each example's loss and alignment (when
-        it needs those)."""
+    def _train_step(self, batch: list[Example]) -> StepMeasures:
+        """One optimizer step over `grad_accum` micro-batches, or example by example when the sampler needs each
+        example's signal; what it measured before the update."""
         import torch
 
-        alignment = float("nan")
         probe_grad = None
         if self.sampler.needs_alignment:
             self._backward(self.probe_content)
             probe_grad = self._gradient()
-        example_losses_, example_alignments = [], []
+        measured = StepMeasures(0.0, 0)
         if self.sampler.per_example:
-            loss, tokens, example_losses_, example_alignments = self._per_example_backward(batch, probe_grad)
+            loss, tokens, measured.example_losses, measured.example_alignments = self._per_example_backward(batch, probe_grad)
         else:
             loss, tokens = self._backward(batch)
+        measured.loss, measured.tokens = loss, tokens
         if probe_grad is not None:
-            alignment = float(torch.nn.functional.cosine_similarity(self._gradient(), probe_grad, dim=0))
+            measured.alignment = float(torch.nn.functional.cosine_similarity(self._gradient(), probe_grad, dim=0))
         self.optimizer.step()
         self.scheduler.step()
-        return loss, tokens, alignment, example_losses_, example_alignments
+        return measured
 
     def run(self, resume_from: Path | None = None) -> TrainOutcome:
         started = time.perf_counter()
@@ -288,7 +299,8 @@ class Trainer:
                 draw = self.sampler.next_batch(self.cfg.batch_size * self.cfg.grad_accum)
                 batch = [self.data.train[i] for i in draw.indices.tolist()]
                 t0 = time.perf_counter()
-                before, tokens, alignment, example_before, example_alignment = self._train_step(batch)
+                measured = self._train_step(batch)
+                before = measured.loss
                 self.step += 1
                 after, example_after = float("nan"), []
                 if self.sampler.needs_batch_after:
@@ -298,10 +310,12 @@ class Trainer:
                 probe_before = self.probe_loss
                 if self.sampler.needs_probe:
                     self.probe_loss = self._losses(self.data.probe)
-                signal = StepSignal(before, after, probe_before, self.probe_loss, alignment, tuple(example_before),
-                                    tuple(example_after) if self.sampler.per_example else (), tuple(example_alignment))
+                signal = StepSignal(before, after, probe_before, self.probe_loss, measured.alignment,
+                                    tuple(measured.example_losses),
+                                    tuple(example_after) if self.sampler.per_example else (),
+                                    tuple(measured.example_alignments))
                 pulls = self.sampler.feedback(draw, signal)
-                row: dict[str, Any] = {"kind": "train", "step": self.step, "loss": before, "tokens": tokens,
+                row: dict[str, Any] = {"kind": "train", "step": self.step, "loss": before, "tokens": measured.tokens,
                                        "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
                 if draw.arms is not None:
                     if self.sampler.per_example:  # an arm per example; (arm, reward) for those measured
@@ -310,7 +324,7 @@ class Trainer:
                         row.update(arm=int(draw.arms[0]), reward=pulls[0][1] if pulls else None)
                     row["probabilities"] = self.sampler.probabilities()
                 if self.sampler.needs_alignment:
-                    row["alignment"] = alignment
+                    row["alignment"] = measured.alignment
                 metrics.write(row)
                 if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps:
                     loss = self.evaluate()
