@@ -109,6 +109,8 @@ def main() -> None:
                         default="target_prediction_gain", help="exp3s reward")
     parser.add_argument("--batches", choices=["arm", "mixed"], default="arm",
                         help="bandit batches: all from one arm per step, or an arm drawn per example")
+    parser.add_argument("--within-arm", choices=["shuffled", "score"], default="shuffled",
+                        help="bandit: an arm's records in shuffled epochs, or best IFD (below 1) first")
     parser.add_argument("--prior", choices=["uniform", "size"], default="uniform",
                         help="Exp3.S start: each arm alike, or each arm's share of the pool")
     parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
@@ -196,15 +198,18 @@ def main() -> None:
         assert not dropped, "raise --max-seq-len: some records lose every answer token"
         eval_ex, _ = encode_all(tokenizer, heldout, cfg.max_seq_len)
         probe_ex, _ = encode_all(tokenizer, probe, cfg.max_seq_len)
+        if name in ("exp3s", "odm"):  # each arm's records, best IFD first when ranked (what `scores` gives a recipe)
+            ranked = args.within_arm == "score"
+            members = (static.members_by_score(arm_of, np.where(ifd < 1.0, ifd, np.nan), len(arm_names)) if ranked
+                       else [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))])
         if name == "exp3s":
-            members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
             detrend = 0 if args.reward == "gradient_alignment" else args.detrend  # as `sftforge train` does
             prior = [len(m) for m in members] if args.prior == "size" else None
             sampler = BanditSampler(Exp3S(len(arm_names), eta=args.eta, epsilon=0.05, prior=prior), members, args.seed,
-                                    args.reward, RewardScaler(window=args.window, detrend=detrend), args.batches)
+                                    args.reward, RewardScaler(window=args.window, detrend=detrend), args.batches, ranked)
         elif name == "odm":
-            members = [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
-            sampler = BanditSampler(OnlineDataMixing(len(arm_names)), members, args.seed, "loss", batches=args.batches)
+            sampler = BanditSampler(OnlineDataMixing(len(arm_names)), members, args.seed, "loss", batches=args.batches,
+                                    ranked=ranked)
         else:
             sampler = SubsetSampler(subset(name), args.seed)
         out = CACHE / "selection_runs" / name

@@ -234,6 +234,19 @@ def test_a_mixed_batch_draws_each_example_s_arm_and_rewards_it_alone():
     assert p[2] > 0.6 and p[0] < p[1]
 
 
+def test_ranked_arms_serve_their_best_scored_records_first_every_epoch():
+    from sftforge.select.static import members_by_score
+    from sftforge.train.samplers import BanditSampler
+
+    arm_of = np.array([0, 1, 0, 0, 1, 0])
+    score = np.array([0.2, 0.9, np.nan, 0.7, 0.1, 0.5])
+    members = members_by_score(arm_of, score, 2)
+    assert [m.tolist() for m in members] == [[3, 5, 0, 2], [1, 4]]  # best first, NaN last
+    sampler = BanditSampler(Exp3S(2, prior=[0.999, 0.001], epsilon=0.0), members, 0, "prediction_gain", ranked=True)
+    drawn = [sampler.next_batch(3).indices.tolist() for _ in range(3)]
+    assert drawn == [[3, 5, 0], [2, 3, 5], [0, 2, 3]]  # arm 0 in its ranked order, again from the top each epoch
+
+
 def test_mixed_batches_refuse_a_whole_batch_reward():
     from sftforge.train.samplers import BanditSampler
 

@@ -501,6 +501,12 @@ class BanditSettings(Strict):
         "(batches span topics like random ones, and the bandit learns batch_size rewards per step; needs a "
         "per-example reward: prediction_gain or gradient_alignment, or odm; gradients are taken one example at a time).",
     )
+    within_arm: Literal["shuffled", "score"] = Field(
+        "shuffled",
+        description="Which of an arm's records a step draws: shuffled epochs (the paper), or best `selection.score` "
+        "first every epoch (records without a valid score, e.g. IFD >= 1, last), the order the export budget takes "
+        "them in, so training sees first what would be exported.",
+    )
     prior: Literal["uniform", "size"] = Field(
         "uniform",
         description="exp3s: where the policy starts and what it explores from: uniform, each arm alike (Graves et "

@@ -15,6 +15,7 @@ __all__ = [
     "deita",
     "k_center_greedy",
     "quantile_bins",
+    "members_by_score",
     "take_within_budget",
     "top_k",
     "uniform",
@@ -69,6 +70,13 @@ def _score_order(scores: np.ndarray, descending: bool = True) -> np.ndarray:
 def _nan_last_order(scores: np.ndarray) -> np.ndarray:
     """All indices, best score first, NaN scores last in pool order."""
     return np.concatenate([_score_order(scores), np.flatnonzero(np.isnan(scores))])
+
+
+def members_by_score(arm_of: np.ndarray, scores: np.ndarray, n_arms: int) -> list[np.ndarray]:
+    """Each arm's indices, best score first, NaN scores last (ties and NaNs in pool order)."""
+    arms = np.asarray(arm_of)
+    ranked = _nan_last_order(np.asarray(scores, dtype=np.float64))
+    return [ranked[arms[ranked] == a] for a in range(n_arms)]
 
 
 def take_within_budget(order: np.ndarray, costs: np.ndarray, budget: float) -> np.ndarray:
@@ -292,8 +300,7 @@ def allocate_by_arm(
     shares = np.exp((values[present] - values[present].max()) / temperature)
     shares /= shares.sum()
     by_value = np.argsort(-values[present], kind="stable")
-    ranked = _nan_last_order(scores)
-    members = {int(a): ranked[arms[ranked] == a] for a in present}
+    members = members_by_score(arms, scores, values.size)
     taken = np.zeros(arms.size, dtype=bool)
     for a, share in zip(present.tolist(), shares.tolist()):
         taken[take_within_budget(members[a], costs, share * budget)] = True

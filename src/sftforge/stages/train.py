@@ -22,7 +22,7 @@ from sftforge.run import RunDir, ShardLog, atomic_write_bytes
 from sftforge.sample import Record, Rejected
 from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
 from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, scores
-from sftforge.select.static import allocate_by_arm
+from sftforge.select.static import allocate_by_arm, members_by_score
 from sftforge.stages.base import Context, Stage
 from sftforge.stages.select import read_assignments
 from sftforge.train.data import TrainingError, encode_all
@@ -38,20 +38,30 @@ def weights_dir(run: RunDir, training: Training) -> Path:
     return run.stage_dir("train") / ("adapter" if training.method == "lora" else "model")
 
 
-def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int) -> Sampler:
-    """The batch sampler for a strategy: a bandit over the arms, or shuffled epochs over every example given."""
+def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int, record_scores: np.ndarray | None = None) -> Sampler:
+    """The batch sampler for a strategy: a bandit over the arms, or shuffled epochs over every example given.
+    `record_scores` (the selection score of each example, higher is better) order the arms' records when the
+    recipe asks for `within_arm: score`."""
     if sel.strategy not in BANDITS:
         return SubsetSampler(np.arange(len(arm_of)), seed)
     n_arms = int(arm_of.max()) + 1
-    members = [np.nonzero(arm_of == a)[0] for a in range(n_arms)]
     b = sel.bandit
+    ranked = b.within_arm == "score"
+    if ranked:
+        if record_scores is None:
+            raise ValueError("within_arm: score needs the examples' scores")
+        members = members_by_score(arm_of, record_scores, n_arms)
+    else:
+        members = [np.nonzero(arm_of == a)[0] for a in range(n_arms)]
     if sel.strategy == "odm":
-        return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss", batches=b.batches)
+        return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss", batches=b.batches,
+                             ranked=ranked)
     prior = [len(m) for m in members] if b.prior == "size" else None
     policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha, prior=prior)
     # Alignments do not shrink as the loss flattens, as gains do: nothing to detrend.
     detrend = 0 if b.reward == "gradient_alignment" else b.detrend
-    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend), b.batches)
+    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend), b.batches,
+                         ranked)
 
 
 def _split_records(run: RunDir) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:
@@ -108,7 +118,14 @@ class TrainStage(Stage):
                     f"arm(s) {empty} have no record left within training.max_seq_len {cfg.max_seq_len} "
                     f"({len(dropped)} records are too long): raise it, or choose fewer arms"
                 )
-        sampler = make_sampler(sel, arm_of, cfg.seed)
+        record_scores = None
+        if bandit and sel.bandit.within_arm == "score":
+            by_id = {r.id: r for r in pool}
+            if not any(sel.score in by_id[e.record_id].features for e in train_ex):
+                raise StageError(f"selection.bandit.within_arm: score ranks records by the {sel.score} feature, which no "
+                                 f"record has: add it to `features`, or set selection.score")
+            record_scores = scores([by_id[e.record_id] for e in train_ex], sel.score, sel.score_higher_is_better)
+        sampler = make_sampler(sel, arm_of, cfg.seed, record_scores)
         trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, stage_dir, ctx.reporter)
         outcome = trainer.run(resume_from=ckpt)
 

@@ -63,11 +63,13 @@ class Sampler(Protocol):
 
 
 class _EpochQueue:
-    """Indices of one group served in shuffled epochs: epoch e of group g is a permutation seeded by (seed, g, e)."""
+    """Indices of one group served in epochs: shuffled (epoch e of group g is a permutation seeded by (seed, g, e)),
+    or, when `ranked`, in the members' given order every epoch (best first)."""
 
-    def __init__(self, members: np.ndarray, seed: int, group: int) -> None:
+    def __init__(self, members: np.ndarray, seed: int, group: int, ranked: bool = False) -> None:
         self.members = np.asarray(members, dtype=np.int64)
         self.seed, self.group = seed, group
+        self.ranked = ranked
         self.drawn = 0  # examples served so far
 
     def take(self, n: int) -> np.ndarray:
@@ -75,7 +77,8 @@ class _EpochQueue:
         size = len(self.members)
         while len(out) < n:
             epoch, pos = divmod(self.drawn, size)
-            order = np.random.default_rng((self.seed, self.group, epoch)).permutation(size)
+            order = (np.arange(size) if self.ranked
+                     else np.random.default_rng((self.seed, self.group, epoch)).permutation(size))
             chunk = order[pos : pos + n - len(out)]
             out.extend(self.members[chunk].tolist())
             self.drawn += len(chunk)
@@ -130,8 +133,10 @@ class BanditSampler:
 
     def __init__(
         self, policy: BanditPolicy, members: list[np.ndarray], seed: int, reward: Reward,
-        scaler: RewardScaler | None = None, batches: Batches = "arm",
+        scaler: RewardScaler | None = None, batches: Batches = "arm", ranked: bool = False,
     ) -> None:
+        """`members`: each arm's example indices; with `ranked` in the order the arm serves them (best first,
+        every epoch), else served in shuffled epochs."""
         if len(members) != policy.n_arms:
             raise ValueError(f"{len(members)} arms of examples for a policy over {policy.n_arms} arms")
         if any(len(m) == 0 for m in members):
@@ -139,7 +144,7 @@ class BanditSampler:
         if batches == "mixed" and reward == "target_prediction_gain":
             raise ValueError("mixed batches need a per-example reward: prediction_gain, gradient_alignment or loss")
         self.policy = policy
-        self.queues = [_EpochQueue(m, seed, g) for g, m in enumerate(members)]
+        self.queues = [_EpochQueue(m, seed, g, ranked) for g, m in enumerate(members)]
         self.rng = np.random.default_rng((seed, 7))
         self.reward = reward
         self.batches = batches
