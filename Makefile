@@ -36,7 +36,7 @@ browser:
 	    || { echo "could not install chromium: install Debian's chromium package, then rerun make test"; exit 1; }; }
 
 test: setup browser
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=20
 
 clean-runs:
 	rm -rf runs

@@ -215,8 +215,7 @@ class StopAfter:
 
 @pytest.mark.parametrize("first_engine, stop_after, reused", [
     ("ray", 3, 3),  # during the operators: three blocks stored
-    ("ray", 7, 5),  # during the commits: every block stored, two committed
-    ("local", 7, 5),  # a local attempt's blocks are the same blocks: the Ray rerun takes them over
+    ("local", 7, 5),  # during the commits of a local attempt: every block stored, two committed; Ray takes over
 ])
 def test_an_interrupted_clean_resumes_on_ray_from_its_completed_blocks(tmp_path, first_engine, stop_after, reused):
     from sftforge.progress import SilentReporter
