@@ -277,12 +277,16 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
 
     text = HEAD + (
         "selection:\n  strategy: exp3s\n  arms: {by: source}\n  budget: {records: 20}\n  eval_fraction: 0.1\n"
-        "  probe_size: 4\n  score: ifd\n  bandit: {eta: 0.3}\n"
+        "  probe_size: 4\n  score: ifd\n"
+        "  bandit: {eta: 0.3, reward: gradient_alignment, batches: mixed, prior: size, within_arm: score}\n"
         f"training: {{model: '{tiny_dir}', method: lora, steps: 12, batch_size: 4, learning_rate: 0.01, "
         "eval_every: 6, save_every: 6, max_seq_len: 64, threads: 2}\n"
         "evaluation: {max_examples: 3, max_new_tokens: 8}\noutput: {formats: [openai]}\n"
     )
-    ctx = _run_with_clean_records(tmp_path, text, sums(30) + noise(30))
+    records = sums(30) + noise(30)
+    for i, r in enumerate(records):  # IFD below 1 for the sums (best first within their arm), above for the noise
+        r.features["ifd"] = 0.3 + 0.01 * i if r.id.startswith("s") else 1.2
+    ctx = _run_with_clean_records(tmp_path, text, records)
     assert [s.name for s in stages_for(ctx.recipe)][-4:] == ["select", "train", "evaluate", "export"]
     for stage in ("select", "train", "evaluate", "export"):
         assert run_stage(ctx, stage)
@@ -295,6 +299,8 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
     arms = json.loads((run.stage_dir("train") / "arms.json").read_text())
     assert sum(a["chosen"] for a in arms) == 20 and sum(a["records"] for a in arms) == 50
     assert all(np.isfinite(a["value"]) and 0 < a["probability"] < 1 for a in arms)
+    rows = [json.loads(x) for x in (run.stage_dir("train") / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    assert all(len(r["arms"]) == 4 and len(r["pulls"]) == 4 for r in rows)  # mixed batches, a reward per example
     reasons = {r["reject_reason"] for r in run.read_table("train", rejected=True).to_pylist()}
     assert all(x.startswith("not chosen within the budget") for x in reasons)
     held = {r["reject_reason"] for r in run.read_table("select", rejected=True).to_pylist()}
@@ -315,6 +321,20 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
     assert "| train | 50 | 20 | 30 |" in card  # the funnel: the bandit's budgeted choice
     assert f"| heldout | loss | {base['loss']:.4g} | {tuned['loss']:.4g} |" in card
     assert not run_stage(ctx, "train")  # up to date: not retrained
+
+
+def test_ranking_an_arm_by_a_score_no_record_has_is_a_clear_error(tiny_dir, tmp_path):
+    from sftforge.errors import StageError
+    from sftforge.stages import run_stage
+
+    text = HEAD + (
+        "selection:\n  strategy: exp3s\n  arms: {by: source}\n  probe_size: 2\n  bandit: {within_arm: score}\n"
+        f"training: {{model: '{tiny_dir}', method: lora, steps: 2, max_seq_len: 64, threads: 2}}\n"
+    )
+    ctx = _run_with_clean_records(tmp_path, text, sums(10) + noise(10))
+    assert run_stage(ctx, "select")
+    with pytest.raises(StageError, match="within_arm: score ranks records by the ifd feature"):
+        run_stage(ctx, "train")
 
 
 def test_static_ifd_selection_exports_the_best_records_without_training(tmp_path):

@@ -80,7 +80,9 @@ class SelectStage(Stage):
             raise StageError(f"no cleaned records in {ctx.run.path} to select from")
         bar = ctx.reporter.task("select", total=3)
         bandit = sel.strategy in BANDITS
-        probe = sel.probe_size if bandit and sel.bandit.reward == "target_prediction_gain" else 0
+        # exp3s's probe-based rewards need the probe set; odm learns from the training loss alone
+        needs_probe = sel.strategy == "exp3s" and sel.bandit.reward in ("target_prediction_gain", "gradient_alignment")
+        probe = sel.probe_size if needs_probe else 0
         split = split_records([r.id for r in records], sel.eval_fraction, probe, sel.seed)
         costs = token_costs(ctx.recipe, records)
         ctx.reporter.advance(bar)
