@@ -10,13 +10,16 @@ sftforge's own operators on the planted pool, arms are k-means clusters of the e
 with `selection.arms.by: cluster` gets them.
 
 Strategies, each with the same steps, batch size, learning rate and seed: uniform (a random half of the pool),
-ifd_topk, deita (IFD score x cosine diversity), kcenter (k-center greedy), exp3s (Graves et al. 2017, target
-prediction gain on the probe set), odm (Albalak et al. 2023), all (every record). Reported per strategy: the
+ifd_topk, deita (IFD score x cosine diversity), kcenter (k-center greedy), exp3s, odm (Albalak et al. 2023), all
+(every record). exp3s is Exp3.S (Graves et al. 2017) over the arms as `pep_qa.yaml` configures it: mixed batches
+(an arm drawn per example), each example rewarded by its gradient's alignment with the probe set's, the policy
+starting from the arms' sizes, each arm's records best IFD (below 1) first; `--batches arm --reward
+target_prediction_gain --prior uniform --within-arm shuffled` is the paper's form. Reported per strategy: the
 held-out loss curve, the final loss, the share of training examples that were defective, and the steps needed to
 reach uniform's final held-out loss.
 
     python benchmarks/selection.py                # about 20 minutes on 2 cores, pool cached
-    python benchmarks/selection.py --steps 60     # a quicker look
+    python benchmarks/selection.py --strategies uniform,exp3s   # a quicker look
 
 The last line reads `bandit steps ratio: R` (exp3s's steps to reach uniform's final held-out loss over uniform's).
 """
@@ -106,12 +109,12 @@ def main() -> None:
     parser.add_argument("--probe", type=int, default=6, help="clean records held out as the bandit's probe set")
     parser.add_argument("--eta", type=float, default=0.3, help="Exp3.S step size")
     parser.add_argument("--reward", choices=["target_prediction_gain", "gradient_alignment"],
-                        default="target_prediction_gain", help="exp3s reward")
-    parser.add_argument("--batches", choices=["arm", "mixed"], default="arm",
+                        default="gradient_alignment", help="exp3s reward")
+    parser.add_argument("--batches", choices=["arm", "mixed"], default="mixed",
                         help="bandit batches: all from one arm per step, or an arm drawn per example")
-    parser.add_argument("--within-arm", choices=["shuffled", "score"], default="shuffled",
+    parser.add_argument("--within-arm", choices=["shuffled", "score"], default="score",
                         help="bandit: an arm's records in shuffled epochs, or best IFD (below 1) first")
-    parser.add_argument("--prior", choices=["uniform", "size"], default="uniform",
+    parser.add_argument("--prior", choices=["uniform", "size"], default="size",
                         help="Exp3.S start: each arm alike, or each arm's share of the pool")
     parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
     parser.add_argument("--detrend", type=int, default=5, help="rank gains against the mean of this many before")
@@ -217,15 +220,12 @@ def main() -> None:
         trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, out, tensorboard=False)
         t = time.perf_counter()
         outcome = trainer.run()
-        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-        seen = [r for r in rows if r["kind"] == "train"]
         results[name] = {
             "curve": outcome.eval_curve,
             "final": outcome.eval_curve[-1][1],
             "best": min(v for _, v in outcome.eval_curve),
             "seconds": time.perf_counter() - t,
-            "defective_share": defective_share(name, sampler, seen, subset if name not in ("exp3s", "odm") else None,
-                                               bad, arm_of, args),
+            "defective_share": defective_share(sampler, bad),
             "probabilities": outcome.probabilities,
         }
         r = results[name]
@@ -253,17 +253,9 @@ def main() -> None:
     print(f"bandit steps ratio: {ratio:.2f}")
 
 
-def defective_share(name, sampler, seen_rows, subset_fn, bad, arm_of, args) -> float:
-    """Share of the examples a strategy trained on that were defective: by arm for a bandit (each arm's defective
-    share weighted by its pulls), by the subset for a static strategy (sampled in shuffled epochs, so the subset's
-    share is what it trained on)."""
-    if subset_fn is None:
-        drawn = [a for r in seen_rows for a in r.get("arms", [r.get("arm")])]
-        pulls = np.bincount(drawn, minlength=int(arm_of.max()) + 1)
-        share = np.array([bad[arm_of == a].mean() for a in range(len(pulls))])
-        return float((pulls * share).sum() / pulls.sum())
-    chosen = subset_fn(name)
-    return float(bad[chosen].mean())
+def defective_share(sampler, bad) -> float:
+    """Share of the examples a strategy trained on that were defective, each counted as often as it was drawn."""
+    return float(bad[sampler.served()].mean())
 
 
 if __name__ == "__main__":

@@ -245,6 +245,7 @@ def test_ranked_arms_serve_their_best_scored_records_first_every_epoch():
     sampler = BanditSampler(Exp3S(2, prior=[0.999, 0.001], epsilon=0.0), members, 0, "prediction_gain", ranked=True)
     drawn = [sampler.next_batch(3).indices.tolist() for _ in range(3)]
     assert drawn == [[3, 5, 0], [2, 3, 5], [0, 2, 3]]  # arm 0 in its ranked order, again from the top each epoch
+    assert sampler.served().tolist() == sum(drawn, [])  # what was trained on, replayed from the queues
 
 
 def test_mixed_batches_refuse_a_whole_batch_reward():

@@ -72,6 +72,10 @@ class _EpochQueue:
         self.ranked = ranked
         self.drawn = 0  # examples served so far
 
+    def served(self) -> np.ndarray:
+        """Every index served so far, in order (replayed: the epochs are deterministic)."""
+        return _EpochQueue(self.members, self.seed, self.group, self.ranked).take(self.drawn)
+
     def take(self, n: int) -> np.ndarray:
         out: list[int] = []
         size = len(self.members)
@@ -106,6 +110,10 @@ class SubsetSampler:
 
     def probabilities(self) -> list[float] | None:
         return None
+
+    def served(self) -> np.ndarray:
+        """The examples trained on so far, each as often as it was drawn."""
+        return self.queue.served()
 
     def state_dict(self) -> dict[str, Any]:
         return {"drawn": self.queue.drawn}
@@ -201,6 +209,10 @@ class BanditSampler:
 
     def values(self) -> list[float]:
         return [float(v) for v in self.policy.values()]
+
+    def served(self) -> np.ndarray:
+        """The examples trained on so far, each as often as it was drawn (arm by arm)."""
+        return np.concatenate([q.served() for q in self.queues])
 
     def state_dict(self) -> dict[str, Any]:
         return {
