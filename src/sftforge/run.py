@@ -79,6 +79,18 @@ def writing(path: Path) -> Iterator[None]:
         raise _explain_os_error(exc, path) from exc
 
 
+@contextlib.contextmanager
+def atomic_folder(folder: Path) -> Iterator[Path]:
+    """A folder written whole or not at all: filled under a temporary name (the yielded path), renamed into place
+    when the block ends without an error, so a reader (or a resumed run) sees it complete or not at all."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    with writing(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        yield tmp
+        tmp.rename(folder)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old or the new content, never a torn one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

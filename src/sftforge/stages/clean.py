@@ -30,7 +30,7 @@ from sftforge.engine.ray_engine import settings_of
 from sftforge.ops import build
 from sftforge.ops.base import Deduplicator
 from sftforge.ops.presets import merged_filters
-from sftforge.run import ShardLog, atomic_write_bytes, atomic_write_table, writing
+from sftforge.run import ShardLog, atomic_folder, atomic_write_bytes, atomic_write_table, writing
 from sftforge.sample import REJECT_SCHEMA, Record, Rejected, table_to_records
 from sftforge.stages.base import Context, Stage
 
@@ -55,10 +55,7 @@ def write_clusters(ctx: Context, outcome: DedupOutcome, ids: list[str]) -> str:
 
 def store_block(folder: Path, block: CleanBlock) -> None:
     """Write a finished block atomically: into a temporary folder, renamed into place last."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    with writing(tmp):
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    with atomic_folder(folder) as tmp:
         atomic_write_table(tmp / "kept.parquet", block.kept)
         atomic_write_table(tmp / "rejected.parquet", block.rejected)
         for i, keys in enumerate(block.keys):
@@ -66,7 +63,6 @@ def store_block(folder: Path, block: CleanBlock) -> None:
         summary = {"n_in": block.n_in, "kept": block.kept.num_rows, "seen": block.seen, "removed": block.removed,
                    "figures": block.figures}
         atomic_write_bytes(tmp / "block.json", json.dumps(summary).encode("utf-8"))
-        tmp.rename(folder)
 
 
 def block_rejects(folder: Path) -> list[Rejected]:

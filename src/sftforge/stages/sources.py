@@ -28,7 +28,7 @@ from sftforge.recipe import Recipe
 from sftforge.llm.bundled import resolve_model_path
 from sftforge.engine.blocks import SourceBlock, SourceSettings, SourcesWorker, open_runner
 from sftforge.engine.ray_engine import settings_of
-from sftforge.run import atomic_write_bytes, atomic_write_table, writing
+from sftforge.run import atomic_folder, atomic_write_bytes, atomic_write_table
 from sftforge.sources.readers import doc_id_root, matched_files
 from sftforge.sources.retrieval import TermCounts, bm25_from_counts, query_terms
 from sftforge.sources.seeds import load_seeds
@@ -77,15 +77,11 @@ def file_blocks(entries: list[list[Path]]) -> list[tuple[int, list[str]]]:
 
 def store_source_block(folder: Path, block: SourceBlock) -> None:
     """Write a finished block atomically: into a temporary folder, renamed into place last."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    with writing(tmp):
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    with atomic_folder(folder) as tmp:
         atomic_write_table(tmp / "documents.parquet", block.documents.cast(DOC_SCHEMA))
         atomic_write_table(tmp / "chunks.parquet", block.chunks)
         summary = {"files": block.files, "skipped": block.skipped}
         atomic_write_bytes(tmp / "block.json", json.dumps(summary).encode("utf-8"))
-        tmp.rename(folder)
 
 
 def load_kg(recipe: Recipe) -> KnowledgeGraph:
