@@ -18,7 +18,7 @@ target_prediction_gain --prior uniform --within-arm shuffled` is the paper's for
 held-out loss curve, the final loss, the share of training examples that were defective, and the steps needed to
 reach uniform's final held-out loss.
 
-    python benchmarks/selection.py                # about 20 minutes on 2 cores, pool cached
+    python benchmarks/selection.py                # about 30 minutes on 2 cores, pool cached
     python benchmarks/selection.py --strategies uniform,exp3s   # a quicker look
 
 The last line reads `bandit steps ratio: R` (exp3s's steps to reach uniform's final held-out loss over uniform's).
