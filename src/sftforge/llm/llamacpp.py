@@ -90,11 +90,25 @@ class _Vocab:
         return bool(_llama_cpp().llama_vocab_is_eog(self.vocab, token))
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU has Intel AMX tiles (Sapphire Rapids and later), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return any(line.startswith("flags") and "amx_tile" in line.split() for line in fh)
+    except OSError:
+        return False
+
+
 def _load_model(path: Path, vocab_only: bool) -> ctypes.c_void_p:
     lc = _llama_cpp()
     params = lc.llama_model_default_params()
     params.vocab_only = vocab_only
     params.n_gpu_layers = 0  # CPU; GPU offload comes with a GPU build of llama.cpp
+    # ggml's AMX matrix kernels (an "extra buffer type" that repacks the weights) crash in llama_decode on batches
+    # of several sequences on AMX CPUs (seen with llama-cpp-python 0.3.36 on a Sapphire Rapids machine: a SIGSEGV
+    # in ggml_backend_amx_mul_mat). Without extra buffer types the weights stay as the GGUF stores them.
+    if cpu_has_amx():
+        params.use_extra_bufts = False
     model = lc.llama_model_load_from_file(str(path).encode("utf-8"), params)
     if not model:
         raise ModelError(f"llama.cpp could not load {path}: is it a complete, supported GGUF model?")
