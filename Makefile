@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # llama-cpp-python compiles llama.cpp from source: use every core.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: setup demo test clean-runs browser
+.PHONY: setup demo test test-fast lint clean-runs browser
 
 setup: $(STAMP)
 
@@ -37,6 +37,16 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest -q -ra --durations=20
+
+# The unit tier: no real model, training loop, server, browser or Ray (tests marked `heavy`); a few minutes.
+test-fast: setup
+	$(BIN)/python -m pytest -q -ra -m "not heavy" --durations=10
+
+# The gates CI runs before the tests: lint, format and types.
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 clean-runs:
 	rm -rf runs

@@ -8,7 +8,7 @@ an edit is redrawn until the copy's exact Jaccard with its source, on the benchm
 threshold, so every planted copy is a true duplicate. ~2% are hard negatives: an earlier document's 40-60%
 kept, the rest new (Jaccard ~0.3-0.5), which no method should remove.
 
-Both methods use the same shingles (word 3-grams of sftforge.text.tokens), num_perm, seed and LSH (bands, rows)
+Both methods use the same shingles (word 3-grams of sftforge.lib.text.tokens), num_perm, seed and LSH (bands, rows)
 from `lsh_params`; each runs in its own subprocess (separate peak memory). Wall-clock time covers shingling,
 signatures and duplicate resolution, texts in -> removal decisions out. datasketch: the standard streaming loop
 (query, then insert; a document is removed if the query returns any earlier document). sftforge: signatures of
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sftforge.ops import minhash as M
+from sftforge.lib import minhash as M
 
 PEPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "corpus" / "python_peps"
 UNIT, N = "word", 3

@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from sftforge.sample import Lineage, Record, record_id
-from sftforge.text import cjk_ratio
+from sftforge.lib.text import cjk_ratio
 
 KINDS = ("truncated", "swapped", "off_topic", "one_word", "near_duplicate")
 CLEAN = "clean"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from sftforge.generate.grounded import GroundedGenerator
+from sftforge.generate.generators.grounded import GroundedStep
 from sftforge.llm.bundled import bundled_gguf
 from sftforge.llm.llamacpp import ChatTemplate
 from sftforge.progress import SilentReporter
@@ -31,7 +31,7 @@ from sftforge.recipe import load_recipe
 from sftforge.run import RunDir
 from sftforge.stages import Context, run_stage
 from sftforge.stages.generate import passages
-from sftforge.stages.llm_runner import item_seed
+from sftforge.generate.runner import item_seed
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "examples" / "recipes" / "pep_qa.yaml"
@@ -71,7 +71,7 @@ def prompts_for(recipe, text: str) -> list[tuple[list[dict[str, str]], int]]:  #
     """(messages, seed) of every request the stage makes, in its order."""
     with tempfile.TemporaryDirectory() as tmp:
         ctx = prepared_run(recipe, text, Path(tmp) / "run")
-        gen = GroundedGenerator(recipe.task)
+        gen = GroundedStep(recipe.task)
         items = gen.work_items(passages(ctx), recipe.generation.per_passage)
     seed = recipe.generation.sampling.seed
     return [(gen.prompt(it), item_seed(seed, it.key, 0)) for it in items]

@@ -37,7 +37,7 @@ import re
 import time
 from pathlib import Path
 
-from sftforge.generate.novelty import NoveltyIndex
+from sftforge.lib.novelty import NoveltyIndex
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SEEDS = DATA / "seeds" / "self_instruct_seed_tasks.jsonl"

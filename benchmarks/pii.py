@@ -3,7 +3,7 @@
 Data: `../shared/data/pii/presidio_generated_small.json` (microsoft/presidio-research, MIT): 100 generated English
 sentences, each with labelled spans `{entity_type, entity_value, start_position, end_position}`.
 
-Type mapping (Presidio -> sftforge.pii):
+Type mapping (Presidio -> sftforge.lib.pii):
 
     EMAIL_ADDRESS -> EMAIL          PHONE_NUMBER -> PHONE         CREDIT_CARD -> CREDIT_CARD
     IP_ADDRESS    -> IP_ADDRESS     US_SSN       -> US_SSN        ADDRESS     -> ADDRESS (heuristic, opt-in)
@@ -12,7 +12,7 @@ Type mapping (Presidio -> sftforge.pii):
 Not covered (their gold spans are listed with their support and left out of the averages): PERSON, LOCATION,
 ORGANIZATION, TITLE, DATE_TIME, DOMAIN_NAME, US_DRIVER_LICENSE and any other type. Presidio labels a city or a
 country as LOCATION and a house number, a street, a unit, a state and a postcode each as a separate ADDRESS span;
-our ADDRESS detector finds street addresses only (see sftforge/pii.py).
+our ADDRESS detector finds street addresses only (see sftforge/lib/pii.py).
 
 Our types with no gold spans here (CREDENTIAL, PRIVATE_KEY, CN_ID, IBAN) are still run: anything they report is a
 false positive and shows in their row with support 0.
@@ -39,7 +39,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from sftforge.pii import ALL_TYPES, detect
+from sftforge.lib.pii import ALL_TYPES, detect
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"

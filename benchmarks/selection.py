@@ -71,7 +71,7 @@ def make_pool(out: Path):
 def features(records, cache: Path):
     """IFD under the bundled model and MiniLM embeddings (of the whole conversation and of the answer alone), by
     sftforge's operators; kept in `cache` for the same pool."""
-    from sftforge.engine.local import compute_features
+    from sftforge.engine.processing import compute_features
     from sftforge.ops.base import build
     from sftforge.ops.embedding import EmbeddingConfig
     from sftforge.ops.model_features import IFDConfig
@@ -131,7 +131,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
 
-    from sftforge.recipe import Arms, Training
+    from sftforge.config import Arms, Training
     from sftforge.select import static
     from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
     from sftforge.select.pool import arm_labels, split_records

@@ -159,3 +159,16 @@ def open_page(browser, url: str):
     page.goto(url)
     page.wait_for_selector("body[data-ready=yes]", timeout=20_000)
     return page, errors
+
+
+# The unit tier (`make test-fast`) leaves out what loads a real model, trains, starts a server, a browser or Ray:
+# tests marked slow, and tests that use one of these fixtures, are marked `heavy`.
+HEAVY_FIXTURES = frozenset({
+    "llm", "bundled_dir", "tiny_dir", "hf_cache", "browser", "minilm", "server", "local_ray", "finished_run",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") or HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.heavy)

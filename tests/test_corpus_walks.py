@@ -9,12 +9,14 @@ import pytest
 import yaml
 
 from conftest import EXAMPLES
+from sftforge.figures import GenerateFigures, read_figures
 from sftforge.errors import SourceError
 from sftforge.generate.base import WorkItem
-from sftforge.generate.corpus_walk import BRIDGE, COMPARISON, CorpusWalkGenerator, PassageSet, drawn_from
-from sftforge.generate.grounded import Passage
+from sftforge.generate.generators.corpus_walk import BRIDGE, COMPARISON, CorpusWalkStep, PassageSet, drawn_from
+from sftforge.sources.chunking import Passage
 from sftforge.generate.parsing import ParseError
-from sftforge.recipe import Task, Walks
+from sftforge.config import Walks
+from sftforge.recipe import Task
 from sftforge.sources.passage_graph import SHARES_ENTITY, build_passage_graph, named_entities
 
 DOCS = {
@@ -80,7 +82,7 @@ def task(lang: str = "en", **kw) -> Task:
 def test_walks_give_distinct_linked_passage_sets_the_same_on_every_run():
     ps = passages()
     pg = build_passage_graph([p.text for p in ps], [p.doc_id for p in ps], "en", neighbours=2)
-    gen = CorpusWalkGenerator(task(), walks())
+    gen = CorpusWalkStep(task(), walks())
     first = list(gen.work_items(pg, ps, seed=5, max_walks=64))
     again = list(gen.work_items(pg, ps, seed=5, max_walks=64))
     assert [i.key for i in first] == [i.key for i in again]
@@ -103,7 +105,7 @@ def item(*ids: int, entity: str | None = None) -> WorkItem:
 
 
 def test_parse_accepts_an_answer_that_needs_both_passages():
-    gen = CorpusWalkGenerator(task(), walks())
+    gen = CorpusWalkStep(task(), walks())
     it = item(3, 5, entity="gotthard")
     prompt = gen.prompt(it)
     assert '"gotthard"' in prompt[-2]["content"] and "Text 2:" in prompt[-2]["content"]
@@ -125,7 +127,7 @@ def test_parse_accepts_an_answer_that_needs_both_passages():
     ],
 )
 def test_parse_rejects_with_the_reason(output: str, reason: str):
-    gen = CorpusWalkGenerator(task(), walks())
+    gen = CorpusWalkStep(task(), walks())
     with pytest.raises(ParseError, match=reason):
         gen.parse(item(1, 5, entity=None), output)
 
@@ -138,7 +140,7 @@ def test_drawn_from_counts_only_words_a_passage_has_alone():
 
 def test_chinese_parse_and_record():
     zh = [Passage("a#0", "a", 0, 30, "莱茵河发源于瑞士阿尔卑斯山，流经巴塞尔。"), Passage("b#0", "b", 0, 30, "杜伊斯堡是莱茵河上最大的内河港口，运输煤炭。")]
-    gen = CorpusWalkGenerator(task("zh"), walks())
+    gen = CorpusWalkStep(task("zh"), walks())
     it = WorkItem("k", PassageSet(tuple(zh), "莱茵河"))
     assert "文字2：" in gen.prompt(it)[-2]["content"]
     rec = gen.parse(it, "莱茵河流经哪座瑞士城市，又有哪个最大的内河港口？\n答案：莱茵河流经巴塞尔，杜伊斯堡是它最大的内河港口。")
@@ -177,13 +179,13 @@ def test_multi_doc_recipe_on_the_bundled_model(tmp_path: Path):
             assert chunks[s.id] in rec.messages[0]["content"]
         assert rec.answer_check.method == "multi_passage" and rec.answer_check.passed
         assert rec.lineage.generator == "corpus_walk" and rec.lineage.model
-    info = run.stage_info("generate")
-    assert info.extra["passage_graph"]["similar_links"] > 0
+    figures = read_figures(run, GenerateFigures)
+    assert figures.generators["corpus_walk"].own["passage_graph"]["similar_links"] > 0
 
 
 def test_a_question_about_something_else_is_rejected():
     """The bundled model copies the prompt's worked example ("1911 Nobel Prize..."): not about these passages."""
-    gen = CorpusWalkGenerator(task(), walks())
+    gen = CorpusWalkStep(task(), walks())
     with pytest.raises(ParseError, match="not about the passages"):
         gen.parse(item(3, 5, entity="gotthard"), " In which city was the winner of the 1911 Nobel Prize in Chemistry born?\n"
                                                   "Answer: The Gotthard line through the Alps later used electric trains.")

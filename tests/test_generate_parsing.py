@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sftforge.generate.answer_check import find_span, sentence_spans, snap_to_sentence, span_check, support
+from sftforge.generate.answer_check import span_check
+from sftforge.lib.grounding import find_span, sentence_spans, snap_to_sentence, support
 from sftforge.generate.base import WorkItem
-from sftforge.generate.grounded import GroundedGenerator, GroundedItem, Passage, answer_candidates
+from sftforge.generate.generators.grounded import GroundedItem, GroundedStep, answer_candidates
+from sftforge.sources.chunking import Passage
 from sftforge.generate.parsing import ParseError, parse_fields, question_text, split_options
 from sftforge.recipe import Task
 
@@ -22,7 +24,7 @@ def task(**kw) -> Task:
     return Task(description="Python docstring conventions", **kw)
 
 
-def item(gen: GroundedGenerator, k: int = 0) -> WorkItem:
+def item(gen: GroundedStep, k: int = 0) -> WorkItem:
     return gen.work_items([P], per_passage=k + 1)[k]
 
 
@@ -76,7 +78,7 @@ def test_support_ignores_stop_words():
 
 
 def test_answer_first_extractive_record():
-    gen = GroundedGenerator(task(type="qa"))
+    gen = GroundedStep(task(type="qa"))
     it = item(gen)
     assert isinstance(it.payload, GroundedItem) and it.payload.answer in PASSAGE
     messages = gen.prompt(it)
@@ -103,7 +105,7 @@ def test_answer_first_extractive_record():
     ],
 )
 def test_answer_first_rejections(output, reason):
-    gen = GroundedGenerator(task(type="qa"))
+    gen = GroundedStep(task(type="qa"))
     with pytest.raises(ParseError, match=reason):
         gen.parse(item(gen), output)
 
@@ -114,14 +116,14 @@ def test_answer_candidates_skip_markup_and_code():
 
 
 def test_per_passage_samples_get_different_answers():
-    gen = GroundedGenerator(task(type="qa"))
+    gen = GroundedStep(task(type="qa"))
     items = gen.work_items([P], per_passage=3)
     assert len({it.payload.answer_span for it in items}) == 3
     assert [it.key for it in items] == [f"{P.chunk_id}|{k}" for k in range(3)]
 
 
 def test_question_first_extractive_requires_a_span():
-    gen = GroundedGenerator(task(type="qa", qa_strategy="question_first"))
+    gen = GroundedStep(task(type="qa", qa_strategy="question_first"))
     it = item(gen)
     rec = gen.parse(it, " Which attribute does a docstring become?\nAnswer: the __doc__ special attribute")
     assert rec.messages[-1]["content"] == "the __doc__ special attribute"
@@ -131,14 +133,14 @@ def test_question_first_extractive_requires_a_span():
 
 
 def test_open_qa_is_closed_book_with_overlap_check():
-    gen = GroundedGenerator(task(type="qa", qa_mode="open"))
+    gen = GroundedStep(task(type="qa", qa_mode="open"))
     rec = gen.parse(item(gen), " What should modules have?\nAnswer: All modules should normally have docstrings.")
     assert rec.messages[0]["content"] == "What should modules have?"  # no passage: closed-book
     assert rec.answer_check.method == "overlap" and rec.answer_check.passed
 
 
 def test_summary_checks_length_and_support():
-    gen = GroundedGenerator(task(type="summarization"))
+    gen = GroundedStep(task(type="summarization"))
     rec = gen.parse(item(gen), " Modules, functions and classes should have docstrings, stored in __doc__.")
     assert rec.task == "summarization" and rec.answer_check.passed
     with pytest.raises(ParseError, match="not shorter than the passage"):
@@ -146,7 +148,7 @@ def test_summary_checks_length_and_support():
 
 
 def test_exercise_parses_options_key_and_explanation():
-    gen = GroundedGenerator(task(type="exercise"))
+    gen = GroundedStep(task(type="exercise"))
     out = (
         " What does a docstring become?\nA. the __doc__ attribute\nB. a comment\nC. a module\nD. a class\n"
         "Answer: A\nExplanation: Such a docstring becomes the __doc__ special attribute."
@@ -164,7 +166,7 @@ def test_exercise_parses_options_key_and_explanation():
 def test_chinese_answer_first():
     zh = "素数是指在大于1的自然数中，除了1和该数自身外，无法被其他自然数整除的数。大于1的自然数若不是素数，则称之为合数。"
     p = Passage("zh#0", "zh", 0, len(zh), zh)
-    gen = GroundedGenerator(Task(type="qa", description="关于素数的问题", language="zh"))
+    gen = GroundedStep(Task(type="qa", description="关于素数的问题", language="zh"))
     it = gen.work_items([p], 1)[0]
     assert gen.prompt(it)[-1]["content"] == "问题："
     rec = gen.parse(it, "什么是素数？" if "素数" in it.payload.answer else "什么是合数？")
@@ -174,7 +176,7 @@ def test_chinese_answer_first():
 
 
 def test_failed_record_keeps_prompt_and_raw_output():
-    gen = GroundedGenerator(task(type="qa"))
+    gen = GroundedStep(task(type="qa"))
     rec = gen.failed_record(item(gen), " garbage")
     assert rec.messages[-1] == {"role": "assistant", "content": "Question: garbage"}
     assert rec.messages[-2]["role"] == "user"

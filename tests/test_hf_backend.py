@@ -4,7 +4,6 @@ weights do not matter and the real bundled model where they do."""
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,23 @@ import pytest
 from sftforge.llm.base import ChatRequest, SamplingParams
 
 
-def test_gguf_is_converted_once(bundled_dir: Path):
+def test_gguf_is_converted_once(bundled_dir: Path, monkeypatch):
+    import transformers
+
     from sftforge.llm.hf import model_dir
 
-    assert (bundled_dir / "config.json").exists() and list(bundled_dir.glob("*.safetensors"))
-    t = time.perf_counter()
+    weights = list(bundled_dir.glob("*.safetensors"))
+    assert (bundled_dir / "config.json").exists() and weights
+    before = {p: p.stat().st_mtime_ns for p in bundled_dir.iterdir()}
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the converted model was loaded or converted again")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_conversion)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_conversion)
     assert model_dir("bundled") == bundled_dir
-    assert time.perf_counter() - t < 1.0
+    assert {p: p.stat().st_mtime_ns for p in bundled_dir.iterdir()} == before  # nothing rewritten
+    assert not list(bundled_dir.parent.glob(f"{bundled_dir.name}*.tmp*"))
 
 
 def test_scoring_is_batch_invariant_and_matches_a_manual_forward(tiny_dir: Path):
@@ -79,10 +88,17 @@ def test_scores_prefer_the_right_answer(bundled_dir: Path):
 def test_auto_dtype_is_a_measured_choice():
     import torch
 
-    from sftforge.llm.hf import bf16_is_faster, resolve_dtype
+    from sftforge.llm import hf
 
-    assert resolve_dtype("auto") == (torch.bfloat16 if bf16_is_faster() else torch.float32)
-    assert resolve_dtype("bfloat16") == torch.bfloat16
+    for faster, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(hf, "bf16_is_faster", lambda faster=faster: faster)
+            assert hf.resolve_dtype("auto") is dtype
+    assert hf.resolve_dtype("bfloat16") is torch.bfloat16 and hf.resolve_dtype("float32") is torch.float32
+    # bf16 must be clearly faster: 10% or more
+    assert hf.bf16_wins(0.5, 1.0) and hf.bf16_wins(0.89, 1.0)
+    assert not hf.bf16_wins(0.95, 1.0) and not hf.bf16_wins(1.2, 1.0)
+    assert isinstance(hf.bf16_is_faster(), bool)  # the real measurement runs on this CPU
 
 
 def test_directory_without_config_is_an_error(tmp_path: Path):

@@ -10,22 +10,24 @@ import pytest
 
 from sftforge.errors import ModelError, RecipeError, SourceError
 from sftforge.generate.base import WorkItem
-from sftforge.generate.diversity import distinct_n, diversity, mean_pairwise_rouge_l
-from sftforge.generate.instruct.common import AnswerStep, InstructionRecords, answer_problem
-from sftforge.generate.instruct.dialogue import Conversation, UserStep
-from sftforge.generate.instruct.evol_instruct import elimination
-from sftforge.generate.instruct.magpie import QueryStep
-from sftforge.generate.instruct.self_instruct import (
-    ClassifyStep, InstanceStep, SelfInstruct, instruction_problem, parse_task_list,
+from sftforge.lib.diversity import distinct_n, diversity, mean_pairwise_rouge_l
+from sftforge.generate.records import AnswerStep, InstructionRecords, answer_problem
+from sftforge.generate.generators.dialogue import Conversation, UserStep
+from sftforge.generate.generators.evol_instruct import elimination
+from sftforge.generate.generators.magpie import QueryStep
+from sftforge.generate.generators.self_instruct import (
+    ClassifyStep, InstanceStep, SelfInstructDriver, instruction_problem, parse_task_list,
 )
-from sftforge.generate.grounded import Passage
+from sftforge.sources.chunking import Passage
 from sftforge.generate.parsing import ParseError
 from sftforge.llm.base import Completion, ChatRequest, SamplingParams, render_pre_query
 from sftforge.llm.llamacpp import CHATML, ChatTemplate
-from sftforge.recipe import Constraints, Sampling, SelfInstructGen, load_recipe_text
+from sftforge.config import Constraints, Sampling
+from sftforge.generate.generators.self_instruct import SelfInstructConfig
+from sftforge.recipe import load_recipe_text
 from sftforge.sources.seeds import SeedTask, load_seeds
-from sftforge.stages.generate_instruct import shares
-from sftforge.stages.llm_runner import Answer
+from sftforge.stages.generate import shares
+from sftforge.generate.base import Answer
 
 # -- Self-Instruct filters ---------------------------------------------------------------------------------------
 
@@ -162,9 +164,9 @@ def test_self_instruct_pool_grows_and_near_copies_are_rejected():
         ["Is this review positive or negative?", "Write a haiku about the sea.", "Explain gravity to a child.",
          "List three uses of salt.", "Give a synonym for happy.", "Describe your ideal weekend.",
          "Name a famous painter.", "Suggest a name for a cat."])]
-    cfg = SelfInstructGen(name="self_instruct", in_context=4, from_seeds=2, batch=2, instances=1)
+    cfg = SelfInstructConfig(name="self_instruct", in_context=4, from_seeds=2, batch=2, instances=1)
     records = InstructionRecords("self_instruct", "instruction", "en", "fake", None, Sampling())
-    driver = SelfInstruct(cfg, seeds, "en", records, 1500)
+    driver = SelfInstructDriver(cfg, seeds, "en", records, 1500)
     asked: list[tuple[str, list[WorkItem]]] = []
     proposals = iter([
         ["Write a haiku about the sea.", "Translate this sentence into German.", "Draw a map of your town."],
@@ -179,11 +181,11 @@ def test_self_instruct_pool_grows_and_near_copies_are_rejected():
             return [_answer(it, next(proposals)) for it in items]
         if type(step).__name__ == "ClassifyStep":
             return [_answer(it, "Classify" in it.payload) for it in items]
-        from sftforge.generate.instruct.self_instruct import Instance
+        from sftforge.generate.generators.self_instruct import Instance
         return [_answer(it, [Instance("an input" if step.labels_first else "", "an output for " + it.payload[:10])]) for it in items]
 
     waves = list(driver.run(ask, count=5, seed=0))
-    made = [r.content("user") for w in waves for r in w.records]
+    made = [r.text_of("user") for w in waves for r in w.records]
     reasons = [rj.reason for w in waves for rj in w.rejected]
     assert len(made) == 5
     assert any("ROUGE-L" in r for r in reasons)  # the exact seed, and "... the ocean waves" once the sea haiku is in
@@ -209,7 +211,7 @@ def test_seed_files(tmp_path: Path):
     assert [s.id for s in seeds] == ["a", "line3"] and seeds[1].instances == (("", "5"),)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "ok"}\n{not json}\n')
-    with pytest.raises(SourceError, match=r"bad.jsonl, line 2: not JSON"):
+    with pytest.raises(SourceError, match=r"bad.jsonl, line 2: not valid JSON"):
         load_seeds(bad)
     bad.write_text('{"id": "x", "instruction": "a"}\n{"id": "x", "instruction": "b"}\n')
     with pytest.raises(SourceError, match="line 2: seed id 'x' is used twice"):
@@ -237,7 +239,7 @@ BASE = "name: x\ntask: {type: %s, description: abcd}\nsources: %s\n"
     (BASE % ("instruction", "{}") + "generators: [{name: dialogue}]", "dialogue"),
     (BASE % ("instruction", "{}") + "generators: [{name: magpie}, {name: magpie}]", "listed once"),
     (BASE % ("instruction", "{}") + "generators: [{name: magpi}]", "unknown generator 'magpi'"),
-    (BASE % ("qa", "{documents: [{path: x}]}") + "generators: [{name: magpie}]", "remove `generators`"),
+    (BASE % ("qa", "{documents: [{path: x}]}") + "generators: [{name: magpie}]", "magpie makes task.type instruction, not qa"),
     (BASE % ("instruction", "{}") + "generators: [{name: self_instruct, from_seeds: 9}]", "from_seeds"),
     ((BASE % ("instruction", "{}")).replace("description: abcd", "description: abcd, target_count: 1")
      + "generators: [{name: magpie}, {name: self_instruct}]", "below the number of generators"),
@@ -295,7 +297,7 @@ def test_diversity_figures():
 
 
 def test_dialogue_assistant_turn_must_be_supported_and_invent_no_number():
-    from sftforge.generate.instruct.dialogue import AssistantStep
+    from sftforge.generate.generators.dialogue import AssistantStep
 
     text = "The Aurora X2 has a 5200 mAh battery. It runs for up to 120 minutes on the Standard level."
     p = Passage("c", "doc", 0, len(text), text)
@@ -311,12 +313,12 @@ def test_dialogue_assistant_turn_must_be_supported_and_invent_no_number():
 
 
 def test_vae_needs_enough_instructions_and_says_where_to_add_them():
-    from sftforge.generate.instruct.vae_augment import VAEAugment
-    from sftforge.recipe import VAEGen
+    from sftforge.generate.generators.vae import VAEAugmentDriver
+    from sftforge.generate.generators.vae import VAEAugmentConfig
     from sftforge.sample import SourceRef
 
     records = InstructionRecords("vae", "instruction", "en", "fake", None, Sampling())
-    driver = VAEAugment(VAEGen(name="vae"), "en", records, 1500)
+    driver = VAEAugmentDriver(VAEAugmentConfig(name="vae"), "en", records, 1500)
     texts = {f"Instruction number {i}.": SourceRef("seed", str(i)) for i in range(5)}
     with pytest.raises(SourceError, match="needs at least 20; there are 5: add seed tasks to sources.seeds"):
         next(driver.run(lambda step, items: [], 3, 0, texts))

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import EXAMPLES, run_recipe, SHARED
 from sftforge.run import RunDir, ShardLog
-from sftforge.text import cjk_ratio
+from sftforge.lib.text import cjk_ratio
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def test_chinese_instruction_generators(tmp_path: Path):
     made = {r.lineage.generator for r in records}
     assert "self_instruct" in made  # the others may find nothing Chinese enough in their small budget
     for r in records:
-        assert r.lang == "zh" and cjk_ratio(r.content("assistant")) >= 0.3, r.messages
+        assert r.lang == "zh" and cjk_ratio(r.text_of("assistant")) >= 0.3, r.messages
     figures = rd.manifest["stages"]["generate"]["extra"]["generators"]
     assert set(figures) == {"self_instruct", "evol_instruct", "magpie", "vae"}
     vae = figures["vae"]  # the VAE trained on Chinese seeds (by characters) and proposed
@@ -153,7 +153,7 @@ def test_dialogue_over_a_product_faq(tmp_path: Path, lang: str):
             assert all(n in cited for n in re.findall(r"\d+(?:[.,]\d+)*", m["content"])), m["content"]
         assert r.answer_check.detail.startswith("goal: ") and r.answer_check.score >= 0.5
         if lang == "zh":
-            assert cjk_ratio(r.content("assistant")) >= 0.3
+            assert cjk_ratio(r.text_of("assistant")) >= 0.3
     figures = rd.manifest["stages"]["generate"]["extra"]["generators"]["dialogue"]
     assert sum(figures["user_turns"].values()) == figures["conversations"] == len(records)
 

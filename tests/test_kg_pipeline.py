@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import EXAMPLES, run_recipe
+from sftforge.figures import GenerateFigures, read_figures
 from sftforge.errors import RecipeError, SourceError
 from sftforge.recipe import load_recipe
 from sftforge.run import RunDir, ShardLog
@@ -99,7 +100,8 @@ def test_countries_rejections_are_kept_with_their_reasons(english: RunDir):
     rejected = english.read_table("generate", rejected=True).to_pylist()
     assert len(rejected) == info.counts["rejected"]
     assert all(r["source"][0]["kind"] == "kg_path" and r["reject_reason"] for r in rejected)
-    assert info.extra["hops"] and sum(info.extra["hops"].values()) == info.counts["records"]
+    hops = read_figures(english, GenerateFigures).generators["kg_walk"].own["hops"]
+    assert hops and sum(hops.values()) == info.counts["records"]
 
 
 def test_chinese_recipe_uses_chinese_names_and_words(tmp_path: Path):
@@ -186,9 +188,9 @@ def test_paraphrases_by_the_bundled_model_keep_the_verified_answers(tmp_path: Pa
             reworded += 1
             assert "reworded by the LLM" in rec.answer_check.detail
             assert rec.messages[0]["content"].endswith("?")
-    info = para.stage_info("generate")
-    assert info.extra["paraphrased"] == reworded
-    assert info.extra["usage"]["requests"] == 8
+    figures = read_figures(para, GenerateFigures)
+    assert figures.generators["kg_walk"].own["paraphrased"] == reworded
+    assert figures.usage.requests == 8
 
 
 def test_kg_records_train_and_are_scored_by_their_answer_sets(tmp_path: Path, tiny_dir: Path):

@@ -1,4 +1,4 @@
-"""MinHash near-duplicates (sftforge.ops.minhash): shingling, signatures, LSH parameters, global resolution."""
+"""MinHash near-duplicates (sftforge.lib.minhash): shingling, signatures, LSH parameters, global resolution."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from sftforge import text as T
-from sftforge.ops import minhash as M
+from sftforge.lib import text as T
+from sftforge.lib import minhash as M
+from test_text import TOKEN_CASES
 
 WORDS = [f"word{i}" for i in range(200)]  # unrelated texts share few 3-grams
 
@@ -37,27 +38,6 @@ def dedup(texts: list[str], threshold: float = 0.8, num_perm: int = 128, **kw) -
 
 
 # ---------------------------------------------------------------------------------------------------- shingling
-
-TOKEN_CASES = [
-    "Hello, World! It's 2024; e-mail me@example.com",
-    "snake_case __doc__ CamelCase ALLCAPS x86_64",
-    "Crème brûlée, naïve café — „quotes“ and ‘these’",
-    "ﬁnancial ｆｕｌｌｗｉｄｔｈ Ⅻ ²³",  # NFKC changes these
-    "我爱北京天安门，天安门上太阳升。",
-    "混合 text 和 English123词语 mixed",
-    "カタカナ・ひらがな と 한국어 텍스트",
-    "tab\tnew\nline\u00a0nbsp\u3000ideographic space",
-    "",
-    "   ",
-    "!!!",
-]
-
-
-@pytest.mark.parametrize("text", TOKEN_CASES)
-def test_fast_tokens_and_normalize_agree_with_sftforge_text(text):
-    assert M.word_tokens(text) == T.tokens(text)
-    assert M.normalized(text) == T.normalize(text)
-
 
 def test_shingles_short_and_empty_texts():
     assert M.shingles("one two", "word", 3) == ["one two"]
@@ -147,7 +127,7 @@ def test_deterministic_for_a_seed_across_instances_and_processes():
     assert np.array_equal(one, two)
     assert not np.array_equal(one[:2], M.MinHasher(seed=43).signatures(texts)[:2])
     code = (
-        "from sftforge.ops.minhash import MinHasher; import sys; "
+        "from sftforge.lib.minhash import MinHasher; import sys; "
         f"sys.stdout.write(MinHasher(seed=42).signatures({texts!r}).tobytes().hex())"
     )
     for hash_seed in ("1", "2"):
@@ -198,7 +178,7 @@ def test_lsh_params_for_0_8_and_weights():
 
 
 def test_lsh_params_match_datasketch():
-    lsh = pytest.importorskip("datasketch.lsh")
+    from datasketch import lsh
     for threshold, num_perm in [(0.5, 128), (0.8, 128), (0.9, 64), (0.7, 256)]:
         assert M.lsh_params(threshold, num_perm) == lsh._optimal_param(threshold, num_perm, 0.5, 0.5)
 

@@ -68,7 +68,7 @@ def test_text_perplexity_scores_the_plain_conversation(tiny_dir: Path):
     assert op.feature_name.startswith("perplexity_text")
     tok, model = op.shared.llm.tokenizer, op.shared.llm.model
     r = RECORDS[1]
-    ids = tok(r.text(), add_special_tokens=False)["input_ids"]  # SmolLM2's tokenizer adds no BOS
+    ids = tok(r.text_of("all"), add_special_tokens=False)["input_ids"]  # SmolLM2's tokenizer adds no BOS
     expected = math.exp(float(np.mean(manual_losses(model, ids[:1], ids[1:]))))
     assert op.score(r) == pytest.approx(expected, rel=1e-4)
 
@@ -203,7 +203,7 @@ def test_real_model_prefers_fluent_answers(bundled_dir: Path):
 
 @pytest.fixture(scope="session")
 def minilm():
-    from sftforge.embed import shared_embedder
+    from sftforge.lib.embed import shared_embedder
 
     return shared_embedder()
 
@@ -222,7 +222,7 @@ def test_minilm_puts_paraphrases_closer_than_unrelated_sentences(minilm):
 
 
 def test_embedder_matches_sentence_transformers(minilm):
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st
     texts = ["a short one", "A rather longer sentence, so that this batch is padded."]
     reference = st.SentenceTransformer(str(minilm.directory), device="cpu").encode(texts, normalize_embeddings=True)
     np.testing.assert_allclose(minilm.encode(texts, batch_size=2), reference, atol=1e-5)
@@ -233,7 +233,7 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 
 def test_near_identical_vectors_are_deduplicated_and_distinct_ones_kept():
-    from sftforge.ops.semantic import semantic_duplicates
+    from sftforge.lib.semdedup import semantic_duplicates
 
     rng = np.random.default_rng(1)
     base = rng.normal(size=(200, 384)).astype(np.float32)
@@ -246,7 +246,7 @@ def test_near_identical_vectors_are_deduplicated_and_distinct_ones_kept():
 
 
 def test_keep_policies_pick_the_expected_survivor():
-    from sftforge.ops.semantic import semantic_duplicates
+    from sftforge.lib.semdedup import semantic_duplicates
 
     e = np.eye(8, dtype=np.float32)
     group = [unit(e[0] + 0.25 * e[1]), unit(e[0]), unit(e[0] + 0.3 * e[2])]  # pairwise cosine 0.93-0.97
@@ -260,7 +260,7 @@ def test_keep_policies_pick_the_expected_survivor():
 
 
 def test_blockwise_dedup_equals_a_brute_force_greedy(monkeypatch):
-    from sftforge.ops import semantic
+    from sftforge.lib import semdedup as semantic
 
     monkeypatch.setattr(semantic, "_BLOCK", 7)
     monkeypatch.setattr(semantic, "_KEPT_CHUNK", 5)

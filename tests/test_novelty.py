@@ -1,4 +1,4 @@
-"""ROUGE-L novelty filter (sftforge.generate.novelty): rouge_l_f against hand-computed values and the rouge-score
+"""ROUGE-L novelty filter (sftforge.lib.novelty): rouge_l_f against hand-computed values and the rouge-score
 package, Chinese by characters, and NoveltyIndex's decisions against the exhaustive loop."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from sftforge.generate import novelty as NV
-from sftforge.generate.novelty import Novelty, NoveltyIndex, lcs_length, rouge_l_f, rouge_tokens
+from sftforge.lib import novelty as NV
+from sftforge.lib.novelty import Novelty, NoveltyIndex, lcs_length, rouge_l_f, rouge_tokens
 
 # ---------------------------------------------------------------------------------------------------- reference
 
@@ -109,7 +109,7 @@ SEEDS = [
 
 
 def test_matches_rouge_score_package():
-    rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
+    from rouge_score import rouge_scorer
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     rng = random.Random(3)
     texts = SEEDS + [" ".join(rng.sample(s.split(), len(s.split()))) for s in SEEDS]

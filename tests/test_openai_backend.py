@@ -77,9 +77,10 @@ def test_generates_through_a_real_server(server):
 
 def test_survives_every_kind_of_fault(server):
     schedule = ["429", "500", "hang", "truncate", "malformed", "pass", "500", "429"]
-    with FaultProxy(server, schedule, hang_seconds=6) as proxy:
+    with FaultProxy(server, schedule, hang_seconds=20) as proxy:
         llm = OpenAICompatibleLLM(
-            OpenAISettings(base_url=proxy.url, model="smollm2", concurrency=2, timeout=4, backoff_base=0.05, backoff_cap=0.5)
+            # the timeout sits far above a real answer's latency (a few seconds at most) and below the hang
+            OpenAISettings(base_url=proxy.url, model="smollm2", concurrency=2, timeout=10, backoff_base=0.05, backoff_cap=0.5)
         )
         try:
             outs = llm.generate(requests(5))

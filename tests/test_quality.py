@@ -7,22 +7,19 @@ import json
 import numpy as np
 import pytest
 
-from sftforge.engine.local import RecordProcessor, resolve_dedups
+from sftforge.engine.processing import RecordProcessor, resolve_dedups
 from sftforge.ops import build
 from sftforge.ops.dedup import ExactDedupConfig, first_of_equal_rows
 from sftforge.ops.filters import FormatConfig, LengthConfig
 from sftforge.ops.presets import merged_filters, preset_filters
-from sftforge.ops.quality import (
-    CharRatioConfig,
-    DistinctNConfig,
-    LanguageConfig,
-    RepetitionConfig,
+from sftforge.lib.text_stats import (
     char_class_ratios,
     distinct_n,
     duplicate_line_share,
     duplicate_ngram_share,
     top_ngram_share,
 )
+from sftforge.ops.quality import CharRatioConfig, DistinctNConfig, LanguageConfig, RepetitionConfig
 from sftforge.sample import Record
 
 
@@ -105,9 +102,9 @@ def test_presets_and_recipe_overrides():
     zh = merged_filters("auto", "zh", [])
     assert any(isinstance(c, RepetitionConfig) and c.n == 10 for c in zh)
     # kg_qa text is templated: auto keeps the structural checks only; an explicit preset still applies in full
-    kg = merged_filters("auto", "en", [extra], task="kg_qa")
+    kg = merged_filters("auto", "en", [extra], templated=True)
     assert {type(c) for c in kg} == {FormatConfig, LengthConfig, DistinctNConfig} and kg[-1] == extra
-    assert merged_filters("en", "en", [], task="kg_qa") == en
+    assert merged_filters("en", "en", [], templated=True) == en
     with pytest.raises(ValueError):
         preset_filters("fr")
 
@@ -190,7 +187,7 @@ def test_clean_stage_redacts_filters_decontaminates_and_dedups(tmp_path):
 def test_minhash_dedup_after_exact_dedup_in_the_engine(tmp_path):
     from sftforge.ops.dedup import MinHashDedupConfig
 
-    from sftforge.engine.local import OpStats
+    from sftforge.engine.processing import OpStats
 
     dedups = [build(ExactDedupConfig()), build(MinHashDedupConfig(threshold=0.7))]
     q = "What does PEP 8 say about the maximum line length for code?"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 
 from conftest import EXAMPLES
 from sftforge.sample import Lineage, Record, SourceRef
 
-ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -188,10 +188,10 @@ def test_features_and_cleaning_across_blocks_are_the_same_on_both_engines(tmp_pa
     ea, eb = local.stage_info("clean").extra, distributed.stage_info("clean").extra
     assert ea["removed_by_operator"] == eb["removed_by_operator"] and ea["seen_by_operator"] == eb["seen_by_operator"]
     assert ea["operators"] == eb["operators"]
-    emails = sum(r.content("assistant").count("@example.org") for r in fb)
+    emails = sum(r.text_of("assistant").count("@example.org") for r in fb)
     assert eb["operators"]["pii_redact"]["found_by_type"]["EMAIL"] == emails >= 30
-    redacted = [r for r in distributed.read_records("clean") if "[EMAIL]" in r.content("assistant")]
-    assert redacted and not any("@example.org" in r.content("assistant") for r in distributed.read_records("clean"))
+    redacted = [r for r in distributed.read_records("clean") if "[EMAIL]" in r.text_of("assistant")]
+    assert redacted and not any("@example.org" in r.text_of("assistant") for r in distributed.read_records("clean"))
     assert eb["engine"]["name"] == "ray" and eb["engine"]["blocks"] == 5
 
 
@@ -251,11 +251,13 @@ def test_an_interrupted_clean_resumes_on_ray_from_its_completed_blocks(tmp_path,
 
 @pytest.mark.parametrize("partitions", [1, 3])
 def test_band_pairs_from_the_ray_shuffle_equal_the_local_resolution(partitions):
-    from sftforge.engine.ray_engine import components_from_pairs, minhash_band_pairs
-    from sftforge.ops.minhash import MinHasher, find_duplicates
+    from sftforge.engine.ray_engine import candidate_pairs
+    from sftforge.lib.minhash import find_duplicates
+    from sftforge.ops.dedup import MinHashDedup, MinHashDedupConfig
 
-    texts = [r.content("assistant") for r in corpus(300, seed=3)]
-    sigs = MinHasher(num_perm=64).signatures(texts)
+    texts = [r.text_of("assistant") for r in corpus(300, seed=3)]
+    dedup = MinHashDedup(MinHashDedupConfig(scope="assistant", threshold=0.7, num_perm=64, bands=16, rows=4))
+    sigs = dedup.hasher.signatures(texts)
     tmp = Path(__import__("tempfile").mkdtemp())
     try:
         files, sizes = [], []
@@ -263,11 +265,12 @@ def test_band_pairs_from_the_ray_shuffle_equal_the_local_resolution(partitions):
             files.append(tmp / f"b{k}.npy")
             np.save(files[-1], sigs[start:start + 70])
             sizes.append(len(sigs[start:start + 70]))
-        first, member = minhash_band_pairs(ray, files, sizes, bands=16, rows=4, partitions=partitions)
+        first, member = candidate_pairs(ray, dedup, files, sizes, partitions=partitions)
     finally:
         shutil.rmtree(tmp)
-    survivor, similarity = components_from_pairs(sigs, first, member, threshold=0.7, verify=True)
+    decided = dedup.resolve_pairs(sigs, first, member)
     expected = find_duplicates(sigs, 16, 4, threshold=0.7, verify=True)
-    assert np.array_equal(survivor, expected.survivor)
-    assert np.allclose(similarity, expected.similarity, equal_nan=True)
-    assert (survivor != np.arange(len(sigs))).sum() >= 30
+    assert np.array_equal(decided.survivor, expected.survivor)
+    assert np.allclose(decided.similarity, np.nan_to_num(expected.similarity, nan=1.0))
+    assert np.array_equal(decided.survivor, dedup.resolve(sigs).survivor)
+    assert (decided.survivor != np.arange(len(sigs))).sum() >= 30

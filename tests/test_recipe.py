@@ -60,7 +60,9 @@ def test_bad_literal_lists_allowed_values_with_line():
         load_recipe_text(text, source="r.yaml")
     msg = str(err.value)
     assert "r.yaml, line 3: task.type" in msg
-    assert "'qa', 'summarization', 'exercise', 'kg_qa', 'multi_doc_qa', 'instruction' or 'dialogue'" in msg
+    listed = msg.split("Input should be ")[1]
+    for kind in ("qa", "summarization", "exercise", "kg_qa", "multi_doc_qa", "instruction", "dialogue"):
+        assert f"'{kind}'" in listed
     assert "quiz" in msg
 
 
@@ -146,4 +148,8 @@ def test_schema_command_prints_json_schema():
     assert {"name", "task", "sources", "generation", "cleaning", "output"} <= set(schema["properties"])
     assert "base_dir" not in json.dumps(schema)
     task = schema["$defs"]["Task"]["properties"]
-    assert task["type"]["enum"] == ["qa", "summarization", "exercise", "kg_qa", "multi_doc_qa", "instruction", "dialogue"]
+    assert set(task["type"]["enum"]) == {"qa", "summarization", "exercise", "kg_qa", "multi_doc_qa", "instruction", "dialogue"}
+    # every registered generator is a choice of `generators`, with its own fields
+    entries = {ref["$ref"].split("/")[-1] for ref in schema["properties"]["generators"]["items"]["oneOf"]}
+    assert {"GroundedConfig", "KGWalkConfig", "SelfInstructConfig", "DialogueConfig"} <= entries
+    assert "in_context" in schema["$defs"]["SelfInstructConfig"]["properties"]

@@ -26,6 +26,7 @@ def rec(rid: str, q: str = "What is 1 plus 1?", a: str = "2", generator: str = "
 
 def make_run(tmp_path: Path, recipe_text: str = HEAD):
     """generate: 6 records and 1 reject; clean: keeps 4, removes 2 (one by a filter, one as a duplicate)."""
+    from sftforge.figures import CleanFigures, Diversity, GenerateFigures, Usage
     from sftforge.recipe import load_recipe_text
     from sftforge.run import RunDir
     from sftforge.stages import Context
@@ -36,15 +37,19 @@ def make_run(tmp_path: Path, recipe_text: str = HEAD):
                 length_assistant_chars=float(i)) for i in range(6)]
     log = run.begin("generate", "fp")
     log.commit(made, [Rejected(rec("bad", a=""), "generate", "grounded", "no answer")], ["k"])
-    run.finish("generate", {"records": 6, "rejected": 1, "work_items": 7}, 0.0)
+    diversity = Diversity(texts=6, distinct_1=1.0, distinct_2=1.0, mean_pairwise_rouge_l=0.0)
+    run.finish("generate", {"records": 6, "rejected": 1, "work_items": 7}, 0.0, GenerateFigures(
+        model="llamacpp:test", usage=Usage(), completion_tokens_per_s=0.0, acceptance_rate=6 / 7, diversity=diversity,
+        rejected_by_reason={"no answer": 1}, generators={}).to_manifest())
     log = run.begin("clean", "fp")
     log.commit(made[:4], [Rejected(made[4], "clean", "length_assistant_chars", "too short"),
                           Rejected(made[5], "clean", "exact_dedup", "duplicate of r1")], ["k"])
-    run.finish("clean", {"input": 6, "records": 4, "rejected": 2}, 0.0,
-               {"removed_by_operator": {"length_assistant_chars": 1, "exact_dedup": 1},
-                "seen_by_operator": {"length_assistant_chars": 6, "exact_dedup": 5},
-                "operators": {"pii_redact": {"found_by_type": {"EMAIL": 3}, "records_changed": 2}},
-                "duplicate_clusters": {"exact_dedup": "duplicates-exact_dedup.jsonl"}})
+    run.finish("clean", {"input": 6, "records": 4, "rejected": 2}, 0.0, CleanFigures(
+        removed_by_operator={"length_assistant_chars": 1, "exact_dedup": 1},
+        seen_by_operator={"length_assistant_chars": 6, "exact_dedup": 5},
+        operators={"pii_redact": {"found_by_type": {"EMAIL": 3}, "records_changed": 2}},
+        operator_names={"pii_redact": "pii_redact", "length_assistant_chars": "length", "exact_dedup": "exact_dedup"},
+        duplicate_clusters={"exact_dedup": "duplicates-exact_dedup.jsonl"}, engine={"name": "local"}).to_manifest())
     (run.stage_dir("clean") / "duplicates-exact_dedup.jsonl").write_text(
         json.dumps({"survivor": "r1", "size": 2, "duplicates": [{"id": "r5", "similarity": 1.0}]}) + "\n")
     return Context(run=run, recipe=recipe)
@@ -76,10 +81,10 @@ def test_a_bad_decisions_line_names_the_file_and_line(tmp_path):
     path = decisions_path(run)
     path.parent.mkdir(parents=True)
     path.write_text('{"id": "r0", "decision": "reject"}\n{"id": "r1"}\n')
-    with pytest.raises(RunDirError, match=r"decisions.jsonl:2: not a review decision"):
+    with pytest.raises(RunDirError, match=r"decisions.jsonl, line 2: not a review decision"):
         load_decisions(run)
     path.write_text('{"id": "r0", "decision": "drop"}\n')
-    with pytest.raises(RunDirError, match=r"decisions.jsonl:1: decision 'drop'"):
+    with pytest.raises(RunDirError, match=r"decisions.jsonl, line 1: decision 'drop'"):
         load_decisions(run)
 
 
@@ -247,7 +252,7 @@ def test_training_rewards_are_read_per_step_and_per_example(tmp_path):
             {"kind": "train", "step": 3, "loss": 2.0, "arm": 0, "reward": None, "probabilities": [0.4, 0.6]},
             {"kind": "eval", "step": 3, "eval_loss": 2.2}]
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    t = training(ctx.run, {})
+    t = training(ctx.run)
     assert t["rewards"] == [[1, 1, 0.5], [2, 0, -1.0], [2, 0, 0.25]]
     assert {a["arm"]: (a["pulls"], a["mean_reward"]) for a in t["per_arm"]} == {0: (2, -0.375), 1: (1, 0.5)}
     assert t["eval"] == [[3, 2.2]] and len(t["probabilities"]) == 3

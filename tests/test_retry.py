@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import deque
 from types import SimpleNamespace
 
-from sftforge.generate.grounded import GroundedGenerator, Passage
+from sftforge.generate.generators.grounded import GroundedStep
+from sftforge.sources.chunking import Passage
 from sftforge.llm.base import LLM, ChatRequest, Completion
-from sftforge.recipe import Generation, Task
-from sftforge.stages.llm_runner import LLMRunner, item_seed
+from sftforge.config import Generation
+from sftforge.recipe import Task
+from sftforge.generate.runner import LLMRunner
 
 TEXT = (
     "Docstrings are string literals that occur as the first statement in a module, function, class, or method "
@@ -48,7 +50,7 @@ class ScriptedLLM(LLM):
 
 
 def setup(scripts, max_attempts=3):
-    gen = GroundedGenerator(Task(type="qa", description="docstrings"))
+    gen = GroundedStep(Task(type="qa", description="docstrings"))
     passages = [Passage(f"doc#{i}", "doc", 0, len(TEXT), TEXT) for i in range(len(scripts))]
     items = gen.work_items(passages, 1)
     llm = ScriptedLLM({it.key: scripts[i] for i, it in enumerate(items)})
@@ -63,7 +65,9 @@ def test_bad_output_is_retried_with_a_new_seed_then_accepted():
     assert len(records) == 1 and not rejected and keys == [items[0].key]
     assert records[0].lineage.attempts == 2
     seeds = [r.sampling.seed for r in llm.seen]
-    assert seeds == [item_seed(0, items[0].key, 0), item_seed(0, items[0].key, 1)] and seeds[0] != seeds[1]
+    # the first 4 bytes (little-endian, 31 bits) of sha256("0|doc#0|0|0") and sha256("0|doc#0|0|1"): the recipe
+    # seed, the work item's key and the attempt, whatever the scheduling
+    assert items[0].key == "doc#0|0" and seeds == [1379728558, 314870889]
     assert stats["requests"] == 2 and stats["fail:question has no question mark"] == 1
 
 
@@ -90,7 +94,7 @@ def test_shards_and_stop_when_enough():
 
 
 def test_done_items_are_not_asked_again():
-    gen = GroundedGenerator(Task(type="qa", description="docstrings"))
+    gen = GroundedStep(Task(type="qa", description="docstrings"))
     passages = [Passage(f"doc#{i}", "doc", 0, len(TEXT), TEXT) for i in range(3)]
     items = gen.work_items(passages, 1)
     llm = ScriptedLLM({it.key: [" What is a docstring?"] for it in items})

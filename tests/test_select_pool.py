@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sftforge.errors import StageError
-from sftforge.recipe import Arms
+from sftforge.config import Arms
 from sftforge.sample import Lineage, Record, SourceRef
 from sftforge.select.pool import EVAL, PROBE, TRAIN, arm_labels, split_records
 

@@ -130,7 +130,7 @@ def test_jsonl_bad_line_skipped_missing_field_is_an_error(tmp_path: Path):
     path.write_text('{"text": "ok"}\n{not json\n{"text": "ok2"}\n')
     docs, report = read_all(str(path), tmp_path)
     assert [d.text for d in docs] == ["ok", "ok2"]
-    assert report.skipped[0][0].endswith("d.jsonl:2")
+    assert report.skipped[0][0].endswith("d.jsonl, line 2")
     path.write_text('{"text": "ok"}\n{"body": "no text field"}\n')
     with pytest.raises(SourceError, match=r"d.jsonl, line 2: no field 'text' \(fields: body\)"):
         read_all(str(path), tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sftforge.recipe import Training
+from sftforge.config import Training
 from sftforge.sample import Lineage, Record, SourceRef
 from sftforge.train.data import IGNORE, TrainingError, assistant_spans, encode, encode_all
 
@@ -98,13 +98,13 @@ def _trainer(tiny_dir, out, config, train, evals, sampler=None, probe=None, adap
 
 
 def test_training_lowers_the_held_out_loss_and_writes_metrics(tiny_dir, tmp_path):
-    from sftforge.train.loop import read_metrics
+    from sftforge.storage import read_metrics
 
     trainer, _ = _trainer(tiny_dir, tmp_path, cfg(tiny_dir, steps=16), sums(40), sums(8, start=100))
     outcome = trainer.run()
     (s0, first), (s_end, last) = outcome.eval_curve[0], outcome.eval_curve[-1]
     assert (s0, s_end) == (0, 16) and last < 0.7 * first
-    rows = read_metrics(tmp_path)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
     train_rows = [r for r in rows if r["kind"] == "train"]
     assert [r["step"] for r in train_rows] == list(range(1, 17))
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [0, 4, 8, 12, 16]
@@ -131,7 +131,8 @@ class StopAt:
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_an_interrupted_run_resumes_to_the_same_result(tiny_dir, tmp_path, method):
-    from sftforge.train.loop import latest_checkpoint, read_metrics
+    from sftforge.storage import read_metrics
+    from sftforge.train.loop import latest_checkpoint
 
     config = cfg(tiny_dir, method=method, steps=10, save_every=3, eval_every=5, learning_rate=1e-2)
     data = (sums(24), sums(6, start=100))
@@ -150,7 +151,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tiny_dir, tmp_path, metho
     assert outcome.resumed_from == 6
     assert [s for s, _ in outcome.eval_curve] == [s for s, _ in expected.eval_curve]
     np.testing.assert_allclose([v for _, v in outcome.eval_curve], [v for _, v in expected.eval_curve], rtol=1e-4)
-    cut_rows = [r for r in read_metrics(tmp_path / "cut") if r["kind"] == "train"]
+    cut_rows = [r for r in read_metrics(tmp_path / "cut" / "metrics.jsonl") if r["kind"] == "train"]
     assert [r["step"] for r in cut_rows] == list(range(1, 11))  # rows after the checkpoint were redone, not doubled
 
 
@@ -395,10 +396,10 @@ def test_evaluation_files_are_read_and_bad_lines_named(tmp_path):
     assert record.task == "qa" and record.messages[-1]["content"] == "A." and record.id
     bad = tmp_path / "bad.jsonl"
     bad.write_text(good.read_text() + '{"messages": [{"role": "user", "content": "no answer"}]}\n')
-    with pytest.raises(SourceError, match=r"bad\.jsonl:3: needs `messages`.*assistant turn"):
+    with pytest.raises(SourceError, match=r"bad\.jsonl, line 3: needs `messages`.*assistant turn"):
         load_eval_file(bad)
     bad.write_text("{not json\n")
-    with pytest.raises(SourceError, match=r"bad\.jsonl:1: not JSON"):
+    with pytest.raises(SourceError, match=r"bad\.jsonl, line 1: not valid JSON"):
         load_eval_file(bad)
 
 

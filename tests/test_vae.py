@@ -1,4 +1,4 @@
-"""Sentence VAE (sftforge.generate.vae): tokenise/detokenise round trips, training that learns (reconstruction falls,
+"""Sentence VAE (sftforge.lib.sentence_vae): tokenise/detokenise round trips, training that learns (reconstruction falls,
 KL does not collapse), determinism, interpolation endpoints, and propose() keeping only novel, well-formed texts
 with counts that add up. Small model, one thread: well under a minute on two shared cores."""
 
@@ -10,8 +10,8 @@ import random
 import pytest
 import torch
 
-from sftforge.generate.novelty import rouge_l_f, rouge_tokens
-from sftforge.generate.vae import (
+from sftforge.lib.novelty import rouge_l_f, rouge_tokens
+from sftforge.lib.sentence_vae import (
     EOS,
     REJECT_REASONS,
     UNK,
@@ -20,9 +20,9 @@ from sftforge.generate.vae import (
     VAEConfig,
     Vocabulary,
     _malformed,
-    detokenize,
-    tokenize,
 )
+from sftforge.lib.text import detokenize
+from sftforge.lib.text import reversible_tokens as tokenize
 
 SMALL = VAEConfig(embed_dim=48, hidden_dim=96, latent_dim=16, word_dropout=0.3)
 

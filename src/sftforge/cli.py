@@ -158,14 +158,14 @@ def merge(
     from sftforge.errors import StageError
     from sftforge.llm.hf import model_dir
     from sftforge.progress import SilentReporter
-    from sftforge.stages.train import weights_dir
+    from sftforge.storage import weights_dir
     from sftforge.train.model import merge_adapter
 
     ctx = _context(run_dir, SilentReporter())
     cfg = ctx.recipe.training
     if cfg is None or cfg.method != "lora":
         raise StageError("merge needs a LoRA training run (training.method: lora)")
-    adapter = weights_dir(ctx.run, cfg)
+    adapter = weights_dir(ctx.run, cfg.method)
     if not (adapter / "adapter_config.json").exists():
         raise StageError(f"no adapter in {adapter}: run `sftforge train {run_dir}` first")
     dest = merge_adapter(model_dir(cfg.model, ctx.recipe.base_dir), adapter, target or ctx.run.stage_dir("train") / "merged", cfg.dtype)
@@ -234,9 +234,9 @@ def _summary(run_dir: Path) -> None:
     table = Table(title=f"run {run_dir}", title_justify="left")
     for col in ("stage", "status", "counts", "seconds"):
         table.add_column(col)
-    for name, info in run_.manifest.get("stages", {}).items():
-        counts = ", ".join(f"{k} {v}" for k, v in info.get("counts", {}).items())
-        table.add_row(name, info.get("status", ""), counts, f"{info.get('seconds', 0):.1f}")
+    for name, info in run_.stages().items():
+        counts = ", ".join(f"{k} {v}" for k, v in info.counts.items())
+        table.add_row(name, info.status, counts, f"{info.seconds:.1f}")
     out.print(table)
     export = run_.stage_dir("export")
     if (export / "README.md").exists():

@@ -15,38 +15,39 @@ recipe and a `plan.json` that its generate stage reads:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from sftforge.errors import StageError
+from sftforge.ops.base import build
+from sftforge.config import Selection
 from sftforge.recipe import Recipe
-from sftforge.run import RunDir, atomic_write_bytes
+from sftforge.run import RunDir
 from sftforge.sample import Record
+from sftforge.storage import (
+    ArmShare,
+    RoundPlan,
+    read_arms,
+    read_assignments,
+    read_chunks,
+    read_plan,
+    read_vectors,
+    write_plan,
+)
 
 log = logging.getLogger(__name__)
-
-PLAN = "plan.json"
-
 
 def round_path(root: Path, r: int) -> Path:
     return root if r == 1 else root / "rounds" / str(r)
 
 
-def read_plan(run: RunDir) -> dict[str, Any] | None:
-    """The round's plan, if this run directory is a later round of a closed loop."""
-    path = run.path / PLAN
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def carried_run(run: RunDir, plan: dict[str, Any]) -> RunDir:
+def carried_run(run: RunDir, plan: RoundPlan) -> RunDir:
     """The earlier round whose cleaned records join this round's pool."""
-    return RunDir.open((run.path / plan["carry"]).resolve())
+    return RunDir.open((run.path / plan.carry).resolve())
 
 
 def used_chunks(run: RunDir) -> set[str]:
@@ -67,17 +68,11 @@ def arm_shares(values: np.ndarray, temperature: float) -> np.ndarray:
 def _chunk_arms(prev: RunDir, recipe: Recipe, chunks: list[dict[str, Any]], arm_names: list[str]) -> np.ndarray:
     """The arm of each passage: its document's arm (by source), or the nearest arm centroid (by cluster); -1 when
     no arm covers it."""
-    sel = recipe.selection_in_force
-    assert sel is not None
+    sel = _selection(recipe)
     if sel.arms.by == "source":
         index = {name: a for a, name in enumerate(arm_names)}
         return np.array([index.get(c["doc_id"], -1) for c in chunks], dtype=np.int64)
-    from sftforge.ops.base import build
-    from sftforge.stages.features import read_vectors
-    from sftforge.stages.select import read_assignments
-
-    table = read_assignments(prev)
-    arm_of = dict(zip(table.column("id").to_pylist(), table.column("arm").to_pylist(), strict=True))
+    arm_of = {rid: a.arm for rid, a in read_assignments(prev).items()}
     ids, vectors = read_vectors(prev, sel.arms.vectors)
     dim = vectors.shape[1]
     centroids = np.zeros((len(arm_names), dim), dtype=np.float32)
@@ -96,20 +91,24 @@ def _chunk_arms(prev: RunDir, recipe: Recipe, chunks: list[dict[str, Any]], arm_
     return (embedded @ centroids.T).argmax(axis=1).astype(np.int64)
 
 
-def make_plan(prev: RunDir, recipe: Recipe, r: int, run_path: Path) -> dict[str, Any]:
-    """Round r's plan (for the run directory `run_path`) from round r-1's learnt arm values."""
-    arms_path = prev.stage_dir("train") / "arms.json"
-    if not arms_path.exists():
-        raise StageError(f"round {r - 1} in {prev.path} has no learnt arm values (train/arms.json)")
-    arms = json.loads(arms_path.read_text(encoding="utf-8"))
-    values = np.array([a["value"] for a in arms], dtype=np.float64)
+def _selection(recipe: Recipe) -> Selection:
     sel = recipe.selection_in_force
-    assert sel is not None
+    if sel is None:  # the recipe's validation requires a bandit selection for rounds > 1
+        raise StageError("rounds > 1 needs a `selection` section with a bandit strategy")
+    return sel
+
+
+def make_plan(prev: RunDir, recipe: Recipe, r: int, run_path: Path) -> RoundPlan:
+    """Round r's plan (for the run directory `run_path`) from round r-1's learnt arm values."""
+    arms = read_arms(prev)
+    if arms is None:
+        raise StageError(f"round {r - 1} in {prev.path} has no learnt arm values (train/arms.json)")
+    values = np.array([a.value for a in arms], dtype=np.float64)
+    sel = _selection(recipe)
     shares = arm_shares(values, sel.bandit.temperature)
-    chunks = pq.read_table(prev.stage_dir("sources") / "chunks.parquet").to_pylist()
-    chunks = [c for c in chunks if c["used"]]
+    chunks = read_chunks(prev)
     done = used_chunks(prev)
-    chunk_arm = _chunk_arms(prev, recipe, chunks, [a["name"] for a in arms])
+    chunk_arm = _chunk_arms(prev, recipe, chunks, [a.name for a in arms])
     fresh = np.array([c["chunk_id"] not in done for c in chunks])
     per_arm = np.bincount(chunk_arm[(chunk_arm >= 0) & fresh], minlength=len(arms))
     uncovered = fresh & (chunk_arm < 0)
@@ -120,16 +119,15 @@ def make_plan(prev: RunDir, recipe: Recipe, r: int, run_path: Path) -> dict[str,
         a = int(chunk_arm[i])
         # a passage no arm covers gets the weight of an average arm's passage: not favoured, not excluded
         weights[c["chunk_id"]] = float(shares[a] / per_arm[a]) if a >= 0 else float(1.0 / max(fresh.sum(), 1))
-    plan = {
-        "round": r,
-        "carry": os.path.relpath(prev.path.resolve(), run_path.resolve()),
-        "weights": weights,
-        "arms": [{"name": a["name"], "value": a["value"], "share": float(s), "fresh_passages": int(n)}
-                 for a, s, n in zip(arms, shares, per_arm, strict=True)],
-        "uncovered_passages": int(uncovered.sum()),
-        "used_passages": len(done),
-    }
-    return plan
+    return RoundPlan(
+        round=r,
+        carry=os.path.relpath(prev.path.resolve(), run_path.resolve()),
+        weights=weights,
+        arms=[ArmShare(name=a.name, value=a.value, share=float(s), fresh_passages=int(n))
+              for a, s, n in zip(arms, shares, per_arm, strict=True)],
+        uncovered_passages=int(uncovered.sum()),
+        used_passages=len(done),
+    )
 
 
 def prepare_round(root: Path, recipe_text: str, recipe: Recipe, r: int) -> RunDir:
@@ -138,19 +136,6 @@ def prepare_round(root: Path, recipe_text: str, recipe: Recipe, r: int) -> RunDi
     run = RunDir.create(round_path(root, r), recipe_text, recipe.name, recipe.base_dir)
     if read_plan(run) is None:
         plan = make_plan(prev, recipe, r, run.path)
-        atomic_write_bytes(run.path / PLAN, json.dumps(plan, indent=1).encode("utf-8"))
-        log.info("round %d: generation shares by arm: %s", r,
-                 ", ".join(f"{a['name']} {a['share']:.2f}" for a in plan["arms"]))
+        write_plan(run, plan)
+        log.info("round %d: generation shares by arm: %s", r, ", ".join(f"{a.name} {a.share:.2f}" for a in plan.arms))
     return run
-
-
-def weighted_order(chunk_ids: list[str], weights: dict[str, float], seed: int) -> list[str]:
-    """Chunk ids in a weighted random order without replacement (Efraimidis-Spirakis keys u^(1/w)); ids without
-    weight are left out. Seeded, so a resumed round draws the same order."""
-    keep = [c for c in chunk_ids if weights.get(c, 0.0) > 0]
-    if not keep:
-        return []
-    u = np.random.default_rng(seed).random(len(keep))
-    w = np.array([weights[c] for c in keep])
-    keys = np.log(u) / w
-    return [keep[i] for i in np.argsort(-keys, kind="stable")]

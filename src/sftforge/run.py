@@ -274,6 +274,10 @@ class RunDir:
         raw = self.manifest.get("stages", {}).get(stage)
         return StageInfo(**raw) if raw else None
 
+    def stages(self) -> dict[str, StageInfo]:
+        """Every stage's manifest entry, in the order the stages first ran."""
+        return {name: StageInfo(**raw) for name, raw in self.manifest.get("stages", {}).items()}
+
     def is_complete(self, stage: str, fp: str) -> bool:
         info = self.stage_info(stage)
         return info is not None and info.status == "complete" and info.fingerprint == fp
@@ -294,7 +298,8 @@ class RunDir:
 
     def finish(self, stage: str, counts: dict[str, int], seconds: float, extra: dict[str, Any] | None = None) -> None:
         info = self.stage_info(stage)
-        assert info is not None, f"finish({stage}) without begin()"
+        if info is None:
+            raise RunDirError(f"stage {stage} finished in {self.path} without having begun (begin() first)")
         info.status = "complete"
         info.counts = counts
         info.finished_at = now_iso()

@@ -17,6 +17,12 @@ import pyarrow as pa
 ROLES = ("system", "user", "assistant")
 
 
+def text_of(messages: list[dict[str, str]], role: str) -> str:
+    """The contents of the messages with `role` (system, user, assistant; `all` for every message), joined by
+    newlines: what an operator reads when a recipe names a role."""
+    return "\n".join(m["content"] for m in messages if role == "all" or m["role"] == role)
+
+
 @dataclass(slots=True)
 class SourceRef:
     """Where a record's knowledge came from: a chunk of a document, a KG triple, a seed task, a parent record."""
@@ -71,13 +77,9 @@ class Record:
     features: dict[str, float] = field(default_factory=dict)
     answer_check: AnswerCheck | None = None
 
-    def text(self) -> str:
-        """All message contents joined: what text operators look at by default."""
-        return "\n".join(m["content"] for m in self.messages)
-
-    def content(self, role: str) -> str:
-        """Contents of every message with `role`, joined."""
-        return "\n".join(m["content"] for m in self.messages if m["role"] == role)
+    def text_of(self, role: str) -> str:
+        """The contents of every message with `role` joined by newlines; `all`: of every message."""
+        return text_of(self.messages, role)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)

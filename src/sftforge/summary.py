@@ -2,44 +2,67 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+
+from sftforge.figures import CleanFigures, ContaminationFigures, read_figures
+from sftforge.run import RunDir
 
 
-def funnel_rows(stages: dict[str, Any]) -> list[dict[str, Any]]:
-    """Records in, kept and removed per stage, in pipeline order (generate counts work items as its input)."""
+@dataclass(frozen=True, slots=True)
+class FunnelRow:
+    """Records into a stage, kept and removed by it."""
+
+    stage: str
+    input: int | None
+    kept: int | None
+    removed: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRow:
+    """A cleaning operator: records it saw and records it removed."""
+
+    name: str
+    seen: int
+    removed: int
+
+
+def funnel_rows(run: RunDir) -> list[FunnelRow]:
+    """Records in, kept and removed per stage, in pipeline order (generate counts its work as its input)."""
     rows = []
-    gen = stages.get("generate")
+    gen = run.stage_info("generate")
     if gen:
-        g = gen.get("counts", {})
+        g = gen.counts
         made = g.get("work_items", g.get("paths", g.get("records", 0) + g.get("rejected", 0)))
-        rows.append({"stage": "generate", "input": made, "kept": g.get("records", 0), "removed": g.get("rejected", 0)})
-    clean = stages.get("clean")
+        rows.append(FunnelRow("generate", made, g.get("records", 0), g.get("rejected", 0)))
+    clean = run.stage_info("clean")
     if clean:
-        c = clean.get("counts", {})
-        rows.append({"stage": "clean", "input": c.get("input", 0), "kept": c.get("records", 0), "removed": c.get("rejected", 0)})
+        c = clean.counts
+        rows.append(FunnelRow("clean", c.get("input", 0), c.get("records", 0), c.get("rejected", 0)))
     for name in ("select", "train"):
-        c = stages.get(name, {}).get("counts", {})
+        info = run.stage_info(name)
+        c = info.counts if info else {}
         if "records" in c and "rejected" in c:
-            rows.append({"stage": name, "input": c.get("input", c["records"] + c["rejected"]), "kept": c["records"],
-                         "removed": c["rejected"]})
+            rows.append(FunnelRow(name, c.get("input", c["records"] + c["rejected"]), c["records"], c["rejected"]))
     return rows
 
 
-def operator_rows(stages: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per cleaning operator: records it saw and records it removed."""
-    extra = stages.get("clean", {}).get("extra", {})
-    seen, removed = extra.get("seen_by_operator", {}), extra.get("removed_by_operator", {})
-    return [{"name": k, "seen": v, "removed": removed.get(k, 0)} for k, v in seen.items()]
+def operator_rows(run: RunDir) -> list[OperatorRow]:
+    """Per cleaning operator, in the order they ran: records it saw and records it removed."""
+    clean = read_figures(run, CleanFigures)
+    if clean is None:
+        return []
+    return [OperatorRow(k, v, clean.removed_by_operator.get(k, 0)) for k, v in clean.seen_by_operator.items()]
 
 
-def pii_by_type(stages: dict[str, Any]) -> dict[str, int]:
+def pii_by_type(run: RunDir) -> dict[str, int]:
     """PII found by the redaction mapper, by type."""
-    return stages.get("clean", {}).get("extra", {}).get("operators", {}).get("pii_redact", {}).get("found_by_type", {})
+    clean = read_figures(run, CleanFigures)
+    pii = clean.pii() if clean else None
+    return dict(pii.found_by_type) if pii else {}
 
 
-def contamination(stages: dict[str, Any]) -> dict[str, Any] | None:
+def contamination(run: RunDir) -> ContaminationFigures | None:
     """The decontamination operator's figures (checked, contaminated, per benchmark), or None without one."""
-    for stats in stages.get("clean", {}).get("extra", {}).get("operators", {}).values():
-        if isinstance(stats, dict) and "contaminated_by_benchmark" in stats:
-            return stats
-    return None
+    clean = read_figures(run, CleanFigures)
+    return clean.contamination() if clean else None

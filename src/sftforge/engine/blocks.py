@@ -6,51 +6,11 @@ Results come back in block order, so every engine makes the same decisions on th
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-
-
-class Runner(Protocol):
-    """Runs a worker class over blocks; `info` describes it for the manifest."""
-
-    info: dict[str, Any]
-
-    def map(self, worker_cls: Any, init_args: tuple[Any, ...], blocks: Sequence[str]) -> Iterator[Any]: ...
-
-    def minhash_resolver(self, scratch: Path) -> Any: ...
-
-
-class LocalRunner:
-    """One worker in this process, built on the first block."""
-
-    info: dict[str, Any] = {"name": "local"}
-
-    def map(self, worker_cls: Any, init_args: tuple[Any, ...], blocks: Sequence[str]) -> Iterator[Any]:
-        if not blocks:
-            return
-        worker = worker_cls(*init_args)
-        for block in blocks:
-            yield worker.process(block)
-
-    def minhash_resolver(self, scratch: Path) -> None:
-        return None  # Deduplicator.resolve in this process
-
-
-@contextlib.contextmanager
-def open_runner(engine: str, settings: Any = None) -> Iterator[Runner]:
-    """The recipe's engine: `local`, or `ray` (connects to the cluster for the duration)."""
-    if engine != "ray":
-        yield LocalRunner()
-        return
-    from sftforge.engine.ray_engine import RayRunner, ray_session
-
-    with ray_session(settings) as ray:
-        yield RayRunner(ray, settings)
 
 
 # -- operator figures from many workers ------------------------------------------------------------------------------
@@ -117,7 +77,7 @@ class FeaturesWorker:
         """(the block's records with features, as a table; vector features by name)."""
         import pyarrow.parquet as pq
 
-        from sftforge.engine.local import compute_features
+        from sftforge.engine.processing import compute_features
         from sftforge.sample import records_to_table, table_to_records
 
         records = table_to_records(pq.read_table(part))
@@ -143,7 +103,7 @@ class CleanWorker:
     figures are returned per block as what the block added, so figures from many workers can be summed."""
 
     def __init__(self, stage: str, op_configs: list[Any], dedup_configs: list[Any], base_dir: Path) -> None:
-        from sftforge.engine.local import RecordProcessor
+        from sftforge.engine.processing import RecordProcessor
         from sftforge.ops import build
 
         self.processor = RecordProcessor(stage, [build(c, base_dir) for c in op_configs])
@@ -155,7 +115,7 @@ class CleanWorker:
     def process(self, part: str) -> CleanBlock:
         import pyarrow.parquet as pq
 
-        from sftforge.engine.local import OpStats
+        from sftforge.engine.processing import OpStats
         from sftforge.sample import rejected_to_table, records_to_table, table_to_records
 
         records = table_to_records(pq.read_table(part))
@@ -167,69 +127,3 @@ class CleanWorker:
         self._figures = figures
         return CleanBlock(len(records), records_to_table(kept), rejected_to_table(rejected), keys,
                           self.processor.stats.seen, self.processor.stats.removed, delta)
-
-
-@dataclass(slots=True)
-class SourceBlock:
-    """What a sources worker returns for one block of files: their documents, their chunks with each chunk's
-    BM25 term counts for the query (`retrieval.TermCounts`), and what was read or skipped."""
-
-    documents: Any  # pyarrow Table: doc_id, path, text
-    chunks: Any  # pyarrow Table: the chunk fields, `length` (terms) and `tf` (count of each query term)
-    files: int
-    skipped: list[tuple[str, str]]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSettings:
-    """Everything a sources worker needs besides its block: how to read, chunk and count terms."""
-
-    id_root: str
-    fields: list[tuple[str, str | None]]  # (text_field, id_field) of each recipe `sources.documents` entry
-    tokenizer_path: str
-    max_tokens: int
-    overlap_tokens: int
-    query: list[str]  # the query's BM25 terms
-    lang: str
-
-
-class SourcesWorker:
-    """Reads a block of source files, chunks its documents by model tokens and counts each chunk's BM25 terms; the
-    tokenizer loads once per worker. A block is a JSON list `[entry, [paths]]`: files of one recipe entry."""
-
-    def __init__(self, settings: SourceSettings) -> None:
-        from sftforge.llm.llamacpp import LlamaTokenizer
-
-        self.settings = settings
-        self.count = LlamaTokenizer(Path(settings.tokenizer_path)).count
-
-    def process(self, block: str) -> SourceBlock:
-        import json
-
-        import pyarrow as pa
-
-        from sftforge.sources.chunking import chunk_document
-        from sftforge.sources.readers import ReadReport, read_documents
-        from sftforge.sources.retrieval import TermCounts
-
-        s = self.settings
-        entry, paths = json.loads(block)
-        text_field, id_field = s.fields[entry]
-        report = ReadReport()
-        docs = list(read_documents([Path(p) for p in paths], Path(s.id_root), text_field, id_field, report))
-        chunks = [c for d in docs for c in chunk_document(d, s.max_tokens, s.overlap_tokens, self.count)]
-        counts = TermCounts.of([c.text for c in chunks], s.query, s.lang)
-        documents = pa.table({"doc_id": pa.array([d.id for d in docs], pa.string()),
-                              "path": pa.array([d.path for d in docs], pa.string()),
-                              "text": pa.array([d.text for d in docs], pa.string())})
-        table = pa.table({
-            "chunk_id": pa.array([c.id for c in chunks], pa.string()),
-            "doc_id": pa.array([c.doc_id for c in chunks], pa.string()),
-            "index": pa.array([c.index for c in chunks], pa.int32()), "start": pa.array([c.start for c in chunks], pa.int64()),
-            "end": pa.array([c.end for c in chunks], pa.int64()), "text": pa.array([c.text for c in chunks], pa.string()),
-            "n_tokens": pa.array([c.n_tokens for c in chunks], pa.int32()),
-            "length": pa.array(counts.lengths, pa.int64()),
-            "tf": pa.ListArray.from_arrays(pa.array(np.arange(len(chunks) + 1) * counts.tf.shape[1], pa.int32()),
-                                           pa.array(counts.tf.reshape(-1), pa.int32())),
-        })
-        return SourceBlock(documents, table, report.files, list(report.skipped))

@@ -6,10 +6,11 @@ of actors each builds the stage's operators and calls `setup()` once (models loa
 blocks (the run directory must be on storage every node sees) and returns their results, in block order, to the
 driver, which writes them. Both engines see records in the same order, so they keep the same ones.
 
-Dedup across the cluster (`minhash_band_pairs`): a shuffle on Ray tasks groups the band keys of every signature
-by key; each bucket yields star edges from its first record to the others. Only those candidate pairs reach the
-driver, which verifies them on the signatures (a memory map) and forms connected components: the same rule as
-`ops/minhash.find_duplicates`, and no process holds a global band index.
+Dedup across the cluster (`candidate_pairs`), for deduplicators that offer buckets (`Deduplicator.bucket_rows`:
+MinHash's LSH bands): a shuffle on Ray tasks groups every block's bucket rows by bucket; each bucket yields star
+edges from its first record to the others. Only those candidate pairs reach the driver, where the deduplicator
+decides (`resolve_pairs`: MinHash verifies them on the signatures, a memory map, and forms connected components,
+the same rule as its `resolve`), and no process holds a global bucket index.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sftforge.engine.base import RaySettings, Resolver
 from sftforge.errors import SftforgeError, StageError
+from sftforge.lib.duplicates import Duplicates
 
 log = logging.getLogger(__name__)
-SIG_ROWS_PER_FILE = 65536  # MinHash signatures per file of the band shuffle's input
+KEY_ROWS_PER_FILE = 65536  # key rows per file of the bucket shuffle's input
 
 
 def import_ray():  # type: ignore[no-untyped-def]
@@ -38,20 +40,6 @@ def import_ray():  # type: ignore[no-untyped-def]
     except ImportError as exc:
         raise StageError("engine: ray needs Ray: pip install 'sftforge[ray]' (or 'ray[data]') on every node") from exc
     return ray
-
-
-@dataclass(frozen=True, slots=True)
-class RaySettings:
-    """Where to run: a cluster's address (None: RAY_ADDRESS, else a local Ray), CPUs of a local Ray, actors."""
-
-    address: str | None = None
-    num_cpus: int | None = None
-    workers: int | None = None
-
-
-def settings_of(config: Any) -> RaySettings:
-    """RaySettings from a recipe's `ray` section (None: the defaults)."""
-    return RaySettings(config.address, config.num_cpus, config.workers) if config is not None else RaySettings()
 
 
 @contextlib.contextmanager
@@ -141,22 +129,13 @@ def map_blocks(ray: Any, actor_cls: Any, init_args: tuple[Any, ...], method: str
         ctx.execution_options.preserve_order = before
 
 
-# -- distributed MinHash candidate pairs -----------------------------------------------------------------------------
+# -- deduplicators resolved across the cluster -------------------------------------------------------------------------
 
 
-def _band_partitions(path: str, start: int, bands: int, rows: int, partitions: int) -> np.ndarray | tuple[np.ndarray, ...]:
-    """Map side: one signature file's band keys as rows (band, key, global index), split by key hash into
-    `partitions` arrays (one task return each; a single array for one partition); empty documents produce none."""
-    from sftforge.ops.minhash import EMPTY, _band_key
-
-    sigs = np.load(path, mmap_mode="r")
-    live = np.flatnonzero(~(np.asarray(sigs) == EMPTY).all(axis=1))
-    table = np.empty((len(live) * bands, 3), dtype=np.uint64)
-    for band in range(bands):
-        rows_of = slice(band * len(live), (band + 1) * len(live))
-        table[rows_of, 0] = band
-        table[rows_of, 1] = _band_key(sigs, band, rows)[live]
-        table[rows_of, 2] = live + start
+def _bucket_partitions(dedup: Any, path: str, start: int, partitions: int) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Map side: one key file's bucket rows (`Deduplicator.bucket_rows`), split by bucket hash into `partitions`
+    arrays (one task return each; a single array for one partition)."""
+    table = dedup.bucket_rows(np.load(path, mmap_mode="r"), start)
     if partitions == 1:
         return table
     which = (table[:, 1] ^ table[:, 0]) % np.uint64(partitions)
@@ -164,7 +143,7 @@ def _band_partitions(path: str, start: int, bands: int, rows: int, partitions: i
 
 
 def _bucket_edges(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce side: rows of one key partition grouped into buckets of equal (band, key); each bucket gives star
+    """Reduce side: rows of one partition grouped into buckets (equal first two columns); each bucket gives star
     edges from its smallest index to every other member (enough for connected components)."""
     table = np.concatenate(parts) if parts else np.zeros((0, 3), np.uint64)
     if len(table) < 2:
@@ -178,15 +157,15 @@ def _bucket_edges(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first.astype(np.int64), member.astype(np.int64)
 
 
-def minhash_band_pairs(ray: Any, files: list[Path], sizes: list[int], bands: int, rows: int,
-                       partitions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (first, member) over every band bucket: a shuffle on Ray tasks, mappers split each
-    signature file's band keys by key hash, one reducer per partition groups its buckets. Only the pairs come
-    back to the driver; no process ever holds every band key."""
+def candidate_pairs(ray: Any, dedup: Any, files: list[Path], sizes: list[int], partitions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (first, member) over every bucket: a shuffle on Ray tasks, mappers split each key file's
+    bucket rows by bucket hash, one reducer per partition groups its buckets. Only the pairs come back to the
+    driver; no process ever holds every bucket."""
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
-    mapper = ray.remote(num_returns=partitions)(_band_partitions)
+    mapper = ray.remote(num_returns=partitions)(_bucket_partitions)
     reducer = ray.remote(num_returns=2)(_bucket_edges)
-    mapped = [mapper.remote(str(f), s, bands, rows, partitions) for f, s in zip(files, starts)]
+    shared = ray.put(dedup)
+    mapped = [mapper.remote(shared, str(f), s, partitions) for f, s in zip(files, starts)]
     if partitions == 1:  # one return: the ref itself, not a list of refs
         mapped = [[m] for m in mapped]
     reduced = [reducer.remote(*[m[p] for m in mapped]) for p in range(partitions)]
@@ -194,18 +173,6 @@ def minhash_band_pairs(ray: Any, files: list[Path], sizes: list[int], bands: int
     first = np.concatenate([f for f, _ in pairs]) if pairs else np.zeros(0, np.int64)
     member = np.concatenate([m for _, m in pairs]) if pairs else np.zeros(0, np.int64)
     return first, member
-
-
-def components_from_pairs(sigs: np.ndarray, first: np.ndarray, member: np.ndarray, threshold: float | None,
-                          verify: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(survivor, similarity) as `find_duplicates` gives them: verified pairs, components whose smallest index
-    survives, each duplicate's similarity to its survivor estimated from the signatures."""
-    from sftforge.ops.minhash import components, join_pairs
-
-    parent = np.arange(len(sigs), dtype=np.int64)
-    join_pairs(parent, sigs, first, member, threshold, verify)
-    result = components(parent, sigs)
-    return result.survivor, result.similarity
 
 
 class RayRunner:
@@ -219,26 +186,24 @@ class RayRunner:
     def map(self, worker_cls: Any, init_args: tuple[Any, ...], blocks: Sequence[str]) -> Iterator[Any]:
         return map_blocks(self.ray, worker_cls, init_args, "process", blocks, self.workers)
 
-    def minhash_resolver(self, scratch: Path):  # type: ignore[no-untyped-def]
-        """Resolves `MinHashDedup` through band buckets on Ray, every other deduplicator as it does locally."""
-        from sftforge.ops.base import Duplicates
-        from sftforge.ops.dedup import MinHashDedup
+    def dedup_resolver(self, scratch: Path) -> Resolver:
+        """Deduplicators that offer buckets (`Deduplicator.bucket_rows`, e.g. MinHash's LSH bands) resolve through
+        a bucket shuffle on Ray; the others as they do locally."""
 
-        def resolve(d: Any, keys: np.ndarray) -> Any:
-            if not isinstance(d, MinHashDedup):
+        def resolve(d: Any, keys: np.ndarray) -> Duplicates:
+            if not d.buckets:
                 return d.resolve(keys)
-            sig_dir = scratch / "minhash-signatures"
-            shutil.rmtree(sig_dir, ignore_errors=True)
-            sig_dir.mkdir(parents=True)
+            key_dir = scratch / f"{d.name}-keys"
+            shutil.rmtree(key_dir, ignore_errors=True)
+            key_dir.mkdir(parents=True)
             files, sizes = [], []
-            for k, start in enumerate(range(0, len(keys), SIG_ROWS_PER_FILE)):
-                chunk = np.asarray(keys[start:start + SIG_ROWS_PER_FILE])
-                files.append(sig_dir / f"s{k:05d}.npy")
+            for k, start in enumerate(range(0, len(keys), KEY_ROWS_PER_FILE)):
+                chunk = np.asarray(keys[start:start + KEY_ROWS_PER_FILE])
+                files.append(key_dir / f"k{k:05d}.npy")
                 np.save(files[-1], chunk)
                 sizes.append(len(chunk))
-            first, member = minhash_band_pairs(self.ray, files, sizes, d.bands, d.rows, self.workers)
-            survivor, similarity = components_from_pairs(keys, first, member, d.config.threshold, d.config.verify)
-            shutil.rmtree(sig_dir, ignore_errors=True)
-            return Duplicates(survivor, np.nan_to_num(similarity, nan=1.0))
+            first, member = candidate_pairs(self.ray, d, files, sizes, self.workers)
+            shutil.rmtree(key_dir, ignore_errors=True)
+            return d.resolve_pairs(keys, first, member)
 
         return resolve

@@ -7,9 +7,21 @@ from typing import Any
 
 import jinja2
 
+from sftforge.figures import (
+    CleanFigures,
+    EvaluateFigures,
+    GenerateFigures,
+    ReviewCounts,
+    SelectFigures,
+    SourcesFigures,
+    TrainFigures,
+    read_figures,
+)
+from sftforge.generate.base import GENERATORS
 from sftforge.recipe import Recipe
+from sftforge.run import RunDir
 from sftforge.sample import Record
-from sftforge.summary import contamination as contamination_stats
+from sftforge.summary import contamination as contamination_figures
 from sftforge.summary import funnel_rows, operator_rows, pii_by_type
 
 _CARD = jinja2.Template(
@@ -189,16 +201,19 @@ def _mix(counter: Counter[str]) -> str:
     return ", ".join(f"{k} {v} ({v / total:.0%})" for k, v in counter.most_common())
 
 
-def _kg_summary(recipe: Recipe, src: dict[str, Any], gen: dict[str, Any]) -> dict[str, Any] | None:
+def _kg_summary(recipe: Recipe, run: RunDir, generate: GenerateFigures | None) -> dict[str, Any] | None:
     """The knowledge graph and walk settings behind kg_qa records, for the card."""
-    counts = src.get("counts", {})
+    src = run.stage_info("sources")
+    counts = src.counts if src else {}
     if "kg_entities" not in counts:
         return None
     w = recipe.walks
     walks = f"{w.strategy}, {w.min_hops}-{w.max_hops} hops, at most {w.max_answers} answers"
     if w.paraphrase:
         walks += ", questions reworded by the LLM"
-    hops = gen.get("extra", {}).get("hops", {})
+    hops: dict[str, int] = {}
+    for g in (generate.generators.values() if generate else []):
+        hops |= g.own.get("hops", {})
     return {
         "entities": counts["kg_entities"], "relations": counts["kg_relations"], "triples": counts["kg_triples"],
         "files": ", ".join(f"`{p}`" for p in recipe.sources.kg.paths) if recipe.sources.kg else "-",
@@ -206,49 +221,39 @@ def _kg_summary(recipe: Recipe, src: dict[str, Any], gen: dict[str, Any]) -> dic
     }
 
 
-def _generator_rows(gen: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per instruction or dialogue generator: its output, sampling, diversity and what it reports."""
+def _generator_rows(generate: GenerateFigures | None) -> list[dict[str, Any]]:
+    """One row per generator: its output, sampling, diversity and what it reports about itself (`notes`)."""
     rows = []
-    for name, g in gen.get("extra", {}).get("generators", {}).items():
-        if name == "vae" and "proposed" in g:
-            notes = (f"VAE reconstruction {g['reconstruction_loss']} nats, KL {g['kl']}, {g['active_units']} active units; "
-                     f"{g['accepted']} of {g['proposed']} proposals accepted ({g['acceptance_rate']:.0%})")
-        elif name == "self_instruct":
-            notes = f"{g.get('kept_instructions', 0)} of {g.get('proposed', 0)} proposed instructions kept; pool {g.get('pool', 0)}"
-        elif name == "evol_instruct":
-            notes = f"{g.get('evolved', 0)} evolutions kept, {g.get('eliminated', 0)} eliminated over {g.get('epochs', 0)} epochs"
-        elif name == "dialogue":
-            notes = f"goal met in {g.get('goal_met', 0)} of {g.get('conversations', 0)}; user turns {g.get('user_turns', {})}"
-        else:
-            notes = f"{g.get('queries', 0)} queries, {g.get('not_novel', 0)} near-copies" if name == "magpie" else ""
-        d, smp = g.get("diversity", {}), g.get("sampling", {})
-        rows.append({"name": name, "records": g.get("records", 0), "target": g.get("target", 0),
-                     "temperature": smp.get("temperature", "-"), "top_p": smp.get("top_p", "-"),
-                     "distinct_2": d.get("distinct_2", "-"), "rouge_l": d.get("mean_pairwise_rouge_l", "-"), "notes": notes})
+    for name, g in (generate.generators.items() if generate else []):
+        cls = GENERATORS.get(name)
+        rows.append({"name": name, "records": g.records, "target": g.target,
+                     "temperature": g.sampling.get("temperature", "-"), "top_p": g.sampling.get("top_p", "-"),
+                     "distinct_2": g.diversity.distinct_2, "rouge_l": g.diversity.mean_pairwise_rouge_l,
+                     "notes": cls.notes(g.own) if cls else ""})
     return rows
 
 
 def render_card(
     recipe: Recipe,
     records: list[Record],
-    manifest: dict[str, Any],
+    run: RunDir,
     files: dict[str, Any],
     reasons: list[dict[str, Any]],
     version: str,
-    review: dict[str, list[str]] | None = None,
+    review: ReviewCounts | None = None,
 ) -> str:
     """The card; `review` holds the ids a reviewer rejected and brought back (sftforge/review)."""
-    stages = manifest.get("stages", {})
-    src = stages.get("sources", {})
-    gen = stages.get("generate", {})
-    clean = stages.get("clean", {})
+    src = run.stage_info("sources")
+    src_counts = src.counts if src else {}
+    sources = read_figures(run, SourcesFigures)
+    generate = read_figures(run, GenerateFigures)
+    clean = read_figures(run, CleanFigures)
     n = len(records)
     checked = sum(1 for r in records if r.answer_check and r.answer_check.passed)
     lineages = [r.lineage for r in records if r.lineage]
     docs = Counter(s.doc_id for r in records for s in r.source if s.kind == "chunk")
-    cx = clean.get("extra", {})
-    pii = pii_by_type(stages)
-    contamination = contamination_stats(stages)
+    pii = pii_by_type(run)
+    contamination = contamination_figures(run)
     return _CARD.render(
         name=recipe.name,
         description=recipe.task.description,
@@ -263,65 +268,66 @@ def render_card(
         langs=_mix(Counter(r.lang for r in records)) or "-",
         checked=f"{checked} of {n} ({checked / n:.0%})" if n else "0",
         methods=_mix(Counter(r.answer_check.method for r in records if r.answer_check)) or "none",
-        user_len=round(sum(len(r.content("user")) for r in records) / n) if n else 0,
-        assistant_len=round(sum(len(r.content("assistant")) for r in records) / n) if n else 0,
+        user_len=round(sum(len(r.text_of("user")) for r in records) / n) if n else 0,
+        assistant_len=round(sum(len(r.text_of("assistant")) for r in records) / n) if n else 0,
         files=files,
         generators=", ".join(sorted({lin.generator for lin in lineages})) or "-",
-        model=gen.get("extra", {}).get("model", "-"),
+        model=generate.model if generate else "-",
         sampling=recipe.generation.sampling,
         templates=", ".join(sorted({f"`{lin.template}` ({lin.template_hash})" for lin in lineages if lin.template})) or "-",
-        kg=_kg_summary(recipe, src, gen),
-        generator_rows=_generator_rows(gen),
-        seeds={"count": src.get("counts", {}).get("seed_tasks", 0), "path": recipe.sources.seeds.path} if recipe.sources.seeds else None,
+        kg=_kg_summary(recipe, run, generate),
+        generator_rows=_generator_rows(generate),
+        seeds={"count": src_counts.get("seed_tasks", 0), "path": recipe.sources.seeds.path} if recipe.sources.seeds else None,
         attempts=round(sum(lin.attempts for lin in lineages) / len(lineages), 2) if lineages else "-",
-        n_docs=src.get("counts", {}).get("documents", 0),
-        n_chunks=src.get("counts", {}).get("chunks", 0),
-        used_chunks=src.get("counts", {}).get("used_chunks", 0),
+        n_docs=src_counts.get("documents", 0),
+        n_chunks=src_counts.get("chunks", 0),
+        used_chunks=src_counts.get("used_chunks", 0),
         retrieval=recipe.sources.retrieval.method,
-        query=src.get("extra", {}).get("query"),
+        query=sources.query if sources else None,
         source_paths=[d.path for d in recipe.sources.documents],
         top_docs=", ".join(f"`{d}` ({k})" for d, k in docs.most_common(5)) or "-",
-        funnel=funnel_rows(stages),
-        review=review if review and (review["rejected"] or review["restored"]) else None,
+        funnel=funnel_rows(run),
+        review=review if review and (review.rejected or review.restored) else None,
         reasons=reasons,
-        by_operator=operator_rows(stages),
+        by_operator=operator_rows(run),
         pii=", ".join(f"{t} {k}" for t, k in sorted(pii.items(), key=lambda kv: -kv[1])),
         pii_mode=next((m.mode for m in recipe.cleaning.mappers if m.name == "pii_redact"), ""),
         contamination=None if contamination is None else ", ".join(
-            f"{b} {k}" for b, k in contamination.get("contaminated_by_benchmark", {}).items()
+            f"{b} {k}" for b, k in contamination.contaminated_by_benchmark.items()
         ),
-        contamination_action=None if contamination is None else contamination.get("action"),
-        clusters=cx.get("duplicate_clusters", {}),
+        contamination_action=None if contamination is None else contamination.action,
+        clusters=clean.duplicate_clusters if clean else {},
         features=_feature_summary(records),
-        **_selection(recipe, stages),
+        **_selection(recipe, run),
     )
 
 
-def _selection(recipe: Recipe, stages: dict[str, Any]) -> dict[str, Any]:
+def _selection(recipe: Recipe, run: RunDir) -> dict[str, Any]:
     """What the card says about selection, training and evaluation (nothing when the recipe has none)."""
     sel = recipe.selection_in_force
-    if sel is None or "select" not in stages:
+    select = read_figures(run, SelectFigures)
+    if sel is None or select is None:
         return {"selection": None, "training": None, "arms": [], "evaluation": []}
     budget = sel.budget
-    extra = stages["select"].get("extra", {})
     info = {"strategy": sel.strategy,
             "budget": f"{budget.records} records" if budget.records else (f"{budget.tokens} tokens" if budget.tokens else ""),
-            "splits": ", ".join(f"{k} {v}" for k, v in extra.get("splits", {}).items())}
-    train = stages.get("train", {}).get("extra", {})
+            "splits": ", ".join(f"{k} {v}" for k, v in select.splits.items())}
+    train = read_figures(run, TrainFigures)
     cfg = recipe.training
     training = None
-    if cfg is not None and train:
-        curve = train.get("eval_curve", [])
-        training = {"method": cfg.method, "model": cfg.model, "steps": train.get("steps"), "batch": cfg.batch_size * cfg.grad_accum,
+    if cfg is not None and train is not None:
+        curve = train.eval_curve
+        training = {"method": cfg.method, "model": cfg.model, "steps": train.steps, "batch": cfg.batch_size * cfg.grad_accum,
                     "lr": cfg.learning_rate,
-                    "curve": " -> ".join(f"{v:.3f} (step {s})" for s, v in (curve[:1] + curve[-1:])) if curve else "-"}
+                    "curve": " -> ".join(f"{v:.3f} (step {s})" for s, v in (curve[:1] + curve[-1:]) if v is not None) or "-"}
     rows = []
-    for set_name, entry in stages.get("evaluate", {}).get("extra", {}).get("results", {}).items():
+    evaluated = read_figures(run, EvaluateFigures)
+    for set_name, entry in (evaluated.results.items() if evaluated else []):
         for metric, base in entry.get("base", {}).items():
             tuned = entry.get("tuned", {}).get(metric)
             if isinstance(base, float) and isinstance(tuned, float):
                 rows.append({"set": set_name, "metric": metric, "base": f"{base:.4g}", "tuned": f"{tuned:.4g}"})
-    return {"selection": info, "training": training, "arms": train.get("arms", []), "evaluation": rows}
+    return {"selection": info, "training": training, "arms": train.arms or [] if train else [], "evaluation": rows}
 
 
 def _feature_summary(records: list[Record]) -> list[dict[str, Any]]:

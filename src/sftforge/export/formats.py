@@ -28,7 +28,7 @@ def alpaca_row(r: Record) -> dict | None:
     if len(body) != 2 or body[0]["role"] != "user" or body[1]["role"] != "assistant":
         return None
     row = {"instruction": body[0]["content"], "input": "", "output": body[1]["content"]}
-    system = r.content("system")
+    system = r.text_of("system")
     if system:
         row["system"] = system
     return row

@@ -1,20 +1,36 @@
-"""The generator contract (after distilabel's tasks): format a prompt for a work item, parse the model's output
-into a record. Prompts are Jinja2 templates per language, loaded from `templates/<lang>/`, hashed into lineage.
+"""The generator contract. A generator (registered by name, like an operator) declares its recipe config, the task
+types it makes and what it needs from the sources, and `run` yields waves of records and rejections. Its LLM calls
+are steps (after distilabel's tasks): format a prompt for a work item from a Jinja2 template of the task's language
+(`templates/<lang>/`, hashed into lineage), parse the model's output. The generate stage gives each generator a
+`Job` (the recipe and the sources' outputs) and a `Session` (its share of the target, its sampling, the LLM, the
+ledger), and commits the waves.
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jinja2
 
-from sftforge.llm.base import Completion
-from sftforge.sample import Lineage, Record
+from sftforge.config import Generation, GeneratorConfig, Sampling
+from sftforge.lib.draws import weighted_order
+from sftforge.llm.base import LLM, Completion
+from sftforge.sample import Lineage, Record, Rejected, SourceRef
+from sftforge.sources.chunking import Passage
+
+if TYPE_CHECKING:
+    from sftforge.kg import KnowledgeGraph
+    from sftforge.recipe import Recipe, Task
+    from sftforge.run import RunDir
+    from sftforge.sources.seeds import SeedTask
+    from sftforge.storage import RoundPlan
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -131,8 +147,8 @@ class TemplateStep(Step):
         return self._template
 
 
-class Generator(Step):
-    """A one-step generator: parses outputs into records."""
+class RecordStep(Step):
+    """A step whose parsed output is a record (one-step generators: grounded QA, corpus walks, KG paraphrases)."""
 
     @abstractmethod
     def parse(self, item: WorkItem, output: str) -> Record:
@@ -178,3 +194,188 @@ def lineage_of(a: Answer, step: Step, model_id: str, round_: int = 1, parents: l
         prompt_tokens=a.prompt_tokens,
         completion_tokens=a.completion_tokens,
     )
+
+
+# -- waves, the registered generator, and what the generate stage gives it --------------------------------------------
+
+
+@dataclass
+class Wave:
+    """One committed unit of a generator's work: its records and rejections under the ledger keys of the work it
+    finished, with the token usage of that work (`stats`). A wave whose keys are all in the ledger is not
+    committed again (a replayed wave of a resumed run)."""
+
+    keys: list[str]
+    records: list[Record] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    """What generators read from the run: the recipe and the sources' outputs, loaded on first use. Shared by the
+    recipe's generators, in order: `at_hand` holds the instructions at hand (the seed tasks, then the first user
+    paragraph of every record made so far), for generators that learn from them."""
+
+    recipe: Recipe
+    run: RunDir
+    plan: RoundPlan | None = None
+    at_hand: dict[str, SourceRef] = field(default_factory=dict)
+    _passages: list[Passage] | None = None
+    _graph: KnowledgeGraph | None = None
+    _seeds: list[SeedTask] | None = None
+
+    @property
+    def task(self) -> Task:
+        return self.recipe.task
+
+    def passages(self) -> list[Passage]:
+        """The usable passages in rank order; in a later round of the closed loop, in the plan's weighted order."""
+        if self._passages is None:
+            from sftforge.storage import read_passages
+
+            ranked = read_passages(self.run) if self.recipe.sources.documents else []
+            if self.plan is not None:
+                by_id = {p.chunk_id: p for p in ranked}
+                seed = self.recipe.generation.sampling.seed + self.plan.round
+                ranked = [by_id[c] for c in weighted_order(list(by_id), self.plan.weights, seed)]
+            self._passages = ranked
+        return self._passages
+
+    def graph(self) -> KnowledgeGraph:
+        if self._graph is None:
+            from sftforge.sources.kinds.kg import load_kg
+
+            self._graph = load_kg(self.recipe)
+        return self._graph
+
+    def seeds(self) -> list[SeedTask]:
+        if self._seeds is None:
+            from sftforge.sources.seeds import load_seeds
+
+            seeds = self.recipe.sources.seeds
+            self._seeds = load_seeds(self.recipe.resolve(seeds.path)) if seeds is not None else []
+        return self._seeds
+
+
+@dataclass
+class Session:
+    """One generator's run: how many records it is to make, its sampling, the LLM (None for a generator that
+    needs none), and what an interrupted attempt committed: its ledger keys (`done`) and its records
+    (`committed`)."""
+
+    llm: LLM | None
+    generation: Generation
+    sampling: Sampling
+    count: int
+    done: set[str]
+    committed: int = 0
+    round: int = 1
+    stats: Counter[str] = field(default_factory=Counter)  # usage of `ask` since the last wave; committed with it
+
+    @property
+    def model(self) -> LLM:
+        if self.llm is None:
+            raise RuntimeError("this generator said it uses no LLM (uses_llm), then asked one")
+        return self.llm
+
+    def ask(self, step: Step, items: list[WorkItem]) -> list[Answer]:
+        """Run one step over items and wait for all of them: answers in item order, each retried up to
+        generation.max_attempts with a new seed; token usage goes to `stats`."""
+        from sftforge.generate.runner import ask
+
+        return ask(self.model, step, items, self.generation, self.sampling, self.stats)
+
+    def stream(self, step: RecordStep, items: Iterable[WorkItem], want_more: Callable[[], bool]) -> Iterator[Wave]:
+        """A one-step generator's waves: items not in the ledger, kept in flight while `want_more()`, parsed into
+        records (or rejections, after max_attempts) as they finish, in waves of generation.shard_size items."""
+        from sftforge.generate.runner import LLMRunner
+
+        runner = LLMRunner(self.model, step, self.generation, items, self.done, self.round, self.sampling)
+        for records, rejected, keys, stats in runner.batches(want_more, self.generation.shard_size):
+            yield Wave(keys, records, rejected, stats)
+
+
+class Generator(ABC):
+    """A generator a recipe can name (registered with `@register`, found in `sftforge/generate/generators/`).
+
+    It declares its recipe entry (`Config`, whose `name` is a literal), the task types it makes (`tasks`, with the
+    description the recipe's schema shows), the task types it makes when a recipe lists no generator
+    (`default_for`), what the sources must provide (`requires`: documents, kg, seeds) and the recipe sections its
+    output depends on besides `task` and `generation` (`sections`). `run` yields waves; the stage commits them.
+
+    Resume: a generator either skips the work in `session.done` (`replays = False`: grounded and walk generators,
+    whose work items are independent) or is deterministic given its seed and the LLM's answers and is run again
+    from the start (`replays = True`), its committed waves answered by the response cache and not committed twice.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[GeneratorConfig]]
+    tasks: ClassVar[dict[str, str]]
+    default_for: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[tuple[str, ...]] = ()
+    sections: ClassVar[tuple[str, ...]] = ()
+    replays: ClassVar[bool] = True
+    rounds: ClassVar[bool] = False  # plans later rounds of the closed loop (it works on single ranked passages)
+    progress_label: ClassVar[str | None] = None  # the progress bar's title; default "generate: <name>"
+    # The records' text comes from templates, not from a model (KG walks): the `auto` cleaning preset then checks
+    # only format and length, since repetition filters would judge the template.
+    templated: ClassVar[bool] = False
+
+    def __init__(self, config: GeneratorConfig, job: Job) -> None:
+        self.config = config
+        self.job = job
+        self.figures: dict[str, Any] = {}  # the generator's own figures for the manifest (filled by `run`)
+
+    @classmethod
+    def check(cls, config: GeneratorConfig, recipe: Recipe) -> str | None:
+        """A reason the recipe cannot run this generator, beyond `requires` (e.g. a backend it cannot use)."""
+        return None
+
+    @classmethod
+    def uses_llm(cls, config: GeneratorConfig, recipe: Recipe) -> bool:
+        """Whether a run asks the LLM (KG walks do only when they paraphrase)."""
+        return True
+
+    @classmethod
+    def notes(cls, figures: dict[str, Any]) -> str:
+        """One line about the generator's own figures, for the dataset card's table."""
+        return ""
+
+    @abstractmethod
+    def run(self, session: Session) -> Iterator[Wave]:
+        """Waves until `session.count` records are made or the work is used up."""
+
+    def counts(self, session: Session) -> dict[str, int]:
+        """Counts for the manifest beyond records and rejections (e.g. work items, walks drawn)."""
+        return {}
+
+
+Ask = Callable[[Step, list[WorkItem]], list[Answer]]  # `Session.ask`: one step over items, answers in item order
+
+CARRIED_KEY = "carried"  # the ledger key of the earlier rounds' records that join a later round's pool
+
+GENERATORS: dict[str, type[Generator]] = {}
+
+
+def register(cls: type[Generator]) -> type[Generator]:
+    """Class decorator: make a generator nameable from recipes."""
+    literal_args = getattr(cls.Config.model_fields["name"].annotation, "__args__", ())
+    if literal_args != (cls.name,):
+        raise TypeError(f"{cls.__name__}.Config.name must be Literal[{cls.name!r}]")
+    if cls.name in GENERATORS:
+        raise TypeError(f"generator {cls.name!r} registered twice")
+    unknown = set(cls.requires) - {"documents", "kg", "seeds"}
+    if unknown:
+        raise TypeError(f"{cls.__name__}.requires names unknown inputs {sorted(unknown)}")
+    GENERATORS[cls.name] = cls
+    return cls
+
+
+def trim(count: int, waves: Iterable[Wave]) -> Iterator[Wave]:
+    """The waves with the records past `count` cut off (a wave may overshoot the share; its choices stand)."""
+    made = 0
+    for wave in waves:
+        del wave.records[count - made :]
+        made += len(wave.records)
+        yield wave

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 
 from sftforge.errors import SftforgeError
-from sftforge.text import cjk_ratio
+from sftforge.lib.text import cjk_ratio
 
 
 class ParseError(SftforgeError):

@@ -10,7 +10,7 @@ from sftforge.llm.bundled import resolve_model_path
 from sftforge.llm.cache import CachedLLM, ResponseCache
 
 if TYPE_CHECKING:
-    from sftforge.recipe import LlamaCppModel, OpenAIModel, TransformersModel
+    from sftforge.config import LlamaCppModel, OpenAIModel, TransformersModel
 
 __all__ = ["LLM", "ChatRequest", "Completion", "SamplingParams", "open_llm"]
 

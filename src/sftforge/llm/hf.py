@@ -25,6 +25,8 @@ from typing import Any
 
 from sftforge.errors import ModelError
 from sftforge.llm.base import LLM, ChatRequest, Completion, is_pre_query, render_pre_query, split_prefill
+from sftforge.lib.chat import render_chat
+from sftforge.lib.token_loss import IGNORE, pad_right, per_row, token_nll
 from sftforge.llm.bundled import resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,12 @@ def bf16_is_faster() -> bool:
             times.append(time.perf_counter() - t)
         return min(times)
 
-    return best(torch.bfloat16) < 0.9 * best(torch.float32)
+    return bf16_wins(best(torch.bfloat16), best(torch.float32))
+
+
+def bf16_wins(bf16_seconds: float, fp32_seconds: float) -> bool:
+    """bf16 is chosen only when it is clearly faster (10%): a tie is not worth its lower precision."""
+    return bf16_seconds < 0.9 * fp32_seconds
 
 
 def resolve_dtype(name: str) -> Any:
@@ -127,11 +134,7 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
             raise ModelError("this model has no chat template, so it has no pre-query template for Magpie")
         return render_pre_query(lambda m: tokenizer.apply_chat_template(m, tokenize=False), messages)
     messages, prefill = split_prefill(messages)
-    if tokenizer.chat_template:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    else:
-        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-    return text + prefill
+    return render_chat(tokenizer, messages, add_generation_prompt=True) + prefill
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,24 +237,16 @@ class HFLLM(LLM):
         size = batch_size or self.batch_size
         for start in range(0, len(pairs), size):
             chunk = pairs[start : start + size]
-            seqs, masks = [], []
+            seqs, labels = [], []
             for messages, response in chunk:
                 prompt_ids = tok(render_prompt(tok, messages), add_special_tokens=False)["input_ids"]
                 resp_ids = tok(response, add_special_tokens=False)["input_ids"]
                 seqs.append(prompt_ids + resp_ids)
-                masks.append([0] * len(prompt_ids) + [1] * len(resp_ids))
-            width = max(len(x) for x in seqs)
-            pad = tok.pad_token_id
-            ids = torch.tensor([x + [pad] * (width - len(x)) for x in seqs])
-            attn = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs])
-            target_mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], dtype=torch.bool)
+                labels.append([IGNORE] * len(prompt_ids) + resp_ids)
             with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=attn).logits.float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-            nll = -logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            mask = target_mask[:, 1:]
-            for i in range(len(chunk)):
-                losses = nll[i][mask[i]].tolist()
+                nll, rows = token_nll(self.model, *pad_right(seqs, labels, tok.pad_token_id))
+            for row in per_row(nll, rows, len(chunk)):
+                losses = row.tolist()
                 out.append(Scored(sum(losses) / len(losses) if losses else float("nan"), losses))
         return out
 

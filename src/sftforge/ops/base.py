@@ -8,13 +8,13 @@ Schema and the error messages list every registered operator and its fields.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from sftforge.lib.duplicates import Duplicates
 from sftforge.sample import Record
 
 
@@ -126,23 +126,6 @@ class Mapper(Operator):
         raise NotImplementedError
 
 
-@dataclass
-class Duplicates:
-    """A dedup decision over n records in stream order: `survivor[i] == i` keeps record i; otherwise record i
-    duplicates record `survivor[i]`, the one its cluster keeps (usually the first in stream order; keep policies
-    such as SemDeDup's `central` may keep a later one), with estimated `similarity[i]`."""
-
-    survivor: np.ndarray  # int64, shape (n,)
-    similarity: np.ndarray  # float32, shape (n,)
-
-    def clusters(self) -> dict[int, list[int]]:
-        """survivor index -> indices of its duplicates, for clusters with at least one duplicate."""
-        out: dict[int, list[int]] = {}
-        for i in np.nonzero(self.survivor != np.arange(len(self.survivor)))[0]:
-            out.setdefault(int(self.survivor[i]), []).append(int(i))
-        return out
-
-
 class Deduplicator(Operator):
     """A global operator in two steps, so that its state can live on disk (or be grouped on a cluster):
     `keys` turns a batch of records into a fixed-width array row per record (hash, MinHash signature,
@@ -160,6 +143,19 @@ class Deduplicator(Operator):
 
     def resolve(self, keys: np.ndarray) -> Duplicates:
         raise NotImplementedError
+
+    # Deduplicators whose candidates are found by buckets (MinHash's LSH bands) can be resolved across a cluster:
+    # an engine groups every block's `bucket_rows` by bucket (a shuffle) and hands the pairs to `resolve_pairs`.
+    buckets: ClassVar[bool] = False
+
+    def bucket_rows(self, keys: np.ndarray, start: int) -> np.ndarray:
+        """With `buckets`: uint64 rows (bucket, bucket, stream index) for the key rows `keys` (stream positions
+        from `start`), such that only records sharing a bucket can be duplicates."""
+        raise NotImplementedError(f"{self.name} does not offer buckets; it resolves with resolve()")
+
+    def resolve_pairs(self, keys: np.ndarray, first: np.ndarray, member: np.ndarray) -> Duplicates:
+        """With `buckets`: the decision from the candidate pairs (first[i], member[i]); must equal `resolve`."""
+        raise NotImplementedError(f"{self.name} does not offer buckets; it resolves with resolve()")
 
     def describe(self, similarity: float) -> str:
         """The reason text for a duplicate."""

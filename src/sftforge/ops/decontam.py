@@ -1,6 +1,7 @@
 """Benchmark decontamination as a cleaning filter: remove (or flag) records that contain benchmark text.
 
-The matching rules (13-gram and 50-character checks, short items, CJK, boilerplate) are in `sftforge.decontam`.
+The matching rules (13-gram and 50-character checks, short items, CJK, boilerplate) are in `sftforge.lib.decontam`;
+the benchmark files are read by `sftforge.sources.benchmarks`.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from sftforge.decontam import (
+from sftforge.lib.decontam import (
     DEFAULT_CJK_NGRAM,
     DEFAULT_MAX_ITEM_FREQUENCY,
     DEFAULT_MIN_NGRAM,
     DEFAULT_NGRAM,
     DEFAULT_SUBSTRING_CHARS,
-    BenchmarkSpec,
     DecontaminationIndex,
     Hit,
 )
 from sftforge.ops.base import BoundsConfig, Filter, register
 from sftforge.sample import Record
+from sftforge.sources.benchmarks import BenchmarkSpec, index_benchmarks
 
 Role = Literal["system", "user", "assistant"]
 
@@ -99,8 +100,7 @@ class Decontaminate(Filter):
     def setup(self) -> None:
         if self._index is None:
             c = self.config
-            self._index = DecontaminationIndex.from_specs(
-                self.specs(),
+            empty = DecontaminationIndex(
                 ngram=c.ngram,
                 min_ngram=c.min_ngram,
                 cjk_ngram=c.cjk_ngram,
@@ -108,12 +108,14 @@ class Decontaminate(Filter):
                 max_item_frequency=c.max_item_frequency,
                 min_overlap=c.min_overlap,
             )
+            self._index = index_benchmarks(self.specs(), empty)
 
     @property
     def index(self) -> DecontaminationIndex:
         if self._index is None:
             self.setup()
-        assert self._index is not None
+        if self._index is None:  # setup() builds it or raises
+            raise RuntimeError("decontaminate: setup() did not build the index")
         return self._index
 
     def text(self, record: Record) -> str:

@@ -1,4 +1,4 @@
-"""Exact deduplication on normalised text, and near-duplicate deduplication by MinHash LSH (`ops/minhash.py`)."""
+"""Exact deduplication on normalised text, and near-duplicate deduplication by MinHash LSH (`lib/minhash.py`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from sftforge.ops.base import Deduplicator, Duplicates, OpConfig, register
-from sftforge.ops.minhash import MinHasher, find_duplicates, lsh_params
+from sftforge.lib.minhash import DuplicateResult, MinHasher, bucket_rows, find_duplicates, lsh_params, resolve_pairs
 from sftforge.sample import Record
-from sftforge.text import normalize
+from sftforge.lib.text import normalize
 
 
 class ExactDedupConfig(OpConfig):
@@ -40,15 +40,12 @@ class ExactDedup(Deduplicator):
     Config = ExactDedupConfig
     config: ExactDedupConfig
 
-    def text(self, record: Record) -> str:
-        return record.text() if self.config.scope == "all" else record.content(self.config.scope)
-
     def key_width(self) -> int:
         return 2
 
     def keys(self, records: list[Record]) -> np.ndarray:
         digests = b"".join(
-            hashlib.blake2b(normalize(self.text(r)).encode("utf-8"), digest_size=16).digest() for r in records
+            hashlib.blake2b(normalize(r.text_of(self.config.scope)).encode("utf-8"), digest_size=16).digest() for r in records
         )
         return np.frombuffer(digests, dtype=np.uint64).reshape(len(records), 2).copy()
 
@@ -58,6 +55,12 @@ class ExactDedup(Deduplicator):
 
     def describe(self, similarity: float) -> str:
         return f"same normalised {self.config.scope} text"
+
+
+def _decision(result: DuplicateResult) -> Duplicates:
+    """MinHash's result as the deduplicator contract's decision (a kept record's similarity is 1.0, not NaN)."""
+    similarity = np.nan_to_num(np.asarray(result.similarity, dtype=np.float32), nan=1.0)
+    return Duplicates(np.asarray(result.survivor, dtype=np.int64), similarity)
 
 
 class MinHashDedupConfig(OpConfig):
@@ -113,13 +116,20 @@ class MinHashDedup(Deduplicator):
 
     def keys(self, records: list[Record]) -> np.ndarray:
         scope = self.config.scope
-        return self.hasher.signatures([r.text() if scope == "all" else r.content(scope) for r in records])
+        return self.hasher.signatures([r.text_of(scope) for r in records])
 
     def resolve(self, keys: np.ndarray) -> Duplicates:
         c = self.config
-        result = find_duplicates(keys, self.bands, self.rows, threshold=c.threshold, verify=c.verify)
-        similarity = np.nan_to_num(np.asarray(result.similarity, dtype=np.float32), nan=1.0)
-        return Duplicates(np.asarray(result.survivor, dtype=np.int64), similarity)
+        return _decision(find_duplicates(keys, self.bands, self.rows, threshold=c.threshold, verify=c.verify))
+
+    buckets: ClassVar[bool] = True
+
+    def bucket_rows(self, keys: np.ndarray, start: int) -> np.ndarray:
+        """Every signature's LSH band keys: records sharing a band key are the candidate pairs."""
+        return bucket_rows(keys, self.bands, self.rows, start)
+
+    def resolve_pairs(self, keys: np.ndarray, first: np.ndarray, member: np.ndarray) -> Duplicates:
+        return _decision(resolve_pairs(keys, first, member, self.config.threshold, self.config.verify))
 
     def describe(self, similarity: float) -> str:
         return f"minhash Jaccard ~{similarity:.2f} >= {self.config.threshold} on {self.config.scope} text"

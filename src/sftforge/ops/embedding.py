@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from sftforge.embed import LazyEmbedder
+from sftforge.lib.embed import LazyEmbedder
 from sftforge.ops.base import OpConfig, VectorFeature, register
 from sftforge.sample import Record
 
@@ -41,5 +41,5 @@ class Embedding(VectorFeature):
 
     def embed_batch(self, records: list[Record]) -> np.ndarray:
         role = self.config.role
-        texts = [r.text() if role == "all" else r.content(role) for r in records]
+        texts = [r.text_of(role) for r in records]
         return self.encoder.encode(texts, batch_size=self.batch_size)

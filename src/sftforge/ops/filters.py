@@ -9,7 +9,7 @@ from pydantic import Field
 
 from sftforge.ops.base import BoundsConfig, Filter, register
 from sftforge.sample import Record
-from sftforge.text import text_length
+from sftforge.lib.text import text_length
 
 
 class LengthConfig(BoundsConfig):
@@ -42,7 +42,7 @@ class Length(Filter):
             self._tokenizer = LlamaTokenizer(resolve_model_path(self.config.tokenizer or "bundled", self.base_dir))
 
     def score(self, record: Record) -> float:
-        text = record.text() if self.config.role == "all" else record.content(self.config.role)
+        text = record.text_of(self.config.role)
         if self.config.unit == "chars":
             return float(len(text.strip()))
         if self.config.unit == "words":

@@ -1,6 +1,6 @@
 """`pii_redact`: a mapper that finds personal data and secrets in message contents and replaces them.
 
-Detection and redaction are `sftforge.pii` (pure regular expressions with validation; no model). The recipe entry:
+Detection and redaction are `sftforge.lib.pii` (pure regular expressions with validation; no model). The recipe entry:
 
     cleaning:
       mappers:
@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from sftforge.errors import RecipeError
 from sftforge.ops.base import Mapper, OpConfig, register
-from sftforge.pii import REGEX_TYPES, PiiType, detect, redact
+from sftforge.lib.pii import REGEX_TYPES, PiiType, detect, redact
 from sftforge.sample import Record
 
 Role = Literal["system", "user", "assistant"]

@@ -44,20 +44,18 @@ def preset_filters(name: str) -> list[BoundsConfig]:
     raise ValueError(f"unknown preset {name!r}: use en, zh or none")
 
 
-# Tasks whose text is built from templates, not written by a model: repetition and n-gram filters would judge
-# the template ("X is located in Y." hop after hop), so `auto` keeps only the structural checks for them.
-TEMPLATED_TASKS = frozenset({"kg_qa"})
-
-
 def structural_filters() -> list[BoundsConfig]:
     return [FormatConfig(), LengthConfig(role="user", min=3), LengthConfig(role="assistant", min=1, max=4000)]
 
 
-def merged_filters(preset: str, language: str, filters: list[BoundsConfig], task: str = "qa") -> list[BoundsConfig]:
-    """The preset's filters (auto = `language`'s, none for languages without one; only the structural checks for
-    templated tasks such as kg_qa) with recipe entries replacing preset entries of the same operator and
-    parameters, then the remaining recipe entries in their order."""
-    if preset == "auto" and task in TEMPLATED_TASKS:
+def merged_filters(preset: str, language: str, filters: list[BoundsConfig], templated: bool = False) -> list[BoundsConfig]:
+    """The preset's filters (auto = `language`'s, none for languages without one) with recipe entries replacing
+    preset entries of the same operator and parameters, then the remaining recipe entries in their order.
+
+    `templated`: the records' text is built from templates, not written by a model (KG walks); repetition and
+    n-gram filters would judge the template ("X is located in Y." hop after hop), so `auto` keeps only the
+    structural checks."""
+    if preset == "auto" and templated:
         base = structural_filters()
     else:
         name = (language if language in ("en", "zh") else "none") if preset == "auto" else preset

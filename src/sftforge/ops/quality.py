@@ -1,84 +1,28 @@
 """Cheap text-quality features: distinct-n, Gopher-style repetition, character-class ratios, language id.
 
-Each reads one role's text (`role`, default the assistant's) and is language-aware through `sftforge.text`: CJK
+Each reads one role's text (`role`, default the assistant's) and is language-aware through `sftforge.lib.text`: CJK
 text counts characters as words. Thresholds live in the recipe (or the language presets in `ops/presets.py`), not
 here.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from collections import Counter
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from sftforge.ops.base import BoundsConfig, Feature, register
 from sftforge.sample import Record
-from sftforge.text import tokens
+from sftforge.lib.text import tokens
+from sftforge.lib.text_stats import (
+    char_class_ratios,
+    distinct_n,
+    duplicate_line_share,
+    duplicate_ngram_share,
+    top_ngram_share,
+)
 
 Role = Literal["user", "assistant", "system", "all"]
-
-
-def role_text(record: Record, role: str) -> str:
-    return record.text() if role == "all" else record.content(role)
-
-
-def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-
-
-def distinct_n(words: list[str], n: int) -> float:
-    """Unique n-grams over all n-grams (Li et al. 2016); 1.0 for texts too short to repeat anything."""
-    grams = ngrams(words, n)
-    return len(set(grams)) / len(grams) if grams else 1.0
-
-
-def duplicate_line_share(text: str) -> float:
-    """Share of non-empty lines that repeat an earlier line (Gopher, Rae et al. 2021)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return (len(lines) - len(set(lines))) / len(lines) if lines else 0.0
-
-
-def _chars(gram: tuple[str, ...]) -> int:
-    return sum(len(w) for w in gram)
-
-
-def top_ngram_share(words: list[str], n: int) -> float:
-    """Characters covered by the most frequent n-gram over all word characters (Gopher's top n-gram check)."""
-    grams = ngrams(words, n)
-    total = sum(len(w) for w in words)
-    if not grams or not total:
-        return 0.0
-    gram, count = Counter(grams).most_common(1)[0]
-    return 0.0 if count < 2 else min(1.0, _chars(gram) * count / total)
-
-
-def duplicate_ngram_share(words: list[str], n: int) -> float:
-    """Characters of words inside n-grams that occur more than once, over all word characters (Gopher)."""
-    grams = ngrams(words, n)
-    total = sum(len(w) for w in words)
-    if not grams or not total:
-        return 0.0
-    counts = Counter(grams)
-    covered = [False] * len(words)
-    for i, g in enumerate(grams):
-        if counts[g] > 1:
-            for j in range(i, i + n):
-                covered[j] = True
-    return sum(len(w) for w, c in zip(words, covered) if c) / total
-
-
-def char_class_ratios(text: str) -> tuple[float, float]:
-    """(alphanumeric share, symbol share) of the non-space characters. Symbols are what Gopher counts against
-    boilerplate and hashtag spam, '#' and the ellipsis, plus Unicode's "other symbols" (emoji, box drawing, (c));
-    maths, currency and modifier symbols (= + < $ ` ^) are left out: code and prices are full of them."""
-    chars = [c for c in text if not c.isspace()]
-    if not chars:
-        return 0.0, 0.0
-    alnum = sum(c.isalnum() for c in chars)
-    symbols = sum(c in "#…" or unicodedata.category(c) == "So" for c in chars)
-    return alnum / len(chars), symbols / len(chars)
 
 
 class RoleConfig(BoundsConfig):
@@ -103,7 +47,7 @@ class DistinctN(Feature):
         return f"distinct_{self.config.n}_{self.config.role}"
 
     def score(self, record: Record) -> float:
-        return distinct_n(tokens(role_text(record, self.config.role)), self.config.n)
+        return distinct_n(tokens(record.text_of(self.config.role)), self.config.n)
 
 
 class RepetitionConfig(RoleConfig):
@@ -128,7 +72,7 @@ class Repetition(Feature):
         return f"{kind}_{c.role}"
 
     def score(self, record: Record) -> float:
-        text = role_text(record, self.config.role)
+        text = record.text_of(self.config.role)
         if self.config.kind == "duplicate_lines":
             return duplicate_line_share(text)
         words = tokens(text)
@@ -157,7 +101,7 @@ class CharRatio(Feature):
         return f"{self.config.kind}_ratio_{self.config.role}"
 
     def score(self, record: Record) -> float:
-        alnum, symbol = char_class_ratios(role_text(record, self.config.role))
+        alnum, symbol = char_class_ratios(record.text_of(self.config.role))
         return alnum if self.config.kind == "alnum" else symbol
 
 
@@ -209,7 +153,7 @@ class Language(Feature):
         return dict(self._identifier.rank(text))
 
     def score(self, record: Record) -> float:
-        text = role_text(record, self.config.role)
+        text = record.text_of(self.config.role)
         if not text.strip():
             return 0.0
         if sum(c.isalpha() for c in text) < self.config.min_chars:

@@ -8,21 +8,33 @@ import json
 import logging
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from sftforge import __version__
 from sftforge.errors import ReviewError, RunDirError
+from sftforge.figures import CleanFigures, GenerateFigures, SelectFigures, read_figures
 from sftforge.recipe import Recipe
 from sftforge.report.projection import project_2d
 from sftforge.review.decisions import Applied, apply_decisions, load_decisions, reviewable
 from sftforge.run import RunDir
-from sftforge.stages.export import records_stage
-from sftforge.summary import contamination, funnel_rows, operator_rows, pii_by_type
+from sftforge.sample import text_of
+from sftforge.storage import (
+    Assignment,
+    has_assignments,
+    metrics_path,
+    read_arms,
+    read_assignments,
+    read_clusters,
+    read_documents,
+    read_evaluation,
+    read_metrics,
+    read_vectors,
+)
+from sftforge.summary import funnel_rows, operator_rows
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +73,7 @@ def record_states(run: RunDir, recipe: Recipe) -> tuple[dict[str, RecordState], 
         for row in run.read_table(stage, rejected=True).to_pylist():
             states[row["id"]] = RecordState(row, (row["reject_stage"], row["reject_operator"], row["reject_reason"]))
     decisions = load_decisions(run)
-    final_stage = records_stage(recipe)
+    final_stage = recipe.dataset_stage
     dataset: list[str] = []
     error = None
     if run.stage_info(final_stage) is not None:
@@ -79,12 +91,8 @@ def record_states(run: RunDir, recipe: Recipe) -> tuple[dict[str, RecordState], 
     return states, decisions, dataset, error
 
 
-def _texts(row: dict[str, Any], role: str) -> str:
-    return "\n".join(m["content"] for m in row["messages"] if m["role"] == role)
-
-
 def _metrics(row: dict[str, Any]) -> dict[str, float]:
-    out = {"user characters": float(len(_texts(row, "user"))), "assistant characters": float(len(_texts(row, "assistant"))),
+    out = {"user characters": float(len(text_of(row["messages"], "user"))), "assistant characters": float(len(text_of(row["messages"], "assistant"))),
            "turns": float(sum(1 for m in row["messages"] if m["role"] == "user"))}
     for name, value in row.get("features") or []:
         v = _finite(value)
@@ -142,13 +150,11 @@ def reasons(states: dict[str, RecordState]) -> list[dict[str, Any]]:
 def dedup_clusters(run: RunDir, limit: int = 30) -> list[dict[str, Any]]:
     """Per dedup operator: cluster count, records removed, cluster sizes, and the largest clusters."""
     out = []
-    clean = run.stage_info("clean")
-    files = (clean.extra if clean else {}).get("duplicate_clusters", {})
-    for op, name in files.items():
-        path = run.stage_dir("clean") / name
-        if not path.exists():
+    clean = read_figures(run, CleanFigures)
+    for op, name in (clean.duplicate_clusters if clean else {}).items():
+        clusters = read_clusters(run, name)
+        if clusters is None:
             continue
-        clusters = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         sizes = Counter(c["size"] for c in clusters)
         top = sorted(clusters, key=lambda c: (-c["size"], c["survivor"]))[:limit]
         out.append({"operator": op, "clusters": len(clusters), "removed": sum(c["size"] - 1 for c in clusters),
@@ -166,17 +172,17 @@ def _pulls(row: dict[str, Any]) -> list[tuple[int, float]]:
     return []
 
 
-def training(run: RunDir, stages: dict[str, Any]) -> dict[str, Any] | None:
+def training(run: RunDir) -> dict[str, Any] | None:
     """Training and eval curves, arm probabilities and rewards over steps, and the arms' final values."""
-    path = run.stage_dir("train") / "metrics.jsonl"
+    path = metrics_path(run)
     if not path.exists():
         return None
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_metrics(path)
     train = [r for r in rows if r.get("kind") == "train"]
     evals = [[r["step"], r["eval_loss"]] for r in rows if r.get("kind") == "eval"]
-    arm_names = [a["name"] for a in stages.get("select", {}).get("extra", {}).get("arms", [])]
-    arms_path = run.stage_dir("train") / "arms.json"
-    arms = json.loads(arms_path.read_text(encoding="utf-8")) if arms_path.exists() else []
+    selected = read_figures(run, SelectFigures)
+    arm_names = [a.name for a in selected.arms] if selected else []
+    arms = [a.model_dump() for a in read_arms(run) or []]
     points = [(r["step"], arm, reward) for r in train for arm, reward in _pulls(r)]
     rewards: dict[int, list[float]] = defaultdict(list)
     for _, arm, reward in points:
@@ -196,11 +202,8 @@ def training(run: RunDir, stages: dict[str, Any]) -> dict[str, Any] | None:
 
 def evaluation(run: RunDir) -> list[dict[str, Any]]:
     """Base vs fine-tuned metrics per evaluation set."""
-    path = run.stage_dir("evaluate") / "results.json"
-    if not path.exists():
-        return []
-    rows = []
-    for set_name, entry in json.loads(path.read_text(encoding="utf-8")).items():
+    rows: list[dict[str, Any]] = []
+    for set_name, entry in (read_evaluation(run) or {}).items():
         for metric, base in entry.get("base", {}).items():
             tuned = entry.get("tuned", {}).get(metric)
             if isinstance(base, (int, float)) and isinstance(tuned, (int, float)) and metric not in ("examples", "tokens", "generated"):
@@ -249,11 +252,7 @@ class PassageBook:
     """Cited passages with some context around them, each stored once and referred to by key."""
 
     def __init__(self, run: RunDir) -> None:
-        path = run.stage_dir("sources") / "documents.parquet"
-        self._docs: dict[str, str] = {}
-        if path.exists():
-            table = pq.read_table(path, columns=["doc_id", "text"])
-            self._docs = dict(zip(table.column("doc_id").to_pylist(), table.column("text").to_pylist()))
+        self._docs = read_documents(run)
         self.passages: dict[str, dict[str, Any]] = {}
 
     def key(self, doc_id: str | None, start: int | None, end: int | None) -> str | None:
@@ -267,11 +266,11 @@ class PassageBook:
         return key
 
 
-def _browser_row(rid: str, st: RecordState, book: PassageBook, assign: dict[str, dict[str, Any]],
+def _browser_row(rid: str, st: RecordState, book: PassageBook, assign: dict[str, Assignment],
                  decisions: dict[str, str], restorable: set[str]) -> dict[str, Any]:
     row = st.row
     lin = row.get("lineage") or {}
-    a = assign.get(rid, {})
+    a = assign.get(rid)
     return {
         "id": rid,
         "task": row["task"],
@@ -285,8 +284,8 @@ def _browser_row(rid: str, st: RecordState, book: PassageBook, assign: dict[str,
         "lineage": {k: v for k, v in lin.items() if v not in (None, [], "")},
         "sources": [{"kind": s["kind"], "id": s["id"], "doc": s.get("doc_id"),
                      "passage": book.key(s.get("doc_id"), s.get("start"), s.get("end"))} for s in row.get("source") or []],
-        "arm": a["arm"] if a.get("arm") is not None and a["arm"] >= 0 else None,  # -1: held out, in no arm
-        "split": a.get("split"),
+        "arm": a.arm if a is not None and a.arm >= 0 else None,  # -1: held out, in no arm
+        "split": a.split if a is not None else None,
         "decision": decisions.get(rid),
         "restorable": rid in restorable,
     }
@@ -295,31 +294,31 @@ def _browser_row(rid: str, st: RecordState, book: PassageBook, assign: dict[str,
 def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions()) -> dict[str, Any]:
     """The report's data for one run directory."""
     compared = benchmark(options.benchmark)  # a bad file fails before the slow parts
-    stages = run.manifest.get("stages", {})
+    stages = run.stages()
+    generate = read_figures(run, GenerateFigures)
+    clean = read_figures(run, CleanFigures)
+    pii = clean.pii() if clean else None
+    contaminated = clean.contamination() if clean else None
     states, decisions, dataset, review_error = record_states(run, recipe)
     why = reasons(states)
     dedup = dedup_clusters(run)
     must = [i for r in why for i in r["examples"]] + [
         i for d in dedup for c in d["top"][:10] for i in [c["survivor"], *(x["id"] for x in c["duplicates"])]]
     ids = _sample_ids(states, must, options.max_records, options.seed)
-    assign: dict[str, dict[str, Any]] = {}
-    assignments = run.stage_dir("select") / "assignments.parquet"
-    if assignments.exists():
-        assign = {r["id"]: r for r in pq.read_table(assignments).to_pylist()}
+    assign = read_assignments(run) if has_assignments(run) else {}
     allowed = reviewable(run)
     book = PassageBook(run)
     records = [_browser_row(i, states[i], book, assign, decisions, set(allowed.restorable)) for i in ids]
-    train = training(run, stages)
+    train = training(run)
     data = {
         "run": {"name": run.manifest.get("name"), "path": str(run.path), "created_at": run.manifest.get("created_at"),
-                "sftforge": __version__, "model": stages.get("generate", {}).get("extra", {}).get("model"),
+                "sftforge": __version__, "model": generate.model if generate else None,
                 "description": recipe.task.description},
-        "stages": [{"name": k, "status": v.get("status"), "seconds": v.get("seconds"), "counts": v.get("counts", {})}
-                   for k, v in stages.items()],
-        "funnel": funnel_rows(stages) + ([{"stage": "export", "input": None, "kept": len(dataset), "removed": None}]
-                                         if "export" in stages or decisions else []),
-        "operators": operator_rows(stages),
-        "generate_reasons": stages.get("generate", {}).get("extra", {}).get("rejected_by_reason", {}),
+        "stages": [{"name": k, "status": v.status, "seconds": v.seconds, "counts": v.counts} for k, v in stages.items()],
+        "funnel": [asdict(row) for row in funnel_rows(run)]
+        + ([{"stage": "export", "input": None, "kept": len(dataset), "removed": None}] if "export" in stages or decisions else []),
+        "operators": [asdict(row) for row in operator_rows(run)],
+        "generate_reasons": generate.rejected_by_reason if generate else {},
         "reasons": why,
         "totals": {"records": len(states), "kept": sum(1 for s in states.values() if not s.removed),
                    "removed": sum(1 for s in states.values() if s.removed), "dataset": len(dataset),
@@ -327,9 +326,8 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
         "distributions": distributions(states),
         "map": embedding_map(run, ids, options.seed),
         "dedup": dedup,
-        "pii": {"by_type": pii_by_type(stages),
-                "records_changed": stages.get("clean", {}).get("extra", {}).get("operators", {}).get("pii_redact", {}).get("records_changed")},
-        "contamination": contamination(stages),
+        "pii": {"by_type": pii.found_by_type if pii else {}, "records_changed": pii.records_changed if pii else None},
+        "contamination": contaminated.model_dump() if contaminated else None,
         "training": train,
         "evaluation": evaluation(run),
         "benchmark": compared,
@@ -342,8 +340,6 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
 
 def embedding_map(run: RunDir, ids: list[str], seed: int) -> dict[str, Any] | None:
     """2-D coordinates of the shown records that have an embedding (features/vectors), by index into `records`."""
-    from sftforge.stages.features import read_vectors
-
     vec_ids, matrix = read_vectors(run, "embedding")
     index = {rid: n for n, rid in enumerate(ids)}
     rows = [(index[rid], n) for n, rid in enumerate(vec_ids) if rid in index]

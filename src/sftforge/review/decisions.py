@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-import pyarrow.parquet as pq
 
 from sftforge.errors import ReviewError, RunDirError
+from sftforge.rows import read_rows
 from sftforge.run import RunDir, writing
+from sftforge.storage import has_assignments, read_assignments
 from sftforge.sample import Record, table_to_records
 
 Decision = Literal["accept", "reject", "clear"]
@@ -40,16 +41,13 @@ def load_decisions(run: RunDir) -> dict[str, str]:
     out: dict[str, str] = {}
     if not path.exists():
         return out
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for row in read_rows(path, on_bad="raise", error=RunDirError):
         try:
-            entry = json.loads(line)
-            rid, decision = entry["id"], entry["decision"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise RunDirError(f"{path}:{n}: not a review decision ({exc}); fix or delete the line") from exc
+            rid, decision = row.data["id"], row.data["decision"]
+        except KeyError as exc:
+            raise RunDirError(f"{row.where}: not a review decision (no {exc}); fix or delete the line") from exc
         if decision not in DECISIONS:
-            raise RunDirError(f"{path}:{n}: decision {decision!r} is not one of {', '.join(DECISIONS)}")
+            raise RunDirError(f"{row.where}: decision {decision!r} is not one of {', '.join(DECISIONS)}")
         if decision == "clear":
             out.pop(rid, None)
         else:
@@ -115,10 +113,8 @@ def reviewable(run: RunDir) -> Reviewable:
         known.update(run.read_table(stage).column("id").to_pylist())
         known.update(run.read_table(stage, rejected=True).column("id").to_pylist())
     held_out: set[str] = set()
-    assignments = run.stage_dir("select") / "assignments.parquet"
-    if assignments.exists():
-        table = pq.read_table(assignments, columns=["id", "split"]).to_pylist()
-        held_out = {row["id"] for row in table if row["split"] != "train"}
+    if has_assignments(run):
+        held_out = {rid for rid, a in read_assignments(run).items() if a.split != "train"}
     restorable: dict[str, tuple[str, str]] = {}
     contaminated: set[str] = set()
     for stage in RESTORABLE_STAGES:

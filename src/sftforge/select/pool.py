@@ -12,13 +12,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from sftforge.errors import StageError
-from sftforge.ops.semantic import spherical_kmeans
-from sftforge.recipe import Arms, Selection
+from sftforge.lib.kmeans import spherical_kmeans
+from sftforge.config import BANDIT_STRATEGIES, Arms, Selection
 from sftforge.sample import Record
 from sftforge.select import static
 
 TRAIN, EVAL, PROBE = "train", "eval", "probe"
-BANDITS = ("exp3s", "odm")
+BANDITS = BANDIT_STRATEGIES
 
 
 def _unit_hash(seed: int, record_id: str) -> float:

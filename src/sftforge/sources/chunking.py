@@ -31,6 +31,17 @@ class Chunk:
     n_tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A usable chunk as generators see it: its ids, its offsets in the document, its text."""
+
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
 def _spans(text: str, start: int, end: int, splitter: re.Pattern[str]) -> list[tuple[int, int]]:
     """Non-empty, whitespace-trimmed sub-spans of text[start:end] separated by `splitter`."""
     out: list[tuple[int, int]] = []

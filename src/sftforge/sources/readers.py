@@ -7,7 +7,6 @@ a corpus with no text is an error that names the recipe entry.
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from sftforge.errors import SourceError
+from sftforge.rows import read_rows
 
 log = logging.getLogger(__name__)
 
@@ -113,57 +113,30 @@ def doc_id_root(files: list[Path]) -> Path:
     return Path(os.path.commonpath(folders)) if folders else Path(".")
 
 
-def _read_jsonl(path: Path, doc_id: str, text_field: str, id_field: str | None, report: ReadReport) -> Iterator[Document]:
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                report.skipped.append((f"{path}:{lineno}", f"not valid JSON ({exc})"))
-                continue
-            if not isinstance(row, dict) or text_field not in row:
-                keys = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
-                raise SourceError(
-                    f"{path}, line {lineno}: no field '{text_field}' (fields: {keys}); "
-                    "set text_field in the recipe's sources.documents entry"
-                )
-            text = row[text_field]
-            if not isinstance(text, str) or not text.strip():
-                report.skipped.append((f"{path}:{lineno}", f"field '{text_field}' is empty or not text"))
-                continue
-            rid = str(row[id_field]) if id_field and id_field in row else str(lineno)
-            yield Document(id=f"{doc_id}#{rid}", path=str(path), text=text)
+def _read_table(path: Path, doc_id: str, text_field: str, id_field: str | None, report: ReadReport) -> Iterator[Document]:
+    """Documents from the rows of a .jsonl or .parquet file: bad JSON lines and rows without text are skipped and
+    named; a row without the text field is an error (the recipe names the wrong field)."""
+    fix = "; set text_field in the recipe's sources.documents entry"
+    columns = None
+    if path.suffix.lower() == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-
-def _read_parquet(path: Path, doc_id: str, text_field: str, id_field: str | None, report: ReadReport) -> Iterator[Document]:
-    import pyarrow.parquet as pq
-
-    import pyarrow as pa
-
-    try:
-        pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as exc:
-        report.skipped.append((str(path), f"not a readable Parquet file ({exc})"))
-        return
-    names = pf.schema_arrow.names
-    if text_field not in names:
-        raise SourceError(
-            f"{path}: no column '{text_field}' (columns: {', '.join(names)}); "
-            "set text_field in the recipe's sources.documents entry"
-        )
-    columns = [text_field] + ([id_field] if id_field and id_field in names else [])
-    row_no = 0
-    for batch in pf.iter_batches(columns=columns):
-        data = batch.to_pydict()
-        for i, text in enumerate(data[text_field]):
-            row_no += 1
-            if not isinstance(text, str) or not text.strip():
-                report.skipped.append((f"{path}:row {row_no}", f"column '{text_field}' is empty or not text"))
-                continue
-            rid = str(data[id_field][i]) if len(columns) > 1 else str(row_no)
-            yield Document(id=f"{doc_id}#{rid}", path=str(path), text=text)
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, pa.ArrowException) as exc:
+            report.skipped.append((str(path), f"not a readable Parquet file ({exc})"))
+            return
+        columns = [text_field] + ([id_field] if id_field and id_field in names else [])
+    for row in read_rows(path, on_bad="skip", skipped=report.skipped, columns=columns, error=SourceError, fix=fix):
+        if text_field not in row.data:
+            raise SourceError(f"{row.where}: no field '{text_field}' (fields: {', '.join(sorted(row.data))}){fix}")
+        text = row.data[text_field]
+        if not isinstance(text, str) or not text.strip():
+            report.skipped.append((row.where, f"field '{text_field}' is empty or not text"))
+            continue
+        rid = str(row.data[id_field]) if id_field and id_field in row.data else str(row.number)
+        yield Document(id=f"{doc_id}#{rid}", path=str(path), text=text)
 
 
 def matched_files(pattern: str, base_dir: Path) -> list[Path]:
@@ -191,10 +164,8 @@ def read_documents(
         doc_id = str(path.resolve().relative_to(id_root))
         report.files += 1
         try:
-            if suffix == ".jsonl":
-                docs = list(_read_jsonl(path, doc_id, text_field, id_field, report))
-            elif suffix == ".parquet":
-                docs = list(_read_parquet(path, doc_id, text_field, id_field, report))
+            if suffix in TABLE_SUFFIXES:
+                docs = list(_read_table(path, doc_id, text_field, id_field, report))
             else:
                 text = _read_text_file(path)
                 if text is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sftforge.text import is_cjk, tokens
+from sftforge.lib.text import is_cjk, tokens
 
 log = logging.getLogger(__name__)
 

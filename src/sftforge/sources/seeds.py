@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from sftforge.errors import SourceError
+from sftforge.rows import read_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +31,8 @@ def load_seeds(path: Path) -> list[SeedTask]:
         raise SourceError(f"sources.seeds: {path} is not a file")
     seeds: list[SeedTask] = []
     ids: set[str] = set()
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{where}: not JSON ({exc.msg}); each line must be one seed task object") from None
-        if not isinstance(row, dict):
-            raise SourceError(f"{where}: a seed task is a JSON object, got {type(row).__name__}")
+    for line in read_rows(path, on_bad="raise", error=SourceError):
+        where, n, row = line.where, line.number, line.data
         instruction = _text(row, "instruction", where)
         if not instruction:
             raise SourceError(f"{where}: the seed task has no 'instruction'")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sftforge.errors import StageError
+from sftforge.figures import Figures
 from sftforge.progress import Reporter, SilentReporter
 from sftforge.recipe import Recipe
 from sftforge.run import RunDir, ShardLog, Timer, fingerprint
@@ -38,9 +39,9 @@ class Stage(ABC):
         """The recipe parts (and input identities) that determine this stage's output."""
 
     @abstractmethod
-    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
-        """Do the work, writing into the stage directory (`out` commits shards); return (counts, extra figures)
-        for the manifest."""
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], Figures]:
+        """Do the work, writing into the stage directory (`out` commits shards); return (counts, figures) for the
+        manifest."""
 
     def resumes(self, ctx: Context) -> bool:
         """Whether this recipe's run of the stage continues from committed work (`resumable` unless it depends)."""
@@ -64,11 +65,11 @@ class Stage(ABC):
         out = ctx.run.begin(self.name, fp)
         timer = Timer()
         try:
-            counts, extra = self.execute(ctx, out)
+            counts, figures = self.execute(ctx, out)
         except BaseException:
             ctx.run.add_seconds(self.name, timer.seconds)
             raise
-        ctx.run.finish(self.name, counts, timer.seconds, extra)
+        ctx.run.finish(self.name, counts, timer.seconds, figures.to_manifest())
         return fp, True
 
 

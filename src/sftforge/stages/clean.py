@@ -24,33 +24,30 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from sftforge.engine.blocks import CleanBlock, CleanWorker, open_runner, stats_add
-from sftforge.engine.local import DedupOutcome, OpStats, resolve_dedups
-from sftforge.engine.ray_engine import settings_of
+from sftforge.engine.base import open_runner, settings_of
+from sftforge.engine.blocks import CleanBlock, CleanWorker, stats_add
+from sftforge.engine.processing import DedupOutcome, OpStats, op_label, resolve_dedups
+from sftforge.figures import CleanFigures, EngineInfo
+from sftforge.generate.base import GENERATORS
 from sftforge.ops import build
 from sftforge.ops.base import Deduplicator
 from sftforge.ops.presets import merged_filters
 from sftforge.run import ShardLog, atomic_folder, atomic_write_bytes, atomic_write_table, writing
 from sftforge.sample import REJECT_SCHEMA, Record, Rejected, table_to_records
 from sftforge.stages.base import Context, Stage
+from sftforge.storage import write_clusters
 
 
-def write_clusters(ctx: Context, outcome: DedupOutcome, ids: list[str]) -> str:
-    """One JSON line per cluster: the survivor and its duplicates with their similarity; returns the file name."""
+def cluster_rows(outcome: DedupOutcome, ids: list[str]) -> list[dict[str, Any]]:
+    """One row per cluster, largest first: the survivor and its duplicates with their similarity."""
     clusters: dict[int, list[tuple[int, float]]] = {}
     for dup, (survivor, sim) in sorted(outcome.duplicates.items()):
         clusters.setdefault(survivor, []).append((dup, sim))
-    lines = [
-        json.dumps(
-            {"survivor": ids[s], "size": len(members) + 1,
-             "duplicates": [{"id": ids[d], "similarity": round(sim, 4)} for d, sim in members]},
-            ensure_ascii=False,
-        )
+    return [
+        {"survivor": ids[s], "size": len(members) + 1,
+         "duplicates": [{"id": ids[d], "similarity": round(sim, 4)} for d, sim in members]}
         for s, members in sorted(clusters.items(), key=lambda kv: -len(kv[1]))
     ]
-    name = f"duplicates-{outcome.op.name}.jsonl"
-    atomic_write_bytes(ctx.run.stage_dir("clean") / name, "".join(line + "\n" for line in lines).encode("utf-8"))
-    return name
 
 
 def store_block(folder: Path, block: CleanBlock) -> None:
@@ -136,14 +133,15 @@ class CleanStage(Stage):
     def operator_configs(self, ctx: Context) -> tuple[list[Any], list[Any]]:
         """(mappers then filters, deduplicators) as configs, in the order they run."""
         cleaning = ctx.recipe.cleaning
-        filters = merged_filters(cleaning.preset, ctx.recipe.task.language, list(cleaning.filters), ctx.recipe.task.type)
+        templated = all(GENERATORS[g.name].templated for g in ctx.recipe.generators)
+        filters = merged_filters(cleaning.preset, ctx.recipe.task.language, list(cleaning.filters), templated)
         return [*cleaning.mappers, *filters], list(cleaning.dedup)
 
     def resumes(self, ctx: Context) -> bool:
         """On Ray, from the blocks that completed (a cluster run is long); locally a partial clean is cheap to redo."""
         return ctx.recipe.engine == "ray"
 
-    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], CleanFigures]:
         clock = PhaseClock()
         op_configs, dedup_configs = self.operator_configs(ctx)
         dedups: list[Deduplicator] = [build(c, ctx.recipe.base_dir) for c in dedup_configs]  # type: ignore[misc]
@@ -174,11 +172,11 @@ class CleanStage(Stage):
             shutil.rmtree(scratch, ignore_errors=True)
             scratch.mkdir(parents=True)
             outcomes = resolve_dedups(dedups, lambda i: concat_keys(folders, i, dedups[i], scratch), len(ids), stats,
-                                      runner.minhash_resolver(scratch))
+                                      runner.dedup_resolver(scratch))
             engine = runner.info | ({"blocks": len(parts), "blocks_reused": reused} if ctx.recipe.engine == "ray" else {})
         clock.lap("dedup")
         duplicate_of = duplicate_index(outcomes)
-        clusters = {o.op.name: write_clusters(ctx, o, ids) for o in outcomes}
+        clusters = {o.op.name: write_clusters(ctx.run, o.op.name, cluster_rows(o, ids)) for o in outcomes}
         index = 0
         for part, folder, summary in zip(parts, folders, summaries):
             start, index = index, index + summary["kept"]
@@ -192,12 +190,13 @@ class CleanStage(Stage):
         shutil.rmtree(scratch, ignore_errors=True)
         counts = {"input": sum(s["n_in"] for s in summaries), "records": out.counts["records"],
                   "rejected": out.counts["rejected"]}
-        extra = {
-            "removed_by_operator": dict(reasons.most_common()),
-            "seen_by_operator": stats.seen,
-            "operators": figures | {d.name: f for d in dedups if (f := d.stats())},
-            "duplicate_clusters": clusters,
-            "engine": engine,
-            "seconds": clock.lap("commit"),
-        }
-        return counts, extra
+        names = {op_label(build(c, ctx.recipe.base_dir)): c.name for c in op_configs} | {d.name: d.name for d in dedups}
+        return counts, CleanFigures(
+            removed_by_operator=dict(reasons.most_common()),
+            seen_by_operator=stats.seen,
+            operators=figures | {d.name: f for d in dedups if (f := d.stats())},
+            operator_names=names,
+            duplicate_clusters=clusters,
+            engine=EngineInfo.model_validate(engine),
+            seconds=clock.lap("commit"),
+        )

@@ -8,27 +8,25 @@ generated answer of both models next to its reference, for reading and for the r
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import asdict
 from typing import Any
 
 from sftforge.errors import StageError
+from sftforge.figures import EvaluateFigures
 from sftforge.llm.hf import HFLLM, load_causal_lm, model_dir, resolve_dtype
 from sftforge.recipe import Recipe
-from sftforge.run import ShardLog, atomic_write_bytes
+from sftforge.run import ShardLog
 from sftforge.sample import Record
 from sftforge.select.pool import EVAL
 from sftforge.stages.base import Context, Stage
-from sftforge.stages.select import read_assignments
-from sftforge.stages.train import weights_dir
+from sftforge.storage import read_assignments, weights_dir, write_evaluation
 from sftforge.train.evaluate import generation_answers, load_eval_file, loss_metrics, summarise
 from sftforge.train.model import set_threads
 
 
 def eval_sets(ctx: Context) -> dict[str, list[Record]]:
     """`heldout` (the eval split the select stage kept apart) and one set per file in `evaluation.files`."""
-    table = read_assignments(ctx.run)
-    held = {i for i, s in zip(table.column("id").to_pylist(), table.column("split").to_pylist(), strict=True) if s == EVAL}
+    held = {rid for rid, a in read_assignments(ctx.run).items() if a.split == EVAL}
     sets = {"heldout": [r for r in ctx.run.read_records("clean") if r.id in held]}
     for name in ctx.recipe.evaluation.files:
         path = ctx.recipe.resolve(name)
@@ -43,10 +41,11 @@ class _Models:
         from peft import PeftModel
 
         cfg = recipe.training
-        assert cfg is not None
+        if cfg is None:
+            raise StageError("the recipe has no `training` section: there is no fine-tuned model to evaluate")
         dtype = resolve_dtype(cfg.dtype)
         self.base_dir = model_dir(cfg.model, recipe.base_dir)
-        weights = weights_dir(ctx.run, cfg)
+        weights = weights_dir(ctx.run, cfg.method)
         if not (weights / "config.json").exists() and not (weights / "adapter_config.json").exists():
             raise StageError(f"no fine-tuned weights in {weights}: run `sftforge train {ctx.run.path}` first")
         base, self.tokenizer = load_causal_lm(self.base_dir, dtype)
@@ -78,7 +77,7 @@ class EvaluateStage(Stage):
                 "files": [ctx.recipe.resolve(f).stat().st_mtime_ns if ctx.recipe.resolve(f).exists() else None
                           for f in ctx.recipe.evaluation.files]}
 
-    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], EvaluateFigures]:
         recipe = ctx.recipe
         cfg, ev = recipe.training, recipe.evaluation
         if cfg is None:
@@ -88,7 +87,7 @@ class EvaluateStage(Stage):
         if not sets:
             raise StageError("nothing to evaluate on: selection.eval_fraction is 0 and evaluation.files is empty")
         models = _Models(recipe, ctx)
-        qa_mode = recipe.task.qa_mode if recipe.task.type == "qa" else None
+        qa_mode = recipe.task.answer_mode
         bar = ctx.reporter.task("evaluate", total=len(sets) * (4 if ev.generate else 2))
         results: dict[str, Any] = {}
         answer_rows: list[dict[str, Any]] = []
@@ -111,8 +110,5 @@ class EvaluateStage(Stage):
                               if isinstance(entry["base"][k], float) and k in entry["tuned"]}
             results[set_name] = entry
         ctx.reporter.done(bar)
-        stage_dir = ctx.run.stage_dir(self.name)
-        atomic_write_bytes(stage_dir / "results.json", json.dumps(results, indent=1).encode("utf-8"))
-        atomic_write_bytes(stage_dir / "answers.jsonl", "".join(
-            json.dumps(r, ensure_ascii=False) + "\n" for r in answer_rows).encode("utf-8"))
-        return {"sets": len(results), "answers": len(answer_rows)}, {"results": results}
+        write_evaluation(ctx.run, results, answer_rows)
+        return {"sets": len(results), "answers": len(answer_rows)}, EvaluateFigures(results=results)

@@ -8,12 +8,11 @@ from typing import Any
 
 from sftforge import __version__
 from sftforge.export.card import render_card
+from sftforge.figures import ExportFigures, ReviewCounts
 from sftforge.export.formats import write_all
 from sftforge.run import atomic_write_bytes
-from sftforge.recipe import Recipe
 from sftforge.review.decisions import apply_decisions, decisions_digest
 from sftforge.run import ShardLog
-from sftforge.select.pool import BANDITS
 from sftforge.stages.base import Context, Stage
 
 log = logging.getLogger(__name__)
@@ -33,15 +32,6 @@ def top_reasons(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
     ]
 
 
-def records_stage(recipe: Recipe) -> str:
-    """The stage whose records are the dataset: the bandit's budgeted choice (train), a static selection (select),
-    or every cleaned record (clean)."""
-    sel = recipe.selection_in_force
-    if sel is None:
-        return "clean"
-    return "train" if sel.strategy in BANDITS else "select"
-
-
 class ExportStage(Stage):
     name = "export"
     version = 3
@@ -55,19 +45,19 @@ class ExportStage(Stage):
     def config(self, ctx: Context) -> Any:
         return {"output": ctx.recipe.output.model_dump(), "sftforge": __version__, "review": decisions_digest(ctx.run)}
 
-    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], ExportFigures]:
         out = ctx.run.stage_dir(self.name)
-        reviewed = apply_decisions(ctx.run, ctx.run.read_records(records_stage(ctx.recipe)))
+        reviewed = apply_decisions(ctx.run, ctx.run.read_records(ctx.recipe.dataset_stage))
         records = reviewed.records
         if reviewed.removed or reviewed.restored:
             log.info("review: %d record(s) rejected, %d brought back", len(reviewed.removed), len(reviewed.restored))
         bar = ctx.reporter.task("export", total=len(ctx.recipe.output.formats) + 1)
         files = write_all(records, out, ctx.recipe.output.formats)
         ctx.reporter.advance(bar, n=len(ctx.recipe.output.formats))
-        review = {"rejected": reviewed.removed, "restored": reviewed.restored}
-        card = render_card(ctx.recipe, records, ctx.run.manifest, files, top_reasons(ctx), __version__, review)
+        review = ReviewCounts(rejected=reviewed.removed, restored=reviewed.restored)
+        card = render_card(ctx.recipe, records, ctx.run, files, top_reasons(ctx), __version__, review)
         atomic_write_bytes(out / "README.md", card.encode("utf-8"))
         atomic_write_bytes(out / "recipe.yaml", ctx.run.recipe_path.read_bytes())
         ctx.reporter.advance(bar)
         ctx.reporter.done(bar)
-        return {"records": len(records)}, {"files": files, "review": review}
+        return {"records": len(records)}, ExportFigures(files=files, review=review)

@@ -1,151 +1,203 @@
-"""Stage `generate`: turn ranked passages into records with the LLM, resumably.
+"""Stage `generate`: run each of the recipe's generators (the task type's own when none are listed) for its share of
+target_count, and commit their waves through the run directory's ledger.
 
-Work items are (passage, sample number) in passage rank order, or passage sets from corpus walks (multi_doc_qa;
-kg_qa has its own path in generate_kg.py, instruction and dialogue tasks theirs in generate_instruct.py). `LLMRunner` (llm_runner.py) drives the model over them, and finished
-items are committed in shards through the run directory's ledger. A killed run resumes from the ledger; the items that were in
-flight are asked again and answered by the response cache.
+The stage knows generators only through their contract (`generate/base.py`): it opens the LLM when one of them
+asks it, gives each a `Session` with its share, its sampling and what an interrupted attempt committed, commits
+every wave that is not in the ledger yet, and sums up the figures. A killed run resumes: generators that skip
+committed work start where they stopped (requests in flight are answered by the response cache), generators that
+replay are run again from the start with their committed waves answered by the cache and not committed twice.
+A later round of the closed loop starts from the earlier rounds' cleaned records (committed once) and the plan's
+passage order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from sftforge.generate.base import Generator, WorkItem, templates_hash
-from sftforge.generate.corpus_walk import CorpusWalkGenerator
-from sftforge.generate.grounded import GroundedGenerator, Passage
+from sftforge.errors import StageError
+from sftforge.figures import GenerateFigures
+from sftforge.generate.base import CARRIED_KEY, GENERATORS, Generator, Job, Session, templates_hash
+from sftforge.lib.diversity import diversity
 from sftforge.llm import open_llm
-from sftforge.rounds import carried_run, read_plan, weighted_order
+from sftforge.recipe import Recipe
+from sftforge.rounds import carried_run
 from sftforge.run import ShardLog
+from sftforge.sample import SourceRef
+from sftforge.sources.kinds.base import SOURCES
 from sftforge.stages.base import Context, Stage
-from sftforge.sources.passage_graph import build_passage_graph
-from sftforge.stages.generate_instruct import generate_instructions, instruct_config
-from sftforge.stages.generate_kg import generate_kg, kg_config
-from sftforge.stages.llm_runner import LLMRunner
+from sftforge.storage import RoundPlan, read_plan
 
 log = logging.getLogger(__name__)
 
-INSTRUCT_TASKS = ("instruction", "dialogue")
-CARRIED = "carried"  # the ledger key of the earlier rounds' records in a later round
+
+def shares(total: int, weights: list[float]) -> list[int]:
+    """`total` split by `weights` (largest remainder), every share at least 1 when total allows."""
+    raw = [total * w / sum(weights) for w in weights]
+    out = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: out[i] - raw[i])[: total - sum(out)]:
+        out[i] += 1
+    for i, n in enumerate(out):
+        if n == 0 and max(out) > 1:
+            out[out.index(max(out))] -= 1
+            out[i] = 1
+    return out
 
 
-def passages(ctx: Context, plan: dict[str, Any] | None = None) -> list[Passage]:
-    """Passages in rank order; in a later round of the closed loop, in the plan's weighted order instead."""
-    table = pq.read_table(ctx.run.stage_dir("sources") / "chunks.parquet")
-    rows = table.filter(table["used"]).to_pylist()  # already in rank order
-    if plan is not None:
-        by_id = {r["chunk_id"]: r for r in rows}
-        order = weighted_order(list(by_id), plan["weights"], ctx.recipe.generation.sampling.seed + plan["round"])
-        rows = [by_id[c] for c in order]
-    return [Passage(r["chunk_id"], r["doc_id"], r["start"], r["end"], r["text"]) for r in rows]
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its specifics (the quoted text, the score, the path), for counting."""
+    for cut in (" against ", " (", ": '", ' ("'):
+        if cut in reason:
+            reason = reason.split(cut)[0]
+    return reason
+
+
+def _uses_llm(recipe: Recipe) -> bool:
+    return any(GENERATORS[g.name].uses_llm(g, recipe) for g in recipe.generators)
 
 
 class GenerateStage(Stage):
     name = "generate"
-    version = 1
+    version = 2
     after = "sources"
     resumable = True
 
     def config(self, ctx: Context) -> Any:
-        if ctx.recipe.task.type == "kg_qa":
-            return kg_config(ctx) | {"templates": templates_hash(ctx.recipe.task.language)}
-        if ctx.recipe.task.type in INSTRUCT_TASKS:
-            return instruct_config(ctx.recipe)
-        gen = ctx.recipe.generation
-        plan = read_plan(ctx.run)
-        return ({"plan": plan} if plan else {}) | {
-            "task": ctx.recipe.task.model_dump(),
-            "model": gen.model.model_dump(),
-            "sampling": gen.sampling.model_dump(),
+        recipe = ctx.recipe
+        gen = recipe.generation
+        cfg: dict[str, Any] = {
+            "task": recipe.task.model_dump(),
+            "generators": [g.model_dump() for g in recipe.generators],
             "per_passage": gen.per_passage,
-            **({"walks": ctx.recipe.walks.model_dump()} if ctx.recipe.task.type == "multi_doc_qa" else {}),
-            "max_attempts": gen.max_attempts,
-            "templates": templates_hash(ctx.recipe.task.language),
+            "templates": templates_hash(recipe.task.language),
         }
+        if _uses_llm(recipe):
+            cfg |= {"model": gen.model.model_dump(), "sampling": gen.sampling.model_dump(), "max_attempts": gen.max_attempts}
+        else:
+            cfg["seed"] = gen.sampling.seed
+        for section in sorted({s for g in recipe.generators for s in GENERATORS[g.name].sections}):
+            cfg[section] = getattr(recipe, section).model_dump()
+        for name in sorted({need for g in recipe.generators for need in GENERATORS[g.name].requires} - {"documents"}):
+            # documents reach generation through the sources stage's output; other inputs are read again here
+            cfg[f"files:{name}"] = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in SOURCES[name].files(recipe)]
+        plan = read_plan(ctx.run)
+        if plan is not None:
+            cfg["plan"] = plan.model_dump()
+        return cfg
 
-    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
-        if ctx.recipe.task.type == "kg_qa":
-            return generate_kg(ctx, out)
-        if ctx.recipe.task.type in INSTRUCT_TASKS:
-            return generate_instructions(ctx, out, passages(ctx) if ctx.recipe.sources.documents else [])
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], GenerateFigures]:
         recipe = ctx.recipe
         gen_cfg = recipe.generation
+        classes = [GENERATORS[g.name] for g in recipe.generators]
+        if out.done and not gen_cfg.cache and any(c.replays for c in classes):
+            raise StageError(
+                "generate: resuming generators that replay their committed waves needs the response cache, and "
+                "generation.cache is off; turn the cache on, or rerun with --force to start over"
+            )
         plan = read_plan(ctx.run)
         carried = self._carry(ctx, out, plan)
-        generator, items, work_extra = self._work(ctx, plan)
+        job = Job(recipe, ctx.run, plan)
+        if recipe.sources.seeds is not None:
+            job.at_hand.update({s.instruction: SourceRef("seed", s.id) for s in job.seeds()})
+        committed = self._committed(ctx, carried)
+        targets = shares(recipe.task.target_count, [g.share for g in recipe.generators])
         cache_path = ctx.run.path / "cache" / "llm.sqlite" if gen_cfg.cache else None
-        target = recipe.task.target_count
+        llm_ctx = open_llm(gen_cfg.model, recipe.resolve("."), cache_path) if _uses_llm(recipe) else contextlib.nullcontext()
         start = time.perf_counter()
-        bar = ctx.reporter.task("generate", total=target)
-        ctx.reporter.advance(bar, n=min(out.counts["records"] - carried, target))
-        with open_llm(gen_cfg.model, recipe.resolve("."), cache_path) as llm:
-            runner = LLMRunner(llm, generator, gen_cfg, items, out.done, plan["round"] if plan else 1)
-            accepted = out.counts["records"] - carried
-            for records, rejected, keys, stats in runner.batches(lambda: accepted < target, gen_cfg.shard_size):
-                out.commit(records, rejected, keys, stats)
-                new = min(len(records), max(0, target - accepted))
-                accepted += len(records)
-                ctx.reporter.advance(bar, n=new, accepted=accepted, rejected=out.counts["rejected"])
-            model_id = llm.model_id
-        ctx.reporter.done(bar)
-        seconds = time.perf_counter() - start
-        stats = out.stats  # summed over every attempt at this stage, interrupted ones included
-        info = ctx.run.stage_info(self.name)
-        total_seconds = (info.seconds if info else 0.0) + seconds
-        if accepted < target:
-            log.warning(
-                "generate: %d records accepted, fewer than target_count %d: the work items are used up (%s); add "
-                "documents, raise generation.per_passage (walks.max_walks for multi_doc_qa) or relax retrieval",
-                accepted, target, ", ".join(f"{k} {v}" for k, v in work_extra.items()),
-            )
-        rejected_table = ctx.run.read_table(self.name, rejected=True)
-        reasons = Counter(rejected_table.column("reject_reason").to_pylist())
-        counts = {"records": out.counts["records"], "rejected": out.counts["rejected"], "work_items": len(out.done) - bool(plan)}
+        figures: dict[str, Any] = {}
+        counts: dict[str, int] = {}
+        with llm_ctx as llm:
+            for entry, count in zip(recipe.generators, targets):
+                generator = GENERATORS[entry.name](entry, job)
+                sampling = entry.sampling.over(gen_cfg.sampling)
+                session = Session(llm, gen_cfg, sampling, count, out.done, committed[entry.name],
+                                  plan.round if plan else 1)
+                made = self._run(ctx, out, generator, session)
+                if made < count:
+                    log.warning("generate: %s made %d of its %d records: its rejections (rejected/generate) say why; "
+                                "raise generation.max_attempts, loosen its filters, add sources or use a stronger model",
+                                entry.name, made, count)
+                counts |= generator.counts(session)
+                figures[entry.name] = {"target": count, "records": made, "sampling": sampling.model_dump(),
+                                       "counts": generator.counts(session)} | generator.figures
+            model_id = llm.model_id if llm is not None else "none"
+        counts = {"records": out.counts["records"], "rejected": out.counts["rejected"]} | counts
         if plan:
             counts["carried"] = carried
-        usage = {k: stats[k] for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused", "completion_tokens")}
-        extra = {
-            "model": model_id,
-            "usage": usage,
-            "completion_tokens_per_s": round(usage["completion_tokens"] / total_seconds, 1) if total_seconds else 0.0,
-            "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
-            "rejected_by_reason": dict(reasons.most_common()),
-            "acceptance_rate": round((counts["records"] - carried) / max(1, counts["work_items"]), 3),
-        } | work_extra
-        return counts, extra
+        return counts, self._figures(ctx, out, model_id, figures, carried, time.perf_counter() - start)
+
+    def _run(self, ctx: Context, out: ShardLog, generator: Generator, session: Session) -> int:
+        """Commit the generator's waves; return how many records it made in this attempt and those before."""
+        label = generator.progress_label or f"generate: {generator.name}"
+        bar = ctx.reporter.task(label, total=session.count)
+        made = 0 if generator.replays else session.committed
+        ctx.reporter.advance(bar, n=min(made, session.count))
+        for wave in generator.run(session):
+            stats = Counter(wave.stats)
+            stats.update(session.stats)
+            session.stats.clear()
+            if not set(wave.keys) <= out.done:
+                out.commit(wave.records, wave.rejected, wave.keys, dict(stats))
+            for r in wave.records:
+                generator.job.at_hand.setdefault(r.text_of("user").split("\n\n")[0], SourceRef("record", r.id))
+            new = min(len(wave.records), max(0, session.count - made))
+            made += len(wave.records)
+            ctx.reporter.advance(bar, n=new, accepted=made, rejected=out.counts["rejected"])
+        ctx.reporter.done(bar)
+        return made
 
     @staticmethod
-    def _work(ctx: Context, plan: dict[str, Any] | None) -> tuple[Generator, Iterable[WorkItem], dict[str, Any]]:
-        """The generator and its work items (a lazy stream for corpus walks), with figures for the manifest."""
-        recipe = ctx.recipe
-        ranked = passages(ctx, plan)
-        if recipe.task.type != "multi_doc_qa":
-            generator = GroundedGenerator(recipe.task)
-            items = generator.work_items(ranked, recipe.generation.per_passage)
-            return generator, items, {"usable_passages": len(ranked)}
-        w = recipe.walks
-        pgraph = build_passage_graph(
-            [p.text for p in ranked], [p.doc_id for p in ranked], recipe.task.language,
-            neighbours=w.neighbours, link_entities=w.link_entities, cross_document=w.cross_document,
-        )
-        walker = CorpusWalkGenerator(recipe.task, w)
-        max_walks = w.max_walks or 200 * recipe.task.target_count
-        items = walker.work_items(pgraph, ranked, recipe.generation.sampling.seed, max_walks)
-        graph_extra = {"usable_passages": len(ranked), "linked_passages": pgraph.graph.num_entities,
-                       "similar_links": pgraph.similar_links, "entity_links": pgraph.entity_links}
-        return walker, items, {"passage_graph": graph_extra}
+    def _committed(ctx: Context, carried: int) -> Counter[str]:
+        """Records an interrupted attempt committed, by generator (the earlier rounds' records left out)."""
+        table = ctx.run.read_table("generate")
+        made = Counter(lin["generator"] for lin in table.column("lineage").to_pylist() if lin)
+        if carried:
+            for r in ctx.run.read_records("generate")[:carried]:
+                if r.lineage:
+                    made[r.lineage.generator] -= 1
+        return made
 
     @staticmethod
-    def _carry(ctx: Context, out: ShardLog, plan: dict[str, Any] | None) -> int:
+    def _carry(ctx: Context, out: ShardLog, plan: RoundPlan | None) -> int:
         """A later round's pool starts with the earlier rounds' cleaned records (committed once); their count."""
         if plan is None:
             return 0
         records = carried_run(ctx.run, plan).read_records("clean")
-        if CARRIED not in out.done:
-            out.commit(records, [], [CARRIED])
+        if CARRIED_KEY not in out.done:
+            out.commit(records, [], [CARRIED_KEY])
         return len(records)
+
+    def _figures(self, ctx: Context, out: ShardLog, model_id: str, generators: dict[str, Any], carried: int,
+                 seconds: float) -> GenerateFigures:
+        """The stage's figures: tokens, speed, parse failures and rejections, diversity, and each generator's own."""
+        seed = ctx.recipe.generation.sampling.seed
+        info = ctx.run.stage_info(self.name)
+        total_seconds = (info.seconds if info else 0.0) + seconds
+        stats = out.stats  # summed over every attempt at this stage, interrupted ones included
+        usage = {k: stats.get(k, 0) for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused",
+                                              "completion_tokens")}
+        table = ctx.run.read_table(self.name)
+        firsts = [next((m["content"] for m in msgs if m["role"] == "user"), None)
+                  for msgs in table.column("messages").to_pylist()]
+        names = [lin["generator"] if lin else "" for lin in table.column("lineage").to_pylist()]
+        rejected = ctx.run.read_table(self.name, rejected=True)
+        reasons: dict[str, Counter[str]] = {}
+        for op, reason in zip(rejected.column("reject_operator").to_pylist(), rejected.column("reject_reason").to_pylist()):
+            reasons.setdefault(op, Counter())[reason_kind(reason)] += 1
+        for name, figures in generators.items():
+            figures["rejected_by_reason"] = dict(reasons.get(name, Counter()).most_common())
+            figures["diversity"] = diversity([u for u, n in zip(firsts, names) if n == name and u], seed)
+        made = out.counts["records"] - carried
+        return GenerateFigures.model_validate({
+            "model": model_id,
+            "usage": usage,
+            "completion_tokens_per_s": round(usage["completion_tokens"] / total_seconds, 1) if total_seconds else 0.0,
+            "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
+            "rejected_by_reason": dict(sum(reasons.values(), Counter()).most_common()),
+            "acceptance_rate": round(made / max(1, made + out.counts["rejected"]), 3),
+            "diversity": diversity([u for u in firsts if u], seed),
+            "generators": generators,
+        })

@@ -12,19 +12,16 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from sftforge.errors import StageError
+from sftforge.figures import ArmSize, SelectFigures
 from sftforge.llm.hf import model_dir
 from sftforge.recipe import Recipe
-from sftforge.run import RunDir, ShardLog, atomic_write_table
+from sftforge.run import RunDir, ShardLog
 from sftforge.sample import Record, Rejected
 from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, arm_labels, split_records, static_choice
 from sftforge.stages.base import Context, Stage
-from sftforge.stages.features import read_vectors
-
-ASSIGNMENTS = "assignments.parquet"
-
+from sftforge.storage import Assignment, read_vectors, write_assignments
 
 def token_costs(recipe: Recipe, records: list[Record]) -> np.ndarray:
     """Model tokens of each whole conversation, by the training model's chat template (the bundled model's when
@@ -51,15 +48,6 @@ def record_vectors(run: RunDir, name: str, records: list[Record]) -> np.ndarray 
     return matrix[[row[r.id] for r in records]]
 
 
-def read_assignments(run: RunDir) -> pa.Table:
-    path = run.stage_dir("select") / ASSIGNMENTS
-    if not path.exists():
-        raise StageError(f"no selection in {run.path}: run `sftforge select {run.path}` first")
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path)
-
-
 class SelectStage(Stage):
     name = "select"
     version = 1
@@ -71,7 +59,7 @@ class SelectStage(Stage):
         return {"selection": sel.model_dump() if sel else None,
                 "tokenizer": r.training.model if r.training else "bundled"}
 
-    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], SelectFigures]:
         sel = ctx.recipe.selection_in_force
         if sel is None:
             raise StageError("the recipe has no `selection` section")
@@ -115,21 +103,13 @@ class SelectStage(Stage):
             elif not selected[i]:
                 rejected.append(Rejected(r, self.name, sel.strategy, f"not chosen by {sel.strategy} within the budget"))
         out.commit(keep, rejected, ["all"])
-        atomic_write_table(ctx.run.stage_dir(self.name) / ASSIGNMENTS, pa.table({
-            "id": [r.id for r in records],
-            "split": split,
-            "arm": arms,
-            "selected": selected,
-            "tokens": costs.astype(np.int64),
-        }))
+        write_assignments(ctx.run, [r.id for r in records], [
+            Assignment(split[i], int(arms[i]), bool(selected[i]), int(costs[i])) for i in range(len(records))])
         ctx.reporter.advance(bar)
         ctx.reporter.done(bar)
         splits = Counter(split)
         counts = {"input": len(records), "records": len(keep), "rejected": len(rejected)}
-        extra = {
-            "strategy": sel.strategy,
-            "splits": dict(splits),
-            "arms": [{"name": n, "records": int((arms == a).sum())} for a, n in enumerate(arm_names)],
-            "selected_tokens": int(costs[selected].sum()),
-        }
-        return counts, extra
+        return counts, SelectFigures(
+            strategy=sel.strategy, splits=dict(splits), selected_tokens=int(costs[selected].sum()),
+            arms=[ArmSize(name=n, records=int((arms == a).sum())) for a, n in enumerate(arm_names)],
+        )

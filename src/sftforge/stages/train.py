@@ -9,33 +9,28 @@ to `rejected/train`; for a static strategy the select stage's choice stands.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sftforge.errors import StageError
-from sftforge.recipe import Recipe, Selection, Training
-from sftforge.run import RunDir, ShardLog, atomic_write_bytes
+from sftforge.figures import SelectFigures, TrainFigures, read_figures
+from sftforge.config import Selection
+from sftforge.recipe import Recipe
+from sftforge.run import ShardLog
 from sftforge.sample import Record, Rejected
 from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
 from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, scores
 from sftforge.select.static import allocate_by_arm, members_by_score
 from sftforge.stages.base import Context, Stage
-from sftforge.stages.select import read_assignments
+from sftforge.storage import ArmValue, read_assignments, weights_dir, write_arms
 from sftforge.train.data import TrainingError, encode_all
 from sftforge.train.loop import Trainer, TrainData, latest_checkpoint
 from sftforge.train.model import load_trainable, merge_adapter, save_weights, set_threads, trainable_parameters
 from sftforge.train.samplers import BanditSampler, Sampler, SubsetSampler
 
 log = logging.getLogger(__name__)
-
-
-def weights_dir(run: RunDir, training: Training) -> Path:
-    """Where the train stage leaves the fine-tuned weights: the adapter (LoRA) or the whole model (full)."""
-    return run.stage_dir("train") / ("adapter" if training.method == "lora" else "model")
 
 
 def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int, record_scores: np.ndarray | None = None) -> Sampler:
@@ -64,13 +59,6 @@ def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int, record_scores: n
                          ranked)
 
 
-def _split_records(run: RunDir) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:
-    table = read_assignments(run)
-    ids = table.column("id").to_pylist()
-    return (dict(zip(ids, table.column("split").to_pylist())), dict(zip(ids, table.column("arm").to_pylist())),
-            dict(zip(ids, table.column("tokens").to_pylist())))
-
-
 class TrainStage(Stage):
     name = "train"
     version = 1
@@ -83,13 +71,16 @@ class TrainStage(Stage):
         return {"training": r.training.model_dump() if r.training else None,
                 "selection": sel.model_dump() if sel else None}
 
-    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], dict[str, Any]]:
+    def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], TrainFigures]:
         recipe: Recipe = ctx.recipe
         cfg, sel = recipe.training, recipe.selection_in_force
         if cfg is None or sel is None:
             raise StageError("the recipe has no `training` section")
         stage_dir = ctx.run.stage_dir(self.name)
-        split, arm, tokens = _split_records(ctx.run)
+        assigned = read_assignments(ctx.run)
+        split = {rid: a.split for rid, a in assigned.items()}
+        arm = {rid: a.arm for rid, a in assigned.items()}
+        tokens = {rid: a.tokens for rid, a in assigned.items()}
         clean = ctx.run.read_records("clean")
         bandit = sel.strategy in BANDITS
         pool = [r for r in clean if split.get(r.id) == TRAIN] if bandit else ctx.run.read_records("select")
@@ -129,33 +120,31 @@ class TrainStage(Stage):
         trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, stage_dir, ctx.reporter)
         outcome = trainer.run(resume_from=ckpt)
 
-        final = weights_dir(ctx.run, cfg)
+        final = weights_dir(ctx.run, cfg.method)
         save_weights(model, tokenizer, final)
         if cfg.merge and cfg.method == "lora":
             merge_adapter(base, final, stage_dir / "merged", cfg.dtype)
         trainable, total = trainable_parameters(model)
-        extra: dict[str, Any] = {
-            "strategy": sel.strategy, "steps": outcome.steps, "resumed_from": outcome.resumed_from,
-            "eval_curve": outcome.eval_curve, "train_examples": len(train_ex), "not_trained_too_long": len(dropped),
-            "trainable_parameters": trainable, "parameters": total, "base_model": str(base), "weights": str(final),
-        }
+        figures = TrainFigures(
+            strategy=sel.strategy, steps=outcome.steps, resumed_from=outcome.resumed_from,
+            eval_curve=outcome.eval_curve, train_examples=len(train_ex), not_trained_too_long=len(dropped),
+            trainable_parameters=trainable, parameters=total, base_model=str(base), weights=str(final),
+        )
         counts = {"steps": outcome.steps}
-        if bandit:
-            assert isinstance(sampler, BanditSampler)
-            arms_info = self._choose(ctx, out, sel, sampler, pool, arm, tokens)
-            extra["arms"] = arms_info
-            atomic_write_bytes(stage_dir / "arms.json", json.dumps(arms_info, indent=1).encode("utf-8"))
+        if isinstance(sampler, BanditSampler):
+            figures.arms = self._choose(ctx, out, sel, sampler, pool, arm, tokens)
+            write_arms(ctx.run, figures.arms)
             counts.update(records=out.counts["records"], rejected=out.counts["rejected"])
-        return counts, extra
+        return counts, figures
 
     def _choose(self, ctx: Context, out: ShardLog, sel: Selection, sampler: BanditSampler, pool: list[Record],
-                arm: dict[str, int], tokens: dict[str, int]) -> list[dict[str, Any]]:
+                arm: dict[str, int], tokens: dict[str, int]) -> list[ArmValue]:
         """Budgeted selection by the learnt arm values and the per-record score; committed once."""
         values = np.array(sampler.values())
         probs = sampler.probabilities() or []
         arm_of = np.array([arm[r.id] for r in pool], dtype=np.int64)
-        select_info = ctx.run.stage_info("select")  # arm names live in the select stage's manifest entry
-        arm_names = [a["name"] for a in (select_info.extra.get("arms", []) if select_info else [])]
+        selected = read_figures(ctx.run, SelectFigures)  # arm names live in the select stage's figures
+        arm_names = [a.name for a in selected.arms] if selected else []
         if "final" not in out.done:
             score = scores(pool, sel.score, sel.score_higher_is_better)
             if sel.budget.tokens is not None:
@@ -173,9 +162,9 @@ class TrainStage(Stage):
             out.commit(keep, rejected, ["final"])
         chosen_ids = {r.id for r in ctx.run.read_records(self.name)}
         return [
-            {"arm": a, "name": arm_names[a] if a < len(arm_names) else str(a), "records": int((arm_of == a).sum()),
-             "chosen": sum(1 for r in pool if arm[r.id] == a and r.id in chosen_ids),
-             "value": float(values[a]), "probability": float(probs[a]) if probs else None}
+            ArmValue(arm=a, name=arm_names[a] if a < len(arm_names) else str(a), records=int((arm_of == a).sum()),
+                     chosen=sum(1 for r in pool if arm[r.id] == a and r.id in chosen_ids),
+                     value=float(values[a]), probability=float(probs[a]) if probs else None)
             for a in range(len(values))
         ]
 

@@ -29,8 +29,8 @@ import string
 import unicodedata
 from collections import Counter
 
-from sftforge.generate.novelty import rouge_l_f, rouge_tokens
-from sftforge.text import is_cjk, split_cjk
+from sftforge.lib.novelty import rouge_l_f, rouge_tokens
+from sftforge.lib.text import is_cjk, split_cjk
 
 CJK_LANGS = frozenset({"zh", "ja", "ko"})
 EXTRACTIVE_TASKS = frozenset({"qa"})  # with qa_mode == "extractive"
@@ -118,7 +118,7 @@ def token_f1(prediction: str, references: list[str], lang: str | None) -> float:
 
 def rouge_l(prediction: str, references: list[str]) -> float:
     """Best ROUGE-L F over the references, with rouge-score's tokens (CJK characters included; see
-    `sftforge.generate.novelty.rouge_tokens`: letters outside a-z, such as accented ones, are not tokens)."""
+    `sftforge.lib.novelty.rouge_tokens`: letters outside a-z, such as accented ones, are not tokens)."""
     _check_references(references)
     pred = rouge_tokens(prediction)
     return max(rouge_l_f(rouge_tokens(ref), pred) for ref in references)

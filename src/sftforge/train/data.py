@@ -12,14 +12,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 from sftforge.errors import SftforgeError
+from sftforge.lib.chat import render_chat
+from sftforge.lib.token_loss import IGNORE, pad_right
 from sftforge.sample import Record
 
 log = logging.getLogger(__name__)
-
-IGNORE = -100
 
 
 class TrainingError(SftforgeError):
@@ -39,23 +38,15 @@ class Example:
         return sum(1 for x in self.labels if x != IGNORE)
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
-    if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-    # No template (a base model): a plain "role: content" layout, the same as generation uses.
-    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
-    return text + ("assistant: " if generation_prompt else "")
-
-
 def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of the assistant turns in it."""
-    full = _render(tokenizer, messages, generation_prompt=False)
+    full = render_chat(tokenizer, messages, add_generation_prompt=False)
     spans: list[tuple[int, int]] = []
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        before = _render(tokenizer, messages[:i], generation_prompt=True)
-        through = _render(tokenizer, messages[: i + 1], generation_prompt=False)
+        before = render_chat(tokenizer, messages[:i], add_generation_prompt=True)
+        through = render_chat(tokenizer, messages[: i + 1], add_generation_prompt=False)
         if not (through.startswith(before) and full.startswith(through)):
             raise TrainingError(
                 "the model's chat template does not render a conversation's beginning as a prefix of the whole, so "
@@ -96,18 +87,8 @@ def encode_all(tokenizer: Any, records: list[Record], max_len: int) -> tuple[lis
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, Any]:
     """Right-padded tensors: input_ids, attention_mask, labels."""
-    import torch
-
-    width = max(len(e.input_ids) for e in examples)
-    ids = np.full((len(examples), width), pad_id, dtype=np.int64)
-    labels = np.full((len(examples), width), IGNORE, dtype=np.int64)
-    attn = np.zeros((len(examples), width), dtype=np.int64)
-    for i, e in enumerate(examples):
-        n = len(e.input_ids)
-        ids[i, :n] = e.input_ids
-        labels[i, :n] = e.labels
-        attn[i, :n] = 1
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(attn), "labels": torch.from_numpy(labels)}
+    ids, attn, labels = pad_right([e.input_ids for e in examples], [e.labels for e in examples], pad_id)
+    return {"input_ids": ids, "attention_mask": attn, "labels": labels}
 
 
 def content_only(examples: list[Example], special_ids: set[int]) -> list[Example]:

@@ -4,13 +4,13 @@ otherwise) on greedy answers to the records' prompts."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sftforge.errors import SourceError
+from sftforge.rows import read_rows
 from sftforge.llm.base import ChatRequest, SamplingParams
 from sftforge.llm.hf import HFLLM
 from sftforge.sample import AnswerCheck, Record, record_id
@@ -36,23 +36,18 @@ def load_eval_file(path: Path) -> list[Record]:
     if not path.exists():
         raise SourceError(f"evaluation.files: {path} does not exist")
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{path}:{n}: not JSON ({exc.msg}); each line must be one object with `messages`") from exc
-        messages = row.get("messages") if isinstance(row, dict) else None
+    for line in read_rows(path, on_bad="raise", error=SourceError):
+        where, row = line.where, line.data
+        messages = row.get("messages")
         if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
-            raise SourceError(f"{path}:{n}: needs `messages`, a list of {{role, content}} with an assistant turn")
+            raise SourceError(f"{where}: needs `messages`, a list of {{role, content}} with an assistant turn")
         try:
             clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
         except (KeyError, TypeError) as exc:
-            raise SourceError(f"{path}:{n}: every message needs `role` and `content`") from exc
+            raise SourceError(f"{where}: every message needs `role` and `content`") from exc
         answers = row.get("answers")
         if answers is not None and (not isinstance(answers, list) or not all(isinstance(a, str) for a in answers)):
-            raise SourceError(f"{path}:{n}: `answers` must be a list of strings (the gold answer set)")
+            raise SourceError(f"{where}: `answers` must be a list of strings (the gold answer set)")
         check = row.get("answer_check")
         if answers is None and isinstance(check, dict) and isinstance(check.get("expected"), list):
             answers = [str(a) for a in check["expected"]]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.progress import Reporter, SilentReporter
-from sftforge.recipe import Training
+from sftforge.config import Training
 from sftforge.train.data import Example, TrainingError, content_only
 from sftforge.train.model import batch_loss, example_losses, mean_loss, save_weights
 from sftforge.train.samplers import Sampler, StepSignal
@@ -114,13 +114,6 @@ def _step_of(line: str) -> int:
         return int(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         return 1 << 62  # a torn line: dropped
-
-
-def read_metrics(out: Path) -> list[dict[str, Any]]:
-    path = out / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
 @dataclass(slots=True)

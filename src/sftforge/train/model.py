@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.llm.hf import load_causal_lm, model_dir, resolve_dtype
-from sftforge.recipe import Training
-from sftforge.train.data import IGNORE, Example, TrainingError, collate
+from sftforge.config import Training
+from sftforge.lib.token_loss import per_row, token_nll
+from sftforge.train.data import Example, TrainingError, collate
 
 log = logging.getLogger(__name__)
 # peft asks transformers a question that transformers has deprecated; the warning is about their code, not ours.
@@ -60,22 +61,15 @@ def trainable_parameters(model: Any) -> tuple[int, int]:
 
 
 def _token_nll(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, Any]:
-    """(negative log-likelihood of each next token, mask of the assistant tokens among them), both (batch, len-1)."""
-    import torch
-
+    """(loss of every assistant token, the example each belongs to)."""
     batch = collate(examples, pad_id)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    labels = batch["labels"][:, 1:]
-    mask = labels != IGNORE
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    nll = -logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return nll * mask, mask
+    return token_nll(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
 
 
 def batch_loss(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, int]:
     """(mean loss over the batch's assistant tokens, as a tensor with grad; number of those tokens)."""
-    nll, mask = _token_nll(model, examples, pad_id)
-    tokens = int(mask.sum())
+    nll, _ = _token_nll(model, examples, pad_id)
+    tokens = len(nll)
     return nll.sum() / max(tokens, 1), tokens
 
 
@@ -90,9 +84,8 @@ def example_losses(model: Any, examples: list[Example], pad_id: int, batch_size:
         with torch.inference_mode():
             for s in range(0, len(examples), batch_size):
                 chunk = examples[s : s + batch_size]
-                nll, mask = _token_nll(model, chunk, pad_id)
-                for i in range(len(chunk)):
-                    out.append((float(nll[i].sum()), int(mask[i].sum())))
+                nll, rows = _token_nll(model, chunk, pad_id)
+                out.extend((float(x.sum()), len(x)) for x in per_row(nll, rows, len(chunk)))
     finally:
         if was_training:
             model.train()

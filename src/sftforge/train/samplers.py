@@ -193,7 +193,8 @@ class BanditSampler:
     def feedback(self, draw: Draw, signal: StepSignal) -> list[tuple[int, float]]:
         """Update the policy; the (arm, scaled reward) pairs it learnt from: one per step (`arm` batches) or per
         example (`mixed`), leaving out rewards that could not be measured (not finite)."""
-        assert draw.arms is not None
+        if draw.arms is None:
+            raise ValueError("a bandit's draw carries its arms; this one has none (was it drawn by another sampler?)")
         arms = draw.arms.tolist() if self.per_example else [int(draw.arms[0])]
         raws = self.raw_rewards(signal)
         if len(raws) != len(arms):

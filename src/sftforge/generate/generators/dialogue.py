@@ -1,0 +1,291 @@
+"""`dialogue`: multi-turn conversations grounded in the documents (e.g. customer service over a product's FAQ or manual).
+
+Each conversation starts from a passage (in rank order) and a persona (drawn in turn, seeded): the model, playing
+the user, states a goal and a first message. Then, turn by turn, the assistant answers from the passages BM25
+retrieves for the user's last message (the starting passage first), and the user either says the goal is met
+(DONE) or asks a follow-up, up to `turns` user turns. An assistant turn must be supported by its passages
+(`constraints.min_support` of its content words occur in them, and every number it states is in them) or it is
+asked again; a conversation whose first
+answer never passes is rejected, a later failure ends the conversation at the last good turn.
+
+Conversations advance together, one turn per wave step, in cohorts of `batch`; a cohort is one committed wave.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sftforge.config import Constraints, GeneratorConfig
+from sftforge.generate.base import Ask, Generator, Session, TemplateStep, Wave, WorkItem, chat_from_template, register, trim
+from sftforge.generate.parsing import ParseError, check_language, first_paragraph, parse_fields, strip_quotes
+from sftforge.generate.records import InstructionRecords, answer_problem
+from sftforge.lib.grounding import support
+from sftforge.lib.novelty import rouge_l_f, rouge_tokens
+from sftforge.sample import AnswerCheck, SourceRef
+from sftforge.sources.chunking import Passage
+from sftforge.sources.retrieval import BM25Index
+
+class DialogueConfig(GeneratorConfig):
+    """Multi-turn conversations over the documents: a persona with a goal asks, the assistant answers from passages."""
+
+    name: Literal["dialogue"] = "dialogue"
+    turns: int = Field(3, ge=1, le=12, description="Most user turns; a conversation stops earlier when the goal is met.")
+    personas: list[str] = Field(
+        default_factory=lambda: [
+            "a new customer who has just bought the product",
+            "an experienced user who wants to solve a specific problem",
+            "a busy manager deciding whether the product fits their team",
+        ],
+        min_length=1,
+        description="User personas, drawn in turn (seeded).",
+    )
+    retrieve: int = Field(2, ge=1, le=8, description="Passages retrieved (BM25) for each assistant turn.")
+
+
+START_LABELS = {"goal": ("goal", "目标"), "message": ("message", "消息")}
+_DONE = re.compile(r"^\W*(done|完成)\W*$", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# The user prompt's own words coming back as the user's message.
+_ECHO = re.compile(r"next message|your goal|customer support|first message|sentence:|下一条消息|你的目标|第一条消息", re.IGNORECASE)
+
+
+def check_user_message(text: str, grounds: str, lang: str, constraints: Constraints) -> None:
+    """A user turn must be a message of sensible length in the task's language, about the documentation
+    (`min_question_support` of its content words occur in `grounds`), and not the prompt's words echoed."""
+    if not constraints.min_question_chars <= len(text) <= constraints.max_question_chars:
+        raise ParseError("the user message is too short or too long")
+    check_language(text, lang)
+    if _ECHO.search(text):
+        raise ParseError("the user message echoes the prompt")
+    score = support(grounds, text)
+    if score < constraints.min_question_support:
+        raise ParseError(f"the user message is not about the documentation (support {score:.2f})")
+
+
+@dataclass
+class Conversation:
+    key: str
+    passage: Passage
+    persona: str
+    goal: str = ""
+    turns: list[tuple[str, str]] = field(default_factory=list)  # (user|assistant, text)
+    used: list[Passage] = field(default_factory=list)  # passages shown to the assistant, first use first
+    supports: list[float] = field(default_factory=list)
+    goal_met: bool = False
+    ended: str = ""  # why it stopped
+    failed: list[tuple[str, str]] = field(default_factory=list)  # the turns that failed, kept for rejected/
+    tokens: list[int] = field(default_factory=lambda: [0, 0, 0])  # prompt, completion, requests
+
+
+class StartStep(TemplateStep):
+    def __init__(self, lang: str, constraints: Constraints) -> None:
+        super().__init__("dialogue", lang, "dialogue_start")
+        self.constraints = constraints
+
+    def prompt(self, item: WorkItem) -> list[dict[str, str]]:
+        c: Conversation = item.payload
+        return chat_from_template(self._template, persona=c.persona, passage=c.passage.text)
+
+    def parse(self, item: WorkItem, output: str) -> tuple[str, str]:
+        fields = parse_fields("Goal: " + output if self.lang == "en" else "目标：" + output, START_LABELS)
+        goal = first_paragraph(fields.get("goal", ""))
+        message = strip_quotes(first_paragraph(fields.get("message", "")))
+        if not goal or not message:
+            raise ParseError("expected a goal and a first message")
+        check_user_message(message, item.payload.passage.text, self.lang, self.constraints)
+        return goal, message
+
+
+class AssistantStep(TemplateStep):
+    def __init__(self, lang: str, constraints: Constraints) -> None:
+        super().__init__("dialogue", lang, "dialogue_assistant")
+        self.constraints = constraints
+
+    def prompt(self, item: WorkItem) -> list[dict[str, str]]:
+        conv, passages = item.payload
+        system = self._template.render_block("system", passages=[p.text for p in passages])
+        return [{"role": "system", "content": system}] + [{"role": r, "content": t} for r, t in conv.turns]
+
+    def parse(self, item: WorkItem, output: str) -> tuple[str, float]:
+        _, passages = item.payload
+        answer = first_paragraph(output)
+        problem = answer_problem(answer, self.constraints.max_answer_chars)
+        if problem:
+            raise ParseError(problem)
+        check_language(answer, self.lang)
+        grounds = "\n".join(p.text for p in passages)
+        invented = [n for n in _NUMBER.findall(answer) if n not in _NUMBER.findall(grounds)]
+        if invented:
+            raise ParseError(f"the answer states a number its passages do not have ({invented[0]})")
+        score = support(grounds, answer)
+        if score < self.constraints.min_support:
+            raise ParseError(f"the answer is not supported by its passages (support {score:.2f} < {self.constraints.min_support})")
+        return answer, score
+
+
+class UserStep(TemplateStep):
+    def __init__(self, lang: str, constraints: Constraints) -> None:
+        super().__init__("dialogue", lang, "dialogue_user")
+        self.constraints = constraints
+
+    def prompt(self, item: WorkItem) -> list[dict[str, str]]:
+        c: Conversation = item.payload
+        return chat_from_template(self._template, persona=c.persona, goal=c.goal, turns=c.turns)
+
+    def parse(self, item: WorkItem, output: str) -> str | None:
+        """The next user message, or None when the user says the goal is met."""
+        c: Conversation = item.payload
+        text = strip_quotes(first_paragraph(output))
+        if _DONE.match(text) or text.upper().startswith("DONE"):
+            return None
+        text = re.sub(r"^(you|customer|user|你|顾客)\s*[:：]\s*", "", text, flags=re.IGNORECASE)
+        check_user_message(text, "\n".join([c.passage.text] + [p.text for p in c.used]), self.lang, self.constraints)
+        mine = rouge_tokens(text)
+        for role, earlier in c.turns:
+            if rouge_l_f(mine, rouge_tokens(earlier)) > 0.7:
+                raise ParseError(f"the user message repeats an earlier {role} turn")
+        return text
+
+
+class DialogueDriver:
+    """Cohorts of conversations advanced turn by turn; a cohort is one wave."""
+
+    name = "dialogue"
+
+    def __init__(self, cfg: DialogueConfig, lang: str, records: InstructionRecords, constraints: Constraints,
+                 passages: list[Passage]) -> None:
+        self.cfg = cfg
+        self.records = records
+        self.passages = passages
+        self.index = BM25Index([p.text for p in passages], lang)
+        self.start = StartStep(lang, constraints)
+        self.assistant = AssistantStep(lang, constraints)
+        self.user = UserStep(lang, constraints)
+        self.figures: dict = {"conversations": 0, "goal_met": 0, "user_turns": {}}
+
+    def _retrieve(self, c: Conversation) -> list[Passage]:
+        query = c.turns[-1][1]
+        found = [c.passage] + [self.passages[i] for i in self.index.top(query, self.cfg.retrieve)]
+        return list({p.chunk_id: p for p in found}.values())[: self.cfg.retrieve]
+
+    @staticmethod
+    def _spent(c: Conversation, a) -> None:  # type: ignore[no-untyped-def]
+        c.tokens[0] += a.prompt_tokens
+        c.tokens[1] += a.completion_tokens
+        c.tokens[2] += a.attempt + 1
+
+    def run(self, ask: Ask, count: int, seed: int, batch: int = 16) -> Iterator[Wave]:
+        rng = random.Random(seed)
+        personas = rng.sample(self.cfg.personas, len(self.cfg.personas))
+        made = 0
+        start = cohort = 0
+        while start < len(self.passages) and made < count:
+            size = min(batch, 2 * (count - made))  # about what is still needed
+            convs = [Conversation(f"dialogue:{i}", p, personas[i % len(personas)])
+                     for i, p in enumerate(self.passages[start : start + size], start)]
+            start += size
+            cohort += 1
+            wave = Wave([f"dialogue:cohort{cohort}"])
+            live = []
+            for c, a in zip(convs, ask(self.start, [WorkItem(c.key + ":start", c) for c in convs])):
+                self._spent(c, a)
+                if a.ok:
+                    c.goal, message = a.value
+                    c.turns.append(("user", message))
+                    live.append(c)
+                else:
+                    wave.rejected.append(self.records.rejected([("user", a.completion.text)], [self._ref(c.passage)], a.error or ""))
+            turn = 0
+            while live:
+                items = []
+                for c in live:
+                    passages = self._retrieve(c)
+                    items.append(WorkItem(f"{c.key}:a{turn}", (c, passages)))
+                answered = []
+                for c, a in zip(live, ask(self.assistant, items)):
+                    self._spent(c, a)
+                    if not a.ok:
+                        c.ended = f"assistant turn {turn + 1}: {a.error}"
+                        c.failed = [c.turns.pop(), ("assistant", a.completion.text)]  # the user turn left without an answer
+                        continue
+                    answer, score = a.value
+                    c.turns.append(("assistant", answer))
+                    c.supports.append(score)
+                    for p in a.item.payload[1]:
+                        if p not in c.used:
+                            c.used.append(p)
+                    answered.append(c)
+                turn += 1
+                asking = [c for c in answered if turn < self.cfg.turns]
+                for c in answered:
+                    if turn >= self.cfg.turns:
+                        c.ended = f"reached {self.cfg.turns} user turns"
+                live = []
+                for c, a in zip(asking, ask(self.user, [WorkItem(f"{c.key}:u{turn}", c) for c in asking])):
+                    self._spent(c, a)
+                    if not a.ok:
+                        c.ended = f"user turn {turn + 1}: {a.error}"
+                    elif a.value is None:
+                        c.goal_met, c.ended = True, "the user said the goal is met"
+                    else:
+                        c.turns.append(("user", a.value))
+                        live.append(c)
+            for c in convs:
+                if not c.goal:
+                    continue
+                made += self._finish(wave, c)
+            yield wave
+
+    @staticmethod
+    def _ref(p: Passage) -> SourceRef:
+        return SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end)
+
+    def _finish(self, wave: Wave, c: Conversation) -> int:
+        source = [self._ref(p) for p in (c.used or [c.passage])]
+        n_user = sum(r == "user" for r, _ in c.turns)
+        if not any(r == "assistant" for r, _ in c.turns):
+            wave.rejected.append(self.records.rejected(c.turns + c.failed, source, f"goal: {c.goal} | {c.ended}"))
+            return 0
+        self.figures["conversations"] += 1
+        self.figures["goal_met"] += int(c.goal_met)
+        self.figures["user_turns"][str(n_user)] = self.figures["user_turns"].get(str(n_user), 0) + 1
+        s = self.start
+        lineage = self.records.lineage()
+        lineage.template, lineage.template_hash = s.template.name, s.template.hash
+        lineage.attempts, lineage.prompt_tokens, lineage.completion_tokens = c.tokens[2], c.tokens[0], c.tokens[1]
+        record = self.records.record(c.turns, source, lineage)
+        record.answer_check = AnswerCheck(
+            "overlap", True, min(c.supports), f"goal: {c.goal} | {n_user} user turns; {c.ended}")
+        wave.records.append(record)
+        return 1
+
+
+@register
+class Dialogue(Generator):
+    """Multi-turn conversations over the documents: a persona with a goal asks, the assistant answers from passages."""
+
+    name = "dialogue"
+    Config = DialogueConfig
+    tasks = {"dialogue": "multi-turn conversations grounded in the documents (a user persona with a goal, an "
+                         "assistant answering from retrieved passages)"}
+    default_for = ("dialogue",)
+    requires = ("documents",)
+
+    @classmethod
+    def notes(cls, figures: dict[str, Any]) -> str:
+        return (f"goal met in {figures.get('goal_met', 0)} of {figures.get('conversations', 0)}; "
+                f"user turns {figures.get('user_turns', {})}")
+
+    def run(self, session: Session) -> Iterator[Wave]:
+        task = self.job.task
+        records = InstructionRecords.of(self.name, task, session)
+        driver = DialogueDriver(self.config, task.language, records, task.constraints, self.job.passages())  # type: ignore[arg-type]
+        yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))
+        self.figures = driver.figures

@@ -1,0 +1,243 @@
+"""`kg_walk` (task kg_qa): relation paths from random walks over a knowledge graph become verified questions.
+
+The examples themselves need no LLM: a walk's relation path from its topic entity is verbalised into a question,
+and the answer is the full answer set of that path executed over the whole graph (`sftforge.kg.paths`). Paths
+that revisit an entity, have too many answers or a shortcut are rejected with their reason. With
+`walks.paraphrase` the LLM rewords each derived question; a rewording that is not one question naming the topic
+is not used (the derived question is kept), so a paraphrase never costs an example.
+
+Resumable like every generator: walks are drawn in seeded batches in the same order on every run, each path's key
+goes into the ledger once its example or rejection is committed, and a rerun skips committed keys.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import logging
+
+import numpy as np
+
+from sftforge.config import GeneratorConfig, Walks
+from sftforge.generate.base import (
+    Generator,
+    RecordStep,
+    Session,
+    Template,
+    Wave,
+    WorkItem,
+    chat_from_template,
+    load_template,
+    register,
+)
+from sftforge.kg import KnowledgeGraph, PathExample, PathRejection, RelationPath, path_example, paths_from_walks
+from sftforge.kg import random_walks, start_nodes, with_paraphrase
+from sftforge.sample import Lineage, Record, Rejected, SourceRef, record_id
+
+if TYPE_CHECKING:
+    from sftforge.recipe import Recipe, Task
+
+log = logging.getLogger(__name__)
+PATH_KIND = "kg_path"  # SourceRef kind of the relation path a record asks about: "topic<TAB>relation<TAB>..."
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One walk's relation path, under a key that is stable across reruns (batch and position in it)."""
+
+    key: str
+    path: RelationPath
+    duplicate: bool  # an earlier walk gave the same topic and relation path
+
+
+class KGWalkStep(RecordStep):
+    """Walks into candidate relation paths, paths into examples (no LLM), and the optional paraphrase step."""
+
+    name = "kg_walk"
+    stop = ("\n",)
+
+    def __init__(self, task: Task, walks: Walks, graph: KnowledgeGraph) -> None:
+        self.task = task
+        self.walks = walks
+        self.graph = graph
+        self.lang = task.language
+        self._template = load_template(self.lang, "kg_paraphrase")
+
+    @property
+    def template(self) -> Template:
+        return self._template
+
+    # -- candidates ---------------------------------------------------------------------------------------------
+
+    def candidates(self, seed: int, max_walks: int) -> Iterator[Candidate]:
+        """Relation paths of seeded walks, batch by batch, in the same order on every run (so a rerun can skip
+        the keys it has committed and still know which paths were seen)."""
+        w = self.walks
+        seen: set[tuple[int, tuple[int, ...]]] = set()
+        start = w.start
+        for b in range(-(-max_walks // w.batch)):
+            rng = np.random.default_rng([seed, b])
+            n = min(w.batch, max_walks - b * w.batch)
+            starts = start_nodes(
+                self.graph, n, by=start.by, types=start.types, type_relation=start.type_relation,
+                relations=start.relations, entities=start.entities, seed=rng,
+            )
+            walks = random_walks(
+                self.graph, starts, w.max_hops, w.strategy, seed=rng,
+                alpha=w.restart_prob, p=w.p, q=w.q, forward_only=w.forward_only,
+            )
+            for i, path in enumerate(paths_from_walks(walks, min_hops=w.min_hops, max_hops=w.max_hops, seed=rng)):
+                ident = (path.topic, path.relations)
+                yield Candidate(f"walk-{b}-{i}", path, ident in seen)
+                seen.add(ident)
+
+    def example(self, candidate: Candidate) -> PathExample | PathRejection:
+        if candidate.duplicate:
+            return PathRejection(candidate.path, "duplicate: an earlier walk gave the same topic and relation path")
+        w = self.walks
+        return path_example(
+            self.graph, candidate.path, lang=self.lang, overrides=w.relations, reasoning=w.reasoning,
+            max_answers=w.max_answers, min_hops=w.min_hops, max_hops=w.max_hops, answer_noun=w.answer_noun,
+        )
+
+    # -- records ------------------------------------------------------------------------------------------------
+
+    def record(self, example: PathExample) -> Record:
+        messages = [{"role": "system", "content": self.task.system_prompt}] if self.task.system_prompt else []
+        messages += example.messages()
+        check = example.answer_check
+        notes = (["question reworded by the LLM"] if example.paraphrased else []) + example.notes
+        if notes:
+            check = replace(check, detail=f"{check.detail}; {'; '.join(notes)}")
+        source = [SourceRef(PATH_KIND, example.path_key)] + list(example.source)
+        return Record(id="", messages=messages, task=self.task.type, lang=self.lang, source=source, answer_check=check)
+
+    def rejected_record(self, rejection: PathRejection) -> Record:
+        """A rejected path as a record for `rejected/`: the path spelled out, no answer."""
+        g, path = self.graph, rejection.path
+        hops = " -> ".join(g.relation_label(r) for r in path.relations)
+        walk = "\t".join([g.entity(path.topic)] + [g.relation_name(r) for r in path.relations])
+        return Record(
+            id="", task=self.task.type, lang=self.lang,
+            messages=[{"role": "user", "content": f"{g.name(path.topic)}: {hops}"}, {"role": "assistant", "content": ""}],
+            source=[SourceRef(PATH_KIND, walk)],
+        )
+
+    # -- the optional paraphrase (the Generator contract) --------------------------------------------------------
+
+    def prompt(self, item: WorkItem) -> list[dict[str, str]]:
+        example: PathExample = item.payload
+        return chat_from_template(self._template, question=example.question, topic=example.topic)
+
+    def parse(self, item: WorkItem, output: str) -> Record:
+        """Never fails: a rewording that does not qualify leaves the derived question (the note says why)."""
+        example: PathExample = item.payload
+        with_paraphrase(example, output)
+        return self.record(example)
+
+    def failed_record(self, item: WorkItem, output: str) -> Record:
+        return self.record(item.payload)
+
+
+class KGWalkConfig(GeneratorConfig):
+    name: Literal["kg_walk"] = "kg_walk"
+
+
+@register
+class KGWalk(Generator):
+    """Examples from walks until the target is met, `walks.max_walks` are drawn, or the walks keep finding only
+    paths already seen (a small graph's paths are used up)."""
+
+    name = "kg_walk"
+    Config = KGWalkConfig
+    tasks = {"kg_qa": "multi-hop questions from relation paths of `sources.kg`, answers executed on the graph"}
+    default_for = ("kg_qa",)
+    requires = ("kg",)
+    sections = ("walks",)
+    replays = False
+    progress_label = "generate: KG walks"
+    templated = True
+
+    def __init__(self, config: GeneratorConfig, job: Any) -> None:
+        super().__init__(config, job)
+        self.paths = 0
+
+    @classmethod
+    def uses_llm(cls, config: GeneratorConfig, recipe: Recipe) -> bool:
+        return recipe.walks.paraphrase
+
+    @classmethod
+    def notes(cls, figures: dict[str, Any]) -> str:
+        hops = ", ".join(f"{k} hops: {v}" for k, v in figures.get("hops", {}).items())
+        return f"{figures.get('graph', '')}; {hops}; {figures.get('paraphrased', 0)} reworded by the LLM"
+
+    def _finish(self, record: Record, key: str, seed: int) -> Record:
+        record.lineage = Lineage(generator=self.name, model="none", seed=seed, round=1)
+        record.id = record_id(record.messages, record.source, f"{self.name}|{key}")
+        return record
+
+    def run(self, session: Session) -> Iterator[Wave]:
+        walks, seed = self.job.recipe.walks, session.sampling.seed
+        graph = self.job.graph()
+        step = KGWalkStep(self.job.task, walks, graph)
+        max_walks = walks.max_walks or 200 * self.job.task.target_count
+        accepted = session.committed
+        items: list[WorkItem] = []
+        rejected: list[Rejected] = []
+        keys: list[str] = []
+        duplicates_in_a_row = 0
+        exhausted = False
+        for cand in step.candidates(seed, max_walks):
+            if accepted + len(items) >= session.count:
+                break
+            self.paths += 1
+            duplicates_in_a_row = duplicates_in_a_row + 1 if cand.duplicate else 0
+            if duplicates_in_a_row >= max(walks.batch, 1000):
+                exhausted = True
+                break
+            if cand.key in session.done:
+                continue
+            result = step.example(cand)
+            if isinstance(result, PathRejection):
+                failed = self._finish(step.rejected_record(result), cand.key, seed)
+                rejected.append(Rejected(failed, "generate", self.name, result.reason))
+                keys.append(cand.key)
+            else:
+                items.append(WorkItem(cand.key, result))
+            if len(items) >= min(session.generation.shard_size, session.count - accepted) or \
+                    len(rejected) >= 50 * session.generation.shard_size:
+                yield from self._flush(session, step, items, rejected, keys, seed)
+                accepted += len(items)
+                items, rejected, keys = [], [], []
+        yield from self._flush(session, step, items, rejected, keys, seed)
+        accepted += len(items)
+        self.figures = self._figures(graph, exhausted, max_walks, accepted, session)
+
+    def _flush(self, session: Session, step: KGWalkStep, items: list[WorkItem], rejected: list[Rejected],
+               keys: list[str], seed: int) -> Iterator[Wave]:
+        """The rejections, then the examples: as they are, or reworded by the LLM."""
+        if rejected:
+            yield Wave(keys, [], rejected)
+        if items and session.llm is not None:
+            yield from session.stream(step, items, lambda: True)
+        elif items:
+            yield Wave([it.key for it in items], [self._finish(step.record(it.payload), it.key, seed) for it in items])
+
+    def _figures(self, graph: KnowledgeGraph, exhausted: bool, max_walks: int, accepted: int,
+                 session: Session) -> dict[str, Any]:
+        if accepted < session.count:
+            why = ("the walks kept finding paths already seen: the graph's distinct paths from these starts are used up"
+                   if exhausted else f"walks.max_walks ({max_walks}) were drawn")
+            log.warning("generate: %d kg_qa records accepted, fewer than target_count %d: %s; widen walks.start, raise "
+                        "walks.max_hops or walks.max_answers", accepted, session.count, why)
+        records = self.job.run.read_table("generate")
+        details = [c["detail"] for c in records.column("answer_check").to_pylist() if c]
+        hops = Counter(src[0]["id"].count("\t") for src in records.column("source").to_pylist() if src)
+        return {"graph": repr(graph), "hops": {str(k): hops[k] for k in sorted(hops)},
+                "paraphrased": sum("reworded by the LLM" in d for d in details)}
+
+    def counts(self, session: Session) -> dict[str, int]:
+        return {"paths": self.paths}

@@ -1,0 +1,72 @@
+"""An LLM as a judge of a response's quality: the rating prompt and the expected rating under the model's next-token
+distribution over the score tokens (after DEITA's quality scorer, Liu et al. 2023, arXiv 2312.15685)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from sftforge.errors import ModelError
+
+# The judge's rating instruction (after DEITA's quality scorer, Liu et al. 2023, arXiv 2312.15685), filled with
+# str.format: {question}, {answer}, {scale}. The model's reply is prefilled with JUDGE_REPLY_PREFIX, and its next
+# token is read as the score: with the prefill, the bundled model puts ~95% of its next-token probability on the
+# score digits, against ~10% when the reply starts empty.
+JUDGE_TEMPLATE = """\
+Rate the quality of the Response to the Question on a scale from 1 to {scale}.
+{scale} means the response is correct, relevant, complete and clearly written; 1 means it is wrong, irrelevant or \
+unhelpful.
+
+#Question#:
+{question}
+
+#Response#:
+{answer}
+
+Reply with a single digit from 1 to {scale}, nothing else."""
+JUDGE_REPLY_PREFIX = "Rating:"  # followed by a space unless the tokenizer has single " 1".." N" tokens
+
+
+
+
+def score_token_ids(tok: Any, scale: int) -> list[list[int]]:
+    """Per score k = 1..scale, the single tokens that spell it ("k", and " k" where that is one token too)."""
+    out = []
+    for k in range(1, scale + 1):
+        ids = []
+        for variant in (str(k), f" {k}"):
+            enc = tok(variant, add_special_tokens=False)["input_ids"]
+            if len(enc) == 1 and enc[0] not in ids:
+                ids.append(enc[0])
+        if not ids:
+            raise ModelError(f"the judge model's tokenizer has no single token for the score {k}; use a smaller scale")
+        out.append(ids)
+    return out
+
+
+def expected_score(logits: np.ndarray, groups: list[list[int]]) -> float:
+    """sum_k k * p_k with p = softmax over the scores, each score's logit the log-sum-exp of its tokens' logits
+    (`logits` are indexed by position in the flattened `groups`)."""
+    per_k, pos = [], 0
+    for ids in groups:
+        chunk = logits[pos : pos + len(ids)].astype(np.float64)
+        top = chunk.max()
+        per_k.append(top + math.log(np.exp(chunk - top).sum()))
+        pos += len(ids)
+    z = np.asarray(per_k)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    return float((np.arange(1, len(groups) + 1) * p).sum())
+
+
+def question_text(messages: list[dict[str, str]]) -> str:
+    """The conversation before the response, for the judge: the instruction alone for a single turn, otherwise
+    every turn labelled with its role."""
+    turns = [m for m in messages if m["role"] != "system"]
+    if len(turns) == 1:
+        return turns[0]["content"]
+    return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+
+
