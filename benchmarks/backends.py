@@ -57,16 +57,22 @@ LONG = "Write a long, detailed story about a dragon who learns to cook."
 
 def wide_requests(n: int) -> list[ChatRequest]:
     return [
-        ChatRequest.of(f"w{i}", [{"role": "user", "content": LONG if i % 8 == 3 else SHORT[i % 7]}],
-                       SamplingParams(temperature=0.7, top_p=0.95, max_tokens=128, seed=i))
+        ChatRequest.of(
+            f"w{i}",
+            [{"role": "user", "content": LONG if i % 8 == 3 else SHORT[i % 7]}],
+            SamplingParams(temperature=0.7, top_p=0.95, max_tokens=128, seed=i),
+        )
         for i in range(n)
     ]
 
 
 def make_requests(n: int, max_tokens: int) -> list[ChatRequest]:
     return [
-        ChatRequest.of(f"r{i}", [{"role": "user", "content": f"{TASKS[i % len(TASKS)]} (#{i})"}],
-                       SamplingParams(temperature=0.7, top_p=0.95, max_tokens=max_tokens, seed=i))
+        ChatRequest.of(
+            f"r{i}",
+            [{"role": "user", "content": f"{TASKS[i % len(TASKS)]} (#{i})"}],
+            SamplingParams(temperature=0.7, top_p=0.95, max_tokens=max_tokens, seed=i),
+        )
         for i in range(n)
     ]
 
@@ -121,8 +127,21 @@ def main() -> None:
     if not args.skip_server:
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}/v1"
         try:
@@ -150,7 +169,10 @@ def main() -> None:
             tps, tokens = timed(llm, reqs)
             rows.append((f"transformers {dtype}, batch 16", tps, tokens))
             if dtype == "float32":
-                pairs = [(r.message_dicts(), "A reasonably long answer that the model has to score token by token. " * 3) for r in reqs]
+                pairs = [
+                    (r.message_dicts(), "A reasonably long answer that the model has to score token by token. " * 3)
+                    for r in reqs
+                ]
                 t = time.perf_counter()
                 scored = llm.score(pairs, batch_size=16)
                 seconds = time.perf_counter() - t

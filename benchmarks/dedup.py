@@ -252,7 +252,9 @@ def main() -> None:
     ap.add_argument("--ds-reps", type=int, default=1, help="timed runs of datasketch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--verify", choices=MODES, default="estimate-fn",
+        "--verify",
+        choices=MODES,
+        default="estimate-fn",
         help="the sftforge mode of the last two lines; estimate-fn is what minhash_dedup does by default "
         "(recall-leaning bands and rows, candidate pairs verified on their signatures)",
     )

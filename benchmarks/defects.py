@@ -297,9 +297,7 @@ def _swapped(chosen: list[Record], others: list[Record], rng: random.Random) -> 
             perm_answers = [answer(chosen[j]) for j in perm]
             if all(a.strip() != answer(r).strip() for a, r in zip(perm_answers, chosen)):
                 break
-    return [
-        _defective(r, _with_message(r, _answer_index(r), a), "swapped") for r, a in zip(chosen, perm_answers)
-    ]
+    return [_defective(r, _with_message(r, _answer_index(r), a), "swapped") for r, a in zip(chosen, perm_answers)]
 
 
 def _near_duplicates(count: int, clean: list[Record], rng: random.Random) -> list[Record]:

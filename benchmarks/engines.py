@@ -65,11 +65,20 @@ def build_run(base: Path, texts: list[str], block: int) -> Path:
     run = RunDir.create(base / "template", RECIPE.format(engine="local", ray=""), "engines", base)
     log = run.begin("features", "benchmark")
     for k in range(0, len(texts), block):
-        records = [Record(id=f"doc{i:07d}", messages=[{"role": "user", "content": "Summarise the document."},
-                                                      {"role": "assistant", "content": texts[i]}],
-                          task="summarization", lang="en", source=[SourceRef("chunk", f"d{i}#0", f"d{i}", 0, 1)],
-                          lineage=Lineage("benchmark", "none"))
-                   for i in range(k, min(k + block, len(texts)))]
+        records = [
+            Record(
+                id=f"doc{i:07d}",
+                messages=[
+                    {"role": "user", "content": "Summarise the document."},
+                    {"role": "assistant", "content": texts[i]},
+                ],
+                task="summarization",
+                lang="en",
+                source=[SourceRef("chunk", f"d{i}#0", f"d{i}", 0, 1)],
+                lineage=Lineage("benchmark", "none"),
+            )
+            for i in range(k, min(k + block, len(texts)))
+        ]
         log.commit(records, [], [f"block-{k}"])
     run.finish("features", {"records": len(texts)}, 0.0)
     return run.path
@@ -98,15 +107,21 @@ def tree_rss(root: psutil.Process) -> float:
     return total / 2**20
 
 
-def run_stage(template: Path, out: Path, engine: str, workers: int | None, stage: str = "clean",
-              recipe: str = RECIPE) -> dict:
+def run_stage(
+    template: Path, out: Path, engine: str, workers: int | None, stage: str = "clean", recipe: str = RECIPE
+) -> dict:
     """`sftforge <stage>` on a copy of the template run, in its own process; wall time and peak tree memory."""
     shutil.copytree(template, out)
     ray = f"ray: {{num_cpus: {workers}, workers: {workers}}}\n" if engine == "ray" else ""
     (out / "recipe.yaml").write_text(recipe.format(engine=engine, ray=ray))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "sftforge.cli", stage, str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "RAY_ADDRESS": ""})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sftforge.cli", stage, str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, "RAY_ADDRESS": ""},
+    )
     peak = 0.0
     stop = threading.Event()
 
@@ -129,8 +144,13 @@ def run_stage(template: Path, out: Path, engine: str, workers: int | None, stage
     if proc.returncode != 0:
         raise SystemExit(f"{engine} {stage} failed:\n{err[-3000:]}")
     manifest = json.loads((out / "manifest.json").read_text())["stages"][stage]
-    return {"wall": wall, "peak_mib": peak, "counts": manifest["counts"], "seconds": manifest["extra"].get("seconds"),
-            "removed": manifest["extra"].get("removed_by_operator")}
+    return {
+        "wall": wall,
+        "peak_mib": peak,
+        "counts": manifest["counts"],
+        "seconds": manifest["extra"].get("seconds"),
+        "removed": manifest["extra"].get("removed_by_operator"),
+    }
 
 
 SOURCES_RECIPE = """name: engines-sources
@@ -152,7 +172,7 @@ def build_sources_run(base: Path, texts: list[str], per_file: int) -> Path:
     corpus = folder / "corpus"
     corpus.mkdir(parents=True)
     for k in range(0, len(texts), per_file):
-        lines = (json.dumps({"text": t}) for t in texts[k:k + per_file])
+        lines = (json.dumps({"text": t}) for t in texts[k : k + per_file])
         (corpus / f"docs-{k // per_file:05d}.jsonl").write_text("\n".join(lines) + "\n")
     text = SOURCES_RECIPE.format(engine="local", ray="")
     RunDir.create(folder / "run", text, "engines-sources", folder)
@@ -164,8 +184,14 @@ def run_sources(template: Path, out: Path, engine: str, workers: int | None) -> 
     import pyarrow.parquet as pq
 
     shutil.copytree(template, out)
-    result = run_stage(out / "run", out / "stage", engine, workers, "sources", SOURCES_RECIPE.replace(
-        "path: corpus", f"path: {out / 'corpus'}"))
+    result = run_stage(
+        out / "run",
+        out / "stage",
+        engine,
+        workers,
+        "sources",
+        SOURCES_RECIPE.replace("path: corpus", f"path: {out / 'corpus'}"),
+    )
     return result, pq.read_table(out / "stage" / "sources" / "chunks.parquet")
 
 
@@ -173,7 +199,9 @@ def dataset(run: Path) -> tuple[list[str], list[str]]:
     from sftforge.run import RunDir
 
     rd = RunDir.open(run)
-    return rd.read_table("clean").column("id").to_pylist(), sorted(rd.read_table("clean", rejected=True).column("id").to_pylist())
+    return rd.read_table("clean").column("id").to_pylist(), sorted(
+        rd.read_table("clean", rejected=True).column("id").to_pylist()
+    )
 
 
 def main() -> None:
@@ -191,9 +219,12 @@ def main() -> None:
         texts = texts_for(args.docs)
         template = build_run(base, texts, args.block)
         words = statistics.median(len(x.split()) for x in texts[:5000])
-        print(f"{args.docs:,} documents (median {words:.0f} words) in {-(-args.docs // args.block)} blocks of "
-              f"{args.block:,}, made in {time.perf_counter() - t:.0f} s; clean: pii_redact, length, exact_dedup, "
-              f"minhash_dedup (0.8)", flush=True)
+        print(
+            f"{args.docs:,} documents (median {words:.0f} words) in {-(-args.docs // args.block)} blocks of "
+            f"{args.block:,}, made in {time.perf_counter() - t:.0f} s; clean: pii_redact, length, exact_dedup, "
+            f"minhash_dedup (0.8)",
+            flush=True,
+        )
         configs = [("local", None)] + [("ray", int(w)) for w in args.workers.split(",")]
         results, same = {}, True
         for engine, workers in configs:
@@ -209,26 +240,36 @@ def main() -> None:
                 shutil.rmtree(out)
             results[name] = runs
             r = runs[0]
-            print(f"  {name:8s} wall {statistics.median(x['wall'] for x in runs):6.1f} s  peak memory "
-                  f"{statistics.median(x['peak_mib'] for x in runs):7.0f} MiB  phases {r['seconds']}  kept "
-                  f"{r['counts']['records']:,}  removed {r['removed']}", flush=True)
+            print(
+                f"  {name:8s} wall {statistics.median(x['wall'] for x in runs):6.1f} s  peak memory "
+                f"{statistics.median(x['peak_mib'] for x in runs):7.0f} MiB  phases {r['seconds']}  kept "
+                f"{r['counts']['records']:,}  removed {r['removed']}",
+                flush=True,
+            )
         local = statistics.median(x["wall"] for x in results["local"])
         print()
-        print(f"{'engine':10s} {'wall s':>8s} {'x local':>8s} {'peak MiB':>9s} {'start s':>11s} "
-              f"{'operators rec/s/worker':>23s} {'dedup s':>8s}")
+        print(
+            f"{'engine':10s} {'wall s':>8s} {'x local':>8s} {'peak MiB':>9s} {'start s':>11s} "
+            f"{'operators rec/s/worker':>23s} {'dedup s':>8s}"
+        )
         for name, runs in results.items():
             wall = statistics.median(x["wall"] for x in runs)
             ops = statistics.median(x["seconds"]["operators"] for x in runs)
             workers = 1 if name == "local" else int(name.split("x")[1])
             start = statistics.median(x["seconds"].get("start", 0.0) for x in runs)
-            print(f"{name:10s} {wall:8.1f} {local / wall:8.2f} {statistics.median(x['peak_mib'] for x in runs):9.0f} "
-                  f"{start:11.1f} {args.docs / ops / workers:23.0f} {statistics.median(x['seconds']['dedup'] for x in runs):8.1f}")
+            print(
+                f"{name:10s} {wall:8.1f} {local / wall:8.2f} {statistics.median(x['peak_mib'] for x in runs):9.0f} "
+                f"{start:11.1f} {args.docs / ops / workers:23.0f} {statistics.median(x['seconds']['dedup'] for x in runs):8.1f}"
+            )
         print()
-        source_texts = texts[:args.sources_docs] if args.sources_docs <= len(texts) else texts_for(args.sources_docs)
+        source_texts = texts[: args.sources_docs] if args.sources_docs <= len(texts) else texts_for(args.sources_docs)
         sources_template = build_sources_run(base, source_texts, args.per_file)
-        print(f"sources stage: {args.sources_docs:,} of these documents in {-(-args.sources_docs // args.per_file)} "
-              f"JSON Lines files of {args.per_file}; read, chunk (256 tokens, the bundled model's tokenizer), BM25 terms "
-              f"and ranking", flush=True)
+        print(
+            f"sources stage: {args.sources_docs:,} of these documents in {-(-args.sources_docs // args.per_file)} "
+            f"JSON Lines files of {args.per_file}; read, chunk (256 tokens, the bundled model's tokenizer), BM25 terms "
+            f"and ranking",
+            flush=True,
+        )
         print(f"{'engine':10s} {'wall s':>8s} {'x local':>8s} {'peak MiB':>9s} {'docs/s/worker':>14s} {'chunks':>8s}")
         chunks_ref, local_sources = None, None
         for engine, workers in configs:
@@ -241,11 +282,16 @@ def main() -> None:
             else:
                 same &= chunks.equals(chunks_ref)
             n_workers = workers or 1
-            print(f"{name:10s} {r['wall']:8.1f} {local_sources / r['wall']:8.2f} {r['peak_mib']:9.0f} "
-                  f"{args.sources_docs / r['wall'] / n_workers:14.0f} {r['counts']['chunks']:8,}", flush=True)
-        print("sizing: the operators phase (filters, PII, dedup keys; actor start-up included, Ray's own start-up not) "
-              "scales with workers at the records/s/worker above; dedup resolution is one shuffle of the band keys "
-              "plus verification on the driver.")
+            print(
+                f"{name:10s} {r['wall']:8.1f} {local_sources / r['wall']:8.2f} {r['peak_mib']:9.0f} "
+                f"{args.sources_docs / r['wall'] / n_workers:14.0f} {r['counts']['chunks']:8,}",
+                flush=True,
+            )
+        print(
+            "sizing: the operators phase (filters, PII, dedup keys; actor start-up included, Ray's own start-up not) "
+            "scales with workers at the records/s/worker above; dedup resolution is one shuffle of the band keys "
+            "plus verification on the driver."
+        )
         print(f"same dataset on both engines: {'yes' if same else 'no'}")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -177,7 +177,9 @@ def main() -> None:
         s_tps, s_tokens = stage_tokens_per_s(recipe, text)
         raw.append(r_tps)
         stage.append(s_tps)
-        print(f"rep {rep + 1}: raw {r_tps:7.1f} tok/s ({r_tokens} tokens)   stage {s_tps:7.1f} tok/s ({s_tokens} tokens)")
+        print(
+            f"rep {rep + 1}: raw {r_tps:7.1f} tok/s ({r_tokens} tokens)   stage {s_tps:7.1f} tok/s ({s_tokens} tokens)"
+        )
     r, s = statistics.median(raw), statistics.median(stage)
     print(f"median generated tokens/s: raw llama-cpp-python batched {r:.1f}, sftforge generate stage {s:.1f}")
     print(f"generation stage vs raw: {s / r:.2f}")

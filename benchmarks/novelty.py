@@ -45,9 +45,18 @@ XQUAD = DATA / "corpus" / "xquad.en.json"
 
 PREFIXES = ["Please", "Can you", "I want you to", "Now", "Quickly", "Kindly", "Help me", "Could you please"]
 SUFFIXES = [
-    "in one sentence.", "for a five-year-old.", "using simple words.", "in the style of a pirate.",
-    "with three examples.", "as a bulleted list.", "in less than 50 words.", "and explain your reasoning.",
-    "for a job interview.", "in a formal tone.", "step by step.", "for a children's book.",
+    "in one sentence.",
+    "for a five-year-old.",
+    "using simple words.",
+    "in the style of a pirate.",
+    "with three examples.",
+    "as a bulleted list.",
+    "in less than 50 words.",
+    "and explain your reasoning.",
+    "for a job interview.",
+    "in a formal tone.",
+    "step by step.",
+    "for a children's book.",
 ]
 TOPICS = ["about", "related to", "on the topic of", "regarding", "in the context of", "focusing on"]
 
@@ -204,8 +213,12 @@ def fmt_s(seconds: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=50_000, help="instructions streamed through sftforge's index")
-    ap.add_argument("--naive", type=int, default=0, help="instructions (the first ones) for the naive loop; "
-                    "default: as many as it gets through in --naive-seconds")
+    ap.add_argument(
+        "--naive",
+        type=int,
+        default=0,
+        help="instructions (the first ones) for the naive loop; default: as many as it gets through in --naive-seconds",
+    )
     ap.add_argument("--naive-seconds", type=float, default=120.0, help="time budget of the naive loop")
     ap.add_argument("--threshold", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
@@ -216,8 +229,10 @@ def main() -> None:
     stream = instructions(args.n, args.seed)
     gen_s = time.perf_counter() - t0
     words = sum(len(s.split()) for s in stream) / len(stream)
-    print(f"{len(stream):,} instructions (mean {words:.1f} words) generated from {len(seeds)} seeds in {gen_s:.1f} s;"
-          f" pool starts with the seeds; threshold {args.threshold}")
+    print(
+        f"{len(stream):,} instructions (mean {words:.1f} words) generated from {len(seeds)} seeds in {gen_s:.1f} s;"
+        f" pool starts with the seeds; threshold {args.threshold}"
+    )
 
     rss0 = _status("VmRSS")
     peak_ok = _reset_peak()
@@ -252,23 +267,51 @@ def main() -> None:
     print(f"naive loop (rouge-score RougeScorer(['rougeL'], use_stemmer=False), single process) on the first {m:,}:")
     rows = [
         ("method", "instructions", "pool at end", "time", "per instruction", "pairs/s"),
-        ("naive rouge-score", f"{m:,}", f"{naive['pool_end']:,}", fmt_s(naive["total"]),
-         f"{1e3 * naive['total'] / m:.2f} ms", f"{naive['pairs'] / naive['total']:,.0f}"),
-        ("sftforge", f"{m:,}", f"{ours['pool_end']:,}", fmt_s(ours["total"]),
-         f"{1e3 * ours['total'] / m:.3f} ms", f"{ours['pairs'] / ours['total']:,.0f}"),
-        ("naive (extrapolated)", f"{len(stream):,}", f"{full['pool_end']:,}", fmt_s(naive_full),
-         f"{1e3 * naive_full / len(stream):.1f} ms", f"{1 / per_pair:,.0f}"),
-        ("sftforge", f"{len(stream):,}", f"{full['pool_end']:,}", fmt_s(full["total"]),
-         f"{1e3 * full['total'] / len(stream):.3f} ms", f"{full['pairs'] / full['total']:,.0f}"),
+        (
+            "naive rouge-score",
+            f"{m:,}",
+            f"{naive['pool_end']:,}",
+            fmt_s(naive["total"]),
+            f"{1e3 * naive['total'] / m:.2f} ms",
+            f"{naive['pairs'] / naive['total']:,.0f}",
+        ),
+        (
+            "sftforge",
+            f"{m:,}",
+            f"{ours['pool_end']:,}",
+            fmt_s(ours["total"]),
+            f"{1e3 * ours['total'] / m:.3f} ms",
+            f"{ours['pairs'] / ours['total']:,.0f}",
+        ),
+        (
+            "naive (extrapolated)",
+            f"{len(stream):,}",
+            f"{full['pool_end']:,}",
+            fmt_s(naive_full),
+            f"{1e3 * naive_full / len(stream):.1f} ms",
+            f"{1 / per_pair:,.0f}",
+        ),
+        (
+            "sftforge",
+            f"{len(stream):,}",
+            f"{full['pool_end']:,}",
+            fmt_s(full["total"]),
+            f"{1e3 * full['total'] / len(stream):.3f} ms",
+            f"{full['pairs'] / full['total']:,.0f}",
+        ),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    print(f"naive extrapolated to {len(stream):,}: {per_pair * 1e6:.1f} us per pair x {full['pairs']:,} pairs "
-          f"= {fmt_s(naive_full)} ({naive_full / full['total']:,.0f}x sftforge's {fmt_s(full['total'])})")
+    print(
+        f"naive extrapolated to {len(stream):,}: {per_pair * 1e6:.1f} us per pair x {full['pairs']:,} pairs "
+        f"= {fmt_s(naive_full)} ({naive_full / full['total']:,.0f}x sftforge's {fmt_s(full['total'])})"
+    )
     diff = sum(a != b for a, b in zip(naive["decisions"], ours["decisions"]))
-    print(f"decisions on the sample: naive kept {sum(naive['decisions']):,}, sftforge kept "
-          f"{sum(ours['decisions']):,}, {diff} differ")
+    print(
+        f"decisions on the sample: naive kept {sum(naive['decisions']):,}, sftforge kept "
+        f"{sum(ours['decisions']):,}, {diff} differ"
+    )
     print(f"novelty speedup vs naive: {speedup:.0f}")
     print(f"same decisions: {'yes' if same else 'no'}")
 

@@ -154,8 +154,10 @@ def main() -> None:
     print(f"| **micro average** | {tot[0]} | {fmt(p)} | {fmt(r)} | {fmt(f)} |")
     for typ, n in sorted(uncovered.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"| {typ} (not covered) | {n} | – | – | – |")
-    print(f"\nprecision: {tot[3]}/{tot[2]} predicted spans overlap a gold span of their type; "
-          f"recall: {tot[1]}/{tot[0]} gold spans overlapped by a prediction of their type")
+    print(
+        f"\nprecision: {tot[3]}/{tot[2]} predicted spans overlap a gold span of their type; "
+        f"recall: {tot[1]}/{tot[0]} gold spans overlapped by a prediction of their type"
+    )
     print(f"speed: {dps:,.0f} docs/s ({mbps:.2f} MB/s) on these sentences, per CPU second of one core")
 
     if args.corpus:

@@ -108,22 +108,49 @@ def main() -> None:
     parser.add_argument("--eval", type=int, default=12, help="clean records held out for the loss curves")
     parser.add_argument("--probe", type=int, default=6, help="clean records held out as the bandit's probe set")
     parser.add_argument("--eta", type=float, default=0.3, help="Exp3.S step size")
-    parser.add_argument("--reward", choices=["target_prediction_gain", "gradient_alignment"],
-                        default="gradient_alignment", help="exp3s reward")
-    parser.add_argument("--batches", choices=["arm", "mixed"], default="mixed",
-                        help="bandit batches: all from one arm per step, or an arm drawn per example")
-    parser.add_argument("--within-arm", choices=["shuffled", "score"], default="score",
-                        help="bandit: an arm's records in shuffled epochs, or best IFD (below 1) first")
-    parser.add_argument("--prior", choices=["uniform", "size"], default="size",
-                        help="Exp3.S start: each arm alike, or each arm's share of the pool")
+    parser.add_argument(
+        "--reward",
+        choices=["target_prediction_gain", "gradient_alignment"],
+        default="gradient_alignment",
+        help="exp3s reward",
+    )
+    parser.add_argument(
+        "--batches",
+        choices=["arm", "mixed"],
+        default="mixed",
+        help="bandit batches: all from one arm per step, or an arm drawn per example",
+    )
+    parser.add_argument(
+        "--within-arm",
+        choices=["shuffled", "score"],
+        default="score",
+        help="bandit: an arm's records in shuffled epochs, or best IFD (below 1) first",
+    )
+    parser.add_argument(
+        "--prior",
+        choices=["uniform", "size"],
+        default="size",
+        help="Exp3.S start: each arm alike, or each arm's share of the pool",
+    )
     parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
     parser.add_argument("--detrend", type=int, default=5, help="rank gains against the mean of this many before")
-    parser.add_argument("--arms-by", choices=["cluster", "difficulty"], default="cluster",
-                        help="the bandit's arms: k-means clusters of embeddings, or IFD quantile bins (difficulty)")
-    parser.add_argument("--arms-on", choices=["answer", "conversation"], default="answer",
-                        help="what the k-means arms cluster: MiniLM embeddings of the answer or of the whole record")
-    parser.add_argument("--strategies", default="uniform,ifd_topk,deita,kcenter,exp3s,all",
-                        help="any of uniform, ifd_topk, deita, kcenter, exp3s, odm, all")
+    parser.add_argument(
+        "--arms-by",
+        choices=["cluster", "difficulty"],
+        default="cluster",
+        help="the bandit's arms: k-means clusters of embeddings, or IFD quantile bins (difficulty)",
+    )
+    parser.add_argument(
+        "--arms-on",
+        choices=["answer", "conversation"],
+        default="answer",
+        help="what the k-means arms cluster: MiniLM embeddings of the answer or of the whole record",
+    )
+    parser.add_argument(
+        "--strategies",
+        default="uniform,ifd_topk,deita,kcenter,exp3s,all",
+        help="any of uniform, ifd_topk, deita, kcenter, exp3s, odm, all",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool-dir", type=Path, default=CACHE / "selection_pool")
     parser.add_argument("--json", type=Path, default=CACHE / "selection_results.json")
@@ -150,8 +177,10 @@ def main() -> None:
     candidates = [r for r, s in zip(records, split) if s == "train"]
     pool, labels = defects.plant_defects(candidates, args.defects, args.seed)
     kinds = defects.defect_summary(labels)
-    print(f"records: {n} made by the pipeline; held out {len(heldout)} eval + {len(probe)} probe (clean); "
-          f"pool {len(pool)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    print(
+        f"records: {n} made by the pipeline; held out {len(heldout)} eval + {len(probe)} probe (clean); "
+        f"pool {len(pool)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+    )
 
     t = time.perf_counter()
     ifd, emb, emb_answer = features(pool, CACHE / f"selection_features-{args.seed}-{args.defects}.npz")
@@ -168,13 +197,25 @@ def main() -> None:
         mix = {}
         for i in members:
             mix[kind_of[i]] = mix.get(kind_of[i], 0) + 1
-        print(f"  arm {a} ({name}): {len(members)} records, defective {bad[members].mean():.0%}  "
-              + ", ".join(f"{k} {v}" for k, v in sorted(mix.items())))
+        print(
+            f"  arm {a} ({name}): {len(members)} records, defective {bad[members].mean():.0%}  "
+            + ", ".join(f"{k} {v}" for k, v in sorted(mix.items()))
+        )
 
     set_threads(None)
-    cfg = Training(model="bundled", method="lora", steps=args.steps, batch_size=args.batch_size,
-                   learning_rate=args.lr, schedule=args.schedule, warmup_steps=0, eval_every=args.eval_every, save_every=10**6,
-                   max_seq_len=args.max_seq_len, seed=args.seed)
+    cfg = Training(
+        model="bundled",
+        method="lora",
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        schedule=args.schedule,
+        warmup_steps=0,
+        eval_every=args.eval_every,
+        save_every=10**6,
+        max_seq_len=args.max_seq_len,
+        seed=args.seed,
+    )
     ones = np.ones(len(pool))
     budget = float(len(pool) // 2)
 
@@ -203,21 +244,34 @@ def main() -> None:
         probe_ex, _ = encode_all(tokenizer, probe, cfg.max_seq_len)
         if name in ("exp3s", "odm"):  # each arm's records, best IFD first when ranked (what `scores` gives a recipe)
             ranked = args.within_arm == "score"
-            members = (static.members_by_score(arm_of, np.where(ifd < 1.0, ifd, np.nan), len(arm_names)) if ranked
-                       else [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))])
+            members = (
+                static.members_by_score(arm_of, np.where(ifd < 1.0, ifd, np.nan), len(arm_names))
+                if ranked
+                else [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
+            )
         if name == "exp3s":
             detrend = 0 if args.reward == "gradient_alignment" else args.detrend  # as `sftforge train` does
             prior = [len(m) for m in members] if args.prior == "size" else None
-            sampler = BanditSampler(Exp3S(len(arm_names), eta=args.eta, epsilon=0.05, prior=prior), members, args.seed,
-                                    args.reward, RewardScaler(window=args.window, detrend=detrend), args.batches, ranked)
+            sampler = BanditSampler(
+                Exp3S(len(arm_names), eta=args.eta, epsilon=0.05, prior=prior),
+                members,
+                args.seed,
+                args.reward,
+                RewardScaler(window=args.window, detrend=detrend),
+                args.batches,
+                ranked,
+            )
         elif name == "odm":
-            sampler = BanditSampler(OnlineDataMixing(len(arm_names)), members, args.seed, "loss", batches=args.batches,
-                                    ranked=ranked)
+            sampler = BanditSampler(
+                OnlineDataMixing(len(arm_names)), members, args.seed, "loss", batches=args.batches, ranked=ranked
+            )
         else:
             sampler = SubsetSampler(subset(name), args.seed)
         out = CACHE / "selection_runs" / name
         shutil.rmtree(out, ignore_errors=True)
-        trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, out, tensorboard=False)
+        trainer = Trainer(
+            cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, out, tensorboard=False
+        )
         t = time.perf_counter()
         outcome = trainer.run()
         results[name] = {
@@ -229,13 +283,18 @@ def main() -> None:
             "probabilities": outcome.probabilities,
         }
         r = results[name]
-        print(f"  {name:9s} final held-out loss {r['final']:.4f}  best {r['best']:.4f}  defective share "
-              f"{r['defective_share']:.0%}  {r['seconds']:.0f} s", flush=True)
+        print(
+            f"  {name:9s} final held-out loss {r['final']:.4f}  best {r['best']:.4f}  defective share "
+            f"{r['defective_share']:.0%}  {r['seconds']:.0f} s",
+            flush=True,
+        )
 
     uniform_final = results["uniform"]["final"]
     print()
-    print(f"held-out loss (nats/token) every {args.eval_every} steps, {args.steps} steps of batch {args.batch_size}, "
-          f"LoRA on the bundled model; target = uniform's final loss {uniform_final:.4f}")
+    print(
+        f"held-out loss (nats/token) every {args.eval_every} steps, {args.steps} steps of batch {args.batch_size}, "
+        f"LoRA on the bundled model; target = uniform's final loss {uniform_final:.4f}"
+    )
     header = f"{'strategy':10s} {'start':>7s} {'final':>7s} {'best':>7s} {'bad data':>8s} {'steps to target':>16s} {'ratio':>6s}"
     print(header)
     steps_uniform = first_step_at(results["uniform"]["curve"], uniform_final)
@@ -243,8 +302,10 @@ def main() -> None:
         s = first_step_at(r["curve"], uniform_final)
         r["steps_to_uniform_final"] = s
         ratio = f"{s / steps_uniform:.2f}" if s is not None else "never"
-        print(f"{name:10s} {r['curve'][0][1]:7.4f} {r['final']:7.4f} {r['best']:7.4f} {r['defective_share']:8.0%} "
-              f"{str(s) if s is not None else '-':>16s} {ratio:>6s}")
+        print(
+            f"{name:10s} {r['curve'][0][1]:7.4f} {r['final']:7.4f} {r['best']:7.4f} {r['defective_share']:8.0%} "
+            f"{str(s) if s is not None else '-':>16s} {ratio:>6s}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
     print(f"curves: {args.json}; total {time.perf_counter() - started:.0f} s")

@@ -64,9 +64,17 @@ def tiny_dir(bundled_dir, tmp_path_factory) -> Path:
 
     tok = AutoTokenizer.from_pretrained(str(bundled_dir))
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.eos_token_id,
     )
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("tiny-llm")
@@ -143,9 +151,18 @@ def browser():
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (`make test` installs it)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
         yield b
         b.close()
 
@@ -163,9 +180,19 @@ def open_page(browser, url: str):
 
 # The unit tier (`make test-fast`) leaves out what loads a real model, trains, starts a server, a browser or Ray:
 # tests marked slow, and tests that use one of these fixtures, are marked `heavy`.
-HEAVY_FIXTURES = frozenset({
-    "llm", "bundled_dir", "tiny_dir", "hf_cache", "browser", "minilm", "server", "local_ray", "finished_run",
-})
+HEAVY_FIXTURES = frozenset(
+    {
+        "llm",
+        "bundled_dir",
+        "tiny_dir",
+        "hf_cache",
+        "browser",
+        "minilm",
+        "server",
+        "local_ray",
+        "finished_run",
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -19,8 +19,14 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "sftforge"
 LAYERS: list[list[str]] = [
     ["sftforge", "sftforge.errors", "sftforge.lib", "sftforge.sample", "sftforge.progress"],
     ["sftforge.config", "sftforge.rows", "sftforge.run", "sftforge.llm", "sftforge.kg"],
-    ["sftforge.sources", "sftforge.storage", "sftforge.figures", "sftforge.engine.base", "sftforge.engine.local",
-     "sftforge.engine.ray_engine"],
+    [
+        "sftforge.sources",
+        "sftforge.storage",
+        "sftforge.figures",
+        "sftforge.engine.base",
+        "sftforge.engine.local",
+        "sftforge.engine.ray_engine",
+    ],
     ["sftforge.sources.kinds", "sftforge.ops", "sftforge.generate", "sftforge.select", "sftforge.train"],
     ["sftforge.recipe"],
     ["sftforge.engine", "sftforge.export", "sftforge.review.decisions", "sftforge.rounds", "sftforge.summary"],
@@ -63,7 +69,8 @@ def imports(path: Path) -> list[tuple[str, int]]:
             for a in node.names:  # `from sftforge.x import y` imports the submodule y when there is one
                 sub = f"{node.module}.{a.name}"
                 is_module = (SRC.parent / Path(*sub.split("."))).with_suffix(".py").exists() or (
-                    SRC.parent / Path(*sub.split(".")) / "__init__.py").exists()
+                    SRC.parent / Path(*sub.split(".")) / "__init__.py"
+                ).exists()
                 out.append((sub if is_module else node.module, node.lineno))
     return out
 
@@ -80,8 +87,9 @@ def test_every_module_has_a_layer():
 def test_imports_point_down(module):
     path, own = MODULES[module], layer_of(module)
     upward = [(target, line) for target, line in imports(path) if layer_of(target) > own]
-    assert not upward, "\n".join(f"{path}:{line}: {module} (layer {own}) imports {target} (layer {layer_of(target)})"
-                                 for target, line in upward)
+    assert not upward, "\n".join(
+        f"{path}:{line}: {module} (layer {own}) imports {target} (layer {layer_of(target)})" for target, line in upward
+    )
 
 
 def test_pure_libraries_import_only_libraries():

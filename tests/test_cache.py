@@ -10,7 +10,9 @@ from sftforge.llm.cache import CachedLLM, ResponseCache
 
 def reqs(n: int) -> list[ChatRequest]:
     return [
-        ChatRequest.of(f"r{i}", [{"role": "user", "content": f"Name fruit number {i}."}], SamplingParams(max_tokens=8, seed=i))
+        ChatRequest.of(
+            f"r{i}", [{"role": "user", "content": f"Name fruit number {i}."}], SamplingParams(max_tokens=8, seed=i)
+        )
         for i in range(n)
     ]
 

@@ -46,7 +46,9 @@ def passages() -> list[Passage]:
 
 
 def test_named_entities_english_and_chinese():
-    found = named_entities("The Rhine flows to the North Sea. It passes Basel. PEP 8 was written by Guido van Rossum.", "en")
+    found = named_entities(
+        "The Rhine flows to the North Sea. It passes Basel. PEP 8 was written by Guido van Rossum.", "en"
+    )
     assert {"rhine", "north sea", "basel", "pep 8", "guido van rossum"} <= found
     assert not {"the", "it", "the rhine"} & found  # sentence-initial common words are not names
     zh = named_entities("莱茵河流经《德国宪法》提到的“北海”地区，Basel 是城市。", "zh")
@@ -86,7 +88,9 @@ def test_walks_give_distinct_linked_passage_sets_the_same_on_every_run():
     first = list(gen.work_items(pg, ps, seed=5, max_walks=64))
     again = list(gen.work_items(pg, ps, seed=5, max_walks=64))
     assert [i.key for i in first] == [i.key for i in again]
-    assert [[p.chunk_id for p in i.payload.passages] for i in first] == [[p.chunk_id for p in i.payload.passages] for i in again]
+    assert [[p.chunk_id for p in i.payload.passages] for i in first] == [
+        [p.chunk_id for p in i.payload.passages] for i in again
+    ]
     sets = [frozenset(p.chunk_id for p in i.payload.passages) for i in first]
     assert len(sets) == len(set(sets)) > 3
     for item in first:
@@ -96,7 +100,9 @@ def test_walks_give_distinct_linked_passage_sets_the_same_on_every_run():
             assert item.payload.kind == BRIDGE
     assert {i.payload.kind for i in first} == {BRIDGE, COMPARISON}
     other = list(gen.work_items(pg, ps, seed=6, max_walks=64))
-    assert [i.key for i in other] != [i.key for i in first] or sets != [frozenset(p.chunk_id for p in i.payload.passages) for i in other]
+    assert [i.key for i in other] != [i.key for i in first] or sets != [
+        frozenset(p.chunk_id for p in i.payload.passages) for i in other
+    ]
 
 
 def item(*ids: int, entity: str | None = None) -> WorkItem:
@@ -109,12 +115,19 @@ def test_parse_accepts_an_answer_that_needs_both_passages():
     it = item(3, 5, entity="gotthard")
     prompt = gen.prompt(it)
     assert '"gotthard"' in prompt[-2]["content"] and "Text 2:" in prompt[-2]["content"]
-    rec = gen.parse(it, " Which railway through the Alps later used electric trains?\n"
-                        "Answer: The Gotthard line, built through the Alps, later used electric trains.")
+    rec = gen.parse(
+        it,
+        " Which railway through the Alps later used electric trains?\n"
+        "Answer: The Gotthard line, built through the Alps, later used electric trains.",
+    )
     assert rec.task == "multi_doc_qa" and rec.answer_check.passed and rec.answer_check.score == 1.0
     assert [s.id for s in rec.source] == ["alps#1", "steam#1"] and all(s.kind == "chunk" for s in rec.source)
     user = rec.messages[0]["content"]
-    assert "Text 1:" in user and "Text 2:" in user and user.endswith("Question: Which railway through the Alps later used electric trains?")
+    assert (
+        "Text 1:" in user
+        and "Text 2:" in user
+        and user.endswith("Question: Which railway through the Alps later used electric trains?")
+    )
 
 
 @pytest.mark.parametrize(
@@ -123,7 +136,10 @@ def test_parse_accepts_an_answer_that_needs_both_passages():
         (" What does the Rhine carry?\nAnswer: Shipping on the Rhine carries coal and grain.", "only one passage"),
         (" Which river does Duisburg lie on?\nAnswer: West Germany won the World Cup in Rome.", "not supported"),
         (" Which railway used electric trains?", "no 'Answer:'"),
-        (" Tell me about trains\nAnswer: The Gotthard line used electric trains through the Alps.", "not phrased as a question"),
+        (
+            " Tell me about trains\nAnswer: The Gotthard line used electric trains through the Alps.",
+            "not phrased as a question",
+        ),
     ],
 )
 def test_parse_rejects_with_the_reason(output: str, reason: str):
@@ -139,12 +155,19 @@ def test_drawn_from_counts_only_words_a_passage_has_alone():
 
 
 def test_chinese_parse_and_record():
-    zh = [Passage("a#0", "a", 0, 30, "莱茵河发源于瑞士阿尔卑斯山，流经巴塞尔。"), Passage("b#0", "b", 0, 30, "杜伊斯堡是莱茵河上最大的内河港口，运输煤炭。")]
+    zh = [
+        Passage("a#0", "a", 0, 30, "莱茵河发源于瑞士阿尔卑斯山，流经巴塞尔。"),
+        Passage("b#0", "b", 0, 30, "杜伊斯堡是莱茵河上最大的内河港口，运输煤炭。"),
+    ]
     gen = CorpusWalkStep(task("zh"), walks())
     it = WorkItem("k", PassageSet(tuple(zh), "莱茵河"))
     assert "文字2：" in gen.prompt(it)[-2]["content"]
-    rec = gen.parse(it, "莱茵河流经哪座瑞士城市，又有哪个最大的内河港口？\n答案：莱茵河流经巴塞尔，杜伊斯堡是它最大的内河港口。")
-    assert rec.lang == "zh" and rec.answer_check.passed and rec.messages[0]["content"].startswith("根据这些文字回答问题。")
+    rec = gen.parse(
+        it, "莱茵河流经哪座瑞士城市，又有哪个最大的内河港口？\n答案：莱茵河流经巴塞尔，杜伊斯堡是它最大的内河港口。"
+    )
+    assert (
+        rec.lang == "zh" and rec.answer_check.passed and rec.messages[0]["content"].startswith("根据这些文字回答问题。")
+    )
     with pytest.raises(ParseError, match="not in Chinese"):
         gen.parse(it, "Which city?\n答案：Basel and Duisburg are on the Rhine.")
 
@@ -187,5 +210,8 @@ def test_a_question_about_something_else_is_rejected():
     """The bundled model copies the prompt's worked example ("1911 Nobel Prize..."): not about these passages."""
     gen = CorpusWalkStep(task(), walks())
     with pytest.raises(ParseError, match="not about the passages"):
-        gen.parse(item(3, 5, entity="gotthard"), " In which city was the winner of the 1911 Nobel Prize in Chemistry born?\n"
-                                                  "Answer: The Gotthard line through the Alps later used electric trains.")
+        gen.parse(
+            item(3, 5, entity="gotthard"),
+            " In which city was the winner of the 1911 Nobel Prize in Chemistry born?\n"
+            "Answer: The Gotthard line through the Alps later used electric trains.",
+        )

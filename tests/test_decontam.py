@@ -90,7 +90,8 @@ def test_jsonl_csv_parquet_load_the_same_items(tmp_path: Path, bench_jsonl: Path
     as_parquet = tmp_path / "mini.parquet"
     pq.write_table(pa.Table.from_pylist(rows), as_parquet)
     loaded = [
-        load_benchmark(BenchmarkSpec(path=str(p), fields=["question", "answer"])) for p in (bench_jsonl, as_csv, as_parquet)
+        load_benchmark(BenchmarkSpec(path=str(p), fields=["question", "answer"]))
+        for p in (bench_jsonl, as_csv, as_parquet)
     ]
     assert [b.name for b in loaded] == ["mini_gsm", "mini", "mini"]
     for b in loaded:
@@ -105,14 +106,24 @@ def test_parquet_list_column_and_id_and_split_fields(tmp_path: Path):
     path = tmp_path / "mmlu_like.parquet"
     table = pa.Table.from_pylist(
         [
-            {"uid": "q-a", "split": "test", "question": "Which planet is known as the red planet?", "choices": ["Venus", "Mars"]},
+            {
+                "uid": "q-a",
+                "split": "test",
+                "question": "Which planet is known as the red planet?",
+                "choices": ["Venus", "Mars"],
+            },
             {"uid": "q-b", "split": "dev", "question": "Which gas do plants absorb?", "choices": ["Oxygen", "CO2"]},
             {"uid": "q-c", "split": "test", "question": "Who wrote Hamlet?", "choices": ["Shakespeare", "Marlowe"]},
         ]
     )
     pq.write_table(table, path)
     spec = BenchmarkSpec(
-        path=str(path), fields=["question", "choices"], id_field="uid", split_field="split", splits=["test"], name="mmlu"
+        path=str(path),
+        fields=["question", "choices"],
+        id_field="uid",
+        split_field="split",
+        splits=["test"],
+        name="mmlu",
     )
     bench = load_benchmark(spec)
     assert bench.name == "mmlu"
@@ -126,7 +137,10 @@ def test_folder_of_csv_files_names_items_by_file_and_row(tmp_path: Path):
     write_csv(folder / "anatomy_test.csv", [{"question": QUESTIONS[0], "choice0": "16", "answer": "0"}])
     write_csv(
         folder / "virology_test.csv",
-        [{"question": QUESTIONS[2], "choice0": "3", "answer": "0"}, {"question": QUESTIONS[3], "choice0": "1", "answer": "0"}],
+        [
+            {"question": QUESTIONS[2], "choice0": "3", "answer": "0"},
+            {"question": QUESTIONS[3], "choice0": "1", "answer": "0"},
+        ],
     )
     spec = BenchmarkSpec(path=str(folder), fields=["question", "choice0"])
     bench = load_benchmark(spec)
@@ -230,7 +244,9 @@ def test_partial_paraphrased_copy_with_one_13gram_is_caught(bench_jsonl: Path):
 def test_unrelated_and_same_topic_records_are_not_caught(bench_jsonl: Path):
     index = index_for(bench_jsonl, ["question", "answer"])
     assert index.check(UNRELATED) == []
-    same_topic = "Janet has ducks. How many eggs do her ducks lay per week if they lay 16 eggs a day and she sells them?"
+    same_topic = (
+        "Janet has ducks. How many eggs do her ducks lay per week if they lay 16 eggs a day and she sells them?"
+    )
     assert index.check(same_topic) == []
     assert index.check("") == [] and index.check("eggs") == []
 
@@ -288,8 +304,10 @@ def test_template_text_shared_by_many_items_is_not_a_match(tmp_path: Path):
         "For which of these two scenarios does the main character do something clearly morally wrong, "
         "according to ordinary moral standards?"
     )
-    rows = [{"q": f"{preamble} Scenario: I {verb} the {thing} of my neighbour yesterday."} for verb, thing in
-            [(v, t) for v in ("took", "washed", "painted", "moved") for t in ("car", "dog", "fence")]]
+    rows = [
+        {"q": f"{preamble} Scenario: I {verb} the {thing} of my neighbour yesterday."}
+        for verb, thing in [(v, t) for v in ("took", "washed", "painted", "moved") for t in ("car", "dog", "fence")]
+    ]
     passage = "A passage shared by three questions: the treaty of Westphalia ended the Thirty Years War in 1648 and reshaped Europe."
     rows += [{"q": passage}, {"q": passage + " Who signed?"}, {"q": passage + " When?"}]
     path = write_jsonl(tmp_path / "moral.jsonl", rows)

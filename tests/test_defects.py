@@ -17,10 +17,26 @@ D = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(D)
 
 TOPICS = [
-    "photosynthesis", "the French Revolution", "plate tectonics", "the immune system", "binary search",
-    "the water cycle", "supply and demand", "the Roman Empire", "black holes", "DNA replication",
-    "the printing press", "volcanoes", "compound interest", "the Silk Road", "neural networks",
-    "the Renaissance", "ocean tides", "vaccines", "the steam engine", "climate zones",
+    "photosynthesis",
+    "the French Revolution",
+    "plate tectonics",
+    "the immune system",
+    "binary search",
+    "the water cycle",
+    "supply and demand",
+    "the Roman Empire",
+    "black holes",
+    "DNA replication",
+    "the printing press",
+    "volcanoes",
+    "compound interest",
+    "the Silk Road",
+    "neural networks",
+    "the Renaissance",
+    "ocean tides",
+    "vaccines",
+    "the steam engine",
+    "climate zones",
 ]
 
 

@@ -50,7 +50,13 @@ def test_split_options_in_order():
 def test_sentence_spans_ignore_hard_wraps_and_abbreviations():
     text = "First sentence is\nwrapped here. Second one (e.g. this) ends! Third?\n\n中文句子。第二句！"
     got = [text[s:e] for s, e in sentence_spans(text)]
-    assert got == ["First sentence is\nwrapped here.", "Second one (e.g. this) ends!", "Third?", "中文句子。", "第二句！"]
+    assert got == [
+        "First sentence is\nwrapped here.",
+        "Second one (e.g. this) ends!",
+        "Third?",
+        "中文句子。",
+        "第二句！",
+    ]
 
 
 def test_find_span_exact_and_case_whitespace_insensitive():

@@ -52,9 +52,7 @@ def test_scoring_is_batch_invariant_and_matches_a_manual_forward(tiny_dir: Path)
     ids = torch.tensor([prompt + resp])
     with torch.no_grad():
         logits = llm.model(input_ids=ids).logits[0]
-    manual = [
-        -torch.log_softmax(logits[len(prompt) + j - 1], -1)[t].item() for j, t in enumerate(resp)
-    ]
+    manual = [-torch.log_softmax(logits[len(prompt) + j - 1], -1)[t].item() for j, t in enumerate(resp)]
     assert batched[1].token_losses == pytest.approx(manual, abs=1e-4)
 
 
@@ -126,7 +124,9 @@ def test_same_recipe_on_the_transformers_backend(bundled_dir: Path, tmp_path: Pa
     recipe = write_recipe(tmp_path / "recipe.yaml", data)
     proc = subprocess.run(
         [sys.executable, "-m", "sftforge.cli", "run", str(recipe), "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr
     gen = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]["generate"]

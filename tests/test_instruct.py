@@ -16,7 +16,11 @@ from sftforge.generate.generators.dialogue import Conversation, UserStep
 from sftforge.generate.generators.evol_instruct import elimination
 from sftforge.generate.generators.magpie import QueryStep
 from sftforge.generate.generators.self_instruct import (
-    ClassifyStep, InstanceStep, SelfInstructDriver, instruction_problem, parse_task_list,
+    ClassifyStep,
+    InstanceStep,
+    SelfInstructDriver,
+    instruction_problem,
+    parse_task_list,
 )
 from sftforge.sources.chunking import Passage
 from sftforge.generate.parsing import ParseError
@@ -32,16 +36,19 @@ from sftforge.generate.base import Answer
 # -- Self-Instruct filters ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("Sort them.", "too short"),
-    ("Describe " + "very " * 150 + "long things.", "too long"),
-    ("Draw a picture of a cat on a mat.", "mentions 'draw'"),
-    ("Summarise the attached file for the team.", "mentions 'file'"),
-    ("Describe the plot of Hamlet in three sentences.", "mentions 'plot'"),
-    ("Write a program that sorts a list of numbers.", "write a program"),
-    ("- List three fruits that are red.", "punctuation"),
-    ("Écris une phrase sur le chat noir.", "non-English"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("Sort them.", "too short"),
+        ("Describe " + "very " * 150 + "long things.", "too long"),
+        ("Draw a picture of a cat on a mat.", "mentions 'draw'"),
+        ("Summarise the attached file for the team.", "mentions 'file'"),
+        ("Describe the plot of Hamlet in three sentences.", "mentions 'plot'"),
+        ("Write a program that sorts a list of numbers.", "write a program"),
+        ("- List three fruits that are red.", "punctuation"),
+        ("Écris une phrase sur le chat noir.", "non-English"),
+    ],
+)
 def test_self_instruct_filters_reject(text, reason):
     problem = instruction_problem(text, "en", 4, 150)
     assert problem is not None and reason.lower() in problem.lower()
@@ -61,8 +68,15 @@ def test_self_instruct_filters_in_chinese_count_characters():
 
 def test_task_list_continuation_is_split_into_tasks():
     out = " Name three rivers in Asia.\nTask 10: Translate the sentence into French.\n\nTask 11:  \nTask 12: Rate this review."
-    assert parse_task_list(out) == ["Name three rivers in Asia.", "Translate the sentence into French.", "Rate this review."]
-    assert parse_task_list("改写这句话，使它更正式。\n任务10：给出三个成语。") == ["改写这句话，使它更正式。", "给出三个成语。"]
+    assert parse_task_list(out) == [
+        "Name three rivers in Asia.",
+        "Translate the sentence into French.",
+        "Rate this review.",
+    ]
+    assert parse_task_list("改写这句话，使它更正式。\n任务10：给出三个成语。") == [
+        "改写这句话，使它更正式。",
+        "给出三个成语。",
+    ]
 
 
 def test_classification_answer_is_parsed():
@@ -137,8 +151,13 @@ def test_magpie_query_rules():
 def test_dialogue_user_turn_rules():
     step = UserStep("en", Constraints())
     passage = "Error E2 means the main brush is stuck. Turn the robot over, remove the brush and free it of hair."
-    conv = Conversation("d", Passage("c", "doc", 0, len(passage), passage), "a customer", goal="fix the error",
-                        turns=[("user", "My vacuum shows error E2, what does it mean?"), ("assistant", "E2 means the brush is stuck.")])
+    conv = Conversation(
+        "d",
+        Passage("c", "doc", 0, len(passage), passage),
+        "a customer",
+        goal="fix the error",
+        turns=[("user", "My vacuum shows error E2, what does it mean?"), ("assistant", "E2 means the brush is stuck.")],
+    )
     item = WorkItem("k", conv)
     assert step.parse(item, "DONE") is None
     assert step.parse(item, "Done.") is None
@@ -160,20 +179,33 @@ def _answer(item: WorkItem, value, error: str | None = None) -> Answer:
 
 
 def test_self_instruct_pool_grows_and_near_copies_are_rejected():
-    seeds = [SeedTask(f"s{i}", text, (("", "out"),), i == 0) for i, text in enumerate(
-        ["Is this review positive or negative?", "Write a haiku about the sea.", "Explain gravity to a child.",
-         "List three uses of salt.", "Give a synonym for happy.", "Describe your ideal weekend.",
-         "Name a famous painter.", "Suggest a name for a cat."])]
+    seeds = [
+        SeedTask(f"s{i}", text, (("", "out"),), i == 0)
+        for i, text in enumerate(
+            [
+                "Is this review positive or negative?",
+                "Write a haiku about the sea.",
+                "Explain gravity to a child.",
+                "List three uses of salt.",
+                "Give a synonym for happy.",
+                "Describe your ideal weekend.",
+                "Name a famous painter.",
+                "Suggest a name for a cat.",
+            ]
+        )
+    ]
     cfg = SelfInstructConfig(name="self_instruct", in_context=4, from_seeds=2, batch=2, instances=1)
     records = InstructionRecords("self_instruct", "instruction", "en", "fake", None, Sampling())
     driver = SelfInstructDriver(cfg, seeds, "en", records, 1500)
     asked: list[tuple[str, list[WorkItem]]] = []
-    proposals = iter([
-        ["Write a haiku about the sea.", "Translate this sentence into German.", "Draw a map of your town."],
-        ["Write a haiku about the ocean waves.", "Classify the email as spam or not spam."],
-        ["Recommend a book for a long flight.", "Write a limerick about a teapot."],
-        ["Explain why the sky is blue.", "Count the vowels in the word."],
-    ])
+    proposals = iter(
+        [
+            ["Write a haiku about the sea.", "Translate this sentence into German.", "Draw a map of your town."],
+            ["Write a haiku about the ocean waves.", "Classify the email as spam or not spam."],
+            ["Recommend a book for a long flight.", "Write a limerick about a teapot."],
+            ["Explain why the sky is blue.", "Count the vowels in the word."],
+        ]
+    )
 
     def ask(step, items):
         asked.append((type(step).__name__, items))
@@ -182,7 +214,11 @@ def test_self_instruct_pool_grows_and_near_copies_are_rejected():
         if type(step).__name__ == "ClassifyStep":
             return [_answer(it, "Classify" in it.payload) for it in items]
         from sftforge.generate.generators.self_instruct import Instance
-        return [_answer(it, [Instance("an input" if step.labels_first else "", "an output for " + it.payload[:10])]) for it in items]
+
+        return [
+            _answer(it, [Instance("an input" if step.labels_first else "", "an output for " + it.payload[:10])])
+            for it in items
+        ]
 
     waves = list(driver.run(ask, count=5, seed=0))
     made = [r.text_of("user") for w in waves for r in w.records]
@@ -205,8 +241,19 @@ def test_self_instruct_pool_grows_and_near_copies_are_rejected():
 
 def test_seed_files(tmp_path: Path):
     good = tmp_path / "seeds.jsonl"
-    good.write_text(json.dumps({"id": "a", "instruction": "Say hi.", "instances": [{"input": "", "output": "Hi"}],
-                                "is_classification": False}) + "\n\n" + json.dumps({"instruction": "Add 2 and 3.", "output": "5"}) + "\n")
+    good.write_text(
+        json.dumps(
+            {
+                "id": "a",
+                "instruction": "Say hi.",
+                "instances": [{"input": "", "output": "Hi"}],
+                "is_classification": False,
+            }
+        )
+        + "\n\n"
+        + json.dumps({"instruction": "Add 2 and 3.", "output": "5"})
+        + "\n"
+    )
     seeds = load_seeds(good)
     assert [s.id for s in seeds] == ["a", "line3"] and seeds[1].instances == (("", "5"),)
     bad = tmp_path / "bad.jsonl"
@@ -219,7 +266,9 @@ def test_seed_files(tmp_path: Path):
     bad.write_text('{"input": "a"}\n')
     with pytest.raises(SourceError, match="line 1: the seed task has no 'instruction'"):
         load_seeds(bad)
-    bad.write_text('{"instruction": "Is it spam?", "instances": [{"input": "x", "output": "no"}], "is_classification": "false"}\n')
+    bad.write_text(
+        '{"instruction": "Is it spam?", "instances": [{"input": "x", "output": "no"}], "is_classification": "false"}\n'
+    )
     with pytest.raises(SourceError, match="line 1: 'is_classification' must be true or false"):
         load_seeds(bad)
     bad.write_text('{"instruction": "Say hi.", "instances": ["hi"]}\n')
@@ -233,19 +282,32 @@ def test_seed_files(tmp_path: Path):
 BASE = "name: x\ntask: {type: %s, description: abcd}\nsources: %s\n"
 
 
-@pytest.mark.parametrize("text, message", [
-    (BASE % ("instruction", "{}"), "needs generators"),
-    (BASE % ("instruction", "{}") + "generators: [{name: evol_instruct}]", "add sources.seeds"),
-    (BASE % ("instruction", "{}") + "generators: [{name: dialogue}]", "dialogue"),
-    (BASE % ("instruction", "{}") + "generators: [{name: magpie}, {name: magpie}]", "listed once"),
-    (BASE % ("instruction", "{}") + "generators: [{name: magpi}]", "unknown generator 'magpi'"),
-    (BASE % ("qa", "{documents: [{path: x}]}") + "generators: [{name: magpie}]", "magpie makes task.type instruction, not qa"),
-    (BASE % ("instruction", "{}") + "generators: [{name: self_instruct, from_seeds: 9}]", "from_seeds"),
-    ((BASE % ("instruction", "{}")).replace("description: abcd", "description: abcd, target_count: 1")
-     + "generators: [{name: magpie}, {name: self_instruct}]", "below the number of generators"),
-    (BASE % ("instruction", "{}") + "generation: {model: {backend: openai, base_url: 'http://127.0.0.1:1/v1', model: m}}\n"
-     + "generators: [{name: magpie}]", "magpie needs the model's chat template"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (BASE % ("instruction", "{}"), "needs generators"),
+        (BASE % ("instruction", "{}") + "generators: [{name: evol_instruct}]", "add sources.seeds"),
+        (BASE % ("instruction", "{}") + "generators: [{name: dialogue}]", "dialogue"),
+        (BASE % ("instruction", "{}") + "generators: [{name: magpie}, {name: magpie}]", "listed once"),
+        (BASE % ("instruction", "{}") + "generators: [{name: magpi}]", "unknown generator 'magpi'"),
+        (
+            BASE % ("qa", "{documents: [{path: x}]}") + "generators: [{name: magpie}]",
+            "magpie makes task.type instruction, not qa",
+        ),
+        (BASE % ("instruction", "{}") + "generators: [{name: self_instruct, from_seeds: 9}]", "from_seeds"),
+        (
+            (BASE % ("instruction", "{}")).replace("description: abcd", "description: abcd, target_count: 1")
+            + "generators: [{name: magpie}, {name: self_instruct}]",
+            "below the number of generators",
+        ),
+        (
+            BASE % ("instruction", "{}")
+            + "generation: {model: {backend: openai, base_url: 'http://127.0.0.1:1/v1', model: m}}\n"
+            + "generators: [{name: magpie}]",
+            "magpie needs the model's chat template",
+        ),
+    ],
+)
 def test_recipe_errors_for_generators(text, message):
     with pytest.raises(RecipeError, match=message):
         load_recipe_text(text)

@@ -51,7 +51,11 @@ def test_english_instruction_generators(tmp_path: Path, monkeypatch):
     seed_ids = {f"seed_task_{i}" for i in range(175)}
     ids = {r.id for r in records}
     for r in records:
-        assert r.task == "instruction" and r.messages[-1]["role"] == "assistant" and r.lineage.model.startswith("llamacpp:")
+        assert (
+            r.task == "instruction"
+            and r.messages[-1]["role"] == "assistant"
+            and r.lineage.model.startswith("llamacpp:")
+        )
     for r in by_gen["self_instruct"]:
         assert r.source and all(s.kind == "seed" and s.id in seed_ids for s in r.source)  # the in-context seeds
         assert r.lineage.temperature == 1.0  # the generator's own sampling
@@ -98,7 +102,9 @@ def test_english_instruction_generators(tmp_path: Path, monkeypatch):
     assert before and before < ids
     resumed = run(path, cut)
     assert sorted(r.id for r in resumed.read_records("generate")) == sorted(ids)
-    assert sorted(resumed.read_table("generate", rejected=True).column("id").to_pylist()) == sorted(rejected.column("id").to_pylist())
+    assert sorted(resumed.read_table("generate", rejected=True).column("id").to_pylist()) == sorted(
+        rejected.column("id").to_pylist()
+    )
 
 
 def test_chinese_instruction_generators(tmp_path: Path):
@@ -127,12 +133,20 @@ def test_chinese_instruction_generators(tmp_path: Path):
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_dialogue_over_a_product_faq(tmp_path: Path, lang: str):
     name = "support_dialogue"
-    path = recipe_file(tmp_path, name, 2 if lang == "en" else 1, {"dialogue": {"turns": 2}},
-                       generation={"sampling": {"max_tokens": 128}})
+    path = recipe_file(
+        tmp_path,
+        name,
+        2 if lang == "en" else 1,
+        {"dialogue": {"turns": 2}},
+        generation={"sampling": {"max_tokens": 128}},
+    )
     if lang == "zh":
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data["task"] |= {"language": "zh", "description": "Aurora X2 扫地机器人的客服：设置、保养、错误代码和保修。",
-                         "system_prompt": "你是 Lumen Home 的客服助手，根据产品文档回答。"}
+        data["task"] |= {
+            "language": "zh",
+            "description": "Aurora X2 扫地机器人的客服：设置、保养、错误代码和保修。",
+            "system_prompt": "你是 Lumen Home 的客服助手，根据产品文档回答。",
+        }
         data["sources"]["documents"][0]["path"] = str(EXAMPLES / "data" / "product_faq" / "zh")
         data["generators"][0]["personas"] = ["刚买了扫地机器人的新顾客", "机器人显示错误代码的顾客"]
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")

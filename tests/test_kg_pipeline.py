@@ -171,10 +171,17 @@ def test_kg_input_errors_name_the_problem(tmp_path: Path):
 
 @pytest.mark.slow
 def test_paraphrases_by_the_bundled_model_keep_the_verified_answers(tmp_path: Path):
-    plain = run(recipe_file(tmp_path, "kg_countries", task={"target_count": 8}, generation={"shard_size": 4}),
-                tmp_path / "plain")
-    path = recipe_file(tmp_path, "kg_countries", task={"target_count": 8}, generation={"shard_size": 4},
-                       walks={"paraphrase": True, "reasoning": False})
+    plain = run(
+        recipe_file(tmp_path, "kg_countries", task={"target_count": 8}, generation={"shard_size": 4}),
+        tmp_path / "plain",
+    )
+    path = recipe_file(
+        tmp_path,
+        "kg_countries",
+        task={"target_count": 8},
+        generation={"shard_size": 4},
+        walks={"paraphrase": True, "reasoning": False},
+    )
     para = run(path, tmp_path / "para")
     by_path = {r.source[0].id: r for r in plain.read_records("generate")}
     records = para.read_records("generate")
@@ -201,10 +208,20 @@ def test_kg_records_train_and_are_scored_by_their_answer_sets(tmp_path: Path, ti
     from sftforge.train.evaluate import references
 
     path = recipe_file(
-        tmp_path, "kg_countries", task={"target_count": 30},
+        tmp_path,
+        "kg_countries",
+        task={"target_count": 30},
         selection={"strategy": "all", "eval_fraction": 0.2},
-        training={"model": str(tiny_dir), "method": "full", "steps": 2, "batch_size": 2, "max_seq_len": 256,
-                  "eval_every": 2, "save_every": 2, "threads": 2},
+        training={
+            "model": str(tiny_dir),
+            "method": "full",
+            "steps": 2,
+            "batch_size": 2,
+            "max_seq_len": 256,
+            "eval_every": 2,
+            "save_every": 2,
+            "threads": 2,
+        },
         evaluation={"max_examples": 2, "max_new_tokens": 6},
     )
     rd = run(path, tmp_path / "run")

@@ -43,14 +43,18 @@ def test_max_tokens_is_respected(llm):
 
 def test_same_seed_same_text_different_seed_differs(llm):
     prompt = "Write one sentence about a cat."
-    a, b = llm.generate([req(1, prompt, temperature=1.0, max_tokens=20), req(1, prompt, temperature=1.0, max_tokens=20)])
+    a, b = llm.generate(
+        [req(1, prompt, temperature=1.0, max_tokens=20), req(1, prompt, temperature=1.0, max_tokens=20)]
+    )
     assert a.text == b.text
     others = llm.generate([req(s, prompt, temperature=1.0, max_tokens=20) for s in range(2, 6)])
     assert any(o.text != a.text for o in others)
 
 
 def test_stop_strings_cut_the_output(llm):
-    (c,) = llm.generate([req(3, "Count from 1 to 20, one number per line.", temperature=0.0, max_tokens=60, stop=("\n",))])
+    (c,) = llm.generate(
+        [req(3, "Count from 1 to 20, one number per line.", temperature=0.0, max_tokens=60, stop=("\n",))]
+    )
     assert "\n" not in c.text
     assert c.finish_reason in ("stop", "length")
 

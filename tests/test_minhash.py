@@ -39,6 +39,7 @@ def dedup(texts: list[str], threshold: float = 0.8, num_perm: int = 128, **kw) -
 
 # ---------------------------------------------------------------------------------------------------- shingling
 
+
 def test_shingles_short_and_empty_texts():
     assert M.shingles("one two", "word", 3) == ["one two"]
     assert M.shingles("one two three four", "word", 3) == ["one two three", "two three four"]
@@ -179,6 +180,7 @@ def test_lsh_params_for_0_8_and_weights():
 
 def test_lsh_params_match_datasketch():
     from datasketch import lsh
+
     for threshold, num_perm in [(0.5, 128), (0.8, 128), (0.9, 64), (0.7, 256)]:
         assert M.lsh_params(threshold, num_perm) == lsh._optimal_param(threshold, num_perm, 0.5, 0.5)
 

@@ -55,7 +55,10 @@ def manual_losses(model, context: list[int], target: list[int]) -> list[float]:
 def test_perplexity_is_exp_of_the_mean_response_loss(tiny_dir: Path):
     perplexity, _, _ = ops(tiny_dir)
     llm = perplexity.shared.llm
-    pairs = [(r.messages[: max(i for i, m in enumerate(r.messages) if m["role"] == "assistant")], r.messages[-1]["content"]) for r in RECORDS]
+    pairs = [
+        (r.messages[: max(i for i, m in enumerate(r.messages) if m["role"] == "assistant")], r.messages[-1]["content"])
+        for r in RECORDS
+    ]
     expected = [math.exp(s.mean_loss) for s in llm.score(pairs)]
     assert perplexity.score_batch(RECORDS) == pytest.approx(expected, rel=1e-4)
     assert perplexity.feature_name.startswith("perplexity_tiny_llm")  # a non-default model is part of the name
@@ -120,7 +123,9 @@ def test_batches_give_the_numbers_of_single_records(tiny_dir: Path):
 
 def test_truncation_scores_the_same_answer_tokens_with_and_without_the_instruction(tiny_dir: Path):
     perplexity, ifd, judge = ops(tiny_dir, max_tokens=40)
-    long = rec(("user", "Tell me about rivers. " * 20), ("assistant", "Rivers flow downhill into seas and lakes. " * 20))
+    long = rec(
+        ("user", "Tell me about rivers. " * 20), ("assistant", "Rivers flow downhill into seas and lakes. " * 20)
+    )
     conditioned, direct = ifd.sequences([long])
     (c_ctx, c_ans), (d_ctx, d_ans) = conditioned[0], direct[0]
     assert c_ans == d_ans and len(c_ctx) + len(c_ans) <= 40 and len(d_ctx) + len(d_ans) <= 40
@@ -223,6 +228,7 @@ def test_minilm_puts_paraphrases_closer_than_unrelated_sentences(minilm):
 
 def test_embedder_matches_sentence_transformers(minilm):
     import sentence_transformers as st
+
     texts = ["a short one", "A rather longer sentence, so that this batch is padded."]
     reference = st.SentenceTransformer(str(minilm.directory), device="cpu").encode(texts, normalize_embeddings=True)
     np.testing.assert_allclose(minilm.encode(texts, batch_size=2), reference, atol=1e-5)

@@ -74,7 +74,16 @@ def test_identical_disjoint_empty():
 def test_rouge_tokens_are_rouge_scores_default_tokens():
     # lowercase, maximal runs of [a-z0-9] (underscores and accented letters split/dropped), no stemming
     assert rouge_tokens("Under_score, x-y 2nd café's RUNNING dogs") == [
-        "under", "score", "x", "y", "2nd", "caf", "s", "running", "dogs"]
+        "under",
+        "score",
+        "x",
+        "y",
+        "2nd",
+        "caf",
+        "s",
+        "running",
+        "dogs",
+    ]
     assert rouge_tokens("") == [] and rouge_tokens(" ?! ") == []
 
 
@@ -110,6 +119,7 @@ SEEDS = [
 
 def test_matches_rouge_score_package():
     from rouge_score import rouge_scorer
+
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     rng = random.Random(3)
     texts = SEEDS + [" ".join(rng.sample(s.split(), len(s.split()))) for s in SEEDS]
@@ -142,10 +152,25 @@ def test_chinese_by_characters():
 
 VERBS = ["Write", "Compose", "Draft", "Create", "Give me", "Generate"]
 THINGS = ["a poem", "a short story", "an email", "a summary", "a list of ideas", "a joke", "a haiku", "a tweet"]
-TOPICS = ["about the sea", "about winter", "for my boss", "about cats and dogs", "on climate change",
-          "about the history of Rome", "for a birthday party", "about learning to code"]
-EXTRAS = ["", "in three sentences", "for children", "with a title", "using simple words", "in the style of the "
-          "the the a a of", "and explain it"]
+TOPICS = [
+    "about the sea",
+    "about winter",
+    "for my boss",
+    "about cats and dogs",
+    "on climate change",
+    "about the history of Rome",
+    "for a birthday party",
+    "about learning to code",
+]
+EXTRAS = [
+    "",
+    "in three sentences",
+    "for children",
+    "with a title",
+    "using simple words",
+    "in the style of the the the a a of",
+    "and explain it",
+]
 
 
 def template_texts(n: int, seed: int) -> list[str]:
@@ -168,8 +193,12 @@ def template_texts(n: int, seed: int) -> list[str]:
                     w[i], w[i + 1] = w[i + 1], w[i]
             out.append(" ".join(w))
         else:
-            out.append(" ".join(x for x in (rng.choice(VERBS), rng.choice(THINGS), rng.choice(TOPICS),
-                                            rng.choice(EXTRAS)) if x) + rng.choice([".", "!", "", "?"]))
+            out.append(
+                " ".join(
+                    x for x in (rng.choice(VERBS), rng.choice(THINGS), rng.choice(TOPICS), rng.choice(EXTRAS)) if x
+                )
+                + rng.choice([".", "!", "", "?"])
+            )
     return out
 
 

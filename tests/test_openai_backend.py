@@ -35,9 +35,21 @@ def server(bundled_path) -> str:
     """A real OpenAI-compatible server on 127.0.0.1: llama-cpp-python's, with the bundled GGUF."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(bundled_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 120
@@ -58,8 +70,11 @@ def server(bundled_path) -> str:
 def requests(n: int, **sampling) -> list[ChatRequest]:
     params = {"temperature": 0.5, "max_tokens": 12} | sampling
     return [
-        ChatRequest.of(f"r{i}", [{"role": "user", "content": f"Name an animal that starts with the letter {'ABCDEFGH'[i]}."}],
-                       SamplingParams(seed=i, **params))
+        ChatRequest.of(
+            f"r{i}",
+            [{"role": "user", "content": f"Name an animal that starts with the letter {'ABCDEFGH'[i]}."}],
+            SamplingParams(seed=i, **params),
+        )
         for i in range(n)
     ]
 
@@ -80,7 +95,9 @@ def test_survives_every_kind_of_fault(server):
     with FaultProxy(server, schedule, hang_seconds=20) as proxy:
         llm = OpenAICompatibleLLM(
             # the timeout sits far above a real answer's latency (a few seconds at most) and below the hang
-            OpenAISettings(base_url=proxy.url, model="smollm2", concurrency=2, timeout=10, backoff_base=0.05, backoff_cap=0.5)
+            OpenAISettings(
+                base_url=proxy.url, model="smollm2", concurrency=2, timeout=10, backoff_base=0.05, backoff_cap=0.5
+            )
         )
         try:
             outs = llm.generate(requests(5))
@@ -108,8 +125,9 @@ def test_requests_are_balanced_over_several_servers(server):
 def test_a_dead_server_in_the_list_is_routed_around(server):
     dead = f"http://127.0.0.1:{free_port()}/v1"
     with FaultProxy(server, []) as live:
-        llm = OpenAICompatibleLLM(OpenAISettings(base_url=(dead, live.url), model="smollm2", concurrency=2,
-                                                 max_retries=2, backoff_base=0.01))
+        llm = OpenAICompatibleLLM(
+            OpenAISettings(base_url=(dead, live.url), model="smollm2", concurrency=2, max_retries=2, backoff_base=0.01)
+        )
         try:
             outs = llm.generate(requests(6))
         finally:
@@ -144,7 +162,9 @@ def test_missing_api_key_variable():
 
 
 def test_prefill_is_reconciled_with_the_reply():
-    req = ChatRequest.of("x", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Question:"}], SamplingParams())
+    req = ChatRequest.of(
+        "x", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Question:"}], SamplingParams()
+    )
     assert OpenAICompatibleLLM._text(req, "Question: Why?") == " Why?"
     assert OpenAICompatibleLLM._text(req, "Why?") == " Why?"
     plain = ChatRequest.of("y", [{"role": "user", "content": "q"}], SamplingParams())
@@ -171,14 +191,22 @@ def test_same_recipe_on_a_server_with_faults_and_a_secret_key(server, tmp_path: 
     with FaultProxy(server, schedule, hang_seconds=8) as proxy:
         data = recipe_dict(corpus, target=3)
         data["generation"]["model"] = {
-            "backend": "openai", "base_url": proxy.url, "model": "smollm2", "api_key_env": "SFTFORGE_TEST_KEY",
-            "concurrency": 2, "timeout": 6, "max_retries": 6,
+            "backend": "openai",
+            "base_url": proxy.url,
+            "model": "smollm2",
+            "api_key_env": "SFTFORGE_TEST_KEY",
+            "concurrency": 2,
+            "timeout": 6,
+            "max_retries": 6,
         }
         recipe = write_recipe(tmp_path / "recipe.yaml", data)
         env = dict(os.environ, SFTFORGE_TEST_KEY="sk-test-secret-4242")
         proc = subprocess.run(
             [sys.executable, "-m", "sftforge.cli", "run", str(recipe), "--out", str(tmp_path / "run")],
-            capture_output=True, text=True, env=env, timeout=600,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
         )
     assert proc.returncode == 0, proc.stderr
     assert set(proxy.auth) == {"Bearer sk-test-secret-4242"}
@@ -211,7 +239,9 @@ JSON_SCHEMA = {
 def json_requests(n: int) -> list[ChatRequest]:
     prompt = "Write a quiz question about the moon and its answer, as JSON with keys question and answer."
     return [
-        ChatRequest.of(f"j{i}", [{"role": "user", "content": prompt}], SamplingParams(temperature=0.5, max_tokens=96, seed=i))
+        ChatRequest.of(
+            f"j{i}", [{"role": "user", "content": prompt}], SamplingParams(temperature=0.5, max_tokens=96, seed=i)
+        )
         for i in range(n)
     ]
 

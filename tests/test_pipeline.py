@@ -98,7 +98,11 @@ def test_the_run_writes_a_report_whose_funnel_is_the_manifest_s(finished_run: Pa
     assert report.exists()  # `sftforge run` writes it after the last stage
     page, errors = open_page(browser, report.as_uri())
     assert errors == [] and page.locator("[data-error]").count() == 0
-    bars = dict(page.eval_on_selector_all('[data-chart="funnel"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])"))
+    bars = dict(
+        page.eval_on_selector_all(
+            '[data-chart="funnel"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])"
+        )
+    )
     stages = manifest(finished_run)["stages"]
     assert bars["generate: kept"] == stages["generate"]["counts"]["records"]
     assert bars["generate: removed"] == stages["generate"]["counts"]["rejected"]
@@ -162,7 +166,9 @@ def test_interrupted_generation_resumes_without_loss_or_duplicates(tmp_path: Pat
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sftforge.cli", "run", str(recipe), "--out", str(run)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     wait_for_ledger(run, 2, proc)
     proc.send_signal(sig)
@@ -251,7 +257,9 @@ def test_disk_full_during_generation_is_reported_and_resumable(tmp_path: Path, t
         run = mnt / "run"
         proc = subprocess.Popen(
             [sys.executable, "-m", "sftforge.cli", "run", str(recipe), "--out", str(run)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         wait_for_ledger(run, 1, proc)
         filler = mnt / "filler"
@@ -292,7 +300,9 @@ def test_chinese_recipe_end_to_end(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     rows = pq.read_table(tmp_path / "run" / "generate").to_pylist()
     assert rows
-    docs = {d["doc_id"]: d["text"] for d in pq.read_table(tmp_path / "run" / "sources" / "documents.parquet").to_pylist()}
+    docs = {
+        d["doc_id"]: d["text"] for d in pq.read_table(tmp_path / "run" / "sources" / "documents.parquet").to_pylist()
+    }
     for row in rows:
         assert row["lang"] == "zh"
         span = next(s for s in row["source"] if s["kind"] == "span")

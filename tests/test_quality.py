@@ -175,7 +175,9 @@ def test_clean_stage_redacts_filters_decontaminates_and_dedups(tmp_path):
     assert reasons["c"][0] == "length_assistant_chars"
     assert reasons["d"][0] == "contaminated" and "bench item 0" in reasons["d"][1]
     assert reasons["b"] == ("exact_dedup", "duplicate of a: same normalised user text")
-    clusters = [json.loads(x) for x in (run.stage_dir("clean") / "duplicates-exact_dedup.jsonl").read_text().splitlines()]
+    clusters = [
+        json.loads(x) for x in (run.stage_dir("clean") / "duplicates-exact_dedup.jsonl").read_text().splitlines()
+    ]
     assert clusters == [{"survivor": "a", "size": 2, "duplicates": [{"id": "b", "similarity": 1.0}]}]
     extra = run.stage_info("clean").extra
     assert extra["removed_by_operator"] == {"length_assistant_chars": 1, "contaminated": 1, "exact_dedup": 1}
@@ -191,13 +193,17 @@ def test_minhash_dedup_after_exact_dedup_in_the_engine(tmp_path):
 
     dedups = [build(ExactDedupConfig()), build(MinHashDedupConfig(threshold=0.7))]
     q = "What does PEP 8 say about the maximum line length for code?"
-    records = [rec(q, "79.", "a"), rec(q.upper(), "79", "b"), rec(q.replace("code?", "Python code?"), "79", "c"),
-               rec("How are docstrings written?", "So.", "d")]
+    records = [
+        rec(q, "79.", "a"),
+        rec(q.upper(), "79", "b"),
+        rec(q.replace("code?", "Python code?"), "79", "c"),
+        rec("How are docstrings written?", "So.", "d"),
+    ]
     keys = [d.keys(records) for d in dedups]
     stats = OpStats()
     exact, near = resolve_dedups(dedups, lambda i: keys[i], len(records), stats)
     assert exact.duplicates == {1: (0, 1.0)}
-    (dup, (survivor, sim)), = near.duplicates.items()
+    ((dup, (survivor, sim)),) = near.duplicates.items()
     assert (dup, survivor) == (2, 0) and 0.7 <= sim < 1.0  # c is near a; b was already gone
     assert stats.seen["minhash_dedup"] == 3 and stats.removed["minhash_dedup"] == 1
 
@@ -208,19 +214,37 @@ def test_language_presets_keep_good_records_and_catch_bad_ones(tmp_path):
         kept, rejected = RecordProcessor("clean", ops).process(records)
         return {r.id: "kept" for r in kept} | {r.record.id: r.operator for r in rejected}
 
-    zh = run("zh", [
-        rec("莱茵河流经哪些国家？", "莱茵河发源于瑞士阿尔卑斯山，流经列支敦士登、奥地利、德国和法国，最后在荷兰注入北海。", "good", "zh"),
-        rec("莱茵河流经哪些国家？", "The Rhine flows through Switzerland, Germany and the Netherlands.", "english", "zh"),
-        rec("莱茵河流经哪些国家？", "莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河", "loop", "zh"),
-    ])
+    zh = run(
+        "zh",
+        [
+            rec(
+                "莱茵河流经哪些国家？",
+                "莱茵河发源于瑞士阿尔卑斯山，流经列支敦士登、奥地利、德国和法国，最后在荷兰注入北海。",
+                "good",
+                "zh",
+            ),
+            rec(
+                "莱茵河流经哪些国家？",
+                "The Rhine flows through Switzerland, Germany and the Netherlands.",
+                "english",
+                "zh",
+            ),
+            rec("莱茵河流经哪些国家？", "莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河莱茵河", "loop", "zh"),
+        ],
+    )
     assert zh == {"good": "kept", "english": "lang_prob_assistant", "loop": "distinct_2_assistant"}
-    en = run("en", [
-        rec("What does PEP 8 recommend for indentation?", "Use 4 spaces per indentation level.", "good"),
-        rec("What does PEP 8 recommend for indentation?", "#### Indentation #python #pep8 #style ★★★★★", "symbols"),
-        rec("Why?", "yes " * 30, "loop"),
-        rec("Why?", " ".join(f"alpha{i} beta{i} gamma{i} delta{i} spam eggs" for i in range(12)), "long_loop"),
-    ])
+    en = run(
+        "en",
+        [
+            rec("What does PEP 8 recommend for indentation?", "Use 4 spaces per indentation level.", "good"),
+            rec("What does PEP 8 recommend for indentation?", "#### Indentation #python #pep8 #style ★★★★★", "symbols"),
+            rec("Why?", "yes " * 30, "loop"),
+            rec("Why?", " ".join(f"alpha{i} beta{i} gamma{i} delta{i} spam eggs" for i in range(12)), "long_loop"),
+        ],
+    )
     assert en == {
-        "good": "kept", "symbols": "symbol_ratio_assistant", "loop": "distinct_2_assistant",
+        "good": "kept",
+        "symbols": "symbol_ratio_assistant",
+        "loop": "distinct_2_assistant",
         "long_loop": "top_2gram_assistant",
     }

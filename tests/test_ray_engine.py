@@ -16,7 +16,6 @@ from conftest import EXAMPLES
 from sftforge.sample import Lineage, Record, SourceRef
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """One local Ray for the module: the engine finds it running and leaves it running."""
@@ -55,7 +54,9 @@ def test_example_recipes_give_the_same_dataset_on_both_engines(tmp_path, name):
     blocks = len(list(local.stage_dir("features").glob("part-*.parquet")))
     assert b.extra["engine"] == {"name": "ray", "workers": 2, "blocks": blocks, "blocks_reused": 0}
     assert a.extra["engine"] == {"name": "local"}
-    assert (local.stage_dir("export") / "openai.jsonl").read_bytes() == (distributed.stage_dir("export") / "openai.jsonl").read_bytes()
+    assert (local.stage_dir("export") / "openai.jsonl").read_bytes() == (
+        distributed.stage_dir("export") / "openai.jsonl"
+    ).read_bytes()
 
 
 def test_sources_on_ray_read_chunk_and_rank_in_blocks_and_resume_after_an_interruption(tmp_path, monkeypatch):
@@ -85,8 +86,12 @@ def test_sources_on_ray_read_chunk_and_rank_in_blocks_and_resume_after_an_interr
     ctx.reporter = SilentReporter()
     assert run_stage(ctx, "sources")
     n_files = len(list((EXAMPLES / "data" / "peps").iterdir()))
-    assert ctx.run.stage_info("sources").extra["engine"] == {"name": "ray", "workers": 2, "blocks": n_files,
-                                                             "blocks_reused": 2}
+    assert ctx.run.stage_info("sources").extra["engine"] == {
+        "name": "ray",
+        "workers": 2,
+        "blocks": n_files,
+        "blocks_reused": 2,
+    }
     assert runs["local"].run.stage_info("sources").extra["engine"] == {"name": "local"}
     for table in ("chunks", "documents"):
         a, b = (pq.read_table(c.run.stage_dir("sources") / f"{table}.parquet") for c in runs.values())
@@ -97,8 +102,10 @@ def test_sources_on_ray_read_chunk_and_rank_in_blocks_and_resume_after_an_interr
 
 # -- a corpus made for dedup -----------------------------------------------------------------------------------------
 
-WORDS = ("apple river seven blue quickly under paper lamp storm violin cloud tiger salt garden window mountain "
-         "silver orange pencil bridge engine winter summer coffee market yellow forest letter rabbit candle").split()
+WORDS = (
+    "apple river seven blue quickly under paper lamp storm violin cloud tiger salt garden window mountain "
+    "silver orange pencil bridge engine winter summer coffee market yellow forest letter rabbit candle"
+).split()
 
 
 def corpus(n: int, seed: int = 0) -> list[Record]:
@@ -121,10 +128,17 @@ def corpus(n: int, seed: int = 0) -> list[Record]:
         if i % 13 == 12:
             text += f" write to person{i}@example.org"
         texts.append(text)
-    return [Record(id=f"d{i:04d}", messages=[{"role": "user", "content": f"Summarise document {i}."},
-                                              {"role": "assistant", "content": t}], task="summarization", lang="en",
-                   source=[SourceRef("chunk", f"doc{i}#0", f"doc{i}", 0, 1)], lineage=Lineage("made", "none"))
-            for i, t in enumerate(texts)]
+    return [
+        Record(
+            id=f"d{i:04d}",
+            messages=[{"role": "user", "content": f"Summarise document {i}."}, {"role": "assistant", "content": t}],
+            task="summarization",
+            lang="en",
+            source=[SourceRef("chunk", f"doc{i}#0", f"doc{i}", 0, 1)],
+            lineage=Lineage("made", "none"),
+        )
+        for i, t in enumerate(texts)
+    ]
 
 
 RECIPE = """name: dedup
@@ -159,7 +173,7 @@ def generated_run(tmp_path: Path, engine: str, blocks: int = 5, n: int = 400, se
     log = run.begin("generate", "fp")
     size = -(-n // blocks)
     for k in range(blocks):
-        log.commit(records[k * size:(k + 1) * size], [], [f"b{k}"])
+        log.commit(records[k * size : (k + 1) * size], [], [f"b{k}"])
     run.finish("generate", {"records": n, "rejected": 0}, 0.0)
     return Context(run=run, recipe=recipe)
 
@@ -213,10 +227,13 @@ class StopAfter:
         pass
 
 
-@pytest.mark.parametrize("first_engine, stop_after, reused", [
-    ("ray", 3, 3),  # during the operators: three blocks stored
-    ("local", 7, 5),  # during the commits of a local attempt: every block stored, two committed; Ray takes over
-])
+@pytest.mark.parametrize(
+    "first_engine, stop_after, reused",
+    [
+        ("ray", 3, 3),  # during the operators: three blocks stored
+        ("local", 7, 5),  # during the commits of a local attempt: every block stored, two committed; Ray takes over
+    ],
+)
 def test_an_interrupted_clean_resumes_on_ray_from_its_completed_blocks(tmp_path, first_engine, stop_after, reused):
     from sftforge.progress import SilentReporter
     from sftforge.stages import run_stage
@@ -245,7 +262,10 @@ def test_an_interrupted_clean_resumes_on_ray_from_its_completed_blocks(tmp_path,
     assert ids(ctx.run, "clean", True) == ids(reference.run, "clean", True)
     want = reference.run.stage_info("clean")
     assert ctx.run.stage_info("clean").counts == want.counts
-    assert extra["removed_by_operator"] == want.extra["removed_by_operator"] and extra["operators"] == want.extra["operators"]
+    assert (
+        extra["removed_by_operator"] == want.extra["removed_by_operator"]
+        and extra["operators"] == want.extra["operators"]
+    )
     assert not (ctx.run.stage_dir("clean") / "_blocks").exists()
 
 
@@ -263,8 +283,8 @@ def test_band_pairs_from_the_ray_shuffle_equal_the_local_resolution(partitions):
         files, sizes = [], []
         for k, start in enumerate(range(0, len(sigs), 70)):
             files.append(tmp / f"b{k}.npy")
-            np.save(files[-1], sigs[start:start + 70])
-            sizes.append(len(sigs[start:start + 70]))
+            np.save(files[-1], sigs[start : start + 70])
+            sizes.append(len(sigs[start : start + 70]))
         first, member = candidate_pairs(ray, dedup, files, sizes, partitions=partitions)
     finally:
         shutil.rmtree(tmp)

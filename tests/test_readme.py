@@ -70,7 +70,11 @@ def test_operator_reference_names_every_operator_and_field():
     assert not missing, f"README operator reference lacks: {missing}"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "examples" / "recipes").glob("*.yaml")) + sorted((REPO / "benchmarks" / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted((REPO / "examples" / "recipes").glob("*.yaml")) + sorted((REPO / "benchmarks" / "recipes").glob("*.yaml")),
+    ids=lambda p: p.name,
+)
 def test_every_shipped_recipe_is_valid(path):
     from sftforge.recipe import load_recipe
 

@@ -44,7 +44,9 @@ def test_defaults_fill_in():
 
 
 def test_unknown_field_names_line_allowed_fields_and_suggestion():
-    text = GOOD.replace("  description: questions about style\n", "  description: questions about style\n  langauge: en\n")
+    text = GOOD.replace(
+        "  description: questions about style\n", "  description: questions about style\n  langauge: en\n"
+    )
     with pytest.raises(RecipeError) as err:
         load_recipe_text(text, source="r.yaml")
     msg = str(err.value)
@@ -133,9 +135,7 @@ def test_relative_paths_resolve_from_the_recipe_folder(tmp_path: Path):
 
 def test_cli_reports_recipe_errors_without_traceback(tmp_path: Path):
     path = write(tmp_path / "bad.yaml", GOOD.replace("type: qa", "type: quiz"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "sftforge.cli", "validate", str(path)], capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "sftforge.cli", "validate", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "task.type" in proc.stderr and "line 3" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -148,7 +148,15 @@ def test_schema_command_prints_json_schema():
     assert {"name", "task", "sources", "generation", "cleaning", "output"} <= set(schema["properties"])
     assert "base_dir" not in json.dumps(schema)
     task = schema["$defs"]["Task"]["properties"]
-    assert set(task["type"]["enum"]) == {"qa", "summarization", "exercise", "kg_qa", "multi_doc_qa", "instruction", "dialogue"}
+    assert set(task["type"]["enum"]) == {
+        "qa",
+        "summarization",
+        "exercise",
+        "kg_qa",
+        "multi_doc_qa",
+        "instruction",
+        "dialogue",
+    }
     # every registered generator is a choice of `generators`, with its own fields
     entries = {ref["$ref"].split("/")[-1] for ref in schema["properties"]["generators"]["items"]["oneOf"]}
     assert {"GroundedConfig", "KGWalkConfig", "SelfInstructConfig", "DialogueConfig"} <= entries

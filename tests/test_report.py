@@ -14,14 +14,22 @@ import pytest
 from sftforge.errors import ReviewError, RunDirError
 from sftforge.sample import Lineage, Record, Rejected, SourceRef
 
-HEAD = ("name: t\ntask: {type: qa, qa_mode: extractive, description: sums}\nsources: {documents: [{path: x.txt}]}\n"
-        "output: {formats: [openai]}\n")
+HEAD = (
+    "name: t\ntask: {type: qa, qa_mode: extractive, description: sums}\nsources: {documents: [{path: x.txt}]}\n"
+    "output: {formats: [openai]}\n"
+)
 
 
 def rec(rid: str, q: str = "What is 1 plus 1?", a: str = "2", generator: str = "grounded", **features: float) -> Record:
-    return Record(id=rid, messages=[{"role": "user", "content": q}, {"role": "assistant", "content": a}], task="qa",
-                  lang="en", source=[SourceRef("chunk", "d#0", "d", 0, 5)], lineage=Lineage(generator, "m"),
-                  features=dict(features))
+    return Record(
+        id=rid,
+        messages=[{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+        task="qa",
+        lang="en",
+        source=[SourceRef("chunk", "d#0", "d", 0, 5)],
+        lineage=Lineage(generator, "m"),
+        features=dict(features),
+    )
 
 
 def make_run(tmp_path: Path, recipe_text: str = HEAD):
@@ -33,25 +41,62 @@ def make_run(tmp_path: Path, recipe_text: str = HEAD):
 
     recipe = load_recipe_text(recipe_text, base_dir=tmp_path)
     run = RunDir.create(tmp_path / "run", recipe_text, "t", tmp_path)
-    made = [rec(f"r{i}", q=f"What is {i} plus {i}?", a=f"{2 * i}", generator="grounded" if i < 4 else "magpie",
-                length_assistant_chars=float(i)) for i in range(6)]
+    made = [
+        rec(
+            f"r{i}",
+            q=f"What is {i} plus {i}?",
+            a=f"{2 * i}",
+            generator="grounded" if i < 4 else "magpie",
+            length_assistant_chars=float(i),
+        )
+        for i in range(6)
+    ]
     log = run.begin("generate", "fp")
     log.commit(made, [Rejected(rec("bad", a=""), "generate", "grounded", "no answer")], ["k"])
     diversity = Diversity(texts=6, distinct_1=1.0, distinct_2=1.0, mean_pairwise_rouge_l=0.0)
-    run.finish("generate", {"records": 6, "rejected": 1, "work_items": 7}, 0.0, GenerateFigures(
-        model="llamacpp:test", usage=Usage(), completion_tokens_per_s=0.0, acceptance_rate=6 / 7, diversity=diversity,
-        rejected_by_reason={"no answer": 1}, generators={}).to_manifest())
+    run.finish(
+        "generate",
+        {"records": 6, "rejected": 1, "work_items": 7},
+        0.0,
+        GenerateFigures(
+            model="llamacpp:test",
+            usage=Usage(),
+            completion_tokens_per_s=0.0,
+            acceptance_rate=6 / 7,
+            diversity=diversity,
+            rejected_by_reason={"no answer": 1},
+            generators={},
+        ).to_manifest(),
+    )
     log = run.begin("clean", "fp")
-    log.commit(made[:4], [Rejected(made[4], "clean", "length_assistant_chars", "too short"),
-                          Rejected(made[5], "clean", "exact_dedup", "duplicate of r1")], ["k"])
-    run.finish("clean", {"input": 6, "records": 4, "rejected": 2}, 0.0, CleanFigures(
-        removed_by_operator={"length_assistant_chars": 1, "exact_dedup": 1},
-        seen_by_operator={"length_assistant_chars": 6, "exact_dedup": 5},
-        operators={"pii_redact": {"found_by_type": {"EMAIL": 3}, "records_changed": 2}},
-        operator_names={"pii_redact": "pii_redact", "length_assistant_chars": "length", "exact_dedup": "exact_dedup"},
-        duplicate_clusters={"exact_dedup": "duplicates-exact_dedup.jsonl"}, engine={"name": "local"}).to_manifest())
+    log.commit(
+        made[:4],
+        [
+            Rejected(made[4], "clean", "length_assistant_chars", "too short"),
+            Rejected(made[5], "clean", "exact_dedup", "duplicate of r1"),
+        ],
+        ["k"],
+    )
+    run.finish(
+        "clean",
+        {"input": 6, "records": 4, "rejected": 2},
+        0.0,
+        CleanFigures(
+            removed_by_operator={"length_assistant_chars": 1, "exact_dedup": 1},
+            seen_by_operator={"length_assistant_chars": 6, "exact_dedup": 5},
+            operators={"pii_redact": {"found_by_type": {"EMAIL": 3}, "records_changed": 2}},
+            operator_names={
+                "pii_redact": "pii_redact",
+                "length_assistant_chars": "length",
+                "exact_dedup": "exact_dedup",
+            },
+            duplicate_clusters={"exact_dedup": "duplicates-exact_dedup.jsonl"},
+            engine={"name": "local"},
+        ).to_manifest(),
+    )
     (run.stage_dir("clean") / "duplicates-exact_dedup.jsonl").write_text(
-        json.dumps({"survivor": "r1", "size": 2, "duplicates": [{"id": "r5", "similarity": 1.0}]}) + "\n")
+        json.dumps({"survivor": "r1", "size": 2, "duplicates": [{"id": "r5", "similarity": 1.0}]}) + "\n"
+    )
     return Context(run=run, recipe=recipe)
 
 
@@ -94,8 +139,10 @@ def test_export_drops_rejected_records_and_brings_back_accepted_ones(tmp_path):
 
     ctx = make_run(tmp_path)
     assert run_stage(ctx, "export")
-    exported = lambda: [json.loads(x)["messages"][0]["content"] for x in  # noqa: E731
-                        (ctx.run.stage_dir("export") / "openai.jsonl").read_text().splitlines()]
+    exported = lambda: [
+        json.loads(x)["messages"][0]["content"]
+        for x in (ctx.run.stage_dir("export") / "openai.jsonl").read_text().splitlines()  # noqa: E731
+    ]
     assert len(exported()) == 4
     append_decision(ctx.run, "r0", "reject")
     append_decision(ctx.run, "r4", "accept")  # removed by a length filter: a person overrules it
@@ -103,8 +150,10 @@ def test_export_drops_rejected_records_and_brings_back_accepted_ones(tmp_path):
     assert exported() == ["What is 1 plus 1?", "What is 2 plus 2?", "What is 3 plus 3?", "What is 4 plus 4?"]
     extra = ctx.run.stage_info("export").extra
     assert extra["review"] == {"rejected": ["r0"], "restored": ["r4"]}
-    assert "1 record(s) rejected by a reviewer, 1 removed record(s) brought back" in (
-        ctx.run.stage_dir("export") / "README.md").read_text()
+    assert (
+        "1 record(s) rejected by a reviewer, 1 removed record(s) brought back"
+        in (ctx.run.stage_dir("export") / "README.md").read_text()
+    )
     assert not run_stage(ctx, "export")
 
 
@@ -121,7 +170,9 @@ def test_accepting_a_generation_reject_or_an_unknown_record_is_refused(tmp_path)
         allowed.check("bad", "accept")
     allowed.check("bad", "reject")
     append_decision(ctx.run, "bad", "accept")  # written by hand, past the page's checks
-    with pytest.raises(ReviewError, match="decisions.jsonl: record bad was rejected during generation.*clear that decision"):
+    with pytest.raises(
+        ReviewError, match="decisions.jsonl: record bad was rejected during generation.*clear that decision"
+    ):
         run_stage(ctx, "export")
     data = collect(ctx.run, ctx.recipe)  # the report still renders, and says why the decisions were not applied
     assert "record bad was rejected during generation" in data["review"]["error"] and data["totals"]["dataset"] == 4
@@ -134,8 +185,11 @@ def test_held_out_records_cannot_be_accepted(tmp_path):
     text = HEAD + "selection: {strategy: uniform, budget: {records: 2}, eval_fraction: 0.34}\n"
     ctx = make_run(tmp_path, text)
     run_stage(ctx, "select")
-    held = [r["id"] for r in ctx.run.read_table("select", rejected=True).to_pylist()
-            if r["reject_reason"].startswith("held out")]
+    held = [
+        r["id"]
+        for r in ctx.run.read_table("select", rejected=True).to_pylist()
+        if r["reject_reason"].startswith("held out")
+    ]
     assert held
     with pytest.raises(ReviewError, match="held out for evaluation"):
         reviewable(ctx.run).check(held[0], "accept")
@@ -198,11 +252,14 @@ def test_passages_are_cut_from_the_document_around_the_cited_offsets(tmp_path):
     ctx = make_run(tmp_path)
     text = "x" * 500 + "THE PASSAGE" + "y" * 500
     ctx.run.stage_dir("sources").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"doc_id": ["d"], "path": ["d.txt"], "text": [text]}), ctx.run.stage_dir("sources") / "documents.parquet")
+    pq.write_table(
+        pa.table({"doc_id": ["d"], "path": ["d.txt"], "text": [text]}),
+        ctx.run.stage_dir("sources") / "documents.parquet",
+    )
     book = PassageBook(ctx.run)
     key = book.key("d", 500, 511)
     p = book.passages[key]
-    assert p["text"][p["hl"][0]:p["hl"][1]] == "THE PASSAGE" and len(p["text"]) < len(text)
+    assert p["text"][p["hl"][0] : p["hl"][1]] == "THE PASSAGE" and len(p["text"]) < len(text)
     assert book.key("missing", 0, 3) is None and book.key("d", None, None) is None
 
 
@@ -246,11 +303,19 @@ def test_training_rewards_are_read_per_step_and_per_example(tmp_path):
     ctx = make_run(tmp_path)
     out = ctx.run.stage_dir("train")
     out.mkdir(parents=True, exist_ok=True)
-    rows = [{"kind": "train", "step": 1, "loss": 3.0, "arm": 1, "reward": 0.5, "probabilities": [0.5, 0.5]},
-            {"kind": "train", "step": 2, "loss": 2.5, "arms": [0, 1, 0], "pulls": [[0, -1.0], [0, 0.25]],
-             "probabilities": [0.4, 0.6]},
-            {"kind": "train", "step": 3, "loss": 2.0, "arm": 0, "reward": None, "probabilities": [0.4, 0.6]},
-            {"kind": "eval", "step": 3, "eval_loss": 2.2}]
+    rows = [
+        {"kind": "train", "step": 1, "loss": 3.0, "arm": 1, "reward": 0.5, "probabilities": [0.5, 0.5]},
+        {
+            "kind": "train",
+            "step": 2,
+            "loss": 2.5,
+            "arms": [0, 1, 0],
+            "pulls": [[0, -1.0], [0, 0.25]],
+            "probabilities": [0.4, 0.6],
+        },
+        {"kind": "train", "step": 3, "loss": 2.0, "arm": 0, "reward": None, "probabilities": [0.4, 0.6]},
+        {"kind": "eval", "step": 3, "eval_loss": 2.2},
+    ]
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     t = training(ctx.run)
     assert t["rewards"] == [[1, 1, 0.5], [2, 0, -1.0], [2, 0, 0.25]]
@@ -267,7 +332,9 @@ def test_the_map_projection_is_deterministic_and_separates_clusters():
     xy, method = project_2d(vectors)
     again, _ = project_2d(vectors)
     assert method == "t-SNE" and xy.shape == (60, 2) and np.allclose(xy, again)
-    inside = np.mean([np.linalg.norm(xy[i * 20:(i + 1) * 20] - xy[i * 20:(i + 1) * 20].mean(0), axis=1).mean() for i in range(3)])
+    inside = np.mean(
+        [np.linalg.norm(xy[i * 20 : (i + 1) * 20] - xy[i * 20 : (i + 1) * 20].mean(0), axis=1).mean() for i in range(3)]
+    )
     between = np.linalg.norm(xy[:20].mean(0) - xy[20:40].mean(0))
     assert between > 2 * inside
     flat = pca_2d(vectors)
@@ -277,7 +344,9 @@ def test_the_map_projection_is_deterministic_and_separates_clusters():
 
 def test_report_command_errors_name_the_problem(tmp_path):
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "sftforge.cli", *args], capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "sftforge.cli", *args], capture_output=True, text=True, timeout=120
+        )
 
     proc = cli("report", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "nowhere" in proc.stderr

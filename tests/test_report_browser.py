@@ -24,24 +24,64 @@ BENCH_QUESTION = "Natalia sold clips to 48 of her friends in April, and then she
 
 
 def _rec(q: str, a: str, rid: str, generator: str, start: int, end: int) -> Record:
-    return Record(id=rid, messages=[{"role": "user", "content": q}, {"role": "assistant", "content": a}], task="qa",
-                  lang="en", source=[SourceRef("chunk", "kb.txt#0", "kb.txt", start, end)],
-                  lineage=Lineage(generator, "test-model", temperature=0.3))
+    return Record(
+        id=rid,
+        messages=[{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+        task="qa",
+        lang="en",
+        source=[SourceRef("chunk", "kb.txt#0", "kb.txt", start, end)],
+        lineage=Lineage(generator, "test-model", temperature=0.3),
+    )
 
 
 def _generated(doc_len: int) -> tuple[list[Record], list[Rejected]]:
     """Doubling records by two generators, two exact duplicates, answers with an e-mail address, one record that
     quotes a benchmark question, and two generation rejects."""
-    records = [_rec(f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}, because doubling a number gives an even sum.",
-                    f"s{i:02d}", "grounded" if i % 2 else "self_instruct", 0, doc_len) for i in range(36)]
-    records += [_rec("What is 3 plus 3?", "3 plus 3 is 6, as the text says.", "dup1", "grounded", 0, 90),
-                _rec("What is 5 plus 5?", "5 plus 5 is 10, as doubling five gives ten.", "dup2", "grounded", 0, 90)]
-    records += [_rec(f"Where do I get worksheet {i}?", f"Write to desk@example.org and ask for worksheet {i} on doubling.",
-                     f"mail{i}", "grounded", 185, doc_len) for i in range(2)]
-    records.append(_rec(f"{BENCH_QUESTION} How many clips did she sell?", "She sold 72 clips altogether in April and May.",
-                        "bench", "self_instruct", 0, 90))
-    bad = [Rejected(_rec(f"broken {i}", "", f"bad{i}", "grounded", 0, 10), "generate", "grounded",
-                    "unparseable after 2 attempts: question has no question mark") for i in range(2)]
+    records = [
+        _rec(
+            f"What is {i} plus {i}?",
+            f"{i} plus {i} is {2 * i}, because doubling a number gives an even sum.",
+            f"s{i:02d}",
+            "grounded" if i % 2 else "self_instruct",
+            0,
+            doc_len,
+        )
+        for i in range(36)
+    ]
+    records += [
+        _rec("What is 3 plus 3?", "3 plus 3 is 6, as the text says.", "dup1", "grounded", 0, 90),
+        _rec("What is 5 plus 5?", "5 plus 5 is 10, as doubling five gives ten.", "dup2", "grounded", 0, 90),
+    ]
+    records += [
+        _rec(
+            f"Where do I get worksheet {i}?",
+            f"Write to desk@example.org and ask for worksheet {i} on doubling.",
+            f"mail{i}",
+            "grounded",
+            185,
+            doc_len,
+        )
+        for i in range(2)
+    ]
+    records.append(
+        _rec(
+            f"{BENCH_QUESTION} How many clips did she sell?",
+            "She sold 72 clips altogether in April and May.",
+            "bench",
+            "self_instruct",
+            0,
+            90,
+        )
+    )
+    bad = [
+        Rejected(
+            _rec(f"broken {i}", "", f"bad{i}", "grounded", 0, 10),
+            "generate",
+            "grounded",
+            "unparseable after 2 attempts: question has no question mark",
+        )
+        for i in range(2)
+    ]
     return records, bad
 
 
@@ -77,8 +117,12 @@ def review_run(tmp_path_factory, tiny_dir):
     records, bad = _generated(len(DOC))
     log = run.begin("generate", "handmade")
     log.commit(records, bad, ["all"])
-    run.finish("generate", {"records": len(records), "rejected": len(bad), "work_items": len(records) + len(bad)}, 0.0,
-               {"model": "test-model", "rejected_by_reason": {bad[0].reason: len(bad)}})
+    run.finish(
+        "generate",
+        {"records": len(records), "rejected": len(bad), "work_items": len(records) + len(bad)},
+        0.0,
+        {"model": "test-model", "rejected_by_reason": {bad[0].reason: len(bad)}},
+    )
     for stage in ("features", "clean", "select", "train", "evaluate", "export"):
         assert run_stage(ctx, stage), stage
     return ctx
@@ -101,7 +145,9 @@ def test_report_draws_every_chart_and_its_numbers_match_the_manifest(review_run,
     stages = run.manifest["stages"]
 
     # the funnel: one bar per stage and outcome, valued as the manifest counts them
-    bars = page.eval_on_selector_all('[data-chart="funnel"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])")
+    bars = page.eval_on_selector_all(
+        '[data-chart="funnel"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])"
+    )
     values = dict(bars)
     assert values["generate: kept"] == stages["generate"]["counts"]["records"] == 41
     assert values["generate: removed"] == 2
@@ -109,16 +155,25 @@ def test_report_draws_every_chart_and_its_numbers_match_the_manifest(review_run,
     assert values["clean: removed"] == stages["clean"]["counts"]["rejected"] == 3  # 2 duplicates, 1 benchmark question
     assert values["train: kept"] == stages["train"]["counts"]["records"] == 14
     assert values["export: kept"] == stages["export"]["counts"]["records"] == 14
-    removed_by = dict(page.eval_on_selector_all('[data-chart="operators"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])"))
+    removed_by = dict(
+        page.eval_on_selector_all(
+            '[data-chart="operators"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])"
+        )
+    )
     assert removed_by == {k: v for k, v in stages["clean"]["extra"]["removed_by_operator"].items()} | {
-        k: 0 for k in stages["clean"]["extra"]["seen_by_operator"] if k not in stages["clean"]["extra"]["removed_by_operator"]}
+        k: 0
+        for k in stages["clean"]["extra"]["seen_by_operator"]
+        if k not in stages["clean"]["extra"]["removed_by_operator"]
+    }
     assert removed_by["exact_dedup"] == 2 and removed_by["contaminated"] == 1
     assert page.text_content('[data-key="dataset"]') == "14"
 
     # distributions, map, cleaning, selection: every chart drew marks
     assert _marks(page, "languages") >= 2 and _marks(page, "hist:length_assistant_words") > 0
     assert _marks(page, "map") == 41  # every record that reached the features stage has an embedding
-    assert _marks(page, "pii") == 1 and page.eval_on_selector('[data-chart="pii"] rect.bar', "e => +e.dataset.value") == 2
+    assert (
+        _marks(page, "pii") == 1 and page.eval_on_selector('[data-chart="pii"] rect.bar', "e => +e.dataset.value") == 2
+    )
     assert _marks(page, "contamination") == 1 and page.text_content('[data-key="contaminated"]') == "1"
     assert page.text_content('[data-key="dedup-removed:exact_dedup"]') == "2"
     assert _marks(page, "loss") >= 2 and _marks(page, "arm-probabilities") == 2 and _marks(page, "arm-rewards") == 2
@@ -201,10 +256,16 @@ def test_a_decision_made_in_the_review_page_changes_the_export(review_run, brows
         port = server.server_address[1]
         rebound = httpx.get(server.url, headers={"Host": f"evil.example:{port}"}, timeout=10)  # DNS rebinding
         assert rebound.status_code == 403 and "127.0.0.1" in rebound.json()["error"]
-        cross = httpx.post(server.url + "api/decisions", json={"id": victim, "decision": "accept"},
-                           headers={"Origin": "http://evil.example"}, timeout=10)
+        cross = httpx.post(
+            server.url + "api/decisions",
+            json={"id": victim, "decision": "accept"},
+            headers={"Origin": "http://evil.example"},
+            timeout=10,
+        )
         assert cross.status_code == 403
-        form = httpx.post(server.url + "api/decisions", content=b"id=x", headers={"Content-Type": "text/plain"}, timeout=10)
+        form = httpx.post(
+            server.url + "api/decisions", content=b"id=x", headers={"Content-Type": "text/plain"}, timeout=10
+        )
         assert form.status_code == 415
         page.reload()  # the decisions survive a reload: they are read back from the run directory
         page.wait_for_selector("body[data-ready=yes]")
@@ -216,13 +277,17 @@ def test_a_decision_made_in_the_review_page_changes_the_export(review_run, brows
         server.server_close()
 
     lines = (run.path / "review" / "decisions.jsonl").read_text().splitlines()
-    assert [(json.loads(x)["id"], json.loads(x)["decision"]) for x in lines] == [(victim, "reject"), (rescued, "accept")]
+    assert [(json.loads(x)["id"], json.loads(x)["decision"]) for x in lines] == [
+        (victim, "reject"),
+        (rescued, "accept"),
+    ]
     assert run_stage(review_run, "export")  # new decisions change the export's fingerprint
     ids = [json.loads(x) for x in (run.stage_dir("export") / "openai.jsonl").read_text().splitlines()]
     assert len(ids) == 14
     texts = {x["messages"][0]["content"] for x in ids}
     by_id = {r.id: r for r in run.read_records("train")} | {
-        r["id"]: r for r in run.read_table("train", rejected=True).to_pylist()}
+        r["id"]: r for r in run.read_table("train", rejected=True).to_pylist()
+    }
     victim_q = by_id[victim].messages[0]["content"]
     rescued_q = by_id[rescued]["messages"][0]["content"]
     assert victim_q not in texts and rescued_q in texts

@@ -73,7 +73,7 @@ def test_bad_output_is_retried_with_a_new_seed_then_accepted():
 
 def test_item_is_rejected_with_reason_after_max_attempts():
     llm, runner, items = setup([["nope", "still nope", "never"]], max_attempts=3)
-    (records, rejected, keys, stats), = list(runner.batches(lambda: True, size=10))
+    ((records, rejected, keys, stats),) = list(runner.batches(lambda: True, size=10))
     assert not records and keys == [items[0].key]
     assert rejected[0].reason == "unparseable after 3 attempts: question has no question mark"
     assert rejected[0].record.messages[-1]["content"] == "Question:never"
@@ -105,6 +105,6 @@ def test_done_items_are_not_asked_again():
 
 def test_stats_are_plain_counters():
     _, runner, _ = setup([[" What is the docstring of an object?"]])
-    (_, _, _, stats), = list(runner.batches(lambda: True, size=10))
+    ((_, _, _, stats),) = list(runner.batches(lambda: True, size=10))
     assert stats == {"requests": 1, "cached": 0, "prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_reused": 0}
     assert isinstance(SimpleNamespace(**stats), SimpleNamespace)

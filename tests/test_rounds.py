@@ -50,10 +50,23 @@ def test_two_rounds_spend_the_second_budget_by_arm_value(three_peps, tmp_path, t
 
     data = recipe_dict(three_peps, target=6)
     data["rounds"] = 2
-    data["selection"] = {"strategy": "exp3s", "arms": {"by": "source"}, "eval_fraction": 0.2, "probe_size": 1,
-                         "bandit": {"eta": 0.5}}
-    data["training"] = {"model": str(tiny_dir), "method": "full", "steps": 6, "batch_size": 2, "max_seq_len": 400,
-                        "eval_every": 3, "save_every": 6, "threads": 2}
+    data["selection"] = {
+        "strategy": "exp3s",
+        "arms": {"by": "source"},
+        "eval_fraction": 0.2,
+        "probe_size": 1,
+        "bandit": {"eta": 0.5},
+    }
+    data["training"] = {
+        "model": str(tiny_dir),
+        "method": "full",
+        "steps": 6,
+        "batch_size": 2,
+        "max_seq_len": 400,
+        "eval_every": 3,
+        "save_every": 6,
+        "threads": 2,
+    }
     data["evaluation"] = {"generate": False}
     data["output"] = {"formats": ["openai"]}
     path = write_recipe(tmp_path / "loop.yaml", data)

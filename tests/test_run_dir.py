@@ -34,7 +34,9 @@ def test_commit_and_recover(tmp_path: Path):
     assert again.stats["tokens"] == 10
     again.commit([rec(5)], [], ["k5"])
     assert sorted(p.name for p in (tmp_path / "gen").glob("part-*")) == [
-        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
     ]
 
 

@@ -214,8 +214,9 @@ def test_a_mixed_batch_draws_each_example_s_arm_and_rewards_it_alone():
     from sftforge.train.samplers import BanditSampler, StepSignal
 
     members = [np.arange(0, 10), np.arange(10, 20), np.arange(20, 30)]
-    sampler = BanditSampler(Exp3S(3, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment",
-                            RewardScaler(window=100), batches="mixed")
+    sampler = BanditSampler(
+        Exp3S(3, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment", RewardScaler(window=100), batches="mixed"
+    )
     assert sampler.per_example and sampler.needs_alignment
     seen: set[int] = set()
     for _ in range(40):
@@ -226,8 +227,9 @@ def test_a_mixed_batch_draws_each_example_s_arm_and_rewards_it_alone():
         # arm 2's examples point at the probe, arm 0's away from it; one example's signal is missing
         align = [{0: -0.3, 1: 0.0, 2: 0.6}[a] + 0.01 * k for k, a in enumerate(draw.arms.tolist())]
         align[0] = float("nan")
-        pulls = sampler.feedback(draw, StepSignal(1.0, float("nan"), float("nan"), float("nan"), 0.1,
-                                                  example_alignment=tuple(align)))
+        pulls = sampler.feedback(
+            draw, StepSignal(1.0, float("nan"), float("nan"), float("nan"), 0.1, example_alignment=tuple(align))
+        )
         assert [a for a, _ in pulls] == draw.arms.tolist()[1:]
     assert len(seen) > 1  # batches really mix arms
     p = sampler.probabilities()

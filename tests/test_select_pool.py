@@ -12,9 +12,15 @@ from sftforge.select.pool import EVAL, PROBE, TRAIN, arm_labels, split_records
 
 
 def rec(i: int, generator: str = "g", doc: str = "d", **features: float) -> Record:
-    return Record(id=f"r{i}", messages=[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}],
-                  task="qa", lang="en", source=[SourceRef("chunk", f"{doc}#{i}", doc)], lineage=Lineage(generator, "m"),
-                  features=dict(features))
+    return Record(
+        id=f"r{i}",
+        messages=[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}],
+        task="qa",
+        lang="en",
+        source=[SourceRef("chunk", f"{doc}#{i}", doc)],
+        lineage=Lineage(generator, "m"),
+        features=dict(features),
+    )
 
 
 def test_splits_are_sized_disjoint_and_stable_when_records_come_and_go():

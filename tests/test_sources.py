@@ -44,7 +44,7 @@ def check_chunks(doc: Document, chunks, max_tokens: int, count) -> None:
     for c in chunks:
         covered[c.start : c.end] = b"\x01" * (c.end - c.start)
     missing = [i for i, ch in enumerate(doc.text) if not covered[i] and not ch.isspace()]
-    assert not missing, f"characters not covered: {doc.text[missing[0]:missing[0] + 40]!r}"
+    assert not missing, f"characters not covered: {doc.text[missing[0] : missing[0] + 40]!r}"
 
 
 def test_chunks_keep_paragraphs_whole_and_overlap():
@@ -170,8 +170,9 @@ def test_bm25_chinese_uses_characters():
     assert "氧" in passages[int(scores.argmax())]
 
 
-@pytest.mark.parametrize("lang, query", [("en", "context managers: the with statement and __exit__ exit exit"),
-                                         ("zh", "氧气是谁发现的")])
+@pytest.mark.parametrize(
+    "lang, query", [("en", "context managers: the with statement and __exit__ exit exit"), ("zh", "氧气是谁发现的")]
+)
 def test_bm25_term_counts_added_up_over_blocks_equal_one_index_over_every_passage(lang, query):
     from sftforge.sources.retrieval import BM25Index, TermCounts, bm25_from_counts, query_terms
 
@@ -180,7 +181,9 @@ def test_bm25_term_counts_added_up_over_blocks_equal_one_index_over_every_passag
     passages += ["the of and", "。"]  # no term at all (stop words, punctuation)
     terms = query_terms(query, lang)
     blocks = [passages[:7], passages[7:7], passages[7:25], passages[25:]]
-    scores = bm25_from_counts(TermCounts.concat([TermCounts.of(b, terms, lang) for b in blocks], len(set(terms))), terms)
+    scores = bm25_from_counts(
+        TermCounts.concat([TermCounts.of(b, terms, lang) for b in blocks], len(set(terms))), terms
+    )
     index = BM25Index(passages, lang)
     docs, want = index.search([query], k=len(passages))
     expected = np.zeros(len(passages), dtype=np.float32)

@@ -19,14 +19,22 @@ SCHEMA = {
 def ask(i: int) -> ChatRequest:
     return ChatRequest.of(
         f"j{i}",
-        [{"role": "user", "content": "Write a quiz question about the moon and its answer, as JSON with keys question and answer."}],
+        [
+            {
+                "role": "user",
+                "content": "Write a quiz question about the moon and its answer, as JSON with keys question and answer.",
+            }
+        ],
         SamplingParams(temperature=0.5, max_tokens=96, seed=i),
     )
 
 
 def test_check_parses_fences_and_reports_schema_errors():
     assert check('```json\n{"question": "q?", "answer": "a"}\n```', SCHEMA) == ({"question": "q?", "answer": "a"}, None)
-    assert check('Sure! {"question": "q?", "answer": "a"} Hope it helps.', SCHEMA)[0] == {"question": "q?", "answer": "a"}
+    assert check('Sure! {"question": "q?", "answer": "a"} Hope it helps.', SCHEMA)[0] == {
+        "question": "q?",
+        "answer": "a",
+    }
     value, err = check('{"question": "q?"}', SCHEMA)
     assert value is None and "'answer' is a required property" in err
     assert "not valid JSON" in check("no json here", SCHEMA)[1]

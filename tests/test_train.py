@@ -15,13 +15,21 @@ from sftforge.train.data import IGNORE, TrainingError, assistant_spans, encode, 
 
 
 def rec(q: str, a: str, rid: str, generator: str = "grounded_qa", doc: str = "d") -> Record:
-    return Record(id=rid, messages=[{"role": "user", "content": q}, {"role": "assistant", "content": a}], task="qa",
-                  lang="en", source=[SourceRef("chunk", f"{doc}#0", doc, 0, 10)], lineage=Lineage(generator, "m"))
+    return Record(
+        id=rid,
+        messages=[{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+        task="qa",
+        lang="en",
+        source=[SourceRef("chunk", f"{doc}#0", doc, 0, 10)],
+        lineage=Lineage(generator, "m"),
+    )
 
 
 def sums(n: int, start: int = 0) -> list[Record]:
     """Learnable records: one pattern, different numbers."""
-    return [rec(f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}.", f"s{i}", doc="sums") for i in range(start, start + n)]
+    return [
+        rec(f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}.", f"s{i}", doc="sums") for i in range(start, start + n)
+    ]
 
 
 def noise(n: int, seed: int = 0) -> list[Record]:
@@ -41,8 +49,18 @@ def tok(tiny_dir):
 
 
 def cfg(tiny_dir: Path, **kw) -> Training:
-    base = {"model": str(tiny_dir), "method": "full", "steps": 12, "batch_size": 4, "learning_rate": 3e-3,
-            "warmup_steps": 0, "eval_every": 4, "save_every": 4, "max_seq_len": 64, "threads": 2}
+    base = {
+        "model": str(tiny_dir),
+        "method": "full",
+        "steps": 12,
+        "batch_size": 4,
+        "learning_rate": 3e-3,
+        "warmup_steps": 0,
+        "eval_every": 4,
+        "save_every": 4,
+        "max_seq_len": 64,
+        "threads": 2,
+    }
     return Training(**{**base, **kw})
 
 
@@ -50,10 +68,18 @@ def cfg(tiny_dir: Path, **kw) -> Training:
 
 
 def test_labels_cover_assistant_turns_only(tok):
-    r = Record(id="x", task="dialogue", lang="en", messages=[
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"},
-        {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Bye now"},
-        {"role": "assistant", "content": "Goodbye."}])
+    r = Record(
+        id="x",
+        task="dialogue",
+        lang="en",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi there"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Bye now"},
+            {"role": "assistant", "content": "Goodbye."},
+        ],
+    )
     ex = encode(tok, r, 512)
     learnt = tok.decode([i for i, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE])
     assert "Hello!" in learnt and "Goodbye." in learnt
@@ -162,9 +188,12 @@ def test_bandit_learns_to_prefer_the_arm_that_lowers_the_probe_loss(tiny_dir, tm
     train = sums(24) + noise(24)
     config = cfg(tiny_dir, steps=30, eval_every=10, save_every=30, learning_rate=5e-3)
     members = [np.arange(24), np.arange(24, 48)]
-    sampler = BanditSampler(Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "target_prediction_gain", RewardScaler(window=50))
-    trainer, _ = _trainer(tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler,
-                          probe=sums(6, start=200))
+    sampler = BanditSampler(
+        Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "target_prediction_gain", RewardScaler(window=50)
+    )
+    trainer, _ = _trainer(
+        tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler, probe=sums(6, start=200)
+    )
     outcome = trainer.run()
     p_sums, p_noise = outcome.probabilities
     assert p_sums > 0.6 > p_noise
@@ -181,11 +210,13 @@ def test_gradient_alignment_rewards_the_arm_whose_gradient_points_at_the_probe(t
     train = sums(24) + noise(24)
     config = cfg(tiny_dir, steps=20, eval_every=10, save_every=20, learning_rate=5e-3)
     members = [np.arange(24), np.arange(24, 48)]
-    sampler = BanditSampler(Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment",
-                            RewardScaler(window=50, detrend=0))
+    sampler = BanditSampler(
+        Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment", RewardScaler(window=50, detrend=0)
+    )
     assert sampler.needs_alignment and not sampler.needs_probe
-    trainer, _ = _trainer(tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler,
-                          probe=sums(6, start=200))
+    trainer, _ = _trainer(
+        tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler, probe=sums(6, start=200)
+    )
     outcome = trainer.run()
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     by_arm = {a: [r["alignment"] for r in rows if r["arm"] == a] for a in (0, 1)}
@@ -195,8 +226,9 @@ def test_gradient_alignment_rewards_the_arm_whose_gradient_points_at_the_probe(t
 
 
 def test_one_example_at_a_time_gives_the_batch_gradient(tiny_dir, tmp_path):
-    trainer, _ = _trainer(tiny_dir, tmp_path, cfg(tiny_dir, method="lora"), sums(3) + noise(2), sums(2, start=50),
-                          probe=sums(2, start=80))
+    trainer, _ = _trainer(
+        tiny_dir, tmp_path, cfg(tiny_dir, method="lora"), sums(3) + noise(2), sums(2, start=50), probe=sums(2, start=80)
+    )
     batch = trainer.data.train
     loss, tokens = trainer._backward(batch)
     whole = trainer._gradient()
@@ -216,10 +248,12 @@ def test_a_mixed_batch_bandit_learns_from_each_example(tiny_dir, tmp_path):
     train = sums(24) + noise(24)
     config = cfg(tiny_dir, steps=10, eval_every=10, save_every=10, learning_rate=5e-3)
     members = [np.arange(24), np.arange(24, 48)]
-    sampler = BanditSampler(Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment",
-                            RewardScaler(window=50), batches="mixed")
-    trainer, _ = _trainer(tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler,
-                          probe=sums(6, start=200))
+    sampler = BanditSampler(
+        Exp3S(2, eta=0.3, epsilon=0.05), members, 0, "gradient_alignment", RewardScaler(window=50), batches="mixed"
+    )
+    trainer, _ = _trainer(
+        tiny_dir, tmp_path, config, train, sums(6, start=100), sampler=sampler, probe=sums(6, start=200)
+    )
     outcome = trainer.run()
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
     assert all(len(r["arms"]) == 4 and [a for a, _ in r["pulls"]] == r["arms"] for r in rows)
@@ -300,7 +334,9 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
     arms = json.loads((run.stage_dir("train") / "arms.json").read_text())
     assert sum(a["chosen"] for a in arms) == 20 and sum(a["records"] for a in arms) == 50
     assert all(np.isfinite(a["value"]) and 0 < a["probability"] < 1 for a in arms)
-    rows = [json.loads(x) for x in (run.stage_dir("train") / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    rows = [
+        json.loads(x) for x in (run.stage_dir("train") / "metrics.jsonl").read_text().splitlines() if '"train"' in x
+    ]
     assert all(len(r["arms"]) == 4 and len(r["pulls"]) == 4 for r in rows)  # mixed batches, a reward per example
     reasons = {r["reject_reason"] for r in run.read_table("train", rejected=True).to_pylist()}
     assert all(x.startswith("not chosen within the budget") for x in reasons)
@@ -344,7 +380,9 @@ def test_static_ifd_selection_exports_the_best_records_without_training(tmp_path
     records = sums(20)
     for i, r in enumerate(records):
         r.features["ifd"] = 1.5 if i == 0 else i / 20  # record 0 has IFD >= 1: its prompt does not help
-    text = HEAD + "selection: {strategy: ifd_topk, budget: {records: 5}, eval_fraction: 0}\noutput: {formats: [openai]}\n"
+    text = (
+        HEAD + "selection: {strategy: ifd_topk, budget: {records: 5}, eval_fraction: 0}\noutput: {formats: [openai]}\n"
+    )
     ctx = _run_with_clean_records(tmp_path, text, records)
     assert [s.name for s in stages_for(ctx.recipe)][-2:] == ["select", "export"]
     run_stage(ctx, "select")
@@ -390,8 +428,12 @@ def test_evaluation_files_are_read_and_bad_lines_named(tmp_path):
     from sftforge.train.evaluate import load_eval_file
 
     good = tmp_path / "good.jsonl"
-    good.write_text(json.dumps({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}],
-                                "task": "qa"}) + "\n\n")
+    good.write_text(
+        json.dumps(
+            {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}], "task": "qa"}
+        )
+        + "\n\n"
+    )
     (record,) = load_eval_file(good)
     assert record.task == "qa" and record.messages[-1]["content"] == "A." and record.id
     bad = tmp_path / "bad.jsonl"

@@ -39,8 +39,18 @@ def templated(n: int = 200, seed: int = 0) -> list[str]:
     """n distinct instructions from a grammar: what to write, about what, for whom."""
     verbs = ["Write", "Compose", "Draft", "Create"]
     forms = ["a short poem", "a story", "an email", "a summary", "a list of tips"]
-    topics = ["the ocean", "winter mornings", "a lost cat", "city traffic", "learning to cook", "a rainy day",
-              "the first day of school", "friendship", "a mountain trip", "old computers"]
+    topics = [
+        "the ocean",
+        "winter mornings",
+        "a lost cat",
+        "city traffic",
+        "learning to cook",
+        "a rainy day",
+        "the first day of school",
+        "friendship",
+        "a mountain trip",
+        "old computers",
+    ]
     tails = ["for children.", "for a friend.", "in three sentences.", "in a formal tone.", "with a happy ending."]
     combos = list(itertools.product(verbs, forms, topics))
     rng = random.Random(seed)
@@ -55,14 +65,17 @@ def rouge(a: str, b: str) -> float:
 # ------------------------------------------------------------------------------------------------ tokenisation
 
 
-@pytest.mark.parametrize("text", [
-    "Write a short poem about the sea.",
-    "Is there anything I can eat that doesn't include eggs, yet has roughly 700-1000 calories?",
-    'Rewrite the sentence (about 3.5 lines) in "plain" words: keep it short!',
-    "Given the list [1, 2, 3], return the sum. Then explain why it is 6.",
-    "What's 10:30 in 24-hour time? I'm not sure; 50% of people get it wrong.",
-    "Sort these by price/quality and give 1,000 reasons.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write a short poem about the sea.",
+        "Is there anything I can eat that doesn't include eggs, yet has roughly 700-1000 calories?",
+        'Rewrite the sentence (about 3.5 lines) in "plain" words: keep it short!',
+        "Given the list [1, 2, 3], return the sum. Then explain why it is 6.",
+        "What's 10:30 in 24-hour time? I'm not sure; 50% of people get it wrong.",
+        "Sort these by price/quality and give 1,000 reasons.",
+    ],
+)
 def test_english_round_trip(text):
     toks = tokenize(text)
     assert all(t == t.lower() for t in toks)
@@ -70,11 +83,14 @@ def test_english_round_trip(text):
     assert detokenize(toks) == text
 
 
-@pytest.mark.parametrize("text", [
-    "我想学习机器学习，请推荐三本书。",
-    "请把下面的句子翻译成英文：“今天天气很好。”",
-    "用python写一个函数，计算1,000的平方根。",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我想学习机器学习，请推荐三本书。",
+        "请把下面的句子翻译成英文：“今天天气很好。”",
+        "用python写一个函数，计算1,000的平方根。",
+    ],
+)
 def test_chinese_round_trip(text):
     toks = tokenize(text)
     assert "学" in toks or "请" in toks or "用" in toks  # CJK characters are single tokens
@@ -147,8 +163,13 @@ def test_determinism_with_seed():
     for seed in (7, 7, 8):
         vae = SentenceVAE(VAEConfig(embed_dim=16, hidden_dim=32, latent_dim=8))
         report = vae.train(texts, epochs=2, batch_size=16, seed=seed)
-        runs.append(([(e.recon, e.kl) for e in report.epochs], vae.encode(texts[:5]),
-                     vae.sample_near(texts[0], 3, sigma=1.0, temperature=1.0, seed=3)))
+        runs.append(
+            (
+                [(e.recon, e.kl) for e in report.epochs],
+                vae.encode(texts[:5]),
+                vae.sample_near(texts[0], 3, sigma=1.0, temperature=1.0, seed=3),
+            )
+        )
     assert runs[0][0] == runs[1][0]
     assert torch.equal(runs[0][1], runs[1][1])
     assert runs[0][2] == runs[1][2]

@@ -104,7 +104,11 @@ def run(
         except Exception as exc:  # the dataset is written; a report problem must not fail the run
             logging.getLogger("sftforge.report").warning(
                 "the dataset is complete, but the report could not be written (%s); fix that and run `sftforge "
-                "report %s`", exc, round_run.path, exc_info=not isinstance(exc, SftforgeError))
+                "report %s`",
+                exc,
+                round_run.path,
+                exc_info=not isinstance(exc, SftforgeError),
+            )
     if len(rounds) > 1:
         out.print(f"final dataset (round {rounds[-1][0]}): {rounds[-1][1].stage_dir('export')}")
 
@@ -132,7 +136,9 @@ def _stage_command(name: str, doc: str):  # type: ignore[no-untyped-def]
 
 app.command("sources")(_stage_command("sources", "Read, chunk and rank the recipe's documents."))
 app.command("generate")(_stage_command("generate", "Generate records from ranked passages (resumable)."))
-app.command("features")(_stage_command("features", "Compute the recipe's feature operators over the generated records."))
+app.command("features")(
+    _stage_command("features", "Compute the recipe's feature operators over the generated records.")
+)
 app.command("clean")(
     _stage_command("clean", "Apply PII redaction, filters, decontamination and dedup to the featured records.")
 )
@@ -140,7 +146,9 @@ app.command("select")(
     _stage_command("select", "Hold out the evaluation split, form the bandit's arms and pick the static selection.")
 )
 app.command("train")(
-    _stage_command("train", "Fine-tune on the selection (LoRA or full); with a bandit, learn which arms help (resumable).")
+    _stage_command(
+        "train", "Fine-tune on the selection (LoRA or full); with a bandit, learn which arms help (resumable)."
+    )
 )
 app.command("evaluate")(
     _stage_command("evaluate", "Held-out loss, perplexity and answer metrics of the base and the fine-tuned model.")
@@ -152,7 +160,9 @@ app.command("export")(_stage_command("export", "Write the dataset files and the 
 @_guard
 def merge(
     run_dir: RunDirArg,
-    target: Annotated[Path, typer.Option("--out", help="Folder for the merged model; default RUN_DIR/train/merged.")] = None,  # type: ignore[assignment]
+    target: Annotated[
+        Path, typer.Option("--out", help="Folder for the merged model; default RUN_DIR/train/merged.")
+    ] = None,  # type: ignore[assignment]
 ) -> None:
     """Fold the trained LoRA adapter into the base model and save it as a plain transformers model."""
     from sftforge.errors import StageError
@@ -168,7 +178,9 @@ def merge(
     adapter = weights_dir(ctx.run, cfg.method)
     if not (adapter / "adapter_config.json").exists():
         raise StageError(f"no adapter in {adapter}: run `sftforge train {run_dir}` first")
-    dest = merge_adapter(model_dir(cfg.model, ctx.recipe.base_dir), adapter, target or ctx.run.stage_dir("train") / "merged", cfg.dtype)
+    dest = merge_adapter(
+        model_dir(cfg.model, ctx.recipe.base_dir), adapter, target or ctx.run.stage_dir("train") / "merged", cfg.dtype
+    )
     out.print(f"merged model: {dest}")
 
 
@@ -280,7 +292,9 @@ def inspect(
             if r.answer_check:
                 c = r.answer_check
                 out.print(f"[dim]answer_check: {c.method} passed={c.passed} score={c.score:.2f} ({c.detail})[/]")
-            src = ", ".join(f"{s.kind} {s.id}" + (f" [{s.start}:{s.end}]" if s.start is not None else "") for s in r.source)
+            src = ", ".join(
+                f"{s.kind} {s.id}" + (f" [{s.start}:{s.end}]" if s.start is not None else "") for s in r.source
+            )
             out.print(f"[dim]source: {src}[/]", highlight=False)
 
 
@@ -306,7 +320,9 @@ def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) 
     from sftforge.recipe import load_recipe
 
     rec, _ = load_recipe(recipe)
-    out.print(f"{recipe}: valid recipe '{rec.name}' ({rec.task.type}, {rec.task.language}, target {rec.task.target_count})")
+    out.print(
+        f"{recipe}: valid recipe '{rec.name}' ({rec.task.type}, {rec.task.language}, target {rec.task.target_count})"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,10 @@ class Constraints(Strict):
     num_options: int = Field(4, ge=2, le=6, description="Exercise: number of multiple-choice options.")
     max_summary_ratio: float = Field(0.9, gt=0, description="Summarization: summary length over passage length.")
     min_support: float = Field(
-        0.5, ge=0, le=1, description="Minimum share of answer content tokens found in the passage (or, for an "
+        0.5,
+        ge=0,
+        le=1,
+        description="Minimum share of answer content tokens found in the passage (or, for an "
         "extractive answer that is not an exact span, in the passage sentence it is snapped to).",
     )
     min_question_support: float = Field(
@@ -86,7 +89,9 @@ class OpenAIModel(Strict):
     )
     concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight at once.")
     timeout: float = Field(120.0, gt=0, description="Seconds before a request is abandoned and retried.")
-    max_retries: int = Field(6, ge=0, le=50, description="Retries of a failed request (429, 5xx, timeouts, bad bodies).")
+    max_retries: int = Field(
+        6, ge=0, le=50, description="Retries of a failed request (429, 5xx, timeouts, bad bodies)."
+    )
 
 
 class TransformersModel(Strict):
@@ -155,18 +160,21 @@ class GeneratorConfig(Strict):
 
     name: str
     share: float = Field(1.0, gt=0, description="This generator's share of task.target_count (shares are normalised).")
-    sampling: SamplingOverride = Field(default_factory=SamplingOverride, description="Overrides of generation.sampling.")
+    sampling: SamplingOverride = Field(
+        default_factory=SamplingOverride, description="Overrides of generation.sampling."
+    )
 
 
 class WalkStart(Strict):
     """Where KG walks start (drawn with replacement)."""
 
     by: Literal["uniform", "type", "relation", "list"] = Field(
-        "uniform", description="uniform: any entity with an edge; type: entities of `types`; relation: heads of "
+        "uniform",
+        description="uniform: any entity with an edge; type: entities of `types`; relation: heads of "
         "`relations` (`name^-1` for tails); list: the named `entities`.",
     )
     types: list[str] = Field(default_factory=list, description="by type: type entities (ids as in the graph).")
-    type_relation: str | None = Field(None, description="by type: the \"is a\" relation; default: rdf:type, isa, P31...")
+    type_relation: str | None = Field(None, description='by type: the "is a" relation; default: rdf:type, isa, P31...')
     relations: list[str] = Field(default_factory=list, description="by relation: relation names.")
     entities: list[str] = Field(default_factory=list, description="by list: entity ids.")
 
@@ -205,7 +213,9 @@ class Walks(Strict):
         description="kg_qa: verbalisation overrides per relation (`name^-1` for the inverse): a question template "
         "with {x}, or {question, phrase, statement, words}.",
     )
-    answer_noun: str | None = Field(None, description="kg_qa: what answers are (\"country\"); default: their common type.")
+    answer_noun: str | None = Field(
+        None, description='kg_qa: what answers are ("country"); default: their common type.'
+    )
     # multi_doc_qa
     min_passages: int = Field(2, ge=2, le=4, description="multi_doc_qa: fewest passages per question.")
     max_passages: int = Field(3, ge=2, le=4, description="multi_doc_qa: most passages per question.")
@@ -276,12 +286,23 @@ class BanditSettings(Strict):
         "al.); size, each arm's share of the records, so the untrained policy samples like a random batch and small "
         "odd arms are not over-sampled before the rewards speak.",
     )
-    eta: float = Field(0.3, gt=0, description="Exp3.S step size; the paper's 1e-3 is for 10^5+ steps, a fine-tuning run of tens to hundreds of steps needs ~0.3.")
+    eta: float = Field(
+        0.3,
+        gt=0,
+        description="Exp3.S step size; the paper's 1e-3 is for 10^5+ steps, a fine-tuning run of tens to hundreds of steps needs ~0.3.",
+    )
     epsilon: float = Field(0.05, ge=0, lt=1, description="Exp3.S share of uniform exploration.")
-    alpha: float | None = Field(None, ge=0, lt=1, description="Exp3.S weight sharing (lets the policy switch arms); default 1/t, the paper's schedule.")
+    alpha: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Exp3.S weight sharing (lets the policy switch arms); default 1/t, the paper's schedule.",
+    )
     window: int = Field(50, ge=10, description="Recent rewards whose 20th/80th percentiles rescale to [-1, 1].")
     detrend: int = Field(
-        5, ge=0, description="Rank each gain against the mean of this many gains before it (0: raw gains, as the "
+        5,
+        ge=0,
+        description="Rank each gain against the mean of this many gains before it (0: raw gains, as the "
         "paper); short runs need it, since gains shrink as the loss flattens.",
     )
     smoothing: float = Field(0.9, ge=0, lt=1, description="odm: smoothing of each arm's loss estimate.")
@@ -290,8 +311,10 @@ class BanditSettings(Strict):
     @model_validator(mode="after")
     def _mixed_needs_a_per_example_reward(self) -> BanditSettings:
         if self.batches == "mixed" and self.reward == "target_prediction_gain":
-            raise ValueError("batches: mixed rewards each example by its own signal, and the probe loss's drop is the "
-                             "whole batch's: use reward prediction_gain or gradient_alignment, or batches: arm")
+            raise ValueError(
+                "batches: mixed rewards each example by its own signal, and the probe loss's drop is the "
+                "whole batch's: use reward prediction_gain or gradient_alignment, or batches: arm"
+            )
         return self
 
 
@@ -312,9 +335,15 @@ class Selection(Strict):
     bandit: BanditSettings = Field(default_factory=BanditSettings)
     score: str = Field("ifd", description="deita and the bandit's within-arm order: the feature that ranks records.")
     score_higher_is_better: bool = Field(True, description="Direction of `score`.")
-    diversity_threshold: float = Field(0.9, gt=0, le=1, description="deita: skip records this similar (cosine) to one kept.")
-    eval_fraction: float = Field(0.1, ge=0, lt=0.5, description="Share of records held out for evaluation (never trained on).")
-    probe_size: int = Field(16, ge=1, description="Held-out records whose loss rewards the bandit (taken from the eval split).")
+    diversity_threshold: float = Field(
+        0.9, gt=0, le=1, description="deita: skip records this similar (cosine) to one kept."
+    )
+    eval_fraction: float = Field(
+        0.1, ge=0, lt=0.5, description="Share of records held out for evaluation (never trained on)."
+    )
+    probe_size: int = Field(
+        16, ge=1, description="Held-out records whose loss rewards the bandit (taken from the eval split)."
+    )
     seed: int = Field(0, ge=0)
 
 
@@ -330,7 +359,9 @@ class LoRA(Strict):
 class Training(Strict):
     """Supervised fine-tuning on the selected records: loss on assistant tokens only, the model's chat template."""
 
-    model: str = Field("bundled", description="'bundled', a .gguf file (converted once) or a transformers model directory.")
+    model: str = Field(
+        "bundled", description="'bundled', a .gguf file (converted once) or a transformers model directory."
+    )
     method: Literal["lora", "full"] = Field("lora")
     lora: LoRA = Field(default_factory=LoRA)
     steps: int = Field(200, ge=1, description="Optimizer steps.")
@@ -339,11 +370,17 @@ class Training(Strict):
     learning_rate: float = Field(2e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(10, ge=0)
-    schedule: Literal["constant", "linear", "cosine"] = Field("constant", description="Learning-rate schedule after warm-up.")
-    max_seq_len: int = Field(512, ge=16, description="Tokens per example; longer ones are cut (assistant tokens past it are not learnt).")
+    schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant", description="Learning-rate schedule after warm-up."
+    )
+    max_seq_len: int = Field(
+        512, ge=16, description="Tokens per example; longer ones are cut (assistant tokens past it are not learnt)."
+    )
     eval_every: int = Field(20, ge=1, description="Steps between held-out loss measurements.")
     save_every: int = Field(50, ge=1, description="Steps between checkpoints (the resume points).")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field("float32", description="auto: bf16 only where this CPU runs it faster.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "float32", description="auto: bf16 only where this CPU runs it faster."
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: all cores.")
     merge: bool = Field(False, description="lora: also save the base model with the adapter merged in.")
     seed: int = Field(0, ge=0)
@@ -375,11 +412,12 @@ class RayConfig(Strict):
     """A Ray cluster for engine: ray. The run directory must be on storage every node sees."""
 
     address: str | None = Field(
-        None, description="The cluster (`auto`, `ray://head:10001`, `head:6379`); default: RAY_ADDRESS, else a local Ray."
+        None,
+        description="The cluster (`auto`, `ray://head:10001`, `head:6379`); default: RAY_ADDRESS, else a local Ray.",
     )
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local Ray (no address); default: all.")
     workers: int | None = Field(
-        None, ge=1, description="Operator actors, one CPU each; each loads the operators' models once. Default: one per CPU."
+        None,
+        ge=1,
+        description="Operator actors, one CPU each; each loads the operators' models once. Default: one per CPU.",
     )
-
-

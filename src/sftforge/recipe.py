@@ -117,8 +117,9 @@ if TYPE_CHECKING:
 
     GeneratorEntry = GeneratorConfig
 else:
-    Sources = create_model("Sources", __base__=Strict, __doc__="What the data is made from: one field per source kind.",
-                           **_source_fields())
+    Sources = create_model(
+        "Sources", __base__=Strict, __doc__="What the data is made from: one field per source kind.", **_source_fields()
+    )
     GeneratorEntry = Annotated[Union[tuple(cls.Config for cls in GENERATORS.values())], Field(discriminator="name")]  # type: ignore[valid-type]
 
 
@@ -189,9 +190,15 @@ class Recipe(Strict):
     generators: list[GeneratorEntry] = Field(  # type: ignore[valid-type]
         default_factory=list,
         description="The generators that make the task, each with its share of target_count; default: the task "
-        "type's own (" + ", ".join(f"{t}: {', '.join(g.name for g in generator_registry.defaults(t))}"
-                                   for t in TASK_TYPES if generator_registry.defaults(t)) + "). "
-        + "; ".join(f"{name}: makes {', '.join(cls.tasks)}" for name, cls in GENERATORS.items()) + ".",
+        "type's own ("
+        + ", ".join(
+            f"{t}: {', '.join(g.name for g in generator_registry.defaults(t))}"
+            for t in TASK_TYPES
+            if generator_registry.defaults(t)
+        )
+        + "). "
+        + "; ".join(f"{name}: makes {', '.join(cls.tasks)}" for name, cls in GENERATORS.items())
+        + ".",
     )
     features: Features = Field(  # type: ignore[valid-type]
         default_factory=list,
@@ -203,7 +210,9 @@ class Recipe(Strict):
     training: Training | None = Field(None, description="Fine-tuning; absent: no train and evaluate stages.")
     evaluation: Evaluation = Field(default_factory=Evaluation)
     rounds: int = Field(
-        1, ge=1, le=20,
+        1,
+        ge=1,
+        le=20,
         description="Closed loop: after each round's training, the bandit's arm values set each topic's share of the "
         "next round's generation budget (target_count new records per round); needs a bandit with arms by cluster "
         "or source.",
@@ -241,12 +250,18 @@ class Recipe(Strict):
     def _selection_needs(self) -> Recipe:
         sel = self.selection
         if sel is not None and sel.strategy in BANDIT_STRATEGIES and self.training is None:
-            raise ValueError(f"selection.strategy {sel.strategy} learns while fine-tuning: add a `training` section, or use a static strategy (all, uniform, ifd_topk, deita, kcenter)")
+            raise ValueError(
+                f"selection.strategy {sel.strategy} learns while fine-tuning: add a `training` section, or use a static strategy (all, uniform, ifd_topk, deita, kcenter)"
+            )
         if self.rounds > 1:
             if sel is None or sel.strategy not in BANDIT_STRATEGIES:
-                raise ValueError("rounds > 1 feeds the bandit's arm values into the next round: set selection.strategy to exp3s or odm (with a `training` section)")
+                raise ValueError(
+                    "rounds > 1 feeds the bandit's arm values into the next round: set selection.strategy to exp3s or odm (with a `training` section)"
+                )
             if sel.arms.by not in ("cluster", "source"):
-                raise ValueError(f"rounds > 1 needs arms that map onto passages: selection.arms.by cluster or source, not {sel.arms.by}")
+                raise ValueError(
+                    f"rounds > 1 needs arms that map onto passages: selection.arms.by cluster or source, not {sel.arms.by}"
+                )
         return self
 
     # Set by load_recipe: relative source paths resolve against the recipe's folder.
@@ -374,7 +389,9 @@ def _describe_error(err: dict[str, Any], root: yaml.Node, source: str) -> str:
             msg = f"unknown operator {err['input'].get('name')!r}; registered operators: {names}"
         elif err["type"] == "missing":
             model = _model_at(loc[:-1])
-            desc = model.model_fields[str(loc[-1])].description if model and str(loc[-1]) in model.model_fields else None
+            desc = (
+                model.model_fields[str(loc[-1])].description if model and str(loc[-1]) in model.model_fields else None
+            )
             msg = "required field is missing" + (f" ({desc})" if desc else "")
         elif "input" in err and err["type"] not in ("model_type",):
             shown = repr(err["input"])

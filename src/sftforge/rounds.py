@@ -41,6 +41,7 @@ from sftforge.storage import (
 
 log = logging.getLogger(__name__)
 
+
 def round_path(root: Path, r: int) -> Path:
     return root if r == 1 else root / "rounds" / str(r)
 
@@ -83,9 +84,15 @@ def _chunk_arms(prev: RunDir, recipe: Recipe, chunks: list[dict[str, Any]], arm_
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
     entry = next(f for f in recipe.features if f.name == sel.arms.vectors)
     op = build(entry, recipe.base_dir)
-    texts = [Record(id=c["chunk_id"], messages=[{"role": "user", "content": c["text"]},
-                                               {"role": "assistant", "content": c["text"]}], task="", lang="")
-             for c in chunks]
+    texts = [
+        Record(
+            id=c["chunk_id"],
+            messages=[{"role": "user", "content": c["text"]}, {"role": "assistant", "content": c["text"]}],
+            task="",
+            lang="",
+        )
+        for c in chunks
+    ]
     embedded = op.embed_batch(texts)
     embedded /= np.maximum(np.linalg.norm(embedded, axis=1, keepdims=True), 1e-12)
     return (embedded @ centroids.T).argmax(axis=1).astype(np.int64)
@@ -123,8 +130,10 @@ def make_plan(prev: RunDir, recipe: Recipe, r: int, run_path: Path) -> RoundPlan
         round=r,
         carry=os.path.relpath(prev.path.resolve(), run_path.resolve()),
         weights=weights,
-        arms=[ArmShare(name=a.name, value=a.value, share=float(s), fresh_passages=int(n))
-              for a, s, n in zip(arms, shares, per_arm, strict=True)],
+        arms=[
+            ArmShare(name=a.name, value=a.value, share=float(s), fresh_passages=int(n))
+            for a, s, n in zip(arms, shares, per_arm, strict=True)
+        ],
         uncovered_passages=int(uncovered.sum()),
         used_passages=len(done),
     )

@@ -122,7 +122,9 @@ def _json(r: _Reading) -> Iterator[Row]:
     if isinstance(data, dict):  # {"data": [...]} or {"test": [...]}: the one list of objects inside
         lists = [k for k, v in data.items() if isinstance(v, list)]
         if len(lists) != 1:
-            raise r.error(f"{r.path}: expected a list of objects (or JSON lines), found an object with keys {list(data)}")
+            raise r.error(
+                f"{r.path}: expected a list of objects (or JSON lines), found an object with keys {list(data)}"
+            )
         data = data[lists[0]]
     if not isinstance(data, list):
         raise r.error(f"{r.path}: expected a list of objects (or JSON lines), found a {type(data).__name__}")

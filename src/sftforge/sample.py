@@ -163,9 +163,11 @@ RECORD_SCHEMA = pa.schema(
     ]
 )
 
-REJECT_SCHEMA = RECORD_SCHEMA.append(pa.field("reject_stage", pa.string())).append(
-    pa.field("reject_operator", pa.string())
-).append(pa.field("reject_reason", pa.string()))
+REJECT_SCHEMA = (
+    RECORD_SCHEMA.append(pa.field("reject_stage", pa.string()))
+    .append(pa.field("reject_operator", pa.string()))
+    .append(pa.field("reject_reason", pa.string()))
+)
 
 
 @dataclass(slots=True)

@@ -85,10 +85,14 @@ def _vectors_dir(run: RunDir) -> Path:
 
 def write_vectors(run: RunDir, feature: str, part: str, ids: list[str], matrix: np.ndarray) -> None:
     """One shard's vectors of a vector feature, rows in record order."""
-    table = pa.table({
-        "id": pa.array(ids, pa.string()),
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(matrix, np.float32).reshape(-1)), matrix.shape[1]),
-    })
+    table = pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.asarray(matrix, np.float32).reshape(-1)), matrix.shape[1]
+            ),
+        }
+    )
     atomic_write_table(_vectors_dir(run) / f"{feature}-{part}.parquet", table)
 
 
@@ -138,13 +142,18 @@ class Assignment:
 
 
 def write_assignments(run: RunDir, ids: list[str], assignments: list[Assignment]) -> None:
-    atomic_write_table(run.stage_dir("select") / "assignments.parquet", pa.table({
-        "id": pa.array(ids, pa.string()),
-        "split": pa.array([a.split for a in assignments], pa.string()),
-        "arm": pa.array([a.arm for a in assignments], pa.int64()),
-        "selected": pa.array([a.selected for a in assignments], pa.bool_()),
-        "tokens": pa.array([a.tokens for a in assignments], pa.int64()),
-    }))
+    atomic_write_table(
+        run.stage_dir("select") / "assignments.parquet",
+        pa.table(
+            {
+                "id": pa.array(ids, pa.string()),
+                "split": pa.array([a.split for a in assignments], pa.string()),
+                "arm": pa.array([a.arm for a in assignments], pa.int64()),
+                "selected": pa.array([a.selected for a in assignments], pa.bool_()),
+                "tokens": pa.array([a.tokens for a in assignments], pa.int64()),
+            }
+        ),
+    )
 
 
 def has_assignments(run: RunDir) -> bool:
@@ -211,7 +220,9 @@ def write_evaluation(run: RunDir, results: dict[str, Any], answers: list[dict[st
     """Per evaluation set: base, tuned and delta metrics (results.json); every generated answer (answers.jsonl)."""
     out = run.stage_dir("evaluate")
     atomic_write_bytes(out / "results.json", json.dumps(results, indent=1).encode("utf-8"))
-    atomic_write_bytes(out / "answers.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in answers).encode("utf-8"))
+    atomic_write_bytes(
+        out / "answers.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in answers).encode("utf-8")
+    )
 
 
 def read_evaluation(run: RunDir) -> dict[str, Any] | None:

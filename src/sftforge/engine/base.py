@@ -56,5 +56,3 @@ def open_runner(engine: str, settings: Any = None) -> Iterator[Runner]:
 
     with ray_session(settings) as ray:
         yield RayRunner(ray, settings)
-
-

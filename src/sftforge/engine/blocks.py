@@ -125,5 +125,12 @@ class CleanWorker:
         figures = self.processor.figures()
         delta = {k: stats_delta(v, self._figures.get(k)) for k, v in figures.items()}
         self._figures = figures
-        return CleanBlock(len(records), records_to_table(kept), rejected_to_table(rejected), keys,
-                          self.processor.stats.seen, self.processor.stats.removed, delta)
+        return CleanBlock(
+            len(records),
+            records_to_table(kept),
+            rejected_to_table(rejected),
+            keys,
+            self.processor.stats.seen,
+            self.processor.stats.removed,
+            delta,
+        )

@@ -106,8 +106,13 @@ class RecordProcessor:
         return {op_label(op): f for op in self.ops if (f := op.stats())}
 
 
-def resolve_dedups(dedups: list[Deduplicator], keys_of: Callable[[int], np.ndarray], n: int, stats: OpStats,
-                   resolver: Resolver | None = None) -> list[DedupOutcome]:
+def resolve_dedups(
+    dedups: list[Deduplicator],
+    keys_of: Callable[[int], np.ndarray],
+    n: int,
+    stats: OpStats,
+    resolver: Resolver | None = None,
+) -> list[DedupOutcome]:
     """Each deduplicator in turn over the survivors of the one before; `keys_of(i)` gives deduplicator i's key
     rows for all `n` records in stream order, `resolver` may replace `Deduplicator.resolve` (an engine's
     distributed resolution, `Runner.dedup_resolver`) as long as it decides the same."""

@@ -59,8 +59,10 @@ def ray_session(settings: RaySettings) -> Iterator[Any]:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = address or "a local Ray"
-            raise StageError(f"cannot start or reach Ray ({where}): {exc}. Check `ray status` on the head node, "
-                             "or unset RAY_ADDRESS to use a local Ray") from exc
+            raise StageError(
+                f"cannot start or reach Ray ({where}): {exc}. Check `ray status` on the head node, "
+                "or unset RAY_ADDRESS to use a local Ray"
+            ) from exc
         started = True
     try:
         yield ray
@@ -102,8 +104,9 @@ def _sftforge_cause(exc: BaseException) -> SftforgeError | None:
     return None
 
 
-def map_blocks(ray: Any, actor_cls: Any, init_args: tuple[Any, ...], method: str, blocks: Sequence[str],
-               workers: int) -> Iterator[Any]:
+def map_blocks(
+    ray: Any, actor_cls: Any, init_args: tuple[Any, ...], method: str, blocks: Sequence[str], workers: int
+) -> Iterator[Any]:
     """Results of `actor_cls(*init_args).method(block)` for each block, in block order, through Ray Data: a pool
     of `workers` actors (one CPU each) that build the operators once. Ray retries a task whose actor died; what
     the caller stored before an error is kept."""
@@ -116,8 +119,14 @@ def map_blocks(ray: Any, actor_cls: Any, init_args: tuple[Any, ...], method: str
     ctx.execution_options.preserve_order = True
     try:
         ds = ray.data.from_items([{"block": b} for b in blocks], override_num_blocks=len(blocks))
-        ds = ds.map_batches(_BlockUDF, fn_constructor_args=(actor_cls, init_args, method), batch_size=1,
-                            concurrency=max(1, min(workers, len(blocks))), num_cpus=1, batch_format="numpy")
+        ds = ds.map_batches(
+            _BlockUDF,
+            fn_constructor_args=(actor_cls, init_args, method),
+            batch_size=1,
+            concurrency=max(1, min(workers, len(blocks))),
+            num_cpus=1,
+            batch_format="numpy",
+        )
         for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
             yield pickle.loads(batch["payload"][0])
     except Exception as exc:  # an operator's own error (a missing benchmark file...) reaches the user as itself
@@ -157,7 +166,9 @@ def _bucket_edges(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first.astype(np.int64), member.astype(np.int64)
 
 
-def candidate_pairs(ray: Any, dedup: Any, files: list[Path], sizes: list[int], partitions: int) -> tuple[np.ndarray, np.ndarray]:
+def candidate_pairs(
+    ray: Any, dedup: Any, files: list[Path], sizes: list[int], partitions: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs (first, member) over every bucket: a shuffle on Ray tasks, mappers split each key file's
     bucket rows by bucket hash, one reducer per partition groups its buckets. Only the pairs come back to the
     driver; no process ever holds every bucket."""
@@ -198,7 +209,7 @@ class RayRunner:
             key_dir.mkdir(parents=True)
             files, sizes = [], []
             for k, start in enumerate(range(0, len(keys), KEY_ROWS_PER_FILE)):
-                chunk = np.asarray(keys[start:start + KEY_ROWS_PER_FILE])
+                chunk = np.asarray(keys[start : start + KEY_ROWS_PER_FILE])
                 files.append(key_dir / f"k{k:05d}.npy")
                 np.save(files[-1], chunk)
                 sizes.append(len(chunk))

@@ -212,24 +212,35 @@ def _kg_summary(recipe: Recipe, run: RunDir, generate: GenerateFigures | None) -
     if w.paraphrase:
         walks += ", questions reworded by the LLM"
     hops: dict[str, int] = {}
-    for g in (generate.generators.values() if generate else []):
+    for g in generate.generators.values() if generate else []:
         hops |= g.own.get("hops", {})
     return {
-        "entities": counts["kg_entities"], "relations": counts["kg_relations"], "triples": counts["kg_triples"],
+        "entities": counts["kg_entities"],
+        "relations": counts["kg_relations"],
+        "triples": counts["kg_triples"],
         "files": ", ".join(f"`{p}`" for p in recipe.sources.kg.paths) if recipe.sources.kg else "-",
-        "walks": walks, "hops": ", ".join(f"{k}: {v}" for k, v in hops.items()) or "-",
+        "walks": walks,
+        "hops": ", ".join(f"{k}: {v}" for k, v in hops.items()) or "-",
     }
 
 
 def _generator_rows(generate: GenerateFigures | None) -> list[dict[str, Any]]:
     """One row per generator: its output, sampling, diversity and what it reports about itself (`notes`)."""
     rows = []
-    for name, g in (generate.generators.items() if generate else []):
+    for name, g in generate.generators.items() if generate else []:
         cls = GENERATORS.get(name)
-        rows.append({"name": name, "records": g.records, "target": g.target,
-                     "temperature": g.sampling.get("temperature", "-"), "top_p": g.sampling.get("top_p", "-"),
-                     "distinct_2": g.diversity.distinct_2, "rouge_l": g.diversity.mean_pairwise_rouge_l,
-                     "notes": cls.notes(g.own) if cls else ""})
+        rows.append(
+            {
+                "name": name,
+                "records": g.records,
+                "target": g.target,
+                "temperature": g.sampling.get("temperature", "-"),
+                "top_p": g.sampling.get("top_p", "-"),
+                "distinct_2": g.diversity.distinct_2,
+                "rouge_l": g.diversity.mean_pairwise_rouge_l,
+                "notes": cls.notes(g.own) if cls else "",
+            }
+        )
     return rows
 
 
@@ -274,10 +285,13 @@ def render_card(
         generators=", ".join(sorted({lin.generator for lin in lineages})) or "-",
         model=generate.model if generate else "-",
         sampling=recipe.generation.sampling,
-        templates=", ".join(sorted({f"`{lin.template}` ({lin.template_hash})" for lin in lineages if lin.template})) or "-",
+        templates=", ".join(sorted({f"`{lin.template}` ({lin.template_hash})" for lin in lineages if lin.template}))
+        or "-",
         kg=_kg_summary(recipe, run, generate),
         generator_rows=_generator_rows(generate),
-        seeds={"count": src_counts.get("seed_tasks", 0), "path": recipe.sources.seeds.path} if recipe.sources.seeds else None,
+        seeds={"count": src_counts.get("seed_tasks", 0), "path": recipe.sources.seeds.path}
+        if recipe.sources.seeds
+        else None,
         attempts=round(sum(lin.attempts for lin in lineages) / len(lineages), 2) if lineages else "-",
         n_docs=src_counts.get("documents", 0),
         n_chunks=src_counts.get("chunks", 0),
@@ -292,9 +306,9 @@ def render_card(
         by_operator=operator_rows(run),
         pii=", ".join(f"{t} {k}" for t, k in sorted(pii.items(), key=lambda kv: -kv[1])),
         pii_mode=next((m.mode for m in recipe.cleaning.mappers if m.name == "pii_redact"), ""),
-        contamination=None if contamination is None else ", ".join(
-            f"{b} {k}" for b, k in contamination.contaminated_by_benchmark.items()
-        ),
+        contamination=None
+        if contamination is None
+        else ", ".join(f"{b} {k}" for b, k in contamination.contaminated_by_benchmark.items()),
         contamination_action=None if contamination is None else contamination.action,
         clusters=clean.duplicate_clusters if clean else {},
         features=_feature_summary(records),
@@ -309,20 +323,29 @@ def _selection(recipe: Recipe, run: RunDir) -> dict[str, Any]:
     if sel is None or select is None:
         return {"selection": None, "training": None, "arms": [], "evaluation": []}
     budget = sel.budget
-    info = {"strategy": sel.strategy,
-            "budget": f"{budget.records} records" if budget.records else (f"{budget.tokens} tokens" if budget.tokens else ""),
-            "splits": ", ".join(f"{k} {v}" for k, v in select.splits.items())}
+    info = {
+        "strategy": sel.strategy,
+        "budget": f"{budget.records} records"
+        if budget.records
+        else (f"{budget.tokens} tokens" if budget.tokens else ""),
+        "splits": ", ".join(f"{k} {v}" for k, v in select.splits.items()),
+    }
     train = read_figures(run, TrainFigures)
     cfg = recipe.training
     training = None
     if cfg is not None and train is not None:
         curve = train.eval_curve
-        training = {"method": cfg.method, "model": cfg.model, "steps": train.steps, "batch": cfg.batch_size * cfg.grad_accum,
-                    "lr": cfg.learning_rate,
-                    "curve": " -> ".join(f"{v:.3f} (step {s})" for s, v in (curve[:1] + curve[-1:]) if v is not None) or "-"}
+        training = {
+            "method": cfg.method,
+            "model": cfg.model,
+            "steps": train.steps,
+            "batch": cfg.batch_size * cfg.grad_accum,
+            "lr": cfg.learning_rate,
+            "curve": " -> ".join(f"{v:.3f} (step {s})" for s, v in (curve[:1] + curve[-1:]) if v is not None) or "-",
+        }
     rows = []
     evaluated = read_figures(run, EvaluateFigures)
-    for set_name, entry in (evaluated.results.items() if evaluated else []):
+    for set_name, entry in evaluated.results.items() if evaluated else []:
         for metric, base in entry.get("base", {}).items():
             tuned = entry.get("tuned", {}).get(metric)
             if isinstance(base, float) and isinstance(tuned, float):

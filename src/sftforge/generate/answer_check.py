@@ -17,7 +17,9 @@ def span_check(passage: str, answer: str, min_support: float) -> tuple[AnswerChe
     if snapped is not None and score >= min_support:
         detail = f"paraphrase snapped to the passage sentence at {snapped[0]}-{snapped[1]} ({score:.0%} of its content tokens)"
         return AnswerCheck("span_snapped", True, score, detail), snapped
-    return AnswerCheck("span", False, score, f"answer is not a span of the passage (best sentence overlap {score:.2f})"), None
+    return AnswerCheck(
+        "span", False, score, f"answer is not a span of the passage (best sentence overlap {score:.2f})"
+    ), None
 
 
 def overlap_check(passage: str, answer: str, min_support: float) -> AnswerCheck:

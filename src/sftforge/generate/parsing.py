@@ -29,10 +29,14 @@ LABELS: dict[str, tuple[str, ...]] = {
 def _label_pattern(labels: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[dict[str, str], re.Pattern[str]]:
     aliases = {alias: key for key, names in labels for alias in names}
     pattern = re.compile(
-        r"^[ \t>*#-]*\**(" + "|".join(sorted(map(re.escape, aliases), key=len, reverse=True)) + r")\**[ \t]*[:：]\**[ \t]*",
+        r"^[ \t>*#-]*\**("
+        + "|".join(sorted(map(re.escape, aliases), key=len, reverse=True))
+        + r")\**[ \t]*[:：]\**[ \t]*",
         re.IGNORECASE | re.MULTILINE,
     )
     return aliases, pattern
+
+
 _OPTION_LINE = re.compile(r"^[ \t*-]*\(?([A-Fa-f])[.)．、：:][ \t]*(.+?)[ \t]*$", re.MULTILINE)
 
 

@@ -16,8 +16,10 @@ from sftforge.lib.text import tokens
 if TYPE_CHECKING:
     from sftforge.recipe import Task
 
-INSTRUCTION_TASK = ("general instructions made by the instruction generators (Self-Instruct, Evol-Instruct, Magpie, "
-                    "sentence VAE) from `sources.seeds` or from nothing")
+INSTRUCTION_TASK = (
+    "general instructions made by the instruction generators (Self-Instruct, Evol-Instruct, Magpie, "
+    "sentence VAE) from `sources.seeds` or from nothing"
+)
 
 # Evol-Instruct's elimination rules 2 and 3 hold for every generated answer: a short apology is not an answer, and
 # neither is text of punctuation and stop words only.
@@ -70,8 +72,9 @@ class AnswerStep(TemplateStep):
 class InstructionRecords:
     """Makes the records and rejections of one generator, with its lineage."""
 
-    def __init__(self, generator: str, task: str, lang: str, model_id: str, system_prompt: str | None,
-                 sampling: Sampling) -> None:
+    def __init__(
+        self, generator: str, task: str, lang: str, model_id: str, system_prompt: str | None, sampling: Sampling
+    ) -> None:
         self.generator = generator
         self.sampling = sampling
         self.task = task
@@ -88,8 +91,16 @@ class InstructionRecords:
     def lineage(self, parents: list[str] | None = None) -> Lineage:
         """Lineage for what no single LLM answer made (rejections, whole conversations): the generator's sampling."""
         s = self.sampling
-        return Lineage(generator=self.generator, model=self.model_id, temperature=s.temperature, top_p=s.top_p,
-                       max_tokens=s.max_tokens, seed=s.seed, parents=parents or [], round=1)
+        return Lineage(
+            generator=self.generator,
+            model=self.model_id,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+            parents=parents or [],
+            round=1,
+        )
 
     def _messages(self, turns: list[tuple[str, str]]) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -100,8 +111,9 @@ class InstructionRecords:
         rid = record_id(messages, source, f"{self.generator}|{lineage.seed}")
         return Record(rid, messages, self.task, self.lang, source, lineage)
 
-    def rejected(self, turns: list[tuple[str, str]], source: list[SourceRef], reason: str,
-                 parents: list[str] | None = None) -> Rejected:
+    def rejected(
+        self, turns: list[tuple[str, str]], source: list[SourceRef], reason: str, parents: list[str] | None = None
+    ) -> Rejected:
         return Rejected(self.record(turns, source, self.lineage(parents)), "generate", self.generator, reason)
 
 

@@ -53,23 +53,31 @@ def problems(recipe: Recipe) -> list[str]:
     if len(set(names)) != len(names):
         out.append("each generator may be listed once; raise its share instead")
     if recipe.task.target_count < len(names):
-        out.append(f"task.target_count ({recipe.task.target_count}) is below the number of generators ({len(names)}): "
-                   "each makes at least one record")
+        out.append(
+            f"task.target_count ({recipe.task.target_count}) is below the number of generators ({len(names)}): "
+            "each makes at least one record"
+        )
     for entry in recipe.generators:
         cls = GENERATORS[entry.name]
         if kind not in cls.tasks:
             made = ", ".join(cls.tasks)
-            out.append(f"generator {entry.name} makes task.type {made}, not {kind}: remove it from `generators`"
-                       f" (generators of {kind}: {', '.join(makers(kind))})")
+            out.append(
+                f"generator {entry.name} makes task.type {made}, not {kind}: remove it from `generators`"
+                f" (generators of {kind}: {', '.join(makers(kind))})"
+            )
             continue
         for need in cls.requires:
             source = SOURCES[need]
             if not source.given(recipe):
-                out.append(f"generator {entry.name} (task.type {kind}) needs sources.{need}: add sources.{need} "
-                           f"({source.needed_as})")
+                out.append(
+                    f"generator {entry.name} (task.type {kind}) needs sources.{need}: add sources.{need} "
+                    f"({source.needed_as})"
+                )
         if recipe.rounds > 1 and not cls.rounds:
-            out.append(f"rounds > 1 plans the next round's single passages; generator {entry.name} (task.type {kind}) "
-                       "does not work on single passages: use rounds: 1")
+            out.append(
+                f"rounds > 1 plans the next round's single passages; generator {entry.name} (task.type {kind}) "
+                "does not work on single passages: use rounds: 1"
+            )
         problem = cls.check(entry, recipe)
         if problem:
             out.append(problem)

@@ -27,7 +27,13 @@ class LLMRunner:
     """Drives an LLM over work items with retries; yields committed-shard-sized batches of finished items."""
 
     def __init__(
-        self, llm: LLM, generator: Step, gen_cfg: Any, items: Iterable[WorkItem], done: set[str], round_: int = 1,
+        self,
+        llm: LLM,
+        generator: Step,
+        gen_cfg: Any,
+        items: Iterable[WorkItem],
+        done: set[str],
+        round_: int = 1,
         sampling: Any = None,
     ) -> None:
         self.llm = llm
@@ -39,13 +45,18 @@ class LLMRunner:
         self.stats: Counter[str] = Counter()  # of the items finished since the last yielded shard
         self._item_stats: dict[str, Counter[str]] = {}  # of items still in flight: committed with the item
         s = sampling or gen_cfg.sampling  # a generator's own sampling, else the recipe's
-        self.base_sampling = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
+        self.base_sampling = SamplingParams(
+            temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed
+        )
 
     def _request(self, item: WorkItem, attempt: int) -> ChatRequest:
         s = self.base_sampling
         cap = self.generator.max_tokens
         sampling = SamplingParams(
-            s.temperature, s.top_p, min(s.max_tokens, cap or s.max_tokens), item_seed(s.seed, item.key, attempt),
+            s.temperature,
+            s.top_p,
+            min(s.max_tokens, cap or s.max_tokens),
+            item_seed(s.seed, item.key, attempt),
             self.generator.stop,
         )
         req = ChatRequest.of(f"{item.key}|{attempt}", self.generator.prompt(item), sampling)

@@ -57,9 +57,13 @@ def _pooling_mode(directory: Path) -> str:
     cfg = _read_json(directory / folder / "config.json")
     modes = {"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max", "mean_sqrt_len_tokens": "mean_sqrt_len"}
     chosen = [name for key, name in modes.items() if cfg.get(f"pooling_mode_{key}")]
-    other = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v and k[len("pooling_mode_") :] not in modes]
+    other = [
+        k for k, v in cfg.items() if k.startswith("pooling_mode_") and v and k[len("pooling_mode_") :] not in modes
+    ]
     if other or len(chosen) > 1:
-        raise ModelError(f"{directory}: unsupported pooling {other or chosen}; mean, CLS, max or mean-sqrt-len pooling only")
+        raise ModelError(
+            f"{directory}: unsupported pooling {other or chosen}; mean, CLS, max or mean-sqrt-len pooling only"
+        )
     return chosen[0] if chosen else "mean"
 
 
@@ -69,7 +73,9 @@ class Embedder:
     def __init__(self, path: str | Path | None = None, max_length: int | None = None) -> None:
         directory = Path(path).expanduser() if path is not None else packaged_minilm()
         if not (directory / "config.json").exists():
-            raise ModelError(f"{directory} is not a sentence-transformers / transformers model directory (no config.json)")
+            raise ModelError(
+                f"{directory} is not a sentence-transformers / transformers model directory (no config.json)"
+            )
         import torch
         import transformers
         from transformers import AutoModel, AutoTokenizer

@@ -109,5 +109,3 @@ def snap_to_sentence(passage: str, answer: str) -> tuple[tuple[int, int] | None,
         if score > best_score:
             best, best_score = (s, e), score
     return best, best_score
-
-

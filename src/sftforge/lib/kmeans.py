@@ -68,5 +68,3 @@ def spherical_kmeans(
         centroids = normalise(sums)
     full_labels, _ = assign(emb, centroids)  # every row to its nearest final centroid
     return centroids, full_labels
-
-

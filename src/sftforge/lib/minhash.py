@@ -483,8 +483,15 @@ def find_duplicates(
     return components(parent, sigs, shingle_sets)
 
 
-def join_pairs(parent: np.ndarray, sigs: np.ndarray, first: np.ndarray, member: np.ndarray, threshold: float | None,
-               verify: bool, shingle_sets: Sequence[np.ndarray] | None = None) -> None:
+def join_pairs(
+    parent: np.ndarray,
+    sigs: np.ndarray,
+    first: np.ndarray,
+    member: np.ndarray,
+    threshold: float | None,
+    verify: bool,
+    shingle_sets: Sequence[np.ndarray] | None = None,
+) -> None:
     """Merge candidate pairs (first[i], member[i]) into the components in `parent` (in place), each pair checked
     on itself first when `verify`: its similarity must reach `threshold`."""
     if verify and len(first):
@@ -494,8 +501,9 @@ def join_pairs(parent: np.ndarray, sigs: np.ndarray, first: np.ndarray, member: 
         _union(parent, first, member)
 
 
-def resolve_pairs(sigs: np.ndarray, first: np.ndarray, member: np.ndarray, threshold: float | None,
-                  verify: bool) -> DuplicateResult:
+def resolve_pairs(
+    sigs: np.ndarray, first: np.ndarray, member: np.ndarray, threshold: float | None, verify: bool
+) -> DuplicateResult:
     """`find_duplicates`'s decision from candidate pairs found elsewhere (a distributed bucket shuffle): verified
     pairs joined into components whose smallest index survives."""
     parent = np.arange(len(sigs), dtype=np.int64)
@@ -503,7 +511,9 @@ def resolve_pairs(sigs: np.ndarray, first: np.ndarray, member: np.ndarray, thres
     return components(parent, sigs)
 
 
-def components(parent: np.ndarray, sigs: np.ndarray, shingle_sets: Sequence[np.ndarray] | None = None) -> DuplicateResult:
+def components(
+    parent: np.ndarray, sigs: np.ndarray, shingle_sets: Sequence[np.ndarray] | None = None
+) -> DuplicateResult:
     """The result of a finished union-find: each duplicate's survivor (its component's smallest index) and their
     similarity."""
     dups = np.flatnonzero(parent != np.arange(len(parent)))

@@ -569,14 +569,52 @@ _LOWERCASE_OK_SUFFIXES = frozenset("street avenue road boulevard lane drive high
 # Street-type word first: French, Italian, Spanish, Portuguese, Catalan, Polish. "via", "avenue", "boulevard",
 # "bd" and "plaza" are English words too, so after them the name must be capitalised ("via email 2" is not).
 _TYPE_WORDS = (
-    "rue", "chemin", "allée", "quai", "viale", "piazza", "corso", "vicolo", "calle", "avenida", "avda", "paseo",
-    "carrer", "rua", "travessa", "largo", "ulica", "ul.", "via", "avenue", "boulevard", "bd", "plaza",
+    "rue",
+    "chemin",
+    "allée",
+    "quai",
+    "viale",
+    "piazza",
+    "corso",
+    "vicolo",
+    "calle",
+    "avenida",
+    "avda",
+    "paseo",
+    "carrer",
+    "rua",
+    "travessa",
+    "largo",
+    "ulica",
+    "ul.",
+    "via",
+    "avenue",
+    "boulevard",
+    "bd",
+    "plaza",
 )
 _NEEDS_CAPITAL = frozenset({"via", "avenue", "boulevard", "bd", "plaza"})
 # Compound street names: German, Dutch, Scandinavian, Finnish, Hungarian, Slavic, Turkish ("Hauptstraße 5").
 _COMPOUND_SUFFIXES = (
-    "strasse", "straße", "str.", "gasse", "weg", "allee", "platz", "damm", "straat", "laan", "gracht", "plein",
-    "singel", "vej", "gatan", "gata", "vägen", "veien", "katu",
+    "strasse",
+    "straße",
+    "str.",
+    "gasse",
+    "weg",
+    "allee",
+    "platz",
+    "damm",
+    "straat",
+    "laan",
+    "gracht",
+    "plein",
+    "singel",
+    "vej",
+    "gatan",
+    "gata",
+    "vägen",
+    "veien",
+    "katu",
 )
 # The same as separate words after the name: "Alter Weg 3", "Kossuth Lajos utca 12", "Atatürk caddesi 5".
 _STREET_WORDS = frozenset(
@@ -602,9 +640,7 @@ _STREET_NUM_FIRST = re.compile(  # "12 Main Street, Apt 4", "8 wressle road", "1
 _NUM_AFTER_WORD = re.compile(  # the house number of "Hauptstraße 5", "Via Roma 10", "rue de la Paix, 12"
     r"(?=[ \t.,])(?<=[^\W\d_])\.?,?[ \t]+\d{1,5}[A-Za-z]?(?:[-/]\d{1,4})?(?:\.(?!\d))?(?!\w)"
 )
-_TYPE_FIRST_BEFORE = re.compile(
-    r"(?<![\w-])(?P<type>(?i:" + _TYPE_RE + r"))[ \t]+" + _TYPE_NAME + r"$"
-)
+_TYPE_FIRST_BEFORE = re.compile(r"(?<![\w-])(?P<type>(?i:" + _TYPE_RE + r"))[ \t]+" + _TYPE_NAME + r"$")
 _NAME_BEFORE = re.compile(r"(?<![\w-])" + _WORD + r"(?:[ \t]+" + _WORD + r")?[ \t]+$")
 # A unit on its own: "Apt. 018", "Suite 246", "suite 771". Lowercase "suite" with one digit is too often software
 # ("test suite 1", "<suite 1>").
@@ -627,7 +663,7 @@ def _with_unit(text: str, start: int, end: int) -> Candidate:
 
 
 def _type_ok(typ: str, name: str) -> bool:
-    """"Via Roma", "rue de la Paix"; not "via email", "via PEP 8", "another avenue"."""
+    """ "Via Roma", "rue de la Paix"; not "via email", "via PEP 8", "another avenue"."""
     if typ.lower() not in _NEEDS_CAPITAL:
         return True
     return typ[:1].isupper() and name[:1].isupper() and not name.split()[0].isupper()

@@ -106,5 +106,3 @@ def semantic_duplicates(
             members, x = members[rank], x[rank]
         _dedup_cluster(x, members, threshold, survivor, similarity)
     return Duplicates(survivor, similarity)
-
-

@@ -56,8 +56,9 @@ class Vocabulary:
     def build(cls, texts: Sequence[str], min_count: int = 1) -> Vocabulary:
         """Tokens seen at least min_count times, most frequent first (ties alphabetical: deterministic)."""
         counts = Counter(t for text in texts for t in reversible_tokens(text))
-        kept = sorted((t for t, c in counts.items() if c >= min_count and t not in SPECIALS),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_count and t not in SPECIALS), key=lambda t: (-counts[t], t)
+        )
         return cls(list(SPECIALS) + kept)
 
     def __len__(self) -> int:
@@ -86,7 +87,9 @@ class VAEConfig:
     concat_z: bool = True  # feed z to every decoder step, not only the initial state: harder to ignore
     word_dropout: float = 0.3  # rate at which decoder input words become <unk> (paper: keeps z informative)
     kl_anneal: Literal["logistic", "linear", "none"] = "logistic"
-    kl_anneal_fraction: float = 0.4  # share of training steps at which the KL weight reaches 0.5 (logistic) / 1 (linear)
+    kl_anneal_fraction: float = (
+        0.4  # share of training steps at which the KL weight reaches 0.5 (logistic) / 1 (linear)
+    )
     max_beta: float = 1.0
     min_count: int = 1  # rarer tokens become <unk>
     max_len: int = 64  # longer texts (in tokens) are left out of training; decoding stops here
@@ -166,8 +169,17 @@ class ProposeConfig:
 
 
 # copy: same (normalised) text as a pool text; duplicate: as an accepted proposal; not_novel: ROUGE-L F > threshold
-REJECT_REASONS = ("no_eos", "too_short", "too_long", "unk", "repetitive", "bad_ending", "copy", "duplicate",
-                  "not_novel")
+REJECT_REASONS = (
+    "no_eos",
+    "too_short",
+    "too_long",
+    "unk",
+    "repetitive",
+    "bad_ending",
+    "copy",
+    "duplicate",
+    "not_novel",
+)
 
 
 @dataclass(frozen=True)
@@ -236,8 +248,9 @@ class _Net(nn.Module):
         return self.out(out)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, max_len: int, temperature: float,
-                 generator: torch.Generator | None) -> list[tuple[list[int], bool]]:
+    def generate(
+        self, z: torch.Tensor, max_len: int, temperature: float, generator: torch.Generator | None
+    ) -> list[tuple[list[int], bool]]:
         """Token ids per row of z (without <eos>) and whether <eos> was reached within max_len."""
         b = z.size(0)
         h = torch.tanh(self.z_to_h(z)).unsqueeze(0)
@@ -296,8 +309,9 @@ class SentenceVAE:
 
     # ---------------------------------------------------------------------------------------------- training
 
-    def train(self, texts: Sequence[str], epochs: int = 60, batch_size: int = 32, lr: float = 2e-3,
-              seed: int = 0) -> TrainReport:
+    def train(
+        self, texts: Sequence[str], epochs: int = 60, batch_size: int = 32, lr: float = 2e-3, seed: int = 0
+    ) -> TrainReport:
         """Build the vocabulary from texts and train from scratch; deterministic on CPU for a seed (and thread
         count). The global torch RNG is left as it was."""
         cfg = self.config
@@ -310,8 +324,9 @@ class SentenceVAE:
         seqs = [ids for ids in (vocab.encode(t) for t in texts) if 0 < len(ids) <= cfg.max_len]
         skipped = len(texts) - len(seqs)
         if len(seqs) < cfg.min_texts:
-            raise ValueError(f"only {len(seqs)} texts are within max_len={cfg.max_len} tokens; "
-                             f"need at least {cfg.min_texts}")
+            raise ValueError(
+                f"only {len(seqs)} texts are within max_len={cfg.max_len} tokens; need at least {cfg.min_texts}"
+            )
         t_start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -330,19 +345,20 @@ class SentenceVAE:
                 n_tok = 0
                 beta = 0.0
                 for b in range(steps_per_epoch):
-                    batch = [seqs[i] for i in order[b * batch_size:(b + 1) * batch_size]]
+                    batch = [seqs[i] for i in order[b * batch_size : (b + 1) * batch_size]]
                     enc, lengths, dec_in, target = _batch(batch)
                     beta = _kl_weight(step, total, cfg)
                     mu, logvar = net.encode(enc, lengths)
                     eps = torch.randn(mu.shape, generator=gen)
                     z = mu + eps * torch.exp(0.5 * logvar)
                     if cfg.word_dropout > 0:
-                        drop = (torch.rand(dec_in.shape, generator=gen) < cfg.word_dropout)
+                        drop = torch.rand(dec_in.shape, generator=gen) < cfg.word_dropout
                         drop &= (dec_in != PAD_ID) & (dec_in != BOS_ID)
                         dec_in = dec_in.masked_fill(drop, UNK_ID)
                     logits = net.decode_logits(dec_in, z)
-                    ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
-                                         ignore_index=PAD_ID, reduction="sum")
+                    ce = F.cross_entropy(
+                        logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=PAD_ID, reduction="sum"
+                    )
                     kl = _kl(mu, logvar).sum()
                     n = len(batch)
                     loss = (ce + beta * kl) / n
@@ -354,14 +370,23 @@ class SentenceVAE:
                     s_recon += ce.item()
                     s_kl += kl.item()
                     n_tok += int((target != PAD_ID).sum())
-                history.append(EpochStats(epoch + 1, s_recon / len(seqs), s_recon / n_tok, s_kl / len(seqs),
-                                          beta, time.perf_counter() - t0))
+                history.append(
+                    EpochStats(
+                        epoch + 1,
+                        s_recon / len(seqs),
+                        s_recon / n_tok,
+                        s_kl / len(seqs),
+                        beta,
+                        time.perf_counter() - t0,
+                    )
+                )
         net.eval()
         self.vocab, self.net, self.texts = vocab, net, texts
         mu = self.encode(texts)
         active = int((mu.var(dim=0, unbiased=False) > 0.01).sum()) if len(texts) > 1 else 0
-        self.report = TrainReport(history, len(seqs), skipped, len(vocab), active, cfg.latent_dim,
-                                  time.perf_counter() - t_start)
+        self.report = TrainReport(
+            history, len(seqs), skipped, len(vocab), active, cfg.latent_dim, time.perf_counter() - t_start
+        )
         return self.report
 
     # ---------------------------------------------------------------------------------------------- inference
@@ -382,14 +407,14 @@ class SentenceVAE:
         mu, _ = net.encode(enc, lengths)
         return mu
 
-    def _generate(self, z: torch.Tensor, max_len: int | None, temperature: float,
-                  seed: int) -> list[tuple[list[int], bool]]:
+    def _generate(
+        self, z: torch.Tensor, max_len: int | None, temperature: float, seed: int
+    ) -> list[tuple[list[int], bool]]:
         _, net = self._require()
         gen = torch.Generator().manual_seed(seed)
         return net.generate(z, max_len or self.config.max_len, temperature, gen)
 
-    def decode(self, z: torch.Tensor, max_len: int | None = None, temperature: float = 0.0,
-               seed: int = 0) -> list[str]:
+    def decode(self, z: torch.Tensor, max_len: int | None = None, temperature: float = 0.0, seed: int = 0) -> list[str]:
         """Text for each row of z (or a single vector): greedy when temperature is 0, else sampled."""
         vocab, _ = self._require()
         if z.dim() == 1:
@@ -400,8 +425,7 @@ class SentenceVAE:
         """Greedy decoding of each text's posterior mean."""
         return self.decode(self.encode(texts))
 
-    def sample_near(self, text: str, n: int, sigma: float = 0.5, temperature: float = 0.0,
-                    seed: int = 0) -> list[str]:
+    def sample_near(self, text: str, n: int, sigma: float = 0.5, temperature: float = 0.0, seed: int = 0) -> list[str]:
         """n decodings of the text's posterior mean plus N(0, sigma^2 I) noise."""
         mu = self.encode([text])
         gen = torch.Generator().manual_seed(seed)
@@ -419,8 +443,9 @@ class SentenceVAE:
 
     # ---------------------------------------------------------------------------------------------- proposing
 
-    def propose(self, n: int, texts: Sequence[str] | None = None, config: ProposeConfig | None = None,
-                seed: int = 0) -> ProposeReport:
+    def propose(
+        self, n: int, texts: Sequence[str] | None = None, config: ProposeConfig | None = None, seed: int = 0
+    ) -> ProposeReport:
         """Up to n new instructions near one of texts (default: the training texts) or between two, each
         well-formed and with ROUGE-L F <= threshold against the training texts, texts and accepted proposals.
         Stops after n * max_candidates_per_accept candidates."""
@@ -485,8 +510,9 @@ class SentenceVAE:
                 if near[i]:
                     accepted.append(Proposal(text, "near", (parents[a[i]],), None, best, nearest))
                 else:
-                    accepted.append(Proposal(text, "between", (parents[a[i]], parents[b[i]]),
-                                             float(alpha[i]), best, nearest))
+                    accepted.append(
+                        Proposal(text, "between", (parents[a[i]], parents[b[i]]), float(alpha[i]), best, nearest)
+                    )
         r = self.report
         return ProposeReport(accepted, proposed, rejected, r.final_recon, r.final_kl, r.active_units)
 
@@ -539,9 +565,16 @@ def _batch(seqs: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch
     return enc, lengths, dec, tgt
 
 
-def propose(texts: Sequence[str], n: int, vae_config: VAEConfig | None = None,
-            propose_config: ProposeConfig | None = None, epochs: int = 60, batch_size: int = 32,
-            lr: float = 2e-3, seed: int = 0) -> tuple[ProposeReport, TrainReport]:
+def propose(
+    texts: Sequence[str],
+    n: int,
+    vae_config: VAEConfig | None = None,
+    propose_config: ProposeConfig | None = None,
+    epochs: int = 60,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+) -> tuple[ProposeReport, TrainReport]:
     """Train a SentenceVAE on texts and propose up to n novel, well-formed instructions near and between them."""
     vae = SentenceVAE(vae_config)
     train_report = vae.train(texts, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)

@@ -101,7 +101,9 @@ def reversible_tokens(text: str) -> list[str]:
     (a text generator's output) back into text."""
     out: list[str] = []
     # NFKC, except that fullwidth CJK punctuation ("，" "：") is kept, so that Chinese decodes as written
-    text = "".join(p if p in CJK_PUNCTUATION else unicodedata.normalize("NFKC", p) for p in _CJK_PUNCTUATION_SPLIT.split(text))
+    text = "".join(
+        p if p in CJK_PUNCTUATION else unicodedata.normalize("NFKC", p) for p in _CJK_PUNCTUATION_SPLIT.split(text)
+    )
     for tok in _REVERSIBLE_TOKEN.findall(text.lower()):
         out.extend(split_cjk(tok))
     return out

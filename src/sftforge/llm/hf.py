@@ -76,7 +76,9 @@ def model_dir(path: str, base_dir: Path | None = None) -> Path:
         tokenizer.save_pretrained(tmp)
         tmp.rename(target)
     except OSError as exc:
-        raise ModelError(f"cannot write the converted model to {target}: {exc}; set SFTFORGE_CACHE to a writable folder") from exc
+        raise ModelError(
+            f"cannot write the converted model to {target}: {exc}; set SFTFORGE_CACHE to a writable folder"
+        ) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -148,8 +150,14 @@ class Scored:
 class HFLLM(LLM):
     """Batched generation with left padding, plus `score` for per-token losses."""
 
-    def __init__(self, directory: Path, dtype: str = "auto", batch_size: int = 8, loaded: tuple[Any, Any] | None = None,
-                 model_id: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        dtype: str = "auto",
+        batch_size: int = 8,
+        loaded: tuple[Any, Any] | None = None,
+        model_id: str | None = None,
+    ) -> None:
         """`loaded`: a (model, tokenizer) pair already in memory (e.g. a model with a LoRA adapter being evaluated)
         instead of loading `directory`; `model_id` then names it for the response cache."""
         import torch

@@ -29,8 +29,6 @@ Reply with a single digit from 1 to {scale}, nothing else."""
 JUDGE_REPLY_PREFIX = "Rating:"  # followed by a space unless the tokenizer has single " 1".." N" tokens
 
 
-
-
 def score_token_ids(tok: Any, scale: int) -> list[list[int]]:
     """Per score k = 1..scale, the single tokens that spell it ("k", and " k" where that is one token too)."""
     out = []
@@ -68,5 +66,3 @@ def question_text(messages: list[dict[str, str]]) -> str:
     if len(turns) == 1:
         return turns[0]["content"]
     return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
-
-

@@ -155,7 +155,9 @@ class ChatTemplate:
         message is a pre-query prompt (Magpie): the model writes the user's turn."""
         if is_pre_query(messages):
             return render_pre_query(
-                lambda m: self.template.render(messages=m, add_generation_prompt=False, bos_token=self.bos, eos_token=self.eos),
+                lambda m: self.template.render(
+                    messages=m, add_generation_prompt=False, bos_token=self.bos, eos_token=self.eos
+                ),
                 messages,
             )
         messages, prefill = split_prefill(messages)
@@ -384,7 +386,9 @@ class LlamaCppLLM(LLM):
                     if cut >= 0:
                         text = text[:cut]
                 finished.append(
-                    Completion(slot.request, text, reason, len(slot.prompt), slot.n_out, reused_prompt_tokens=slot.reused)
+                    Completion(
+                        slot.request, text, reason, len(slot.prompt), slot.n_out, reused_prompt_tokens=slot.reused
+                    )
                 )
                 self._release(slot)
         return finished

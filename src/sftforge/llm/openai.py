@@ -129,7 +129,9 @@ class OpenAICompatibleLLM(LLM):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def _make_server(self, url: str) -> _Server:
-        limits = httpx.Limits(max_connections=self.settings.concurrency, max_keepalive_connections=self.settings.concurrency)
+        limits = httpx.Limits(
+            max_connections=self.settings.concurrency, max_keepalive_connections=self.settings.concurrency
+        )
         client = httpx.AsyncClient(
             base_url=url.rstrip("/") + "/",
             headers=self._headers,
@@ -242,7 +244,9 @@ class OpenAICompatibleLLM(LLM):
                 self.response_format = "json_object" if sent == "json_schema" else None
                 log.warning(
                     "%s rejected response_format %s; trying %s",
-                    server.url, sent, self.response_format or "client-side validation only",
+                    server.url,
+                    sent,
+                    self.response_format or "client-side validation only",
                 )
             raise TransientError(f"response_format {sent} not supported", retry_after=0.0)
         if resp.status_code in RETRYABLE_STATUS:
@@ -281,7 +285,9 @@ class OpenAICompatibleLLM(LLM):
                 return
             except TransientError as exc:
                 if attempt >= self.settings.max_retries:
-                    where = server.url if len(self._servers) == 1 else f"{len(self._servers)} servers (last {server.url})"
+                    where = (
+                        server.url if len(self._servers) == 1 else f"{len(self._servers)} servers (last {server.url})"
+                    )
                     self._done.put(
                         ModelError(
                             f"{where}: request failed {attempt + 1} times, last: {exc}; "
@@ -290,7 +296,9 @@ class OpenAICompatibleLLM(LLM):
                     )
                     return
                 # with other servers to try, retry at once elsewhere; a lone server gets the backoff
-                delay = backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap, self._rng, exc.retry_after)
+                delay = backoff_delay(
+                    attempt, self.settings.backoff_base, self.settings.backoff_cap, self._rng, exc.retry_after
+                )
                 if len(self._servers) > 1 and exc.retry_after is None:
                     delay = min(delay, self.settings.backoff_base)
                 log.debug("retrying %s in %.2fs after %s: %s", request.id, delay, server.url, exc)

@@ -108,7 +108,9 @@ def _forward_losses(shared: ReferenceModel, seqs: list[tuple[list[int], list[int
 def _check_fast_head(shared: ReferenceModel) -> bool:
     """Whether base model + output head reproduces the model's logits (not so with logit soft-capping or scaling)."""
     if shared.fast_head is None:
-        probe = [([*shared.header], shared.llm.tokenizer("a short probe sentence", add_special_tokens=False)["input_ids"])]
+        probe = [
+            ([*shared.header], shared.llm.tokenizer("a short probe sentence", add_special_tokens=False)["input_ids"])
+        ]
         a = _forward_losses(shared, probe, fast=True)[0]
         b = _forward_losses(shared, probe, fast=False)[0]
         shared.fast_head = bool(np.allclose(a, b, rtol=1e-3, atol=1e-3))
@@ -141,5 +143,3 @@ def token_losses(shared: ReferenceModel, seqs: list[tuple[list[int], list[int]]]
 
 def mean_loss(losses: np.ndarray) -> float:
     return float(losses.mean()) if len(losses) else math.nan
-
-

@@ -54,7 +54,9 @@ def check(text: str, schema: dict[str, Any]) -> tuple[Any | None, str | None]:
     return value, None
 
 
-def generate_json(llm: LLM, requests: list[ChatRequest], schema: dict[str, Any], max_repairs: int = 2) -> list[JSONResult]:
+def generate_json(
+    llm: LLM, requests: list[ChatRequest], schema: dict[str, Any], max_repairs: int = 2
+) -> list[JSONResult]:
     """Run requests that must reply with JSON matching `schema`; repair invalid replies up to `max_repairs` times."""
     schema_text = json.dumps(schema, sort_keys=True)
     results: dict[str, JSONResult] = {}

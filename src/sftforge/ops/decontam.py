@@ -160,9 +160,7 @@ class Decontaminate(Filter):
             "contaminated": self._contaminated,
             "contaminated_by_benchmark": dict(sorted(self._by_benchmark.items())),
             "items_by_benchmark": dict(sorted(per_bench_items.items())),
-            "top_items": [
-                {"benchmark": b, "item": i, "records": n} for (b, i), n in self._items.most_common(20)
-            ],
+            "top_items": [{"benchmark": b, "item": i, "records": n} for (b, i), n in self._items.most_common(20)],
         }
 
     def __getstate__(self) -> dict[str, Any]:

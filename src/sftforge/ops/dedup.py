@@ -45,7 +45,8 @@ class ExactDedup(Deduplicator):
 
     def keys(self, records: list[Record]) -> np.ndarray:
         digests = b"".join(
-            hashlib.blake2b(normalize(r.text_of(self.config.scope)).encode("utf-8"), digest_size=16).digest() for r in records
+            hashlib.blake2b(normalize(r.text_of(self.config.scope)).encode("utf-8"), digest_size=16).digest()
+            for r in records
         )
         return np.frombuffer(digests, dtype=np.uint64).reshape(len(records), 2).copy()
 
@@ -71,7 +72,9 @@ class MinHashDedupConfig(OpConfig):
     ngram: int = Field(3, ge=1, le=32, description="Shingle size (3 words, or e.g. 5 characters).")
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations (signature length).")
     bands: int | None = Field(
-        None, ge=1, description="LSH bands; default derived from threshold and num_perm (recall-leaning when verifying)."
+        None,
+        ge=1,
+        description="LSH bands; default derived from threshold and num_perm (recall-leaning when verifying).",
     )
     rows: int | None = Field(None, ge=1, description="Rows per band; set together with bands.")
     verify: bool = Field(True, description="Keep only candidate pairs whose estimated Jaccard reaches threshold.")

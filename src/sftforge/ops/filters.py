@@ -17,7 +17,8 @@ class LengthConfig(BoundsConfig):
     role: Literal["user", "assistant", "system", "all"] = "assistant"
     unit: Literal["chars", "words", "tokens"] = "chars"
     tokenizer: str | None = Field(
-        None, description="GGUF file whose tokenizer counts `tokens` (relative to the recipe); default the bundled model's."
+        None,
+        description="GGUF file whose tokenizer counts `tokens` (relative to the recipe); default the bundled model's.",
     )
 
 

@@ -179,7 +179,9 @@ class IFD(_ModelFeature):
     def feature_name(self) -> str:
         return "ifd" + _model_tag(self.config.model)
 
-    def sequences(self, records: list[Record]) -> tuple[list[tuple[list[int], list[int]]], list[tuple[list[int], list[int]]]]:
+    def sequences(
+        self, records: list[Record]
+    ) -> tuple[list[tuple[list[int], list[int]]], list[tuple[list[int], list[int]]]]:
         """(conditioned, direct) sequences: the same answer tokens after the prompt and after the bare header."""
         shared = self.shared
         tok = shared.llm.tokenizer
@@ -245,7 +247,9 @@ class LLMJudge(_ModelFeature):
         from sftforge.llm.hf import render_prompt
 
         tok = self.shared.llm.tokenizer
-        budget = max(64, token_limit(self.shared, self.config.max_tokens) - 128)  # room for the instruction around the texts
+        budget = max(
+            64, token_limit(self.shared, self.config.max_tokens) - 128
+        )  # room for the instruction around the texts
 
         def clip(text: str, n: int) -> str:
             ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -268,10 +272,12 @@ class LLMJudge(_ModelFeature):
         return out
 
     def _reply_prefix(self) -> str:
-        """"Rating:" where the scores are single tokens with a leading space (the model then writes " 4"),
+        """ "Rating:" where the scores are single tokens with a leading space (the model then writes " 4"),
         "Rating: " where a space is a token of its own (the model then writes the bare digit)."""
         tok = self.shared.llm.tokenizer
-        spaced = all(len(tok(f" {k}", add_special_tokens=False)["input_ids"]) == 1 for k in range(1, self.config.scale + 1))
+        spaced = all(
+            len(tok(f" {k}", add_special_tokens=False)["input_ids"]) == 1 for k in range(1, self.config.scale + 1)
+        )
         return JUDGE_REPLY_PREFIX if spaced else JUDGE_REPLY_PREFIX + " "
 
     def score_batch(self, records: list[Record]) -> list[float]:

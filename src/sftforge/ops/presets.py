@@ -22,7 +22,6 @@ def _common() -> list[BoundsConfig]:
     ]
 
 
-
 def preset_filters(name: str) -> list[BoundsConfig]:
     """Fresh filter configs of the preset `name` ('en', 'zh' or 'none')."""
     if name == "none":
@@ -48,7 +47,9 @@ def structural_filters() -> list[BoundsConfig]:
     return [FormatConfig(), LengthConfig(role="user", min=3), LengthConfig(role="assistant", min=1, max=4000)]
 
 
-def merged_filters(preset: str, language: str, filters: list[BoundsConfig], templated: bool = False) -> list[BoundsConfig]:
+def merged_filters(
+    preset: str, language: str, filters: list[BoundsConfig], templated: bool = False
+) -> list[BoundsConfig]:
     """The preset's filters (auto = `language`'s, none for languages without one) with recipe entries replacing
     preset entries of the same operator and parameters, then the remaining recipe entries in their order.
 

@@ -110,7 +110,25 @@ LANGUAGE_LABELS: dict[str, tuple[str, ...]] = {"zh": ("zh", "wuu", "yue"), "en":
 # Candidate languages by default: widely used ones. Over all 97 of py3langid's languages, short English sentences
 # often score below 0.3 for English (probability leaks to small languages); over these they do not.
 MAJOR_LANGUAGES = [
-    "en", "zh", "wuu", "yue", "ja", "ko", "fr", "de", "es", "it", "pt", "ru", "ar", "hi", "nl", "vi", "id", "tr", "pl",
+    "en",
+    "zh",
+    "wuu",
+    "yue",
+    "ja",
+    "ko",
+    "fr",
+    "de",
+    "es",
+    "it",
+    "pt",
+    "ru",
+    "ar",
+    "hi",
+    "nl",
+    "vi",
+    "id",
+    "tr",
+    "pl",
 ]
 
 

@@ -92,8 +92,11 @@ def record_states(run: RunDir, recipe: Recipe) -> tuple[dict[str, RecordState], 
 
 
 def _metrics(row: dict[str, Any]) -> dict[str, float]:
-    out = {"user characters": float(len(text_of(row["messages"], "user"))), "assistant characters": float(len(text_of(row["messages"], "assistant"))),
-           "turns": float(sum(1 for m in row["messages"] if m["role"] == "user"))}
+    out = {
+        "user characters": float(len(text_of(row["messages"], "user"))),
+        "assistant characters": float(len(text_of(row["messages"], "assistant"))),
+        "turns": float(sum(1 for m in row["messages"] if m["role"] == "user")),
+    }
     for name, value in row.get("features") or []:
         v = _finite(value)
         if v is not None:
@@ -103,7 +106,9 @@ def _metrics(row: dict[str, Any]) -> dict[str, float]:
 
 def distributions(states: dict[str, RecordState]) -> dict[str, Any]:
     """Histograms per metric (lengths, turns, each feature), per task and language, kept vs removed."""
-    values: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: {"kept": [], "removed": []}))
+    values: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: {"kept": [], "removed": []})
+    )
     langs: Counter[tuple[str, str, str]] = Counter()
     checks: Counter[tuple[str, str, str]] = Counter()
     for st in states.values():
@@ -126,13 +131,20 @@ def distributions(states: dict[str, RecordState]) -> dict[str, Any]:
             entry = {}
             for status, vs in by_status.items():
                 counts, _ = np.histogram(np.array(vs), bins=edges) if vs else (np.zeros(BINS, dtype=int), None)
-                entry[status] = {"counts": [int(c) for c in counts], "n": len(vs),
-                                 "median": round(float(np.median(vs)), 4) if vs else None}
+                entry[status] = {
+                    "counts": [int(c) for c in counts],
+                    "n": len(vs),
+                    "median": round(float(np.median(vs)), 4) if vs else None,
+                }
             hist[metric]["groups"][group] = entry
     return {
         "histograms": hist,
-        "languages": [{"task": t, "lang": lang, "status": s, "records": n} for (t, lang, s), n in sorted(langs.items())],
-        "answer_checks": [{"method": m, "result": r, "status": s, "records": n} for (m, r, s), n in sorted(checks.items())],
+        "languages": [
+            {"task": t, "lang": lang, "status": s, "records": n} for (t, lang, s), n in sorted(langs.items())
+        ],
+        "answer_checks": [
+            {"method": m, "result": r, "status": s, "records": n} for (m, r, s), n in sorted(checks.items())
+        ],
     }
 
 
@@ -142,8 +154,10 @@ def reasons(states: dict[str, RecordState]) -> list[dict[str, Any]]:
     for rid, st in states.items():
         if st.removed:
             groups[st.removed].append(rid)
-    rows = [{"stage": s, "operator": o, "reason": r, "count": len(ids), "examples": ids[:EXAMPLES_PER_REASON]}
-            for (s, o, r), ids in groups.items()]
+    rows = [
+        {"stage": s, "operator": o, "reason": r, "count": len(ids), "examples": ids[:EXAMPLES_PER_REASON]}
+        for (s, o, r), ids in groups.items()
+    ]
     return sorted(rows, key=lambda x: (-x["count"], x["stage"], x["reason"]))
 
 
@@ -157,8 +171,15 @@ def dedup_clusters(run: RunDir, limit: int = 30) -> list[dict[str, Any]]:
             continue
         sizes = Counter(c["size"] for c in clusters)
         top = sorted(clusters, key=lambda c: (-c["size"], c["survivor"]))[:limit]
-        out.append({"operator": op, "clusters": len(clusters), "removed": sum(c["size"] - 1 for c in clusters),
-                    "sizes": [{"size": k, "clusters": v} for k, v in sorted(sizes.items())], "top": top})
+        out.append(
+            {
+                "operator": op,
+                "clusters": len(clusters),
+                "removed": sum(c["size"] - 1 for c in clusters),
+                "sizes": [{"size": k, "clusters": v} for k, v in sorted(sizes.items())],
+                "top": top,
+            }
+        )
     return out
 
 
@@ -187,8 +208,15 @@ def training(run: RunDir) -> dict[str, Any] | None:
     rewards: dict[int, list[float]] = defaultdict(list)
     for _, arm, reward in points:
         rewards[arm].append(reward)
-    per_arm = [{"arm": a, "name": arm_names[a] if a < len(arm_names) else str(a), "pulls": len(v),
-                "mean_reward": round(float(np.mean(v)), 5)} for a, v in sorted(rewards.items())]
+    per_arm = [
+        {
+            "arm": a,
+            "name": arm_names[a] if a < len(arm_names) else str(a),
+            "pulls": len(v),
+            "mean_reward": round(float(np.mean(v)), 5),
+        }
+        for a, v in sorted(rewards.items())
+    ]
     return {
         "loss": [[r["step"], r["loss"]] for r in train if _finite(r.get("loss")) is not None],
         "eval": evals,
@@ -206,7 +234,11 @@ def evaluation(run: RunDir) -> list[dict[str, Any]]:
     for set_name, entry in (read_evaluation(run) or {}).items():
         for metric, base in entry.get("base", {}).items():
             tuned = entry.get("tuned", {}).get(metric)
-            if isinstance(base, (int, float)) and isinstance(tuned, (int, float)) and metric not in ("examples", "tokens", "generated"):
+            if (
+                isinstance(base, (int, float))
+                and isinstance(tuned, (int, float))
+                and metric not in ("examples", "tokens", "generated")
+            ):
                 rows.append({"set": set_name, "metric": metric, "base": base, "tuned": tuned, "delta": tuned - base})
     return rows
 
@@ -217,11 +249,20 @@ def benchmark(path: Path | None) -> dict[str, Any] | None:
         return None
     try:
         results = json.loads(path.read_text(encoding="utf-8"))["results"]
-        strategies = [{"name": str(name), "curve": [[int(s), float(v)] for s, v in r["curve"]], "final": float(r["final"]),
-                       "steps_to_uniform_final": r.get("steps_to_uniform_final")} for name, r in results.items()]
+        strategies = [
+            {
+                "name": str(name),
+                "curve": [[int(s), float(v)] for s, v in r["curve"]],
+                "final": float(r["final"]),
+                "steps_to_uniform_final": r.get("steps_to_uniform_final"),
+            }
+            for name, r in results.items()
+        ]
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RunDirError(f"{path}: not a benchmarks/selection.py results file ({type(exc).__name__}: {exc}); "
-                          "pass the JSON that `python benchmarks/selection.py` writes (--json)") from exc
+        raise RunDirError(
+            f"{path}: not a benchmarks/selection.py results file ({type(exc).__name__}: {exc}); "
+            "pass the JSON that `python benchmarks/selection.py` writes (--json)"
+        ) from exc
     return {"path": str(path), "strategies": strategies}
 
 
@@ -266,8 +307,14 @@ class PassageBook:
         return key
 
 
-def _browser_row(rid: str, st: RecordState, book: PassageBook, assign: dict[str, Assignment],
-                 decisions: dict[str, str], restorable: set[str]) -> dict[str, Any]:
+def _browser_row(
+    rid: str,
+    st: RecordState,
+    book: PassageBook,
+    assign: dict[str, Assignment],
+    decisions: dict[str, str],
+    restorable: set[str],
+) -> dict[str, Any]:
     row = st.row
     lin = row.get("lineage") or {}
     a = assign.get(rid)
@@ -282,8 +329,15 @@ def _browser_row(rid: str, st: RecordState, book: PassageBook, assign: dict[str,
         "features": {k: _finite(v) for k, v in (row.get("features") or [])},
         "check": row.get("answer_check"),
         "lineage": {k: v for k, v in lin.items() if v not in (None, [], "")},
-        "sources": [{"kind": s["kind"], "id": s["id"], "doc": s.get("doc_id"),
-                     "passage": book.key(s.get("doc_id"), s.get("start"), s.get("end"))} for s in row.get("source") or []],
+        "sources": [
+            {
+                "kind": s["kind"],
+                "id": s["id"],
+                "doc": s.get("doc_id"),
+                "passage": book.key(s.get("doc_id"), s.get("start"), s.get("end")),
+            }
+            for s in row.get("source") or []
+        ],
         "arm": a.arm if a is not None and a.arm >= 0 else None,  # -1: held out, in no arm
         "split": a.split if a is not None else None,
         "decision": decisions.get(rid),
@@ -303,7 +357,8 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
     why = reasons(states)
     dedup = dedup_clusters(run)
     must = [i for r in why for i in r["examples"]] + [
-        i for d in dedup for c in d["top"][:10] for i in [c["survivor"], *(x["id"] for x in c["duplicates"])]]
+        i for d in dedup for c in d["top"][:10] for i in [c["survivor"], *(x["id"] for x in c["duplicates"])]
+    ]
     ids = _sample_ids(states, must, options.max_records, options.seed)
     assign = read_assignments(run) if has_assignments(run) else {}
     allowed = reviewable(run)
@@ -311,18 +366,33 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
     records = [_browser_row(i, states[i], book, assign, decisions, set(allowed.restorable)) for i in ids]
     train = training(run)
     data = {
-        "run": {"name": run.manifest.get("name"), "path": str(run.path), "created_at": run.manifest.get("created_at"),
-                "sftforge": __version__, "model": generate.model if generate else None,
-                "description": recipe.task.description},
-        "stages": [{"name": k, "status": v.status, "seconds": v.seconds, "counts": v.counts} for k, v in stages.items()],
+        "run": {
+            "name": run.manifest.get("name"),
+            "path": str(run.path),
+            "created_at": run.manifest.get("created_at"),
+            "sftforge": __version__,
+            "model": generate.model if generate else None,
+            "description": recipe.task.description,
+        },
+        "stages": [
+            {"name": k, "status": v.status, "seconds": v.seconds, "counts": v.counts} for k, v in stages.items()
+        ],
         "funnel": [asdict(row) for row in funnel_rows(run)]
-        + ([{"stage": "export", "input": None, "kept": len(dataset), "removed": None}] if "export" in stages or decisions else []),
+        + (
+            [{"stage": "export", "input": None, "kept": len(dataset), "removed": None}]
+            if "export" in stages or decisions
+            else []
+        ),
         "operators": [asdict(row) for row in operator_rows(run)],
         "generate_reasons": generate.rejected_by_reason if generate else {},
         "reasons": why,
-        "totals": {"records": len(states), "kept": sum(1 for s in states.values() if not s.removed),
-                   "removed": sum(1 for s in states.values() if s.removed), "dataset": len(dataset),
-                   "shown": len(records)},
+        "totals": {
+            "records": len(states),
+            "kept": sum(1 for s in states.values() if not s.removed),
+            "removed": sum(1 for s in states.values() if s.removed),
+            "dataset": len(dataset),
+            "shown": len(records),
+        },
         "distributions": distributions(states),
         "map": embedding_map(run, ids, options.seed),
         "dedup": dedup,
@@ -346,4 +416,7 @@ def embedding_map(run: RunDir, ids: list[str], seed: int) -> dict[str, Any] | No
     if not rows:
         return None
     xy, method = project_2d(matrix[[n for _, n in rows]], seed=seed)
-    return {"method": method, "points": [[i, round(float(x), 4), round(float(y), 4)] for (i, _), (x, y) in zip(rows, xy)]}
+    return {
+        "method": method,
+        "points": [[i, round(float(x), 4), round(float(y), 4)] for (i, _), (x, y) in zip(rows, xy)],
+    }

@@ -35,9 +35,13 @@ def render_html(data: dict[str, Any], review: bool = False) -> str:
     env = jinja2.Environment(autoescape=True)
     template = env.from_string(_asset("report.html.j2"))
     title = f"sftforge {'review' if review else 'report'}: {data['run']['name']}"
-    return template.render(title=title, review=review, css=Markup(_asset("report.css")),
-                           js=Markup(_asset("report.js")),
-                           data=Markup(data_json(data)))
+    return template.render(
+        title=title,
+        review=review,
+        css=Markup(_asset("report.css")),
+        js=Markup(_asset("report.js")),
+        data=Markup(data_json(data)),
+    )
 
 
 def write_report(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions()) -> Path:

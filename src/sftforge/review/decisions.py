@@ -68,8 +68,15 @@ def append_decision(run: RunDir, record_id: str, decision: str, note: str = "") 
     if decision not in DECISIONS:
         raise ReviewError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
     path = decisions_path(run)
-    line = json.dumps({"id": record_id, "decision": decision, "note": note,
-                       "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, ensure_ascii=False)
+    line = json.dumps(
+        {
+            "id": record_id,
+            "decision": decision,
+            "note": note,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+        ensure_ascii=False,
+    )
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
@@ -97,11 +104,15 @@ class Reviewable:
         if decision != "accept":
             return
         if record_id in self.held_out:
-            raise ReviewError(f"record {record_id} is held out for evaluation or as the probe set; "
-                              "accepting it into the training data would leak the evaluation")
+            raise ReviewError(
+                f"record {record_id} is held out for evaluation or as the probe set; "
+                "accepting it into the training data would leak the evaluation"
+            )
         if record_id in self.contaminated:
-            raise ReviewError(f"record {record_id} contains benchmark text (decontamination); accepting it would "
-                              "leak that benchmark into the training data")
+            raise ReviewError(
+                f"record {record_id} contains benchmark text (decontamination); accepting it would "
+                "leak that benchmark into the training data"
+            )
         if record_id in self.unfinished:
             raise ReviewError(f"record {record_id} was rejected during generation and is not a complete record")
 
@@ -119,8 +130,11 @@ def reviewable(run: RunDir) -> Reviewable:
     contaminated: set[str] = set()
     for stage in RESTORABLE_STAGES:
         table = run.read_table(stage, rejected=True)
-        rows = zip(table.column("id").to_pylist(), table.column("reject_operator").to_pylist(),
-                   table.column("reject_reason").to_pylist())
+        rows = zip(
+            table.column("id").to_pylist(),
+            table.column("reject_operator").to_pylist(),
+            table.column("reject_reason").to_pylist(),
+        )
         for rid, operator, reason in rows:
             if operator == CONTAMINATED:
                 contaminated.add(rid)

@@ -86,7 +86,9 @@ class ReviewHandler(BaseHTTPRequestHandler):
         port = self.server.server_address[1]
         hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
         origin = self.headers.get("Origin")
-        if self.headers.get("Host") not in hosts or (origin is not None and origin not in {f"http://{h}" for h in hosts}):
+        if self.headers.get("Host") not in hosts or (
+            origin is not None and origin not in {f"http://{h}" for h in hosts}
+        ):
             self._json(HTTPStatus.FORBIDDEN, {"error": "this server only answers pages it served itself on 127.0.0.1"})
             return False
         return True
@@ -125,7 +127,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             record_id, decision = str(body["id"]), str(body["decision"])
             note = str(body.get("note", ""))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            self._json(HTTPStatus.BAD_REQUEST, {"error": f"expected {{\"id\": ..., \"decision\": ...}}: {exc}"})
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f'expected {{"id": ..., "decision": ...}}: {exc}'})
             return
         try:
             decisions = self.server.decide(record_id, decision, note)

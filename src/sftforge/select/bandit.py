@@ -129,8 +129,14 @@ class RewardScaler:
         return float(np.clip(2.0 * (raw - q_lo) / (q_hi - q_lo) - 1.0, -1.0, 1.0))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"window": self.window, "low_q": self.low_q, "high_q": self.high_q, "history": list(self._history),
-                "detrend": self.detrend, "raw": list(self._raw)}
+        return {
+            "window": self.window,
+            "low_q": self.low_q,
+            "high_q": self.high_q,
+            "history": list(self._history),
+            "detrend": self.detrend,
+            "raw": list(self._raw),
+        }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self.window = int(d["window"])

@@ -50,7 +50,9 @@ def _group_labels(keys: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[k] for k in keys], dtype=np.int64), names
 
 
-def arm_labels(records: Sequence[Record], arms: Arms, vectors: np.ndarray | None, seed: int) -> tuple[np.ndarray, list[str]]:
+def arm_labels(
+    records: Sequence[Record], arms: Arms, vectors: np.ndarray | None, seed: int
+) -> tuple[np.ndarray, list[str]]:
     """(arm index per record, arm names). Arms with no records do not exist: every arm has at least one."""
     if arms.by == "generator":
         return _group_labels([r.lineage.generator if r.lineage else "unknown" for r in records])
@@ -103,7 +105,9 @@ def static_choice(
             raise StageError("selection.strategy ifd_topk needs the ifd feature: add `- name: ifd` to `features`")
         return static.top_k(ifd, costs, budget, descending=True, valid=ifd < 1.0)
     if vectors is None:
-        raise StageError(f"selection.strategy {sel.strategy} needs embedding vectors: add `- name: embedding` to `features`")
+        raise StageError(
+            f"selection.strategy {sel.strategy} needs embedding vectors: add `- name: embedding` to `features`"
+        )
     if sel.strategy == "kcenter":
         return static.k_center_greedy(vectors, costs, budget, sel.seed)
     score = scores(records, sel.score, sel.score_higher_is_better)

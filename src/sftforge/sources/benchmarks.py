@@ -59,14 +59,10 @@ def _files(spec: BenchmarkSpec) -> list[Path]:
     path = Path(raw)
     if path.is_dir():
         files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
         )
         if not files:
-            raise BenchmarkError(
-                f"benchmark {spec.benchmark_name!r}: folder {path} has no {', '.join(SUFFIXES)} files"
-            )
+            raise BenchmarkError(f"benchmark {spec.benchmark_name!r}: folder {path} has no {', '.join(SUFFIXES)} files")
         return files
     if not path.exists():
         where = f" (resolved to {path.resolve()})" if not path.is_absolute() else ""

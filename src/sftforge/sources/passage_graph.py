@@ -35,7 +35,9 @@ _EN_COMMON = frozenset(
     "not no yes as by with from to of we you they he she i our your their his her my note see also however "
     "example examples for each all some any many most other such".split()
 )
-_ZH_ENTITY = re.compile(r"《([^》]{1,30})》|“([^”]{2,20})”|「([^」]{2,20})」|\b([A-Z][A-Za-z]{2,}(?:\s[A-Z][A-Za-z]+)*)\b")
+_ZH_ENTITY = re.compile(
+    r"《([^》]{1,30})》|“([^”]{2,20})”|「([^」]{2,20})」|\b([A-Z][A-Za-z]{2,}(?:\s[A-Z][A-Za-z]+)*)\b"
+)
 
 
 def named_entities(text: str, lang: str) -> set[str]:
@@ -116,7 +118,10 @@ def build_passage_graph(
     if not triples:
         raise SourceError(
             f"corpus walks: none of the {n} passages is linked to another"
-            + (" of a different document: add documents, or set walks.cross_document: false" if cross_document
-               else ": add documents")
+            + (
+                " of a different document: add documents, or set walks.cross_document: false"
+                if cross_document
+                else ": add documents"
+            )
         )
     return PassageGraph(KnowledgeGraph.from_triples(sorted(triples)), shared, similar, len(triples) - similar)

@@ -113,7 +113,9 @@ def doc_id_root(files: list[Path]) -> Path:
     return Path(os.path.commonpath(folders)) if folders else Path(".")
 
 
-def _read_table(path: Path, doc_id: str, text_field: str, id_field: str | None, report: ReadReport) -> Iterator[Document]:
+def _read_table(
+    path: Path, doc_id: str, text_field: str, id_field: str | None, report: ReadReport
+) -> Iterator[Document]:
     """Documents from the rows of a .jsonl or .parquet file: bad JSON lines and rows without text are skipped and
     named; a row without the text field is an error (the recipe names the wrong field)."""
     fix = "; set text_field in the recipe's sources.documents entry"

@@ -73,8 +73,9 @@ def terms(texts: list[str], lang: str) -> list[list[str]]:
     import Stemmer
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False,
-                          show_progress=False)
+    return bm25s.tokenize(
+        texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False
+    )
 
 
 @dataclass(slots=True)

@@ -18,7 +18,13 @@ from sftforge.stages.sources import SourcesStage
 from sftforge.stages.train import TrainStage
 
 STAGES: list[Stage] = [
-    SourcesStage(), GenerateStage(), FeaturesStage(), CleanStage(), SelectStage(), TrainStage(), EvaluateStage(),
+    SourcesStage(),
+    GenerateStage(),
+    FeaturesStage(),
+    CleanStage(),
+    SelectStage(),
+    TrainStage(),
+    EvaluateStage(),
     ExportStage(),
 ]
 BY_NAME = {s.name: s for s in STAGES}

@@ -44,8 +44,11 @@ def cluster_rows(outcome: DedupOutcome, ids: list[str]) -> list[dict[str, Any]]:
     for dup, (survivor, sim) in sorted(outcome.duplicates.items()):
         clusters.setdefault(survivor, []).append((dup, sim))
     return [
-        {"survivor": ids[s], "size": len(members) + 1,
-         "duplicates": [{"id": ids[d], "similarity": round(sim, 4)} for d, sim in members]}
+        {
+            "survivor": ids[s],
+            "size": len(members) + 1,
+            "duplicates": [{"id": ids[d], "similarity": round(sim, 4)} for d, sim in members],
+        }
         for s, members in sorted(clusters.items(), key=lambda kv: -len(kv[1]))
     ]
 
@@ -57,8 +60,13 @@ def store_block(folder: Path, block: CleanBlock) -> None:
         atomic_write_table(tmp / "rejected.parquet", block.rejected)
         for i, keys in enumerate(block.keys):
             np.save(tmp / f"keys-{i}.npy", keys)
-        summary = {"n_in": block.n_in, "kept": block.kept.num_rows, "seen": block.seen, "removed": block.removed,
-                   "figures": block.figures}
+        summary = {
+            "n_in": block.n_in,
+            "kept": block.kept.num_rows,
+            "seen": block.seen,
+            "removed": block.removed,
+            "figures": block.figures,
+        }
         atomic_write_bytes(tmp / "block.json", json.dumps(summary).encode("utf-8"))
 
 
@@ -106,8 +114,14 @@ def duplicate_index(outcomes: list[DedupOutcome]) -> dict[int, tuple[DedupOutcom
     return out
 
 
-def split_duplicates(stage: str, records: list[Record], start: int, duplicate_of: dict[int, tuple[DedupOutcome, int, float]],
-                     ids: list[str], reasons: Counter[str]) -> tuple[list[Record], list[Rejected]]:
+def split_duplicates(
+    stage: str,
+    records: list[Record],
+    start: int,
+    duplicate_of: dict[int, tuple[DedupOutcome, int, float]],
+    ids: list[str],
+    reasons: Counter[str],
+) -> tuple[list[Record], list[Rejected]]:
     """One shard of dedup-stream records (stream indices from `start`) split into survivors and duplicates."""
     keep: list[Record] = []
     dups: list[Rejected] = []
@@ -168,12 +182,21 @@ class CleanStage(Stage):
                     if s["removed"].get(op):
                         reasons[op] += s["removed"][op]
                 figures = stats_add(figures, s["figures"])
-            ids = [i for f in folders for i in pq.read_table(f / "kept.parquet", columns=["id"]).column("id").to_pylist()]
+            ids = [
+                i for f in folders for i in pq.read_table(f / "kept.parquet", columns=["id"]).column("id").to_pylist()
+            ]
             shutil.rmtree(scratch, ignore_errors=True)
             scratch.mkdir(parents=True)
-            outcomes = resolve_dedups(dedups, lambda i: concat_keys(folders, i, dedups[i], scratch), len(ids), stats,
-                                      runner.dedup_resolver(scratch))
-            engine = runner.info | ({"blocks": len(parts), "blocks_reused": reused} if ctx.recipe.engine == "ray" else {})
+            outcomes = resolve_dedups(
+                dedups,
+                lambda i: concat_keys(folders, i, dedups[i], scratch),
+                len(ids),
+                stats,
+                runner.dedup_resolver(scratch),
+            )
+            engine = runner.info | (
+                {"blocks": len(parts), "blocks_reused": reused} if ctx.recipe.engine == "ray" else {}
+            )
         clock.lap("dedup")
         duplicate_of = duplicate_index(outcomes)
         clusters = {o.op.name: write_clusters(ctx.run, o.op.name, cluster_rows(o, ids)) for o in outcomes}
@@ -188,8 +211,11 @@ class CleanStage(Stage):
         ctx.reporter.done(bar)
         shutil.rmtree(blocks_dir, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
-        counts = {"input": sum(s["n_in"] for s in summaries), "records": out.counts["records"],
-                  "rejected": out.counts["rejected"]}
+        counts = {
+            "input": sum(s["n_in"] for s in summaries),
+            "records": out.counts["records"],
+            "rejected": out.counts["rejected"],
+        }
         names = {op_label(build(c, ctx.recipe.base_dir)): c.name for c in op_configs} | {d.name: d.name for d in dedups}
         return counts, CleanFigures(
             removed_by_operator=dict(reasons.most_common()),

@@ -73,9 +73,13 @@ class EvaluateStage(Stage):
     after = "train"
 
     def config(self, ctx: Context) -> Any:
-        return {"evaluation": ctx.recipe.evaluation.model_dump(),
-                "files": [ctx.recipe.resolve(f).stat().st_mtime_ns if ctx.recipe.resolve(f).exists() else None
-                          for f in ctx.recipe.evaluation.files]}
+        return {
+            "evaluation": ctx.recipe.evaluation.model_dump(),
+            "files": [
+                ctx.recipe.resolve(f).stat().st_mtime_ns if ctx.recipe.resolve(f).exists() else None
+                for f in ctx.recipe.evaluation.files
+            ],
+        }
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], EvaluateFigures]:
         recipe = ctx.recipe
@@ -98,16 +102,24 @@ class EvaluateStage(Stage):
                     metrics = loss_metrics(model, models.tokenizer, records, cfg.max_seq_len, cfg.batch_size * 2)
                     ctx.reporter.advance(bar)
                     if ev.generate:
-                        llm = HFLLM(models.base_dir, cfg.dtype, batch_size=cfg.batch_size * 2,
-                                    loaded=(model, models.tokenizer), model_id=f"evaluate:{which}")
+                        llm = HFLLM(
+                            models.base_dir,
+                            cfg.dtype,
+                            batch_size=cfg.batch_size * 2,
+                            loaded=(model, models.tokenizer),
+                            model_id=f"evaluate:{which}",
+                        )
                         answers = generation_answers(llm, records[: ev.max_examples], ev.max_new_tokens, qa_mode)
                         metrics.update({k: v for k, v in summarise(answers).items() if k != "n"})
                         metrics["generated"] = len(answers)
                         answer_rows.extend({"set": set_name, "model": which, **asdict(a)} for a in answers)
                         ctx.reporter.advance(bar)
                 entry[which] = metrics
-            entry["delta"] = {k: entry["tuned"][k] - entry["base"][k] for k in entry["base"]
-                              if isinstance(entry["base"][k], float) and k in entry["tuned"]}
+            entry["delta"] = {
+                k: entry["tuned"][k] - entry["base"][k]
+                for k in entry["base"]
+                if isinstance(entry["base"][k], float) and k in entry["tuned"]
+            }
             results[set_name] = entry
         ctx.reporter.done(bar)
         write_evaluation(ctx.run, results, answer_rows)

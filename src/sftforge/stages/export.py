@@ -27,9 +27,7 @@ def top_reasons(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
             table.column("reject_reason").to_pylist(),
         )
     )
-    return [
-        {"stage": s, "operator": o, "reason": r, "count": n} for (s, o, r), n in counter.most_common(limit)
-    ]
+    return [{"stage": s, "operator": o, "reason": r, "count": n} for (s, o, r), n in counter.most_common(limit)]
 
 
 class ExportStage(Stage):

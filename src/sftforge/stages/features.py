@@ -45,10 +45,13 @@ class FeaturesStage(Stage):
                 self._commit(ctx, out, part, table_to_records(table), vectors, bar)
             info = runner.info
         ctx.reporter.done(bar)
-        return {"records": out.counts["records"]}, FeaturesFigures(features=names, engine=EngineInfo.model_validate(info))
+        return {"records": out.counts["records"]}, FeaturesFigures(
+            features=names, engine=EngineInfo.model_validate(info)
+        )
 
-    def _commit(self, ctx: Context, out: ShardLog, part: Path, records: list, vectors: dict[str, np.ndarray],
-                bar: Any) -> None:
+    def _commit(
+        self, ctx: Context, out: ShardLog, part: Path, records: list, vectors: dict[str, np.ndarray], bar: Any
+    ) -> None:
         """One shard's featured records, and its vector features beside them."""
         for name, matrix in vectors.items():
             write_vectors(ctx.run, name, part.stem, [r.id for r in records], matrix)

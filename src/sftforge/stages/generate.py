@@ -75,14 +75,20 @@ class GenerateStage(Stage):
             "templates": templates_hash(recipe.task.language),
         }
         if _uses_llm(recipe):
-            cfg |= {"model": gen.model.model_dump(), "sampling": gen.sampling.model_dump(), "max_attempts": gen.max_attempts}
+            cfg |= {
+                "model": gen.model.model_dump(),
+                "sampling": gen.sampling.model_dump(),
+                "max_attempts": gen.max_attempts,
+            }
         else:
             cfg["seed"] = gen.sampling.seed
         for section in sorted({s for g in recipe.generators for s in GENERATORS[g.name].sections}):
             cfg[section] = getattr(recipe, section).model_dump()
         for name in sorted({need for g in recipe.generators for need in GENERATORS[g.name].requires} - {"documents"}):
             # documents reach generation through the sources stage's output; other inputs are read again here
-            cfg[f"files:{name}"] = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in SOURCES[name].files(recipe)]
+            cfg[f"files:{name}"] = [
+                [str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in SOURCES[name].files(recipe)
+            ]
         plan = read_plan(ctx.run)
         if plan is not None:
             cfg["plan"] = plan.model_dump()
@@ -105,7 +111,9 @@ class GenerateStage(Stage):
         committed = self._committed(ctx, carried)
         targets = shares(recipe.task.target_count, [g.share for g in recipe.generators])
         cache_path = ctx.run.path / "cache" / "llm.sqlite" if gen_cfg.cache else None
-        llm_ctx = open_llm(gen_cfg.model, recipe.resolve("."), cache_path) if _uses_llm(recipe) else contextlib.nullcontext()
+        llm_ctx = (
+            open_llm(gen_cfg.model, recipe.resolve("."), cache_path) if _uses_llm(recipe) else contextlib.nullcontext()
+        )
         start = time.perf_counter()
         figures: dict[str, Any] = {}
         counts: dict[str, int] = {}
@@ -113,16 +121,25 @@ class GenerateStage(Stage):
             for entry, count in zip(recipe.generators, targets):
                 generator = GENERATORS[entry.name](entry, job)
                 sampling = entry.sampling.over(gen_cfg.sampling)
-                session = Session(llm, gen_cfg, sampling, count, out.done, committed[entry.name],
-                                  plan.round if plan else 1)
+                session = Session(
+                    llm, gen_cfg, sampling, count, out.done, committed[entry.name], plan.round if plan else 1
+                )
                 made = self._run(ctx, out, generator, session)
                 if made < count:
-                    log.warning("generate: %s made %d of its %d records: its rejections (rejected/generate) say why; "
-                                "raise generation.max_attempts, loosen its filters, add sources or use a stronger model",
-                                entry.name, made, count)
+                    log.warning(
+                        "generate: %s made %d of its %d records: its rejections (rejected/generate) say why; "
+                        "raise generation.max_attempts, loosen its filters, add sources or use a stronger model",
+                        entry.name,
+                        made,
+                        count,
+                    )
                 counts |= generator.counts(session)
-                figures[entry.name] = {"target": count, "records": made, "sampling": sampling.model_dump(),
-                                       "counts": generator.counts(session)} | generator.figures
+                figures[entry.name] = {
+                    "target": count,
+                    "records": made,
+                    "sampling": sampling.model_dump(),
+                    "counts": generator.counts(session),
+                } | generator.figures
             model_id = llm.model_id if llm is not None else "none"
         counts = {"records": out.counts["records"], "rejected": out.counts["rejected"]} | counts
         if plan:
@@ -170,34 +187,45 @@ class GenerateStage(Stage):
             out.commit(records, [], [CARRIED_KEY])
         return len(records)
 
-    def _figures(self, ctx: Context, out: ShardLog, model_id: str, generators: dict[str, Any], carried: int,
-                 seconds: float) -> GenerateFigures:
+    def _figures(
+        self, ctx: Context, out: ShardLog, model_id: str, generators: dict[str, Any], carried: int, seconds: float
+    ) -> GenerateFigures:
         """The stage's figures: tokens, speed, parse failures and rejections, diversity, and each generator's own."""
         seed = ctx.recipe.generation.sampling.seed
         info = ctx.run.stage_info(self.name)
         total_seconds = (info.seconds if info else 0.0) + seconds
         stats = out.stats  # summed over every attempt at this stage, interrupted ones included
-        usage = {k: stats.get(k, 0) for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused",
-                                              "completion_tokens")}
+        usage = {
+            k: stats.get(k, 0)
+            for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused", "completion_tokens")
+        }
         table = ctx.run.read_table(self.name)
-        firsts = [next((m["content"] for m in msgs if m["role"] == "user"), None)
-                  for msgs in table.column("messages").to_pylist()]
+        firsts = [
+            next((m["content"] for m in msgs if m["role"] == "user"), None)
+            for msgs in table.column("messages").to_pylist()
+        ]
         names = [lin["generator"] if lin else "" for lin in table.column("lineage").to_pylist()]
         rejected = ctx.run.read_table(self.name, rejected=True)
         reasons: dict[str, Counter[str]] = {}
-        for op, reason in zip(rejected.column("reject_operator").to_pylist(), rejected.column("reject_reason").to_pylist()):
+        for op, reason in zip(
+            rejected.column("reject_operator").to_pylist(), rejected.column("reject_reason").to_pylist()
+        ):
             reasons.setdefault(op, Counter())[reason_kind(reason)] += 1
         for name, figures in generators.items():
             figures["rejected_by_reason"] = dict(reasons.get(name, Counter()).most_common())
             figures["diversity"] = diversity([u for u, n in zip(firsts, names) if n == name and u], seed)
         made = out.counts["records"] - carried
-        return GenerateFigures.model_validate({
-            "model": model_id,
-            "usage": usage,
-            "completion_tokens_per_s": round(usage["completion_tokens"] / total_seconds, 1) if total_seconds else 0.0,
-            "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
-            "rejected_by_reason": dict(sum(reasons.values(), Counter()).most_common()),
-            "acceptance_rate": round(made / max(1, made + out.counts["rejected"]), 3),
-            "diversity": diversity([u for u in firsts if u], seed),
-            "generators": generators,
-        })
+        return GenerateFigures.model_validate(
+            {
+                "model": model_id,
+                "usage": usage,
+                "completion_tokens_per_s": round(usage["completion_tokens"] / total_seconds, 1)
+                if total_seconds
+                else 0.0,
+                "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
+                "rejected_by_reason": dict(sum(reasons.values(), Counter()).most_common()),
+                "acceptance_rate": round(made / max(1, made + out.counts["rejected"]), 3),
+                "diversity": diversity([u for u in firsts if u], seed),
+                "generators": generators,
+            }
+        )

@@ -23,6 +23,7 @@ from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, arm_labels, split_
 from sftforge.stages.base import Context, Stage
 from sftforge.storage import Assignment, read_vectors, write_assignments
 
+
 def token_costs(recipe: Recipe, records: list[Record]) -> np.ndarray:
     """Model tokens of each whole conversation, by the training model's chat template (the bundled model's when
     there is no training section)."""
@@ -44,7 +45,9 @@ def record_vectors(run: RunDir, name: str, records: list[Record]) -> np.ndarray 
     row = {i: k for k, i in enumerate(ids)}
     missing = [r.id for r in records if r.id not in row]
     if missing:
-        raise StageError(f"{len(missing)} records have no '{name}' vector (e.g. {missing[0]}); rerun `sftforge features {run.path}`")
+        raise StageError(
+            f"{len(missing)} records have no '{name}' vector (e.g. {missing[0]}); rerun `sftforge features {run.path}`"
+        )
     return matrix[[row[r.id] for r in records]]
 
 
@@ -56,8 +59,10 @@ class SelectStage(Stage):
     def config(self, ctx: Context) -> Any:
         r = ctx.recipe
         sel = r.selection_in_force
-        return {"selection": sel.model_dump() if sel else None,
-                "tokenizer": r.training.model if r.training else "bundled"}
+        return {
+            "selection": sel.model_dump() if sel else None,
+            "tokenizer": r.training.model if r.training else "bundled",
+        }
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], SelectFigures]:
         sel = ctx.recipe.selection_in_force
@@ -103,13 +108,18 @@ class SelectStage(Stage):
             elif not selected[i]:
                 rejected.append(Rejected(r, self.name, sel.strategy, f"not chosen by {sel.strategy} within the budget"))
         out.commit(keep, rejected, ["all"])
-        write_assignments(ctx.run, [r.id for r in records], [
-            Assignment(split[i], int(arms[i]), bool(selected[i]), int(costs[i])) for i in range(len(records))])
+        write_assignments(
+            ctx.run,
+            [r.id for r in records],
+            [Assignment(split[i], int(arms[i]), bool(selected[i]), int(costs[i])) for i in range(len(records))],
+        )
         ctx.reporter.advance(bar)
         ctx.reporter.done(bar)
         splits = Counter(split)
         counts = {"input": len(records), "records": len(keep), "rejected": len(rejected)}
         return counts, SelectFigures(
-            strategy=sel.strategy, splits=dict(splits), selected_tokens=int(costs[selected].sum()),
+            strategy=sel.strategy,
+            splits=dict(splits),
+            selected_tokens=int(costs[selected].sum()),
             arms=[ArmSize(name=n, records=int((arms == a).sum())) for a, n in enumerate(arm_names)],
         )

@@ -49,14 +49,16 @@ def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int, record_scores: n
     else:
         members = [np.nonzero(arm_of == a)[0] for a in range(n_arms)]
     if sel.strategy == "odm":
-        return BanditSampler(OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss", batches=b.batches,
-                             ranked=ranked)
+        return BanditSampler(
+            OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss", batches=b.batches, ranked=ranked
+        )
     prior = [len(m) for m in members] if b.prior == "size" else None
     policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha, prior=prior)
     # Alignments do not shrink as the loss flattens, as gains do: nothing to detrend.
     detrend = 0 if b.reward == "gradient_alignment" else b.detrend
-    return BanditSampler(policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend), b.batches,
-                         ranked)
+    return BanditSampler(
+        policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend), b.batches, ranked
+    )
 
 
 class TrainStage(Stage):
@@ -68,8 +70,10 @@ class TrainStage(Stage):
     def config(self, ctx: Context) -> Any:
         r = ctx.recipe
         sel = r.selection_in_force
-        return {"training": r.training.model_dump() if r.training else None,
-                "selection": sel.model_dump() if sel else None}
+        return {
+            "training": r.training.model_dump() if r.training else None,
+            "selection": sel.model_dump() if sel else None,
+        }
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], TrainFigures]:
         recipe: Recipe = ctx.recipe
@@ -113,11 +117,15 @@ class TrainStage(Stage):
         if bandit and sel.bandit.within_arm == "score":
             by_id = {r.id: r for r in pool}
             if not any(sel.score in by_id[e.record_id].features for e in train_ex):
-                raise StageError(f"selection.bandit.within_arm: score ranks records by the {sel.score} feature, which no "
-                                 f"record has: add it to `features`, or set selection.score")
+                raise StageError(
+                    f"selection.bandit.within_arm: score ranks records by the {sel.score} feature, which no "
+                    f"record has: add it to `features`, or set selection.score"
+                )
             record_scores = scores([by_id[e.record_id] for e in train_ex], sel.score, sel.score_higher_is_better)
         sampler = make_sampler(sel, arm_of, cfg.seed, record_scores)
-        trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, stage_dir, ctx.reporter)
+        trainer = Trainer(
+            cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, stage_dir, ctx.reporter
+        )
         outcome = trainer.run(resume_from=ckpt)
 
         final = weights_dir(ctx.run, cfg.method)
@@ -126,9 +134,16 @@ class TrainStage(Stage):
             merge_adapter(base, final, stage_dir / "merged", cfg.dtype)
         trainable, total = trainable_parameters(model)
         figures = TrainFigures(
-            strategy=sel.strategy, steps=outcome.steps, resumed_from=outcome.resumed_from,
-            eval_curve=outcome.eval_curve, train_examples=len(train_ex), not_trained_too_long=len(dropped),
-            trainable_parameters=trainable, parameters=total, base_model=str(base), weights=str(final),
+            strategy=sel.strategy,
+            steps=outcome.steps,
+            resumed_from=outcome.resumed_from,
+            eval_curve=outcome.eval_curve,
+            train_examples=len(train_ex),
+            not_trained_too_long=len(dropped),
+            trainable_parameters=trainable,
+            parameters=total,
+            base_model=str(base),
+            weights=str(final),
         )
         counts = {"steps": outcome.steps}
         if isinstance(sampler, BanditSampler):
@@ -137,8 +152,16 @@ class TrainStage(Stage):
             counts.update(records=out.counts["records"], rejected=out.counts["rejected"])
         return counts, figures
 
-    def _choose(self, ctx: Context, out: ShardLog, sel: Selection, sampler: BanditSampler, pool: list[Record],
-                arm: dict[str, int], tokens: dict[str, int]) -> list[ArmValue]:
+    def _choose(
+        self,
+        ctx: Context,
+        out: ShardLog,
+        sel: Selection,
+        sampler: BanditSampler,
+        pool: list[Record],
+        arm: dict[str, int],
+        tokens: dict[str, int],
+    ) -> list[ArmValue]:
         """Budgeted selection by the learnt arm values and the per-record score; committed once."""
         values = np.array(sampler.values())
         probs = sampler.probabilities() or []
@@ -156,15 +179,25 @@ class TrainStage(Stage):
             keep_mask[chosen] = True
             keep = [pool[i] for i in chosen]
             rejected = [
-                Rejected(r, self.name, sel.strategy, f"not chosen within the budget (arm {arm_of[i]}, value {values[arm_of[i]]:.3f})")
-                for i, r in enumerate(pool) if not keep_mask[i]
+                Rejected(
+                    r,
+                    self.name,
+                    sel.strategy,
+                    f"not chosen within the budget (arm {arm_of[i]}, value {values[arm_of[i]]:.3f})",
+                )
+                for i, r in enumerate(pool)
+                if not keep_mask[i]
             ]
             out.commit(keep, rejected, ["final"])
         chosen_ids = {r.id for r in ctx.run.read_records(self.name)}
         return [
-            ArmValue(arm=a, name=arm_names[a] if a < len(arm_names) else str(a), records=int((arm_of == a).sum()),
-                     chosen=sum(1 for r in pool if arm[r.id] == a and r.id in chosen_ids),
-                     value=float(values[a]), probability=float(probs[a]) if probs else None)
+            ArmValue(
+                arm=a,
+                name=arm_names[a] if a < len(arm_names) else str(a),
+                records=int((arm_of == a).sum()),
+                chosen=sum(1 for r in pool if arm[r.id] == a and r.id in chosen_ids),
+                value=float(values[a]),
+                probability=float(probs[a]) if probs else None,
+            )
             for a in range(len(values))
         ]
-

@@ -81,7 +81,9 @@ def encode_all(tokenizer: Any, records: list[Record], max_len: int) -> tuple[lis
         else:
             examples.append(ex)
     if dropped:
-        log.warning("%d records have no assistant tokens within %d tokens and are not trained on", len(dropped), max_len)
+        log.warning(
+            "%d records have no assistant tokens within %d tokens and are not trained on", len(dropped), max_len
+        )
     return examples, dropped
 
 

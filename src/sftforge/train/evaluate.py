@@ -39,7 +39,9 @@ def load_eval_file(path: Path) -> list[Record]:
     for line in read_rows(path, on_bad="raise", error=SourceError):
         where, row = line.where, line.data
         messages = row.get("messages")
-        if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
+        if not isinstance(messages, list) or not any(
+            isinstance(m, dict) and m.get("role") == "assistant" for m in messages
+        ):
             raise SourceError(f"{where}: needs `messages`, a list of {{role, content}} with an assistant turn")
         try:
             clean = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
@@ -52,10 +54,17 @@ def load_eval_file(path: Path) -> list[Record]:
         if answers is None and isinstance(check, dict) and isinstance(check.get("expected"), list):
             answers = [str(a) for a in check["expected"]]
         rid = row.get("id") or record_id(clean, [], f"eval:{path.name}")
-        records.append(Record(
-            id=str(rid), messages=clean, task=str(row.get("task", "instruction")), lang=str(row.get("lang", "en")),
-            answer_check=AnswerCheck("given", True, 1.0, "answer set from the evaluation file", answers) if answers else None,
-        ))
+        records.append(
+            Record(
+                id=str(rid),
+                messages=clean,
+                task=str(row.get("task", "instruction")),
+                lang=str(row.get("lang", "en")),
+                answer_check=AnswerCheck("given", True, 1.0, "answer set from the evaluation file", answers)
+                if answers
+                else None,
+            )
+        )
     if not records:
         raise SourceError(f"evaluation.files: {path} has no records")
     return records
@@ -66,8 +75,12 @@ def loss_metrics(model: Any, tokenizer: Any, records: list[Record], max_len: int
     examples, _ = encode_all(tokenizer, records, max_len)
     pairs = example_losses(model, examples, tokenizer.pad_token_id, batch_size)
     loss = mean_loss(pairs)
-    return {"loss": loss, "perplexity": math.exp(loss) if math.isfinite(loss) else float("nan"),
-            "examples": len(examples), "tokens": sum(n for _, n in pairs)}
+    return {
+        "loss": loss,
+        "perplexity": math.exp(loss) if math.isfinite(loss) else float("nan"),
+        "examples": len(examples),
+        "tokens": sum(n for _, n in pairs),
+    }
 
 
 def _prompt_and_reference(record: Record) -> tuple[list[dict[str, str]], str]:
@@ -94,7 +107,9 @@ def generation_answers(llm: HFLLM, records: list[Record], max_new_tokens: int, q
     answers = []
     for r, req, ref, done in zip(records, requests, refs, llm.generate(requests), strict=True):
         pred = done.text.strip()
-        answers.append(Answer(r.id, req.messages[-1][1], ref, pred, metrics_for(r.task, qa_mode, pred, references(r, ref), r.lang)))
+        answers.append(
+            Answer(r.id, req.messages[-1][1], ref, pred, metrics_for(r.task, qa_mode, pred, references(r, ref), r.lang))
+        )
     return answers
 
 

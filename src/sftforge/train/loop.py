@@ -84,7 +84,11 @@ class MetricsLog:
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / "metrics.jsonl"
         if self.path.exists():
-            kept = [ln for ln in self.path.read_text(encoding="utf-8").splitlines() if ln.strip() and _step_of(ln) <= resume_step]
+            kept = [
+                ln
+                for ln in self.path.read_text(encoding="utf-8").splitlines()
+                if ln.strip() and _step_of(ln) <= resume_step
+            ]
             self.path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
         self.file = self.path.open("a", encoding="utf-8")
         self.writer: Any = None
@@ -133,8 +137,15 @@ class Trainer:
     """Runs `cfg.steps` optimizer steps on `model` with batches from `sampler`, writing into `out`."""
 
     def __init__(
-        self, cfg: Training, model: Any, tokenizer: Any, data: TrainData, sampler: Sampler, out: Path,
-        reporter: Reporter | None = None, tensorboard: bool = True,
+        self,
+        cfg: Training,
+        model: Any,
+        tokenizer: Any,
+        data: TrainData,
+        sampler: Sampler,
+        out: Path,
+        reporter: Reporter | None = None,
+        tensorboard: bool = True,
     ) -> None:
         import torch
 
@@ -142,7 +153,14 @@ class Trainer:
             raise TrainingError("nothing to train on: the training split has no example with assistant tokens")
         if (sampler.needs_probe or sampler.needs_alignment) and not data.probe:
             raise TrainingError("the bandit's reward needs a probe set: raise selection.eval_fraction")
-        self.cfg, self.model, self.tokenizer, self.data, self.sampler, self.out = cfg, model, tokenizer, data, sampler, out
+        self.cfg, self.model, self.tokenizer, self.data, self.sampler, self.out = (
+            cfg,
+            model,
+            tokenizer,
+            data,
+            sampler,
+            out,
+        )
         # Gradient alignment compares the batch's gradient with the probe set's content: the probe's end-of-turn
         # (special) tokens are left out, or every short answer, whose gradient is mostly its end-of-turn token,
         # would look aligned with the probe.
@@ -167,10 +185,20 @@ class Trainer:
         tmp = root / f"step-{self.step:06d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         save_weights(self.model, self.tokenizer, tmp / "weights")
-        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state()}, tmp / "optimizer.pt")
-        state = {"step": self.step, "sampler": self.sampler.state_dict(), "probe_loss": self.probe_loss,
-                 "eval_curve": self.eval_curve}
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp / "optimizer.pt",
+        )
+        state = {
+            "step": self.step,
+            "sampler": self.sampler.state_dict(),
+            "probe_loss": self.probe_loss,
+            "eval_curve": self.eval_curve,
+        }
         (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
@@ -217,8 +245,12 @@ class Trainer:
     def _gradient(self) -> Any:
         import torch
 
-        return torch.cat([p.grad.detach().flatten() if p.grad is not None else torch.zeros(p.numel())
-                          for p in self.optimizer.param_groups[0]["params"]])
+        return torch.cat(
+            [
+                p.grad.detach().flatten() if p.grad is not None else torch.zeros(p.numel())
+                for p in self.optimizer.param_groups[0]["params"]
+            ]
+        )
 
     def _set_gradient(self, flat: Any) -> None:
         offset = 0
@@ -227,7 +259,9 @@ class Trainer:
             p.grad = flat[offset : offset + n].view_as(p).clone()
             offset += n
 
-    def _per_example_backward(self, batch: list[Example], probe_grad: Any) -> tuple[float, int, list[float], list[float]]:
+    def _per_example_backward(
+        self, batch: list[Example], probe_grad: Any
+    ) -> tuple[float, int, list[float], list[float]]:
         """The batch's gradient, built one example at a time so that each example's own gradient can be compared
         with the probe set's: the loss, tokens, each example's loss and each one's alignment (NaN without a probe
         gradient). The sum of the examples' token-weighted gradients is the batch gradient `_backward` gives."""
@@ -245,8 +279,11 @@ class Trainer:
             grad = self._gradient()
             summed = grad if summed is None else summed + grad
             losses.append(float(loss.detach()))
-            alignments.append(float("nan") if probe_grad is None
-                              else float(torch.nn.functional.cosine_similarity(grad, probe_grad, dim=0)))
+            alignments.append(
+                float("nan")
+                if probe_grad is None
+                else float(torch.nn.functional.cosine_similarity(grad, probe_grad, dim=0))
+            )
             loss_sum += losses[-1] * n
             tokens += n
         self._set_gradient(summed)
@@ -263,7 +300,9 @@ class Trainer:
             probe_grad = self._gradient()
         measured = StepMeasures(0.0, 0)
         if self.sampler.per_example:
-            loss, tokens, measured.example_losses, measured.example_alignments = self._per_example_backward(batch, probe_grad)
+            loss, tokens, measured.example_losses, measured.example_alignments = self._per_example_backward(
+                batch, probe_grad
+            )
         else:
             loss, tokens = self._backward(batch)
         measured.loss, measured.tokens = loss, tokens
@@ -303,13 +342,25 @@ class Trainer:
                 probe_before = self.probe_loss
                 if self.sampler.needs_probe:
                     self.probe_loss = self._losses(self.data.probe)
-                signal = StepSignal(before, after, probe_before, self.probe_loss, measured.alignment,
-                                    tuple(measured.example_losses),
-                                    tuple(example_after) if self.sampler.per_example else (),
-                                    tuple(measured.example_alignments))
+                signal = StepSignal(
+                    before,
+                    after,
+                    probe_before,
+                    self.probe_loss,
+                    measured.alignment,
+                    tuple(measured.example_losses),
+                    tuple(example_after) if self.sampler.per_example else (),
+                    tuple(measured.example_alignments),
+                )
                 pulls = self.sampler.feedback(draw, signal)
-                row: dict[str, Any] = {"kind": "train", "step": self.step, "loss": before, "tokens": measured.tokens,
-                                       "lr": self.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - t0}
+                row: dict[str, Any] = {
+                    "kind": "train",
+                    "step": self.step,
+                    "loss": before,
+                    "tokens": measured.tokens,
+                    "lr": self.scheduler.get_last_lr()[0],
+                    "seconds": time.perf_counter() - t0,
+                }
                 if draw.arms is not None:
                     if self.sampler.per_example:  # an arm per example; (arm, reward) for those measured
                         row.update(arms=draw.arms.tolist(), pulls=[[a, r] for a, r in pulls])
@@ -329,5 +380,6 @@ class Trainer:
         finally:
             metrics.close()
             self.reporter.done(bar)
-        return TrainOutcome(self.step, resumed, self.eval_curve, self.sampler.probabilities(),
-                            time.perf_counter() - started)
+        return TrainOutcome(
+            self.step, resumed, self.eval_curve, self.sampler.probabilities(), time.perf_counter() - started
+        )

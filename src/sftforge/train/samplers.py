@@ -81,8 +81,11 @@ class _EpochQueue:
         size = len(self.members)
         while len(out) < n:
             epoch, pos = divmod(self.drawn, size)
-            order = (np.arange(size) if self.ranked
-                     else np.random.default_rng((self.seed, self.group, epoch)).permutation(size))
+            order = (
+                np.arange(size)
+                if self.ranked
+                else np.random.default_rng((self.seed, self.group, epoch)).permutation(size)
+            )
             chunk = order[pos : pos + n - len(out)]
             out.extend(self.members[chunk].tolist())
             self.drawn += len(chunk)
@@ -140,8 +143,14 @@ class BanditSampler:
     """
 
     def __init__(
-        self, policy: BanditPolicy, members: list[np.ndarray], seed: int, reward: Reward,
-        scaler: RewardScaler | None = None, batches: Batches = "arm", ranked: bool = False,
+        self,
+        policy: BanditPolicy,
+        members: list[np.ndarray],
+        seed: int,
+        reward: Reward,
+        scaler: RewardScaler | None = None,
+        batches: Batches = "arm",
+        ranked: bool = False,
     ) -> None:
         """`members`: each arm's example indices; with `ranked` in the order the arm serves them (best first,
         every epoch), else served in shuffled epochs."""
@@ -199,8 +208,11 @@ class BanditSampler:
         raws = self.raw_rewards(signal)
         if len(raws) != len(arms):
             raise ValueError(f"{len(raws)} rewards measured for {len(arms)} arms drawn")
-        pulls = [(int(a), float(r) if self.reward == "loss" else self.scaler.scale(r))
-                 for a, r in zip(arms, raws) if np.isfinite(r)]
+        pulls = [
+            (int(a), float(r) if self.reward == "loss" else self.scaler.scale(r))
+            for a, r in zip(arms, raws)
+            if np.isfinite(r)
+        ]
         if pulls:
             self.policy.update_many([a for a, _ in pulls], [r for _, r in pulls])
         return pulls

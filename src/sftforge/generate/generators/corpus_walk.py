@@ -80,7 +80,9 @@ class CorpusWalkStep(RecordStep):
 
     # -- work items ---------------------------------------------------------------------------------------------
 
-    def work_items(self, pgraph: PassageGraph, passages: Sequence[Passage], seed: int, max_walks: int) -> Iterator[WorkItem]:
+    def work_items(
+        self, pgraph: PassageGraph, passages: Sequence[Passage], seed: int, max_walks: int
+    ) -> Iterator[WorkItem]:
         """Passage sets from seeded walks that start at `passages` (the usable ones), batch by batch, each set
         once. Keys are stable across reruns (batch and position)."""
         w = self.walks
@@ -94,8 +96,14 @@ class CorpusWalkStep(RecordStep):
             rng = np.random.default_rng([seed, b])
             n = min(w.batch, max_walks - b * w.batch)
             walks = random_walks(
-                graph, starts[rng.integers(0, len(starts), size=n)], 2 * w.max_passages, w.strategy,
-                seed=rng, alpha=w.restart_prob, p=w.p, q=w.q,
+                graph,
+                starts[rng.integers(0, len(starts), size=n)],
+                2 * w.max_passages,
+                w.strategy,
+                seed=rng,
+                alpha=w.restart_prob,
+                p=w.p,
+                q=w.q,
             )
             sizes = rng.integers(w.min_passages, w.max_passages + 1, size=n)
             for i in range(n):
@@ -119,7 +127,10 @@ class CorpusWalkStep(RecordStep):
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         ps: PassageSet = item.payload
         return chat_from_template(
-            self._template, passages=[p.text for p in ps.passages], entity=ps.entity, kind=ps.kind,
+            self._template,
+            passages=[p.text for p in ps.passages],
+            entity=ps.entity,
+            kind=ps.kind,
         )
 
     def parse(self, item: WorkItem, output: str) -> Record:
@@ -132,8 +143,10 @@ class CorpusWalkStep(RecordStep):
             raise ParseError("no 'Question:' in the output")
         if not answer:
             raise ParseError("no 'Answer:' in the output")
-        for what, value, lo, hi in (("question", question, c.min_question_chars, c.max_question_chars),
-                                    ("answer", answer, c.min_answer_chars, c.max_answer_chars)):
+        for what, value, lo, hi in (
+            ("question", question, c.min_question_chars, c.max_question_chars),
+            ("answer", answer, c.min_answer_chars, c.max_answer_chars),
+        ):
             if not lo <= len(value) <= hi:
                 raise ParseError(f"{what} length outside {lo}-{hi} characters")
             check_language(value, self.lang)
@@ -146,7 +159,9 @@ class CorpusWalkStep(RecordStep):
             raise ParseError("question is not about the passages (too few of its words occur there)")
         answer_support = support("\n".join(texts), answer)
         if answer_support < c.min_support:
-            raise ParseError(f"answer is not supported by the passages (under {c.min_support:.0%} of its words occur there)")
+            raise ParseError(
+                f"answer is not supported by the passages (under {c.min_support:.0%} of its words occur there)"
+            )
         used = drawn_from(texts, f"{question}\n{answer}")
         if len(used) < 2:
             raise ParseError("question and answer draw on only one passage")
@@ -164,7 +179,9 @@ class CorpusWalkStep(RecordStep):
 
     def _record(self, ps: PassageSet, question: str, answer: str, check: AnswerCheck | None) -> Record:
         if self.task.include_context:
-            user = load_template(self.lang, "record_multi_doc").render(passages=[p.text for p in ps.passages], question=question)
+            user = load_template(self.lang, "record_multi_doc").render(
+                passages=[p.text for p in ps.passages], question=question
+            )
         else:
             user = question
         messages = [{"role": "system", "content": self.task.system_prompt}] if self.task.system_prompt else []
@@ -213,13 +230,25 @@ class CorpusWalk(Generator):
         recipe, w = self.job.recipe, self.job.recipe.walks
         ranked = self.job.passages()
         pgraph = build_passage_graph(
-            [p.text for p in ranked], [p.doc_id for p in ranked], recipe.task.language,
-            neighbours=w.neighbours, link_entities=w.link_entities, cross_document=w.cross_document,
+            [p.text for p in ranked],
+            [p.doc_id for p in ranked],
+            recipe.task.language,
+            neighbours=w.neighbours,
+            link_entities=w.link_entities,
+            cross_document=w.cross_document,
         )
-        self.figures = {"passage_graph": {"usable_passages": len(ranked), "linked_passages": pgraph.graph.num_entities,
-                                          "similar_links": pgraph.similar_links, "entity_links": pgraph.entity_links}}
+        self.figures = {
+            "passage_graph": {
+                "usable_passages": len(ranked),
+                "linked_passages": pgraph.graph.num_entities,
+                "similar_links": pgraph.similar_links,
+                "entity_links": pgraph.entity_links,
+            }
+        }
         step = CorpusWalkStep(recipe.task, w)
-        items = step.work_items(pgraph, ranked, recipe.generation.sampling.seed, w.max_walks or 200 * recipe.task.target_count)
+        items = step.work_items(
+            pgraph, ranked, recipe.generation.sampling.seed, w.max_walks or 200 * recipe.task.target_count
+        )
         made = session.committed
         for wave in session.stream(step, items, lambda: made < session.count):
             made += len(wave.records)

@@ -23,7 +23,17 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sftforge.config import Constraints, GeneratorConfig
-from sftforge.generate.base import Ask, Generator, Session, TemplateStep, Wave, WorkItem, chat_from_template, register, trim
+from sftforge.generate.base import (
+    Ask,
+    Generator,
+    Session,
+    TemplateStep,
+    Wave,
+    WorkItem,
+    chat_from_template,
+    register,
+    trim,
+)
 from sftforge.generate.parsing import ParseError, check_language, first_paragraph, parse_fields, strip_quotes
 from sftforge.generate.records import InstructionRecords, answer_problem
 from sftforge.lib.grounding import support
@@ -32,11 +42,14 @@ from sftforge.sample import AnswerCheck, SourceRef
 from sftforge.sources.chunking import Passage
 from sftforge.sources.retrieval import BM25Index
 
+
 class DialogueConfig(GeneratorConfig):
     """Multi-turn conversations over the documents: a persona with a goal asks, the assistant answers from passages."""
 
     name: Literal["dialogue"] = "dialogue"
-    turns: int = Field(3, ge=1, le=12, description="Most user turns; a conversation stops earlier when the goal is met.")
+    turns: int = Field(
+        3, ge=1, le=12, description="Most user turns; a conversation stops earlier when the goal is met."
+    )
     personas: list[str] = Field(
         default_factory=lambda: [
             "a new customer who has just bought the product",
@@ -53,7 +66,9 @@ START_LABELS = {"goal": ("goal", "目标"), "message": ("message", "消息")}
 _DONE = re.compile(r"^\W*(done|完成)\W*$", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # The user prompt's own words coming back as the user's message.
-_ECHO = re.compile(r"next message|your goal|customer support|first message|sentence:|下一条消息|你的目标|第一条消息", re.IGNORECASE)
+_ECHO = re.compile(
+    r"next message|your goal|customer support|first message|sentence:|下一条消息|你的目标|第一条消息", re.IGNORECASE
+)
 
 
 def check_user_message(text: str, grounds: str, lang: str, constraints: Constraints) -> None:
@@ -126,7 +141,9 @@ class AssistantStep(TemplateStep):
             raise ParseError(f"the answer states a number its passages do not have ({invented[0]})")
         score = support(grounds, answer)
         if score < self.constraints.min_support:
-            raise ParseError(f"the answer is not supported by its passages (support {score:.2f} < {self.constraints.min_support})")
+            raise ParseError(
+                f"the answer is not supported by its passages (support {score:.2f} < {self.constraints.min_support})"
+            )
         return answer, score
 
 
@@ -159,8 +176,14 @@ class DialogueDriver:
 
     name = "dialogue"
 
-    def __init__(self, cfg: DialogueConfig, lang: str, records: InstructionRecords, constraints: Constraints,
-                 passages: list[Passage]) -> None:
+    def __init__(
+        self,
+        cfg: DialogueConfig,
+        lang: str,
+        records: InstructionRecords,
+        constraints: Constraints,
+        passages: list[Passage],
+    ) -> None:
         self.cfg = cfg
         self.records = records
         self.passages = passages
@@ -188,8 +211,10 @@ class DialogueDriver:
         start = cohort = 0
         while start < len(self.passages) and made < count:
             size = min(batch, 2 * (count - made))  # about what is still needed
-            convs = [Conversation(f"dialogue:{i}", p, personas[i % len(personas)])
-                     for i, p in enumerate(self.passages[start : start + size], start)]
+            convs = [
+                Conversation(f"dialogue:{i}", p, personas[i % len(personas)])
+                for i, p in enumerate(self.passages[start : start + size], start)
+            ]
             start += size
             cohort += 1
             wave = Wave([f"dialogue:cohort{cohort}"])
@@ -201,7 +226,9 @@ class DialogueDriver:
                     c.turns.append(("user", message))
                     live.append(c)
                 else:
-                    wave.rejected.append(self.records.rejected([("user", a.completion.text)], [self._ref(c.passage)], a.error or ""))
+                    wave.rejected.append(
+                        self.records.rejected([("user", a.completion.text)], [self._ref(c.passage)], a.error or "")
+                    )
             turn = 0
             while live:
                 items = []
@@ -213,7 +240,10 @@ class DialogueDriver:
                     self._spent(c, a)
                     if not a.ok:
                         c.ended = f"assistant turn {turn + 1}: {a.error}"
-                        c.failed = [c.turns.pop(), ("assistant", a.completion.text)]  # the user turn left without an answer
+                        c.failed = [
+                            c.turns.pop(),
+                            ("assistant", a.completion.text),
+                        ]  # the user turn left without an answer
                         continue
                     answer, score = a.value
                     c.turns.append(("assistant", answer))
@@ -262,7 +292,8 @@ class DialogueDriver:
         lineage.attempts, lineage.prompt_tokens, lineage.completion_tokens = c.tokens[2], c.tokens[0], c.tokens[1]
         record = self.records.record(c.turns, source, lineage)
         record.answer_check = AnswerCheck(
-            "overlap", True, min(c.supports), f"goal: {c.goal} | {n_user} user turns; {c.ended}")
+            "overlap", True, min(c.supports), f"goal: {c.goal} | {n_user} user turns; {c.ended}"
+        )
         wave.records.append(record)
         return 1
 
@@ -273,15 +304,19 @@ class Dialogue(Generator):
 
     name = "dialogue"
     Config = DialogueConfig
-    tasks = {"dialogue": "multi-turn conversations grounded in the documents (a user persona with a goal, an "
-                         "assistant answering from retrieved passages)"}
+    tasks = {
+        "dialogue": "multi-turn conversations grounded in the documents (a user persona with a goal, an "
+        "assistant answering from retrieved passages)"
+    }
     default_for = ("dialogue",)
     requires = ("documents",)
 
     @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
-        return (f"goal met in {figures.get('goal_met', 0)} of {figures.get('conversations', 0)}; "
-                f"user turns {figures.get('user_turns', {})}")
+        return (
+            f"goal met in {figures.get('goal_met', 0)} of {figures.get('conversations', 0)}; "
+            f"user turns {figures.get('user_turns', {})}"
+        )
 
     def run(self, session: Session) -> Iterator[Wave]:
         task = self.job.task

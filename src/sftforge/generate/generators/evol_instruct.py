@@ -54,12 +54,22 @@ class EvolInstructConfig(GeneratorConfig):
     name: Literal["evol_instruct"] = "evol_instruct"
     epochs: int = Field(2, ge=1, le=10, description="Evolution rounds over the pool (the paper ran 4).")
     operations: list[Literal[EVOL_OPERATIONS]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: list(EVOL_OPERATIONS), min_length=1,
+        default_factory=lambda: list(EVOL_OPERATIONS),
+        min_length=1,
         description="Evolutions drawn from, uniformly: the five in-depth ones and in-breadth mutation.",
     )
 
 
-SCAFFOLDING = ("given prompt", "rewritten prompt", "created prompt", "new prompt:", "#", "原指令", "改写后的指令", "新指令")
+SCAFFOLDING = (
+    "given prompt",
+    "rewritten prompt",
+    "created prompt",
+    "new prompt:",
+    "#",
+    "原指令",
+    "改写后的指令",
+    "新指令",
+)
 
 
 def elimination(parent: str, child: str) -> str | None:
@@ -104,8 +114,14 @@ class EvolInstructDriver:
 
     name = "evol_instruct"
 
-    def __init__(self, cfg: EvolInstructConfig, seeds: list[SeedTask], lang: str, records: InstructionRecords,
-                 max_answer_chars: int) -> None:
+    def __init__(
+        self,
+        cfg: EvolInstructConfig,
+        seeds: list[SeedTask],
+        lang: str,
+        records: InstructionRecords,
+        max_answer_chars: int,
+    ) -> None:
         self.cfg = cfg
         self.seeds = seeds
         self.records = records
@@ -117,8 +133,10 @@ class EvolInstructDriver:
         rng = random.Random(seed)
         order = rng.sample(self.seeds, len(self.seeds))
         size = min(len(order), max(1, math.ceil(2 * count / self.cfg.epochs)))
-        pool = [Member(instruction_text(s.instruction, s.instances[0][0] if s.instances else ""), s.id, s.id)
-                for s in order[:size]]
+        pool = [
+            Member(instruction_text(s.instruction, s.instances[0][0] if s.instances else ""), s.id, s.id)
+            for s in order[:size]
+        ]
         made = 0
         tried: Counter[str] = Counter()
         kept: Counter[str] = Counter()
@@ -126,9 +144,13 @@ class EvolInstructDriver:
             self.figures["epochs"] = epoch + 1
             start = 0
             while start < len(pool):
-                idx = list(range(start, min(start + batch, start + 2 * (count - made), len(pool))))  # about what is still needed
+                idx = list(
+                    range(start, min(start + batch, start + 2 * (count - made), len(pool)))
+                )  # about what is still needed
                 start = idx[-1] + 1
-                items = [WorkItem(f"evol_instruct:{epoch}:{i}", (pool[i], rng.choice(self.cfg.operations))) for i in idx]
+                items = [
+                    WorkItem(f"evol_instruct:{epoch}:{i}", (pool[i], rng.choice(self.cfg.operations))) for i in idx
+                ]
                 wave = Wave([f"evol_instruct:{epoch}:{idx[0]}"])
                 evolved = ask(self.evolve, items)
                 alive = []
@@ -138,7 +160,11 @@ class EvolInstructDriver:
                     source = [SourceRef("seed", member.seed)]
                     reason = a.error if not a.ok else elimination(member.text, a.value)
                     if reason:
-                        wave.rejected.append(self.records.rejected([("user", a.value if a.ok else a.completion.text)], source, reason, parents=[member.id]))
+                        wave.rejected.append(
+                            self.records.rejected(
+                                [("user", a.value if a.ok else a.completion.text)], source, reason, parents=[member.id]
+                            )
+                        )
                         continue
                     alive.append((i, a))
                 answers = ask(self.answer, [WorkItem(a.item.key + ":answer", a.value) for _, a in alive])
@@ -147,7 +173,9 @@ class EvolInstructDriver:
                     source = [SourceRef("seed", member.seed)]
                     turns = [("user", e.value), ("assistant", a.value if a.ok else a.completion.text)]
                     if not a.ok:
-                        wave.rejected.append(self.records.rejected(turns, source, f"eliminated: {a.error}", parents=[member.id]))
+                        wave.rejected.append(
+                            self.records.rejected(turns, source, f"eliminated: {a.error}", parents=[member.id])
+                        )
                         continue
                     lineage = lineage_of(a, self.answer, self.records.model_id, parents=[member.id])
                     lineage.template = f"{self.evolve.template.name}:{op}"
@@ -180,12 +208,19 @@ class EvolInstruct(Generator):
 
     @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
-        return (f"{figures.get('evolved', 0)} evolutions kept, {figures.get('eliminated', 0)} eliminated over "
-                f"{figures.get('epochs', 0)} epochs")
+        return (
+            f"{figures.get('evolved', 0)} evolutions kept, {figures.get('eliminated', 0)} eliminated over "
+            f"{figures.get('epochs', 0)} epochs"
+        )
 
     def run(self, session: Session) -> Iterator[Wave]:
         records = InstructionRecords.of(self.name, self.job.task, session)
-        driver = EvolInstructDriver(self.config, self.job.seeds(), self.job.task.language, records,  # type: ignore[arg-type]
-                                    self.job.task.constraints.max_answer_chars)
+        driver = EvolInstructDriver(
+            self.config,
+            self.job.seeds(),
+            self.job.task.language,
+            records,  # type: ignore[arg-type]
+            self.job.task.constraints.max_answer_chars,
+        )
         yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))
         self.figures = driver.figures

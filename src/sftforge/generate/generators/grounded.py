@@ -97,7 +97,9 @@ class GroundedStep(RecordStep):
         self.lang = task.language
         self.kind = f"qa_{task.qa_mode}" if task.type == "qa" else task.type
         self.answer_first = self.kind == "qa_extractive" and task.qa_strategy == "answer_first"
-        template_name = self.kind if self.answer_first or self.kind != "qa_extractive" else "qa_extractive_question_first"
+        template_name = (
+            self.kind if self.answer_first or self.kind != "qa_extractive" else "qa_extractive_question_first"
+        )
         self._template = load_template(self.lang, template_name)
         self.letters = list(string.ascii_uppercase[: task.constraints.num_options])
         self._prefill = self._template.render_block("prefill") if self._template.has_block("prefill") else ""
@@ -319,8 +321,9 @@ class Grounded(Generator):
         self.figures = {"usable_passages": len(ranked)}
         step = GroundedStep(self.job.task)
         made = session.committed
-        for wave in session.stream(step, step.work_items(ranked, self.job.recipe.generation.per_passage),
-                                   lambda: made < session.count):
+        for wave in session.stream(
+            step, step.work_items(ranked, self.job.recipe.generation.per_passage), lambda: made < session.count
+        ):
             made += len(wave.records)
             yield wave
 

@@ -82,12 +82,25 @@ class KGWalkStep(RecordStep):
             rng = np.random.default_rng([seed, b])
             n = min(w.batch, max_walks - b * w.batch)
             starts = start_nodes(
-                self.graph, n, by=start.by, types=start.types, type_relation=start.type_relation,
-                relations=start.relations, entities=start.entities, seed=rng,
+                self.graph,
+                n,
+                by=start.by,
+                types=start.types,
+                type_relation=start.type_relation,
+                relations=start.relations,
+                entities=start.entities,
+                seed=rng,
             )
             walks = random_walks(
-                self.graph, starts, w.max_hops, w.strategy, seed=rng,
-                alpha=w.restart_prob, p=w.p, q=w.q, forward_only=w.forward_only,
+                self.graph,
+                starts,
+                w.max_hops,
+                w.strategy,
+                seed=rng,
+                alpha=w.restart_prob,
+                p=w.p,
+                q=w.q,
+                forward_only=w.forward_only,
             )
             for i, path in enumerate(paths_from_walks(walks, min_hops=w.min_hops, max_hops=w.max_hops, seed=rng)):
                 ident = (path.topic, path.relations)
@@ -99,8 +112,15 @@ class KGWalkStep(RecordStep):
             return PathRejection(candidate.path, "duplicate: an earlier walk gave the same topic and relation path")
         w = self.walks
         return path_example(
-            self.graph, candidate.path, lang=self.lang, overrides=w.relations, reasoning=w.reasoning,
-            max_answers=w.max_answers, min_hops=w.min_hops, max_hops=w.max_hops, answer_noun=w.answer_noun,
+            self.graph,
+            candidate.path,
+            lang=self.lang,
+            overrides=w.relations,
+            reasoning=w.reasoning,
+            max_answers=w.max_answers,
+            min_hops=w.min_hops,
+            max_hops=w.max_hops,
+            answer_noun=w.answer_noun,
         )
 
     # -- records ------------------------------------------------------------------------------------------------
@@ -121,8 +141,13 @@ class KGWalkStep(RecordStep):
         hops = " -> ".join(g.relation_label(r) for r in path.relations)
         walk = "\t".join([g.entity(path.topic)] + [g.relation_name(r) for r in path.relations])
         return Record(
-            id="", task=self.task.type, lang=self.lang,
-            messages=[{"role": "user", "content": f"{g.name(path.topic)}: {hops}"}, {"role": "assistant", "content": ""}],
+            id="",
+            task=self.task.type,
+            lang=self.lang,
+            messages=[
+                {"role": "user", "content": f"{g.name(path.topic)}: {hops}"},
+                {"role": "assistant", "content": ""},
+            ],
             source=[SourceRef(PATH_KIND, walk)],
         )
 
@@ -207,8 +232,10 @@ class KGWalk(Generator):
                 keys.append(cand.key)
             else:
                 items.append(WorkItem(cand.key, result))
-            if len(items) >= min(session.generation.shard_size, session.count - accepted) or \
-                    len(rejected) >= 50 * session.generation.shard_size:
+            if (
+                len(items) >= min(session.generation.shard_size, session.count - accepted)
+                or len(rejected) >= 50 * session.generation.shard_size
+            ):
                 yield from self._flush(session, step, items, rejected, keys, seed)
                 accepted += len(items)
                 items, rejected, keys = [], [], []
@@ -216,8 +243,15 @@ class KGWalk(Generator):
         accepted += len(items)
         self.figures = self._figures(graph, exhausted, max_walks, accepted, session)
 
-    def _flush(self, session: Session, step: KGWalkStep, items: list[WorkItem], rejected: list[Rejected],
-               keys: list[str], seed: int) -> Iterator[Wave]:
+    def _flush(
+        self,
+        session: Session,
+        step: KGWalkStep,
+        items: list[WorkItem],
+        rejected: list[Rejected],
+        keys: list[str],
+        seed: int,
+    ) -> Iterator[Wave]:
         """The rejections, then the examples: as they are, or reworded by the LLM."""
         if rejected:
             yield Wave(keys, [], rejected)
@@ -226,18 +260,30 @@ class KGWalk(Generator):
         elif items:
             yield Wave([it.key for it in items], [self._finish(step.record(it.payload), it.key, seed) for it in items])
 
-    def _figures(self, graph: KnowledgeGraph, exhausted: bool, max_walks: int, accepted: int,
-                 session: Session) -> dict[str, Any]:
+    def _figures(
+        self, graph: KnowledgeGraph, exhausted: bool, max_walks: int, accepted: int, session: Session
+    ) -> dict[str, Any]:
         if accepted < session.count:
-            why = ("the walks kept finding paths already seen: the graph's distinct paths from these starts are used up"
-                   if exhausted else f"walks.max_walks ({max_walks}) were drawn")
-            log.warning("generate: %d kg_qa records accepted, fewer than target_count %d: %s; widen walks.start, raise "
-                        "walks.max_hops or walks.max_answers", accepted, session.count, why)
+            why = (
+                "the walks kept finding paths already seen: the graph's distinct paths from these starts are used up"
+                if exhausted
+                else f"walks.max_walks ({max_walks}) were drawn"
+            )
+            log.warning(
+                "generate: %d kg_qa records accepted, fewer than target_count %d: %s; widen walks.start, raise "
+                "walks.max_hops or walks.max_answers",
+                accepted,
+                session.count,
+                why,
+            )
         records = self.job.run.read_table("generate")
         details = [c["detail"] for c in records.column("answer_check").to_pylist() if c]
         hops = Counter(src[0]["id"].count("\t") for src in records.column("source").to_pylist() if src)
-        return {"graph": repr(graph), "hops": {str(k): hops[k] for k in sorted(hops)},
-                "paraphrased": sum("reworded by the LLM" in d for d in details)}
+        return {
+            "graph": repr(graph),
+            "hops": {str(k): hops[k] for k in sorted(hops)},
+            "paraphrased": sum("reworded by the LLM" in d for d in details),
+        }
 
     def counts(self, session: Session) -> dict[str, int]:
         return {"paths": self.paths}

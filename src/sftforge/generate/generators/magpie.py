@@ -33,8 +33,12 @@ class MagpieConfig(GeneratorConfig):
     """Magpie (Xu et al. 2024): the chat model writes a user query from the pre-query template alone, then answers it."""
 
     name: Literal["magpie"] = "magpie"
-    system_prompt: str | None = Field(None, description="A system message before the pre-query template; default: the template's own.")
-    rouge_threshold: float = Field(0.7, gt=0, le=1, description="Queries this similar (ROUGE-L F) to an earlier one are rejected.")
+    system_prompt: str | None = Field(
+        None, description="A system message before the pre-query template; default: the template's own."
+    )
+    rouge_threshold: float = Field(
+        0.7, gt=0, le=1, description="Queries this similar (ROUGE-L F) to an earlier one are rejected."
+    )
     batch: int = Field(16, ge=1, le=256, description="Queries per wave.")
 
 
@@ -126,8 +130,10 @@ class Magpie(Generator):
     @classmethod
     def check(cls, config: GeneratorConfig, recipe: Recipe) -> str | None:
         if recipe.generation.model.backend == "openai":
-            return ("generator magpie needs the model's chat template (its pre-query form), which a chat server does "
-                    "not expose: use the llamacpp or transformers backend")
+            return (
+                "generator magpie needs the model's chat template (its pre-query form), which a chat server does "
+                "not expose: use the llamacpp or transformers backend"
+            )
         return None
 
     @classmethod

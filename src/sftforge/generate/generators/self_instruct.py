@@ -43,8 +43,26 @@ from sftforge.sources.seeds import SeedTask
 from sftforge.lib.text import cjk_ratio, text_length
 
 # The paper's keyword filter: things a text-only model can neither see nor produce.
-BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
-             "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
+BLACKLIST = (
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+    "video",
+    "audio",
+    "music",
+    "flowchart",
+    "diagram",
+)
 BLACKLIST_ZH = ("图片", "图像", "照片", "视频", "音频", "音乐", "画一", "绘制", "流程图", "地图", "文件")
 _BLACKLIST_RE = re.compile(r"\b(" + "|".join(re.escape(w) for w in BLACKLIST) + r")\b", re.IGNORECASE)
 _TASK_LINE = re.compile(r"^[ \t*#-]*(?:Task|任务)[ \t]*\d+[ \t]*[:：.]", re.IGNORECASE | re.MULTILINE)
@@ -92,8 +110,15 @@ class SelfInstructConfig(GeneratorConfig):
 
     name: Literal["self_instruct"] = "self_instruct"
     in_context: int = Field(8, ge=2, le=16, description="Instructions shown per prompt.")
-    from_seeds: int = Field(6, ge=1, le=16, description="How many of them are seed tasks (the rest machine-made, once any are).")
-    rouge_threshold: float = Field(0.7, gt=0, le=1, description="A new instruction whose ROUGE-L F against any in the pool is above this is rejected.")
+    from_seeds: int = Field(
+        6, ge=1, le=16, description="How many of them are seed tasks (the rest machine-made, once any are)."
+    )
+    rouge_threshold: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="A new instruction whose ROUGE-L F against any in the pool is above this is rejected.",
+    )
     min_words: int = Field(4, ge=1, description="Shorter instructions are rejected (Chinese: characters / 2).")
     max_words: int = Field(150, ge=1, description="Longer instructions are rejected (Chinese: characters / 2).")
     instances: int = Field(1, ge=1, le=5, description="Instances (input, output) kept per instruction.")
@@ -175,7 +200,9 @@ class InstanceStep(TemplateStep):
         if inp.lower().strip(" .。") in _NONE:
             inp = ""
         if not out:
-            raise ParseError("the instance has no output" if not self.labels_first else "the instance has no class label")
+            raise ParseError(
+                "the instance has no output" if not self.labels_first else "the instance has no class label"
+            )
         if self.labels_first and not inp:
             raise ParseError("a classification instance needs an input for its label")
         if out == inp or out == instruction:
@@ -196,8 +223,14 @@ class SelfInstructDriver:
 
     name = "self_instruct"
 
-    def __init__(self, cfg: SelfInstructConfig, seeds: list[SeedTask], lang: str, records: InstructionRecords,
-                 max_answer_chars: int) -> None:
+    def __init__(
+        self,
+        cfg: SelfInstructConfig,
+        seeds: list[SeedTask],
+        lang: str,
+        records: InstructionRecords,
+        max_answer_chars: int,
+    ) -> None:
         self.cfg = cfg
         self.seeds = seeds
         self.lang = lang
@@ -243,15 +276,19 @@ class SelfInstructDriver:
                     if reason is None:
                         novelty = index.check_and_add(text)
                         if not novelty.novel:
-                            reason = (f"ROUGE-L {novelty.score:.2f} against {index.texts[novelty.match]!r} is above "
-                                      f"{cfg.rouge_threshold}")
+                            reason = (
+                                f"ROUGE-L {novelty.score:.2f} against {index.texts[novelty.match]!r} is above "
+                                f"{cfg.rouge_threshold}"
+                            )
                     if reason:
                         wave.rejected.append(self.records.rejected([("user", text)], source, reason))
                     else:
                         kept.append((text, source))
             machine.extend(t for t, _ in kept)
             self.figures["kept_instructions"] += len(kept)
-            made += self._instances(ask, wave, kept[: count - made], w)  # all join the pool; only the needed get instances
+            made += self._instances(
+                ask, wave, kept[: count - made], w
+            )  # all join the pool; only the needed get instances
             fruitless = fruitless + 1 if not wave.records else 0
             self.figures["waves"] += 1
             self.figures["pool"] = len(index)
@@ -275,12 +312,16 @@ class SelfInstructDriver:
             seen: dict[str, str] = {}
             for a, step in answers.get(i, []):
                 if not a.ok:
-                    wave.rejected.append(self.records.rejected([("user", text), ("assistant", a.completion.text)], source, a.error or ""))
+                    wave.rejected.append(
+                        self.records.rejected([("user", text), ("assistant", a.completion.text)], source, a.error or "")
+                    )
                     continue
                 inst = a.value[0]
                 turns = [("user", instruction_text(text, inst.input)), ("assistant", inst.output)]
                 if inst.input in seen:
-                    why = "same input as another instance" + (" with a different output" if seen[inst.input] != inst.output else "")
+                    why = "same input as another instance" + (
+                        " with a different output" if seen[inst.input] != inst.output else ""
+                    )
                     wave.rejected.append(self.records.rejected(turns, source, why))
                     continue
                 seen[inst.input] = inst.output
@@ -300,12 +341,19 @@ class SelfInstruct(Generator):
 
     @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
-        return (f"{figures.get('kept_instructions', 0)} of {figures.get('proposed', 0)} proposed instructions kept; "
-                f"pool {figures.get('pool', 0)}")
+        return (
+            f"{figures.get('kept_instructions', 0)} of {figures.get('proposed', 0)} proposed instructions kept; "
+            f"pool {figures.get('pool', 0)}"
+        )
 
     def run(self, session: Session) -> Iterator[Wave]:
         records = InstructionRecords.of(self.name, self.job.task, session)
-        driver = SelfInstructDriver(self.config, self.job.seeds(), self.job.task.language, records,  # type: ignore[arg-type]
-                                    self.job.task.constraints.max_answer_chars)
+        driver = SelfInstructDriver(
+            self.config,
+            self.job.seeds(),
+            self.job.task.language,
+            records,  # type: ignore[arg-type]
+            self.job.task.constraints.max_answer_chars,
+        )
         yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))
         self.figures = driver.figures

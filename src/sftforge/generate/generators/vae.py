@@ -19,18 +19,23 @@ from sftforge.generate.base import Ask, Generator, Session, Wave, WorkItem, line
 from sftforge.generate.records import INSTRUCTION_TASK, AnswerStep, InstructionRecords
 from sftforge.sample import SourceRef
 
+
 class VAEAugmentConfig(GeneratorConfig):
     """A sentence VAE (Bowman et al. 2016) trained on the instructions at hand proposes new ones; the LLM answers."""
 
     name: Literal["vae"] = "vae"
     epochs: int = Field(60, ge=1, le=1000, description="VAE training epochs.")
     latent_dim: int = Field(32, ge=2, le=512)
-    word_dropout: float = Field(0.3, ge=0, lt=1, description="Decoder input words replaced by <unk> (keeps z informative).")
-    sigma: float = Field(0.5, ge=0, description="Noise around an instruction's posterior mean for \"near\" proposals.")
-    near_fraction: float = Field(0.5, ge=0, le=1, description="Share of proposals near one instruction; the rest between two.")
-    rouge_threshold: float = Field(0.7, gt=0, le=1, description="Proposals this similar to a training instruction are rejected.")
-
-
+    word_dropout: float = Field(
+        0.3, ge=0, lt=1, description="Decoder input words replaced by <unk> (keeps z informative)."
+    )
+    sigma: float = Field(0.5, ge=0, description='Noise around an instruction\'s posterior mean for "near" proposals.')
+    near_fraction: float = Field(
+        0.5, ge=0, le=1, description="Share of proposals near one instruction; the rest between two."
+    )
+    rouge_threshold: float = Field(
+        0.7, gt=0, le=1, description="Proposals this similar to a training instruction are rejected."
+    )
 
 
 class VAEAugmentDriver:
@@ -52,23 +57,33 @@ class VAEAugmentDriver:
 
         cfg = self.cfg
         if len(texts) < VAEConfig.min_texts:
-            raise SourceError(f"generator vae trains on the instructions at hand and needs at least {VAEConfig.min_texts}; "
-                              f"there are {len(texts)}: add seed tasks to sources.seeds or list vae after other generators")
+            raise SourceError(
+                f"generator vae trains on the instructions at hand and needs at least {VAEConfig.min_texts}; "
+                f"there are {len(texts)}: add seed tasks to sources.seeds or list vae after other generators"
+            )
         vae = SentenceVAE(VAEConfig(latent_dim=cfg.latent_dim, word_dropout=cfg.word_dropout))
         train = vae.train(list(texts), epochs=cfg.epochs, seed=seed)
-        pc = ProposeConfig(near_fraction=cfg.near_fraction, sigma=cfg.sigma, threshold=cfg.rouge_threshold,
-                           novelty_tokenizer="rouge")
+        pc = ProposeConfig(
+            near_fraction=cfg.near_fraction, sigma=cfg.sigma, threshold=cfg.rouge_threshold, novelty_tokenizer="rouge"
+        )
         report = vae.propose(math.ceil(count * 1.25), config=pc, seed=seed)
         self.figures = {
-            "trained_on": train.n_texts, "vocab": train.vocab_size, "epochs": len(train.epochs),
-            "reconstruction_loss": round(train.final_recon, 3), "kl": round(train.final_kl, 3),
-            "active_units": f"{train.active_units}/{train.latent_dim}", "train_seconds": round(train.seconds, 1),
+            "trained_on": train.n_texts,
+            "vocab": train.vocab_size,
+            "epochs": len(train.epochs),
+            "reconstruction_loss": round(train.final_recon, 3),
+            "kl": round(train.final_kl, 3),
+            "active_units": f"{train.active_units}/{train.latent_dim}",
+            "train_seconds": round(train.seconds, 1),
             "torch_threads": torch.get_num_threads(),  # training repeats exactly for the same seed and thread count
-            "proposed": report.proposed, "accepted": report.n_accepted,
+            "proposed": report.proposed,
+            "accepted": report.n_accepted,
             "acceptance_rate": round(report.acceptance_rate, 3),
             "rejected": {k: v for k, v in report.rejected.items() if v},
-            "curve": [{"epoch": e.epoch, "recon": round(e.recon, 3), "kl": round(e.kl, 3), "beta": round(e.beta, 3)}
-                      for e in train.epochs],
+            "curve": [
+                {"epoch": e.epoch, "recon": round(e.recon, 3), "kl": round(e.kl, 3), "beta": round(e.beta, 3)}
+                for e in train.epochs
+            ],
         }
         made = 0
         proposals = report.accepted
@@ -107,14 +122,20 @@ class VAEAugment(Generator):
     def notes(cls, figures: dict[str, Any]) -> str:
         if "proposed" not in figures:
             return ""
-        return (f"VAE reconstruction {figures['reconstruction_loss']} nats, KL {figures['kl']}, "
-                f"{figures['active_units']} active units; {figures['accepted']} of {figures['proposed']} proposals "
-                f"accepted ({figures['acceptance_rate']:.0%})")
+        return (
+            f"VAE reconstruction {figures['reconstruction_loss']} nats, KL {figures['kl']}, "
+            f"{figures['active_units']} active units; {figures['accepted']} of {figures['proposed']} proposals "
+            f"accepted ({figures['acceptance_rate']:.0%})"
+        )
 
     def run(self, session: Session) -> Iterator[Wave]:
         records = InstructionRecords.of(self.name, self.job.task, session)
-        driver = VAEAugmentDriver(self.config, self.job.task.language, records,  # type: ignore[arg-type]
-                                  self.job.task.constraints.max_answer_chars)
+        driver = VAEAugmentDriver(
+            self.config,
+            self.job.task.language,
+            records,  # type: ignore[arg-type]
+            self.job.task.constraints.max_answer_chars,
+        )
         waves = driver.run(session.ask, session.count, session.sampling.seed, dict(self.job.at_hand))
         yield from trim(session.count, waves)
         self.figures = driver.figures

@@ -247,7 +247,9 @@ class DecontaminationIndex:
                     segs.text_item.append(i)
         return segs
 
-    def _ngrams(self, segs: _Segments, n_items: int, base: int) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
+    def _ngrams(
+        self, segs: _Segments, n_items: int, base: int
+    ) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
         """Each item's count of indexed n-grams, and the new (n, hashes, global items) tables, grouped by the n each
         segment uses; template and low-information n-grams are dropped (counted in `dropped`)."""
         gram_total = np.zeros(n_items, dtype=np.int64)
@@ -273,8 +275,9 @@ class DecontaminationIndex:
             new_grams.append((n, h, it + base))
         return gram_total, new_grams
 
-    def _windows(self, segs: _Segments, item_bits: int,
-                 base: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    def _windows(
+        self, segs: _Segments, item_bits: int, base: int
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
         """The benchmark's template windows (W-windows in too many items), and its new substring table: the
         K-window hashes of every stride-th position of each long segment, with segment and position."""
         W, K, texts = self.substring_chars, self.window, segs.texts
@@ -310,8 +313,11 @@ class DecontaminationIndex:
         self.seg_item.extend((seg_items + base).tolist())
         return boiler, (hashes[ok], (seg[ok] + seg_base).astype(np.int32), pos[ok].astype(np.int32))
 
-    def _merge(self, new_grams: list[tuple[int, np.ndarray, np.ndarray]],
-               new_sub: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+    def _merge(
+        self,
+        new_grams: list[tuple[int, np.ndarray, np.ndarray]],
+        new_sub: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ) -> None:
         """New n-gram and substring entries into the global sorted tables and their bitmaps."""
         if new_grams:
             all_h = np.concatenate([self.gram_hash] + [h for _, h, _ in new_grams])

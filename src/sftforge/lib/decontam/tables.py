@@ -9,6 +9,7 @@ import numpy as np
 
 from sftforge.lib.decontam.hashing import U64
 
+
 def item_frequency(hashes: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (hash, item) pairs, sorted by hash, and for each pair the number of items that have its hash."""
     if not len(hashes):

@@ -105,19 +105,29 @@ class DocumentsWorker:
         docs = list(read_documents([Path(p) for p in paths], Path(s.id_root), text_field, id_field, report))
         chunks = [c for d in docs for c in chunk_document(d, s.max_tokens, s.overlap_tokens, self.count)]
         counts = TermCounts.of([c.text for c in chunks], s.query, s.lang)
-        documents = pa.table({"doc_id": pa.array([d.id for d in docs], pa.string()),
-                              "path": pa.array([d.path for d in docs], pa.string()),
-                              "text": pa.array([d.text for d in docs], pa.string())})
-        table = pa.table({
-            "chunk_id": pa.array([c.id for c in chunks], pa.string()),
-            "doc_id": pa.array([c.doc_id for c in chunks], pa.string()),
-            "index": pa.array([c.index for c in chunks], pa.int32()), "start": pa.array([c.start for c in chunks], pa.int64()),
-            "end": pa.array([c.end for c in chunks], pa.int64()), "text": pa.array([c.text for c in chunks], pa.string()),
-            "n_tokens": pa.array([c.n_tokens for c in chunks], pa.int32()),
-            "length": pa.array(counts.lengths, pa.int64()),
-            "tf": pa.ListArray.from_arrays(pa.array(np.arange(len(chunks) + 1) * counts.tf.shape[1], pa.int32()),
-                                           pa.array(counts.tf.reshape(-1), pa.int32())),
-        })
+        documents = pa.table(
+            {
+                "doc_id": pa.array([d.id for d in docs], pa.string()),
+                "path": pa.array([d.path for d in docs], pa.string()),
+                "text": pa.array([d.text for d in docs], pa.string()),
+            }
+        )
+        table = pa.table(
+            {
+                "chunk_id": pa.array([c.id for c in chunks], pa.string()),
+                "doc_id": pa.array([c.doc_id for c in chunks], pa.string()),
+                "index": pa.array([c.index for c in chunks], pa.int32()),
+                "start": pa.array([c.start for c in chunks], pa.int64()),
+                "end": pa.array([c.end for c in chunks], pa.int64()),
+                "text": pa.array([c.text for c in chunks], pa.string()),
+                "n_tokens": pa.array([c.n_tokens for c in chunks], pa.int32()),
+                "length": pa.array(counts.lengths, pa.int64()),
+                "tf": pa.ListArray.from_arrays(
+                    pa.array(np.arange(len(chunks) + 1) * counts.tf.shape[1], pa.int32()),
+                    pa.array(counts.tf.reshape(-1), pa.int32()),
+                ),
+            }
+        )
         return DocumentsBlock(documents, table, report.files, list(report.skipped))
 
 
@@ -153,7 +163,6 @@ def _store_block(folder: Path, block: DocumentsBlock) -> None:
         atomic_write_bytes(tmp / "block.json", json.dumps(summary).encode("utf-8"))
 
 
-
 @register
 class Documents(SourceKind):
     name = "documents"
@@ -161,8 +170,10 @@ class Documents(SourceKind):
     many = True
     description = "Document files; needed by every generator that writes from passages (all but kg_walk and the instruction generators)."
     needed_as = "document files, folders or globs"
-    settings = {"chunking": (Chunking, Field(default_factory=Chunking)),
-                "retrieval": (Retrieval, Field(default_factory=Retrieval))}
+    settings = {
+        "chunking": (Chunking, Field(default_factory=Chunking)),
+        "retrieval": (Retrieval, Field(default_factory=Retrieval)),
+    }
 
     @classmethod
     def files(cls, recipe: Recipe) -> list[Path]:
@@ -186,8 +197,11 @@ class Documents(SourceKind):
         settings = DocumentsSettings(
             id_root=str(doc_id_root([f for _, files in entries for f in files])),
             fields=[(entry.text_field, entry.id_field) for entry, _ in entries],
-            tokenizer_path=str(tokenizer_path(recipe)), max_tokens=cfg.chunking.max_tokens,
-            overlap_tokens=cfg.chunking.overlap_tokens, query=query, lang=recipe.task.language,
+            tokenizer_path=str(tokenizer_path(recipe)),
+            max_tokens=cfg.chunking.max_tokens,
+            overlap_tokens=cfg.chunking.overlap_tokens,
+            query=query,
+            lang=recipe.task.language,
         )
         blocks = file_blocks([files for _, files in entries])
         root = ctx.run.stage_dir("sources") / "_blocks"
@@ -239,11 +253,20 @@ class Documents(SourceKind):
                 f"{int(relevant.sum())} matching the query {query_text(recipe)!r}; "
                 "lower sources.chunking.min_tokens, change sources.retrieval.query, or set retrieval.method: none"
             )
-        table = chunks.select(["chunk_id", "doc_id", "index", "start", "end", "text", "n_tokens"]).append_column(
-            "score", pa.array(scores, pa.float32())).append_column("rank", pa.array(rank, pa.int32())).append_column(
-            "used", pa.array(used, pa.bool_())).cast(CHUNK_SCHEMA).take(pa.array(order))
+        table = (
+            chunks.select(["chunk_id", "doc_id", "index", "start", "end", "text", "n_tokens"])
+            .append_column("score", pa.array(scores, pa.float32()))
+            .append_column("rank", pa.array(rank, pa.int32()))
+            .append_column("used", pa.array(used, pa.bool_()))
+            .cast(CHUNK_SCHEMA)
+            .take(pa.array(order))
+        )
         write_passages(ctx.run, table, documents)
         shutil.rmtree(root, ignore_errors=True)
         counts = {"files": n_files, "documents": documents.num_rows, "chunks": n, "used_chunks": int(used.sum())}
-        extra = {"skipped": [{"path": p, "reason": r} for p, r in skipped], "query": query_text(recipe), "engine": engine}
+        extra = {
+            "skipped": [{"path": p, "reason": r} for p, r in skipped],
+            "query": query_text(recipe),
+            "engine": engine,
+        }
         return counts, extra

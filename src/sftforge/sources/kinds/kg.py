@@ -84,5 +84,9 @@ class KG(SourceKind):
     def read(cls, ctx: ReadContext) -> tuple[dict[str, int], dict[str, Any]]:
         graph = load_kg(ctx.recipe)
         log.info("sources: %r", graph)
-        counts = {"kg_entities": graph.num_entities, "kg_relations": graph.num_relations, "kg_triples": graph.num_triples}
+        counts = {
+            "kg_entities": graph.num_entities,
+            "kg_relations": graph.num_relations,
+            "kg_triples": graph.num_triples,
+        }
         return counts, {"kg": {"files": graph.source, "memory_bytes": graph.nbytes()}}
