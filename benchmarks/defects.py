@@ -38,8 +38,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable
 
-from sftforge.sample import Lineage, Record, record_id
 from sftforge.lib.text import cjk_ratio
+from sftforge.sample import Lineage, Record, record_id
 
 KINDS = ("truncated", "swapped", "off_topic", "one_word", "near_duplicate")
 CLEAN = "clean"

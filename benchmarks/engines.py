@@ -40,7 +40,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dedup import Corpus  # noqa: E402  (the benchmark's near-duplicate corpus generator)
+from dedup import Corpus  # the benchmark's near-duplicate corpus generator
 
 RECIPE = """name: engines
 task: {{type: summarization, description: documents}}

@@ -24,6 +24,7 @@ from pathlib import Path
 import llama_cpp
 
 from sftforge.generate.generators.grounded import GroundedStep
+from sftforge.generate.runner import item_seed
 from sftforge.llm.bundled import bundled_gguf
 from sftforge.llm.llamacpp import ChatTemplate
 from sftforge.progress import SilentReporter
@@ -31,7 +32,6 @@ from sftforge.recipe import load_recipe
 from sftforge.run import RunDir
 from sftforge.stages import Context, run_stage
 from sftforge.stages.generate import passages
-from sftforge.generate.runner import item_seed
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "examples" / "recipes" / "pep_qa.yaml"

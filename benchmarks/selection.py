@@ -51,11 +51,12 @@ def load_defects():  # benchmarks/ is not a package
 
 def make_pool(out: Path):
     """Run the pipeline (sources -> generate -> features -> clean) for the pool recipe, or reuse a finished run."""
+    from rich.console import Console
+
     from sftforge.progress import RichReporter
     from sftforge.recipe import load_recipe
     from sftforge.run import RunDir
     from sftforge.stages import Context, run_pipeline
-    from rich.console import Console
 
     recipe_path = HERE / "recipes" / "selection_pool.yaml"
     recipe, text = load_recipe(recipe_path)
@@ -163,7 +164,7 @@ def main() -> None:
     from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
     from sftforge.select.pool import arm_labels, split_records
     from sftforge.train.data import encode_all
-    from sftforge.train.loop import Trainer, TrainData
+    from sftforge.train.loop import TrainData, Trainer
     from sftforge.train.model import load_trainable, set_threads
     from sftforge.train.samplers import BanditSampler, SubsetSampler
 

@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import EXAMPLES
-from sftforge.figures import GenerateFigures, read_figures
+from sftforge.config import Walks
 from sftforge.errors import SourceError
+from sftforge.figures import GenerateFigures, read_figures
 from sftforge.generate.base import WorkItem
 from sftforge.generate.generators.corpus_walk import BRIDGE, COMPARISON, CorpusWalkStep, PassageSet, drawn_from
-from sftforge.sources.chunking import Passage
 from sftforge.generate.parsing import ParseError
-from sftforge.config import Walks
 from sftforge.recipe import Task
+from sftforge.sources.chunking import Passage
 from sftforge.sources.passage_graph import SHARES_ENTITY, build_passage_graph, named_entities
+
+from conftest import EXAMPLES
 
 DOCS = {
     "rhine": [

@@ -13,11 +13,11 @@ import pytest
 
 import sftforge.ops.decontam  # noqa: F401  (registers the operator)
 from sftforge.lib.decontam import BenchmarkError, DecontaminationIndex, canonical
-from sftforge.sources.benchmarks import BenchmarkSpec, index_benchmarks, load_benchmark
+from sftforge.lib.text import tokens
 from sftforge.ops.base import OPERATORS
 from sftforge.ops.decontam import Decontaminate, DecontaminateConfig
 from sftforge.sample import Record
-from sftforge.lib.text import tokens
+from sftforge.sources.benchmarks import BenchmarkSpec, index_benchmarks, load_benchmark
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
 needs_real = pytest.mark.skipif(

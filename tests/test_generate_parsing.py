@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from sftforge.generate.answer_check import span_check
-from sftforge.lib.grounding import find_span, sentence_spans, snap_to_sentence, support
 from sftforge.generate.base import WorkItem
 from sftforge.generate.generators.grounded import GroundedItem, GroundedStep, answer_candidates
-from sftforge.sources.chunking import Passage
 from sftforge.generate.parsing import ParseError, parse_fields, question_text, split_options
+from sftforge.lib.grounding import find_span, sentence_spans, snap_to_sentence, support
 from sftforge.recipe import Task
+from sftforge.sources.chunking import Passage
 
 PASSAGE = (
     "Docstrings are string literals that occur as the first statement in a module, function, class, or method "

@@ -8,30 +8,29 @@ from pathlib import Path
 
 import pytest
 
+from sftforge.config import Constraints, Sampling
 from sftforge.errors import ModelError, RecipeError, SourceError
-from sftforge.generate.base import WorkItem
-from sftforge.lib.diversity import distinct_n, diversity, mean_pairwise_rouge_l
-from sftforge.generate.records import AnswerStep, InstructionRecords, answer_problem
+from sftforge.generate.base import Answer, WorkItem
 from sftforge.generate.generators.dialogue import Conversation, UserStep
 from sftforge.generate.generators.evol_instruct import elimination
 from sftforge.generate.generators.magpie import QueryStep
 from sftforge.generate.generators.self_instruct import (
     ClassifyStep,
     InstanceStep,
+    SelfInstructConfig,
     SelfInstructDriver,
     instruction_problem,
     parse_task_list,
 )
-from sftforge.sources.chunking import Passage
 from sftforge.generate.parsing import ParseError
-from sftforge.llm.base import Completion, ChatRequest, SamplingParams, render_pre_query
+from sftforge.generate.records import AnswerStep, InstructionRecords, answer_problem
+from sftforge.lib.diversity import distinct_n, diversity, mean_pairwise_rouge_l
+from sftforge.llm.base import ChatRequest, Completion, SamplingParams, render_pre_query
 from sftforge.llm.llamacpp import CHATML, ChatTemplate
-from sftforge.config import Constraints, Sampling
-from sftforge.generate.generators.self_instruct import SelfInstructConfig
 from sftforge.recipe import load_recipe_text
+from sftforge.sources.chunking import Passage
 from sftforge.sources.seeds import SeedTask, load_seeds
 from sftforge.stages.generate import shares
-from sftforge.generate.base import Answer
 
 # -- Self-Instruct filters ---------------------------------------------------------------------------------------
 
@@ -375,8 +374,7 @@ def test_dialogue_assistant_turn_must_be_supported_and_invent_no_number():
 
 
 def test_vae_needs_enough_instructions_and_says_where_to_add_them():
-    from sftforge.generate.generators.vae import VAEAugmentDriver
-    from sftforge.generate.generators.vae import VAEAugmentConfig
+    from sftforge.generate.generators.vae import VAEAugmentConfig, VAEAugmentDriver
     from sftforge.sample import SourceRef
 
     records = InstructionRecords("vae", "instruction", "en", "fake", None, Sampling())

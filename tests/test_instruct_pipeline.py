@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import EXAMPLES, run_recipe, SHARED
-from sftforge.run import RunDir, ShardLog
 from sftforge.lib.text import cjk_ratio
+from sftforge.run import RunDir, ShardLog
+
+from conftest import EXAMPLES, SHARED, run_recipe
 
 pytestmark = pytest.mark.slow
 

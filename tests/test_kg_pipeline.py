@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import EXAMPLES, run_recipe
-from sftforge.figures import GenerateFigures, read_figures
 from sftforge.errors import RecipeError, SourceError
+from sftforge.figures import GenerateFigures, read_figures
 from sftforge.recipe import load_recipe
 from sftforge.run import RunDir, ShardLog
+
+from conftest import EXAMPLES, run_recipe
 
 KG_DIR = EXAMPLES / "data" / "kg_countries"
 

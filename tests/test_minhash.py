@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from sftforge.lib import text as T
 from sftforge.lib import minhash as M
+from sftforge.lib import text as T
+
 from test_text import TOKEN_CASES
 
 WORDS = [f"word{i}" for i in range(200)]  # unrelated texts share few 3-grams

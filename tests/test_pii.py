@@ -9,7 +9,6 @@ from pydantic import ValidationError
 
 import sftforge.ops.pii as pii_op
 from sftforge.errors import RecipeError
-from sftforge.ops.base import OPERATORS
 from sftforge.lib.pii import (
     ALL_TYPES,
     REGEX_TYPES,
@@ -22,6 +21,7 @@ from sftforge.lib.pii import (
     redact_text,
     ssn_ok,
 )
+from sftforge.ops.base import OPERATORS
 from sftforge.sample import Record
 
 

@@ -8,10 +8,6 @@ import numpy as np
 import pytest
 
 from sftforge.engine.processing import RecordProcessor, resolve_dedups
-from sftforge.ops import build
-from sftforge.ops.dedup import ExactDedupConfig, first_of_equal_rows
-from sftforge.ops.filters import FormatConfig, LengthConfig
-from sftforge.ops.presets import merged_filters, preset_filters
 from sftforge.lib.text_stats import (
     char_class_ratios,
     distinct_n,
@@ -19,6 +15,10 @@ from sftforge.lib.text_stats import (
     duplicate_ngram_share,
     top_ngram_share,
 )
+from sftforge.ops import build
+from sftforge.ops.dedup import ExactDedupConfig, first_of_equal_rows
+from sftforge.ops.filters import FormatConfig, LengthConfig
+from sftforge.ops.presets import merged_filters, preset_filters
 from sftforge.ops.quality import CharRatioConfig, DistinctNConfig, LanguageConfig, RepetitionConfig
 from sftforge.sample import Record
 
@@ -187,9 +187,8 @@ def test_clean_stage_redacts_filters_decontaminates_and_dedups(tmp_path):
 
 
 def test_minhash_dedup_after_exact_dedup_in_the_engine(tmp_path):
-    from sftforge.ops.dedup import MinHashDedupConfig
-
     from sftforge.engine.processing import OpStats
+    from sftforge.ops.dedup import MinHashDedupConfig
 
     dedups = [build(ExactDedupConfig()), build(MinHashDedupConfig(threshold=0.7))]
     q = "What does PEP 8 say about the maximum line length for code?"

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import ray
 
-from conftest import EXAMPLES
 from sftforge.sample import Lineage, Record, SourceRef
+
+from conftest import EXAMPLES
 
 
 @pytest.fixture(scope="module", autouse=True)

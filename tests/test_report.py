@@ -139,10 +139,13 @@ def test_export_drops_rejected_records_and_brings_back_accepted_ones(tmp_path):
 
     ctx = make_run(tmp_path)
     assert run_stage(ctx, "export")
-    exported = lambda: [
-        json.loads(x)["messages"][0]["content"]
-        for x in (ctx.run.stage_dir("export") / "openai.jsonl").read_text().splitlines()  # noqa: E731
-    ]
+
+    def exported() -> list[str]:
+        return [
+            json.loads(x)["messages"][0]["content"]
+            for x in (ctx.run.stage_dir("export") / "openai.jsonl").read_text().splitlines()
+        ]
+
     assert len(exported()) == 4
     append_decision(ctx.run, "r0", "reject")
     append_decision(ctx.run, "r4", "accept")  # removed by a length filter: a person overrules it
@@ -264,9 +267,10 @@ def test_passages_are_cut_from_the_document_around_the_cited_offsets(tmp_path):
 
 
 def test_record_text_cannot_close_the_data_script_or_break_the_page(tmp_path, browser):
-    from conftest import open_page
     from sftforge.report.collect import collect
     from sftforge.report.render import data_json, render_html
+
+    from conftest import open_page
 
     hostile = "<!--<script> </script><script>window.pwned = 1</script><img src=x onerror='window.pwned=2'>\u2028"
     data = {"run": {"name": "x"}, "records": [{"text": hostile}]}
@@ -281,6 +285,7 @@ def test_record_text_cannot_close_the_data_script_or_break_the_page(tmp_path, br
     rows[0]["messages"][0]["content"] = hostile  # a record whose text is an attack on the page
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from sftforge.sample import RECORD_SCHEMA
 
     (part,) = sorted(ctx.run.stage_dir("clean").glob("part-*.parquet"))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import deque
 from types import SimpleNamespace
 
-from sftforge.generate.generators.grounded import GroundedStep
-from sftforge.sources.chunking import Passage
-from sftforge.llm.base import LLM, ChatRequest, Completion
 from sftforge.config import Generation
-from sftforge.recipe import Task
+from sftforge.generate.generators.grounded import GroundedStep
 from sftforge.generate.runner import LLMRunner
+from sftforge.llm.base import LLM, ChatRequest, Completion
+from sftforge.recipe import Task
+from sftforge.sources.chunking import Passage
 
 TEXT = (
     "Docstrings are string literals that occur as the first statement in a module, function, class, or method "

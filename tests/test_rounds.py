@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import recipe_dict, write_recipe
 from sftforge.lib.draws import weighted_order
 from sftforge.rounds import arm_shares
+
+from conftest import recipe_dict, write_recipe
 
 
 def test_weighted_order_favours_heavy_items_and_leaves_out_weightless_ones():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sftforge.errors import StageError
 from sftforge.config import Arms
+from sftforge.errors import StageError
 from sftforge.sample import Lineage, Record, SourceRef
 from sftforge.select.pool import EVAL, PROBE, TRAIN, arm_labels, split_records
 

@@ -111,7 +111,7 @@ def test_a_template_that_is_not_prefix_consistent_is_refused():
 
 
 def _trainer(tiny_dir, out, config, train, evals, sampler=None, probe=None, adapter=None, reporter=None):
-    from sftforge.train.loop import Trainer, TrainData
+    from sftforge.train.loop import TrainData, Trainer
     from sftforge.train.model import load_trainable
     from sftforge.train.samplers import SubsetSampler
 

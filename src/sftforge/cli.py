@@ -7,7 +7,7 @@ import logging
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 
-OutOption = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<recipe name>).")]
+OutOption = Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default: runs/<recipe name>).")]
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `sftforge run`.")]
 
 
@@ -185,7 +185,7 @@ def merge(
 
 
 BenchmarkOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--benchmark", help="Results JSON of benchmarks/selection.py, shown as the baseline comparison."),
 ]
 MaxRecordsOption = Annotated[
@@ -301,7 +301,7 @@ def inspect(
 @app.command()
 @_guard
 def schema(
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to a file instead of stdout.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")] = None,
 ) -> None:
     """Print the recipe's JSON Schema (for editor completion and validation)."""
     from sftforge.recipe import json_schema

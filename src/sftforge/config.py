@@ -7,7 +7,7 @@ Validation is pydantic v2 with `extra="forbid"` everywhere, so a typo is an erro
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
@@ -79,7 +79,7 @@ class OpenAIModel(Strict):
     """Any OpenAI-compatible chat completions server: vLLM, SGLang, TGI, llama.cpp server, Ollama, OpenAI."""
 
     backend: Literal["openai"] = Field(description="openai: an OpenAI-compatible /v1/chat/completions server.")
-    base_url: Union[HttpURL, list[HttpURL]] = Field(
+    base_url: HttpURL | list[HttpURL] = Field(
         description="Server URL up to /v1, e.g. http://127.0.0.1:8000/v1; or a list of servers of the same model, "
         "balanced (each request to the least busy, a failed one retried on another)."
     )
@@ -112,11 +112,9 @@ def _backend_of(value: Any) -> str:
 
 
 ModelSpec = Annotated[
-    Union[
-        Annotated[LlamaCppModel, Tag("llamacpp")],
-        Annotated[OpenAIModel, Tag("openai")],
-        Annotated[TransformersModel, Tag("transformers")],
-    ],
+    Annotated[LlamaCppModel, Tag("llamacpp")]
+    | Annotated[OpenAIModel, Tag("openai")]
+    | Annotated[TransformersModel, Tag("transformers")],
     Discriminator(
         _backend_of,
         custom_error_type="backend",
@@ -179,7 +177,7 @@ class WalkStart(Strict):
     entities: list[str] = Field(default_factory=list, description="by list: entity ids.")
 
 
-Verbalisation = Union[str, dict[str, str]]
+Verbalisation = str | dict[str, str]
 
 
 class Walks(Strict):

@@ -19,15 +19,15 @@ from pydantic import AfterValidator, BaseModel, Field, PrivateAttr, ValidationEr
 
 from sftforge.config import (
     BACKENDS,
-    Chunking,
-    GeneratorConfig,
-    Retrieval,
     BANDIT_STRATEGIES,
+    Chunking,
     Constraints,
     Evaluation,
     Generation,
+    GeneratorConfig,
     Output,
     RayConfig,
+    Retrieval,
     Selection,
     Strict,
     Training,
@@ -120,7 +120,7 @@ else:
     Sources = create_model(
         "Sources", __base__=Strict, __doc__="What the data is made from: one field per source kind.", **_source_fields()
     )
-    GeneratorEntry = Annotated[Union[tuple(cls.Config for cls in GENERATORS.values())], Field(discriminator="name")]  # type: ignore[valid-type]
+    GeneratorEntry = Annotated[Union[tuple(cls.Config for cls in GENERATORS.values())], Field(discriminator="name")]  # type: ignore[valid-type]  # noqa: UP007 (a union of a run-time tuple: `|` has no such form)
 
 
 def _none_registered(entry: Any) -> Any:
@@ -134,7 +134,7 @@ def _op_entry(*kinds: type[ops_base.Operator]) -> Any:
         return Annotated[ops_base.OpConfig, AfterValidator(_none_registered)]
     if len(types) == 1:
         return types[0]
-    return Annotated[Union[types], Field(discriminator="name")]  # type: ignore[valid-type]
+    return Annotated[Union[types], Field(discriminator="name")]  # type: ignore[valid-type]  # noqa: UP007 (a union of a run-time tuple: `|` has no such form)
 
 
 if TYPE_CHECKING:

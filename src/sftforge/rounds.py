@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from sftforge.config import Selection
 from sftforge.errors import StageError
 from sftforge.ops.base import build
-from sftforge.config import Selection
 from sftforge.recipe import Recipe
 from sftforge.run import RunDir
 from sftforge.sample import Record

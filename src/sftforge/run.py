@@ -37,8 +37,8 @@ import pyarrow.parquet as pq
 from sftforge import __version__
 from sftforge.errors import RunDirError
 from sftforge.sample import (
-    REJECT_SCHEMA,
     RECORD_SCHEMA,
+    REJECT_SCHEMA,
     Record,
     Rejected,
     records_to_table,

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-
 # -- operator figures from many workers ------------------------------------------------------------------------------
 
 
@@ -116,7 +115,7 @@ class CleanWorker:
         import pyarrow.parquet as pq
 
         from sftforge.engine.processing import OpStats
-        from sftforge.sample import rejected_to_table, records_to_table, table_to_records
+        from sftforge.sample import records_to_table, rejected_to_table, table_to_records
 
         records = table_to_records(pq.read_table(part))
         self.processor.stats = OpStats()

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -63,7 +63,7 @@ _ENV = jinja2.Environment(
 _ENV.filters["zip"] = lambda a, b: list(zip(a, b))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_template(lang: str, name: str) -> Template:
     rel = f"{lang}/{name}.j2"
     source = (TEMPLATE_DIR / rel).read_text("utf-8")

@@ -7,7 +7,7 @@ ASCII or full-width colons, in English or Chinese; a value runs until the next k
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 from sftforge.errors import SftforgeError
 from sftforge.lib.text import cjk_ratio
@@ -25,7 +25,7 @@ LABELS: dict[str, tuple[str, ...]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _label_pattern(labels: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[dict[str, str], re.Pattern[str]]:
     aliases = {alias: key for key, names in labels for alias in names}
     pattern = re.compile(

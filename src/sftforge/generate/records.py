@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from sftforge.config import Sampling
 from sftforge.generate.base import Session, TemplateStep, WorkItem, chat_from_template
 from sftforge.generate.parsing import ParseError, check_language
-from sftforge.sample import Lineage, Record, Rejected, SourceRef, record_id
 from sftforge.lib.text import tokens
+from sftforge.sample import Lineage, Record, Rejected, SourceRef, record_id
 
 if TYPE_CHECKING:
     from sftforge.recipe import Task

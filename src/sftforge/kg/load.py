@@ -72,7 +72,7 @@ def detect_format(path: str | Path) -> str:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")  # noqa: SIM115
+    raw = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
     return io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
 
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sftforge.lib.grounding import support
 from sftforge.kg.graph import KnowledgeGraph, gather_ranges
 from sftforge.kg.verbalise import Override, join_names, statement, verbalise
 from sftforge.kg.walks import Walks
-from sftforge.sample import AnswerCheck, SourceRef
+from sftforge.lib.grounding import support
 from sftforge.lib.text import tokens
+from sftforge.sample import AnswerCheck, SourceRef
 
 SOURCE_KIND = "triple"  # SourceRef.kind for a KG triple (sample.py: chunk | triple | seed | record)
 

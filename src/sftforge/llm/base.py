@@ -109,7 +109,7 @@ class LLM(ABC):
     def count_tokens(self, text: str) -> int:
         raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a backend that holds nothing keeps this no-op)
         """Free the model."""
 
     def generate(self, requests: Iterable[ChatRequest]) -> list[Completion]:

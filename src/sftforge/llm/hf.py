@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.errors import ModelError
-from sftforge.llm.base import LLM, ChatRequest, Completion, is_pre_query, render_pre_query, split_prefill
 from sftforge.lib.chat import render_chat
 from sftforge.lib.token_loss import IGNORE, pad_right, per_row, token_nll
+from sftforge.llm.base import LLM, ChatRequest, Completion, is_pre_query, render_pre_query, split_prefill
 from sftforge.llm.bundled import resolve_model_path
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from sftforge.ops.base import Deduplicator, Duplicates, OpConfig, register
 from sftforge.lib.minhash import DuplicateResult, MinHasher, bucket_rows, find_duplicates, lsh_params, resolve_pairs
-from sftforge.sample import Record
 from sftforge.lib.text import normalize
+from sftforge.ops.base import Deduplicator, Duplicates, OpConfig, register
+from sftforge.sample import Record
 
 
 class ExactDedupConfig(OpConfig):

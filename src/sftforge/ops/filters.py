@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from sftforge.lib.text import text_length
 from sftforge.ops.base import BoundsConfig, Filter, register
 from sftforge.sample import Record
-from sftforge.lib.text import text_length
 
 
 class LengthConfig(BoundsConfig):

@@ -25,8 +25,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from sftforge.errors import RecipeError
-from sftforge.ops.base import Mapper, OpConfig, register
 from sftforge.lib.pii import REGEX_TYPES, PiiType, detect, redact
+from sftforge.ops.base import Mapper, OpConfig, register
 from sftforge.sample import Record
 
 Role = Literal["system", "user", "assistant"]

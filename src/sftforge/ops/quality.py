@@ -11,8 +11,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from sftforge.ops.base import BoundsConfig, Feature, register
-from sftforge.sample import Record
 from sftforge.lib.text import tokens
 from sftforge.lib.text_stats import (
     char_class_ratios,
@@ -21,6 +19,8 @@ from sftforge.lib.text_stats import (
     duplicate_ngram_share,
     top_ngram_share,
 )
+from sftforge.ops.base import BoundsConfig, Feature, register
+from sftforge.sample import Record
 
 Role = Literal["user", "assistant", "system", "all"]
 

@@ -44,7 +44,10 @@ def render_html(data: dict[str, Any], review: bool = False) -> str:
     )
 
 
-def write_report(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions()) -> Path:
+_DEFAULT_OPTIONS = ReportOptions()
+
+
+def write_report(run: RunDir, recipe: Recipe, options: ReportOptions = _DEFAULT_OPTIONS) -> Path:
     """Collect and write RUN_DIR/report.html (atomically: a crash leaves the previous report)."""
     html = render_html(collect(run, recipe, options))
     path = run.path / REPORT_FILE

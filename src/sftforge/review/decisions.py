@@ -17,12 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-
 from sftforge.errors import ReviewError, RunDirError
 from sftforge.rows import read_rows
 from sftforge.run import RunDir, writing
-from sftforge.storage import has_assignments, read_assignments
 from sftforge.sample import Record, table_to_records
+from sftforge.storage import has_assignments, read_assignments
 
 Decision = Literal["accept", "reject", "clear"]
 DECISIONS: tuple[str, ...] = ("accept", "reject", "clear")

@@ -29,6 +29,7 @@ from sftforge.run import RunDir
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+_DEFAULT_OPTIONS = ReportOptions()  # frozen: one instance serves as the default
 
 
 class ReviewServer(ThreadingHTTPServer):
@@ -36,7 +37,7 @@ class ReviewServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, run: RunDir, recipe: Recipe, port: int = 0, options: ReportOptions = ReportOptions()) -> None:
+    def __init__(self, run: RunDir, recipe: Recipe, port: int = 0, options: ReportOptions = _DEFAULT_OPTIONS) -> None:
         self.run = run
         self.recipe = recipe
         self.options = options
@@ -67,7 +68,7 @@ class ReviewServer(ThreadingHTTPServer):
 class ReviewHandler(BaseHTTPRequestHandler):
     server: ReviewServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:  # `format`: the base class's name
         log.debug("review: " + format, *args)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -93,7 +94,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         if not self._trusted():
             return
         path = self.path.split("?", 1)[0]
@@ -106,7 +107,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
         else:
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if not self._trusted():
             return
         if self.path.split("?", 1)[0] != "/api/decisions":

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sftforge.config import BANDIT_STRATEGIES, Arms, Selection
 from sftforge.errors import StageError
 from sftforge.lib.kmeans import spherical_kmeans
-from sftforge.config import BANDIT_STRATEGIES, Arms, Selection
 from sftforge.sample import Record
 from sftforge.select import static
 

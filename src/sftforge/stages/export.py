@@ -8,11 +8,10 @@ from typing import Any
 
 from sftforge import __version__
 from sftforge.export.card import render_card
-from sftforge.figures import ExportFigures, ReviewCounts
 from sftforge.export.formats import write_all
-from sftforge.run import atomic_write_bytes
+from sftforge.figures import ExportFigures, ReviewCounts
 from sftforge.review.decisions import apply_decisions, decisions_digest
-from sftforge.run import ShardLog
+from sftforge.run import ShardLog, atomic_write_bytes
 from sftforge.stages.base import Context, Stage
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from sftforge.config import Selection
 from sftforge.errors import StageError
 from sftforge.figures import SelectFigures, TrainFigures, read_figures
-from sftforge.config import Selection
 from sftforge.recipe import Recipe
 from sftforge.run import ShardLog
 from sftforge.sample import Record, Rejected
@@ -26,7 +26,7 @@ from sftforge.select.static import allocate_by_arm, members_by_score
 from sftforge.stages.base import Context, Stage
 from sftforge.storage import ArmValue, read_assignments, weights_dir, write_arms
 from sftforge.train.data import TrainingError, encode_all
-from sftforge.train.loop import Trainer, TrainData, latest_checkpoint
+from sftforge.train.loop import TrainData, Trainer, latest_checkpoint
 from sftforge.train.model import load_trainable, merge_adapter, save_weights, set_threads, trainable_parameters
 from sftforge.train.samplers import BanditSampler, Sampler, SubsetSampler
 

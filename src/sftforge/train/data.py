@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-
 from sftforge.errors import SftforgeError
 from sftforge.lib.chat import render_chat
 from sftforge.lib.token_loss import IGNORE, pad_right

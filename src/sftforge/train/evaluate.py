@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.errors import SourceError
-from sftforge.rows import read_rows
 from sftforge.llm.base import ChatRequest, SamplingParams
 from sftforge.llm.hf import HFLLM
+from sftforge.rows import read_rows
 from sftforge.sample import AnswerCheck, Record, record_id
 from sftforge.train.answer_metrics import SET_ANSWER_TASKS, aggregate, metrics_for
 from sftforge.train.data import encode_all

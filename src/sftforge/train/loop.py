@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sftforge.progress import Reporter, SilentReporter
 from sftforge.config import Training
+from sftforge.progress import Reporter, SilentReporter
 from sftforge.train.data import Example, TrainingError, content_only
 from sftforge.train.model import batch_loss, example_losses, mean_loss, save_weights
 from sftforge.train.samplers import Sampler, StepSignal

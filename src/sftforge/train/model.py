@@ -8,9 +8,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from sftforge.llm.hf import load_causal_lm, model_dir, resolve_dtype
 from sftforge.config import Training
 from sftforge.lib.token_loss import per_row, token_nll
+from sftforge.llm.hf import load_causal_lm, model_dir, resolve_dtype
 from sftforge.train.data import Example, TrainingError, collate
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from sftforge.lib.grounding import content_stems, support
 from sftforge.config import GeneratorConfig, Walks
 from sftforge.generate.base import (
     Generator,
@@ -29,7 +28,6 @@ from sftforge.generate.base import (
     load_template,
     register,
 )
-from sftforge.sources.chunking import Passage
 from sftforge.generate.parsing import (
     ParseError,
     check_language,
@@ -39,7 +37,9 @@ from sftforge.generate.parsing import (
     strip_quotes,
 )
 from sftforge.kg import random_walks
+from sftforge.lib.grounding import content_stems, support
 from sftforge.sample import AnswerCheck, Record, SourceRef
+from sftforge.sources.chunking import Passage
 from sftforge.sources.passage_graph import PassageGraph, build_passage_graph
 
 if TYPE_CHECKING:
@@ -250,7 +250,11 @@ class CorpusWalk(Generator):
             pgraph, ranked, recipe.generation.sampling.seed, w.max_walks or 200 * recipe.task.target_count
         )
         made = session.committed
-        for wave in session.stream(step, items, lambda: made < session.count):
+
+        def want_more() -> bool:  # reads `made` as the loop below raises it
+            return made < session.count
+
+        for wave in session.stream(step, items, want_more):
             made += len(wave.records)
             yield wave
 

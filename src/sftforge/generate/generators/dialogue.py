@@ -17,7 +17,6 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-
 from typing import Any, Literal
 
 from pydantic import Field

@@ -21,7 +21,6 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-
 from typing import Any, Literal
 
 from pydantic import Field

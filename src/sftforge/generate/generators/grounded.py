@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from sftforge.generate.answer_check import overlap_check, span_check
-from sftforge.lib.grounding import sentence_spans, support
 from sftforge.config import GeneratorConfig
+from sftforge.generate.answer_check import overlap_check, span_check
 from sftforge.generate.base import (
     CARRIED_KEY,
     Generator,
@@ -39,6 +38,7 @@ from sftforge.generate.parsing import (
     split_options,
     strip_quotes,
 )
+from sftforge.lib.grounding import sentence_spans, support
 from sftforge.sample import AnswerCheck, Record, SourceRef
 from sftforge.sources.chunking import Passage
 
@@ -321,9 +321,11 @@ class Grounded(Generator):
         self.figures = {"usable_passages": len(ranked)}
         step = GroundedStep(self.job.task)
         made = session.committed
-        for wave in session.stream(
-            step, step.work_items(ranked, self.job.recipe.generation.per_passage), lambda: made < session.count
-        ):
+
+        def want_more() -> bool:  # reads `made` as the loop below raises it
+            return made < session.count
+
+        for wave in session.stream(step, step.work_items(ranked, self.job.recipe.generation.per_passage), want_more):
             made += len(wave.records)
             yield wave
 

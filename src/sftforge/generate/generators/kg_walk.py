@@ -12,12 +12,11 @@ goes into the ledger once its example or rejection is committed, and a rerun ski
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
-
-import logging
 
 import numpy as np
 
@@ -33,8 +32,17 @@ from sftforge.generate.base import (
     load_template,
     register,
 )
-from sftforge.kg import KnowledgeGraph, PathExample, PathRejection, RelationPath, path_example, paths_from_walks
-from sftforge.kg import random_walks, start_nodes, with_paraphrase
+from sftforge.kg import (
+    KnowledgeGraph,
+    PathExample,
+    PathRejection,
+    RelationPath,
+    path_example,
+    paths_from_walks,
+    random_walks,
+    start_nodes,
+    with_paraphrase,
+)
 from sftforge.sample import Lineage, Record, Rejected, SourceRef, record_id
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field

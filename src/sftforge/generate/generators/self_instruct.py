@@ -16,7 +16,6 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -38,9 +37,9 @@ from sftforge.generate.base import (
 from sftforge.generate.parsing import ParseError, check_language, parse_fields
 from sftforge.generate.records import INSTRUCTION_TASK, InstructionRecords, answer_problem, instruction_text
 from sftforge.lib.novelty import NoveltyIndex, rouge_l_f, rouge_tokens
+from sftforge.lib.text import cjk_ratio, text_length
 from sftforge.sample import SourceRef
 from sftforge.sources.seeds import SeedTask
-from sftforge.lib.text import cjk_ratio, text_length
 
 # The paper's keyword filter: things a text-only model can neither see nor produce.
 BLACKLIST = (

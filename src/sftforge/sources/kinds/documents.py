@@ -26,8 +26,8 @@ from sftforge.engine.base import open_runner, settings_of
 from sftforge.errors import SourceError
 from sftforge.llm.bundled import resolve_model_path
 from sftforge.run import atomic_folder, atomic_write_bytes, atomic_write_table
-from sftforge.sources.kinds.base import ReadContext, SourceKind, register
 from sftforge.sources.chunking import chunk_document
+from sftforge.sources.kinds.base import ReadContext, SourceKind, register
 from sftforge.sources.readers import ReadReport, doc_id_root, matched_files, read_documents
 from sftforge.sources.retrieval import TermCounts, bm25_from_counts, query_terms
 from sftforge.storage import CHUNK_SCHEMA, DOC_SCHEMA, write_passages
