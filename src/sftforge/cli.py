@@ -42,10 +42,10 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _guard(fn):  # type: ignore[no-untyped-def]
+def _guard(fn):
     """Print user errors without a traceback; keep Ctrl-C quiet and resumable."""
 
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except SftforgeError as exc:
@@ -62,7 +62,7 @@ def _guard(fn):  # type: ignore[no-untyped-def]
     return wrapper
 
 
-def _context(run_dir: Path, reporter):  # type: ignore[no-untyped-def]
+def _context(run_dir: Path, reporter):
     from sftforge.recipe import load_recipe
     from sftforge.run import RunDir
     from sftforge.stages import Context
@@ -113,7 +113,7 @@ def run(
         out.print(f"final dataset (round {rounds[-1][0]}): {rounds[-1][1].stage_dir('export')}")
 
 
-def _stage_command(name: str, doc: str):  # type: ignore[no-untyped-def]
+def _stage_command(name: str, doc: str):
     def command(
         run_dir: RunDirArg,
         force: Annotated[bool, typer.Option("--force", help="Redo the stage even if it is up to date.")] = False,

@@ -132,7 +132,7 @@ class Sampling(Strict):
 
 
 class Generation(Strict):
-    model: ModelSpec = Field(default_factory=LlamaCppModel)  # type: ignore[valid-type]
+    model: ModelSpec = Field(default_factory=LlamaCppModel)
     sampling: Sampling = Field(default_factory=Sampling)
     per_passage: int = Field(1, ge=1, le=32, description="Examples requested per passage.")
     max_attempts: int = Field(3, ge=1, le=10, description="Tries per example before it is rejected.")
@@ -398,9 +398,13 @@ class Evaluation(Strict):
 ExportFormat = Literal["openai", "alpaca", "sharegpt", "parquet", "hf"]
 
 
+def _all_formats() -> list[ExportFormat]:
+    return ["openai", "alpaca", "sharegpt", "parquet", "hf"]
+
+
 class Output(Strict):
     formats: list[ExportFormat] = Field(
-        default_factory=lambda: ["openai", "alpaca", "sharegpt", "parquet", "hf"],
+        default_factory=_all_formats,
         description="openai/alpaca/sharegpt: JSONL; parquet: full records; hf: datasets.save_to_disk.",
     )
     license: str | None = Field(None, description="License named in the dataset card.")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, Field, PrivateAttr, ValidationError, create_model, model_validator
+from pydantic_core import ErrorDetails
 
 from sftforge.config import (
     BACKENDS,
@@ -134,12 +135,14 @@ def _op_entry(*kinds: type[ops_base.Operator]) -> Any:
         return Annotated[ops_base.OpConfig, AfterValidator(_none_registered)]
     if len(types) == 1:
         return types[0]
-    return Annotated[Union[types], Field(discriminator="name")]  # type: ignore[valid-type]  # noqa: UP007 (a union of a run-time tuple: `|` has no such form)
+    return Annotated[Union[types], Field(discriminator="name")]  # noqa: UP007 (a union of a run-time tuple: `|` has no such form)
 
 
 if TYPE_CHECKING:
-    FeatureEntry = FilterEntry = ops_base.BoundsConfig
-    MapperEntry = DedupEntry = ops_base.OpConfig
+    FeatureEntry = ops_base.BoundsConfig
+    FilterEntry = ops_base.BoundsConfig
+    MapperEntry = ops_base.OpConfig
+    DedupEntry = ops_base.OpConfig
 else:
     FeatureEntry = _op_entry(ops_base.Feature, ops_base.VectorFeature)
     FilterEntry = _op_entry(ops_base.Feature)
@@ -157,7 +160,7 @@ def _check_unbounded(entries: list[Any]) -> list[Any]:
     return entries
 
 
-Features = Annotated[list[FeatureEntry], AfterValidator(_check_unbounded)]  # type: ignore[valid-type]
+Features = Annotated[list[FeatureEntry], AfterValidator(_check_unbounded)]
 
 
 class Cleaning(Strict):
@@ -169,12 +172,12 @@ class Cleaning(Strict):
         "is templated, only format and length); none = only `filters`. An entry in `filters` with the same feature "
         "replaces the preset's.",
     )
-    mappers: list[MapperEntry] = Field(default_factory=list, description="Rewriting operators, e.g. pii_redact.")  # type: ignore[valid-type]
-    filters: list[FilterEntry] = Field(  # type: ignore[valid-type]
+    mappers: list[MapperEntry] = Field(default_factory=list, description="Rewriting operators, e.g. pii_redact.")
+    filters: list[FilterEntry] = Field(
         default_factory=list, description="Any feature with min/max bounds; records outside are rejected."
     )
-    dedup: list[DedupEntry] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: [ops_base.OPERATORS["exact_dedup"].Config()],
+    dedup: list[DedupEntry] = Field(
+        default_factory=lambda: [ops_base.OPERATORS["exact_dedup"].Config.model_validate({})],
         description="exact_dedup, minhash_dedup, semantic_dedup; each runs over the survivors of the one before.",
     )
 
@@ -187,7 +190,7 @@ class Recipe(Strict):
     sources: Sources
     generation: Generation = Field(default_factory=Generation)
     walks: Walks = Field(default_factory=Walks, description="Random walks for kg_qa and multi_doc_qa.")
-    generators: list[GeneratorEntry] = Field(  # type: ignore[valid-type]
+    generators: list[GeneratorEntry] = Field(
         default_factory=list,
         description="The generators that make the task, each with its share of target_count; default: the task "
         "type's own ("
@@ -200,7 +203,7 @@ class Recipe(Strict):
         + "; ".join(f"{name}: makes {', '.join(cls.tasks)}" for name, cls in GENERATORS.items())
         + ".",
     )
-    features: Features = Field(  # type: ignore[valid-type]
+    features: Features = Field(
         default_factory=list,
         description="Feature operators computed once into `features` (and vectors) by the features stage, for "
         "filters, selection and the report; filters compute any feature missing here on the fly.",
@@ -367,7 +370,7 @@ def _unwrap_model(ann: Any) -> Any:
     return None
 
 
-def _describe_error(err: dict[str, Any], root: yaml.Node, source: str) -> str:
+def _describe_error(err: ErrorDetails, root: yaml.Node, source: str) -> str:
     loc = tuple(err["loc"])
     field = ".".join(str(p) for p in loc if not _is_tag(p)) or "(top level)"
     if err["type"] == "extra_forbidden":

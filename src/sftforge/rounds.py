@@ -24,7 +24,7 @@ import numpy as np
 
 from sftforge.config import Selection
 from sftforge.errors import StageError
-from sftforge.ops.base import build
+from sftforge.ops.base import VectorFeature, build
 from sftforge.recipe import Recipe
 from sftforge.run import RunDir
 from sftforge.sample import Record
@@ -84,6 +84,8 @@ def _chunk_arms(prev: RunDir, recipe: Recipe, chunks: list[dict[str, Any]], arm_
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
     entry = next(f for f in recipe.features if f.name == sel.arms.vectors)
     op = build(entry, recipe.base_dir)
+    if not isinstance(op, VectorFeature):
+        raise TypeError(f"operator {entry.name!r} does not make vectors")
     texts = [
         Record(
             id=c["chunk_id"],

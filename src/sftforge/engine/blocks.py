@@ -103,10 +103,15 @@ class CleanWorker:
 
     def __init__(self, stage: str, op_configs: list[Any], dedup_configs: list[Any], base_dir: Path) -> None:
         from sftforge.engine.processing import RecordProcessor
-        from sftforge.ops import build
+        from sftforge.ops import Deduplicator, build
 
         self.processor = RecordProcessor(stage, [build(c, base_dir) for c in op_configs])
-        self.dedups = [build(c, base_dir) for c in dedup_configs]
+        self.dedups: list[Deduplicator] = []
+        for c in dedup_configs:
+            op = build(c, base_dir)
+            if not isinstance(op, Deduplicator):
+                raise TypeError(f"operator {c.name!r} is not a deduplicator")
+            self.dedups.append(op)
         for d in self.dedups:
             d.setup()
         self._figures: dict[str, Any] = {}

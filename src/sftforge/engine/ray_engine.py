@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 KEY_ROWS_PER_FILE = 65536  # key rows per file of the bucket shuffle's input
 
 
-def import_ray():  # type: ignore[no-untyped-def]
+def import_ray():
     """The `ray` module, or a StageError that says how to install it."""
     try:
         import ray

@@ -18,6 +18,7 @@ from sftforge.figures import (
     read_figures,
 )
 from sftforge.generate.base import GENERATORS
+from sftforge.ops.pii import PiiRedactConfig
 from sftforge.recipe import Recipe
 from sftforge.run import RunDir
 from sftforge.sample import Record
@@ -305,7 +306,7 @@ def render_card(
         reasons=reasons,
         by_operator=operator_rows(run),
         pii=", ".join(f"{t} {k}" for t, k in sorted(pii.items(), key=lambda kv: -kv[1])),
-        pii_mode=next((m.mode for m in recipe.cleaning.mappers if m.name == "pii_redact"), ""),
+        pii_mode=next((m.mode for m in recipe.cleaning.mappers if isinstance(m, PiiRedactConfig)), ""),
         contamination=None
         if contamination is None
         else ", ".join(f"{b} {k}" for b, k in contamination.contaminated_by_benchmark.items()),

@@ -8,7 +8,7 @@ named in the card rather than squeezed into a shape that misrepresents them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,7 +50,7 @@ def hf_table(table: pa.Table) -> pa.Table:
     return table.set_column(index, pa.field("features", feature_type), pa.array(pairs, type=feature_type))
 
 
-def write_all(records: list[Record], out: Path, formats: list[str]) -> dict[str, object]:
+def write_all(records: list[Record], out: Path, formats: Sequence[str]) -> dict[str, object]:
     """Write every requested format under `out`; return {format: path or counts} for the manifest."""
     written: dict[str, object] = {}
     if "openai" in formats:

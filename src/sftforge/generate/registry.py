@@ -40,7 +40,7 @@ def makers(task: str) -> list[str]:
 
 def defaults(task: str) -> list[GeneratorConfig]:
     """The generators a task type gets when the recipe lists none (the first registered default for it)."""
-    return [cls.Config() for cls in load().values() if task in cls.default_for][:1]
+    return [cls.Config.model_validate({}) for cls in load().values() if task in cls.default_for][:1]
 
 
 def problems(recipe: Recipe) -> list[str]:

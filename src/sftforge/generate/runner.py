@@ -71,7 +71,7 @@ class LLMRunner:
         record.id = record_id(record.messages, record.source, f"{lineage.generator}|{lineage.seed}")
         return record
 
-    def _shard(self, records: list[Record], rejected: list[Rejected], keys: list[str]) -> tuple:  # type: ignore[type-arg]
+    def _shard(self, records: list[Record], rejected: list[Rejected], keys: list[str]) -> tuple:
         stats, self.stats = dict(self.stats), Counter()
         return records, rejected, keys, stats
 

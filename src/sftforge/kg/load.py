@@ -232,13 +232,13 @@ def read_rdf(
     batcher = _Batcher(labels, label_lang)
     try:
         if fmt == "nt":
-            parser = W3CNTriplesParser(sink=batcher)
+            parser = W3CNTriplesParser(sink=batcher)  # type: ignore[arg-type]  # rdflib annotates its own sinks; any object with triple() works
             with gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb") as f:
-                parser.parse(f)
+                parser.parse(f)  # type: ignore[arg-type]  # rdflib wants typing.IO; a GzipFile or BufferedReader reads the same
         else:
             graph = rdflib.Graph()
             with gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb") as f:
-                graph.parse(f, format="turtle")
+                graph.parse(f, format="turtle")  # type: ignore[arg-type]  # as above
             for s, p, o in graph:
                 batcher.add(s, p, o)
     except SourceError:

@@ -87,7 +87,9 @@ class Embedder:
         self.model = AutoModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
         self.model.eval()
         st_cfg = _read_json(directory / "sentence_bert_config.json")
-        limit = max_length or st_cfg.get("max_seq_length") or getattr(self.model.config, "max_position_embeddings", 512)
+        limit = (
+            max_length or st_cfg.get("max_seq_length", 0) or getattr(self.model.config, "max_position_embeddings", 512)
+        )
         self.max_length = int(min(limit, getattr(self.model.config, "max_position_embeddings", limit)))
         self.pooling = _pooling_mode(directory)
         self.dim = int(self.model.config.hidden_size)

@@ -42,7 +42,7 @@ def find_span(passage: str, answer: str) -> tuple[int, int] | None:
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
+def _stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")

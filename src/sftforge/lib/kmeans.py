@@ -63,8 +63,8 @@ def spherical_kmeans(
             onehot[part, np.arange(len(part))] = 1.0
             sums += onehot @ x[s : s + _CHUNK]
         counts = np.bincount(labels, minlength=k)
-        for j in np.nonzero(counts == 0)[0]:  # an empty cluster restarts at a random row
-            sums[j] = x[rng.integers(m)]
+        for empty in np.nonzero(counts == 0)[0]:  # an empty cluster restarts at a random row
+            sums[empty] = x[rng.integers(m)]
         centroids = normalise(sums)
     full_labels, _ = assign(emb, centroids)  # every row to its nearest final centroid
     return centroids, full_labels

@@ -79,9 +79,9 @@ PiiType = Literal[
     "CN_ID",
     "ADDRESS",
 ]
-ALL_TYPES: tuple[str, ...] = get_args(PiiType)
-HEURISTIC_TYPES: tuple[str, ...] = ("ADDRESS",)
-REGEX_TYPES: tuple[str, ...] = tuple(t for t in ALL_TYPES if t not in HEURISTIC_TYPES)
+ALL_TYPES: tuple[PiiType, ...] = get_args(PiiType)
+HEURISTIC_TYPES: tuple[PiiType, ...] = ("ADDRESS",)
+REGEX_TYPES: tuple[PiiType, ...] = tuple(t for t in ALL_TYPES if t not in HEURISTIC_TYPES)
 
 # Most specific first: at equal span length, the earlier type wins.
 SPECIFICITY: tuple[str, ...] = (

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 _lc = None
 
 
-def _llama_cpp():  # type: ignore[no-untyped-def]
+def _llama_cpp():
     global _lc
     if _lc is None:
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # silence llama.cpp's load chatter
@@ -119,8 +119,9 @@ class LlamaTokenizer:
     """A GGUF model's tokenizer alone (vocab-only load: no weights), for counting tokens when chunking."""
 
     def __init__(self, path: Path) -> None:
-        self._model = _load_model(path, vocab_only=True)
-        self._vocab = _Vocab(self._model)
+        model = _load_model(path, vocab_only=True)
+        self._model: ctypes.c_void_p | None = model  # None once freed
+        self._vocab = _Vocab(model)
 
     def count(self, text: str) -> int:
         return len(self._vocab.tokenize(text, add_special=False, parse_special=False))

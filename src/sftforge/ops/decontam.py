@@ -28,6 +28,10 @@ from sftforge.sources.benchmarks import BenchmarkSpec, index_benchmarks
 Role = Literal["system", "user", "assistant"]
 
 
+def _all_roles() -> list[Role]:
+    return ["system", "user", "assistant"]
+
+
 class DecontaminateConfig(BoundsConfig):
     name: Literal["decontaminate"] = "decontaminate"
     max: float | None = 0.0  # the score is 1.0 for a contaminated record: keep only 0.0
@@ -47,7 +51,7 @@ class DecontaminateConfig(BoundsConfig):
         DEFAULT_MAX_ITEM_FREQUENCY, ge=1, description="N-grams in more items of one benchmark are boilerplate."
     )
     action: Literal["remove", "flag"] = "remove"
-    roles: list[Role] = Field(default_factory=lambda: ["system", "user", "assistant"], min_length=1)
+    roles: list[Role] = Field(default_factory=_all_roles, min_length=1)
 
     @model_validator(mode="after")
     def _check_sizes(self) -> DecontaminateConfig:

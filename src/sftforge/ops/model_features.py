@@ -187,7 +187,8 @@ class IFD(_ModelFeature):
         tok = shared.llm.tokenizer
         limit = token_limit(shared, self.config.max_tokens)
         header = list(shared.header)
-        cond, direct = [], []
+        cond: list[tuple[list[int], list[int]]] = []
+        direct: list[tuple[list[int], list[int]]] = []
         for r in records:
             parts = split_response(r)
             if parts is None:

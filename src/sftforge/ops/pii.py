@@ -32,10 +32,18 @@ from sftforge.sample import Record
 Role = Literal["system", "user", "assistant"]
 
 
+def _regex_types() -> list[PiiType]:
+    return list(REGEX_TYPES)
+
+
+def _all_roles() -> list[Role]:
+    return ["system", "user", "assistant"]
+
+
 class PiiRedactConfig(OpConfig):
     name: Literal["pii_redact"] = "pii_redact"
     types: list[PiiType] = Field(
-        default_factory=lambda: list(REGEX_TYPES),
+        default_factory=_regex_types,
         description="PII types to redact. Default: every regex type (EMAIL, PHONE, CREDIT_CARD, IBAN, IP_ADDRESS, "
         "CREDENTIAL, PRIVATE_KEY, US_SSN, CN_ID); ADDRESS (street addresses, heuristic) is opt-in.",
     )
@@ -47,9 +55,7 @@ class PiiRedactConfig(OpConfig):
     salt_env: str | None = Field(
         None, description="Environment variable that holds the salt for hash mode (required in hash mode)."
     )
-    roles: list[Role] = Field(
-        default_factory=lambda: ["system", "user", "assistant"], description="Message roles to redact."
-    )
+    roles: list[Role] = Field(default_factory=_all_roles, description="Message roles to redact.")
 
     @model_validator(mode="after")
     def _check(self) -> PiiRedactConfig:

@@ -49,6 +49,8 @@ class ReviewServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, (bytes, bytearray)):  # the socket API's type; bound above to a str address
+            host = host.decode()
         return f"http://{host}:{port}/"
 
     def page(self) -> bytes:

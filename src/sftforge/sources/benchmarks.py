@@ -103,7 +103,11 @@ def load_benchmark(spec: BenchmarkSpec) -> Benchmark:
                 if name not in row.data:
                     raise BenchmarkError(missing_field(name, where, list(row.data)) + FIX)
             data = row.data
-            if keep is not None and _text(data[spec.split_field], str(spec.split_field), where) not in keep:
+            if (
+                keep is not None
+                and spec.split_field is not None  # set with `splits` (the validator above)
+                and _text(data[spec.split_field], str(spec.split_field), where) not in keep
+            ):
                 continue
             if spec.id_field is not None:
                 item_id = _text(data[spec.id_field], spec.id_field, where)

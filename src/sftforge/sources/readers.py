@@ -52,7 +52,7 @@ class _HTMLText(HTMLParser):
         self.parts: list[str] = []
         self._hidden = 0
 
-    def handle_starttag(self, tag: str, attrs: list) -> None:  # type: ignore[type-arg]
+    def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag in self.HIDDEN:
             self._hidden += 1
         elif tag in self.BLOCKS:

@@ -44,7 +44,7 @@ class BM25Index:
             self.stemmer = Stemmer.Stemmer("english")
             self.retriever.index(self._tokenize(passages), show_progress=False)
 
-    def _tokenize(self, texts: list[str]):  # type: ignore[no-untyped-def]
+    def _tokenize(self, texts: list[str]):
         import bm25s
 
         if self.lang == "zh":

@@ -175,7 +175,9 @@ class CleanStage(Stage):
                 ctx.reporter.advance(bar, block=part.stem)
             clock.lap("operators")
             summaries = [json.loads((f / "block.json").read_text(encoding="utf-8")) for f in folders]
-            stats, figures, reasons = OpStats(), {}, Counter()
+            stats = OpStats()
+            figures: dict[str, Any] = {}
+            reasons: Counter[str] = Counter()
             for s in summaries:
                 for op, n in s["seen"].items():
                     stats.count(op, n, s["removed"].get(op, 0))

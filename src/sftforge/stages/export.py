@@ -43,18 +43,18 @@ class ExportStage(Stage):
         return {"output": ctx.recipe.output.model_dump(), "sftforge": __version__, "review": decisions_digest(ctx.run)}
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], ExportFigures]:
-        out = ctx.run.stage_dir(self.name)
+        folder = ctx.run.stage_dir(self.name)
         reviewed = apply_decisions(ctx.run, ctx.run.read_records(ctx.recipe.dataset_stage))
         records = reviewed.records
         if reviewed.removed or reviewed.restored:
             log.info("review: %d record(s) rejected, %d brought back", len(reviewed.removed), len(reviewed.restored))
         bar = ctx.reporter.task("export", total=len(ctx.recipe.output.formats) + 1)
-        files = write_all(records, out, ctx.recipe.output.formats)
+        files = write_all(records, folder, ctx.recipe.output.formats)
         ctx.reporter.advance(bar, n=len(ctx.recipe.output.formats))
         review = ReviewCounts(rejected=reviewed.removed, restored=reviewed.restored)
         card = render_card(ctx.recipe, records, ctx.run, files, top_reasons(ctx), __version__, review)
-        atomic_write_bytes(out / "README.md", card.encode("utf-8"))
-        atomic_write_bytes(out / "recipe.yaml", ctx.run.recipe_path.read_bytes())
+        atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
+        atomic_write_bytes(folder / "recipe.yaml", ctx.run.recipe_path.read_bytes())
         ctx.reporter.advance(bar)
         ctx.reporter.done(bar)
         return {"records": len(records)}, ExportFigures(files=files, review=review)

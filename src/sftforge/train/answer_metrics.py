@@ -46,7 +46,7 @@ def _is_punct(ch: str) -> bool:
 
 
 def _lang_is_cjk(lang: str | None) -> bool:
-    return bool(lang) and re.split(r"[-_]", lang)[0].lower() in CJK_LANGS
+    return bool(lang and re.split(r"[-_]", lang)[0].lower() in CJK_LANGS)
 
 
 def _cjk_mode(lang: str | None, *texts: str) -> bool:
@@ -128,8 +128,8 @@ def _mentions(prediction: str, answer: str, cjk: bool) -> bool:
     """Whether the normalised prediction holds the normalised answer: as whole words (so "Oman" is not found in
     "Romania"), or for CJK as a substring of the characters."""
     if cjk:
-        want = _normalized(answer, cjk=True)
-        return bool(want) and want in _normalized(prediction, cjk=True)
+        target = _normalized(answer, cjk=True)
+        return bool(target) and target in _normalized(prediction, cjk=True)
     want, drop = _words(answer, cjk=False), True
     if not want:  # an answer that is only an article ("A": an option letter) keeps it rather than vanish
         want, drop = _words(answer, cjk=False, drop_articles=False), False

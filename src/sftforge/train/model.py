@@ -40,7 +40,7 @@ def load_trainable(cfg: Training, base_dir: Path | None, adapter: Path | None = 
         else:
             lora = LoraConfig(
                 r=cfg.lora.rank,
-                lora_alpha=cfg.lora.alpha,
+                lora_alpha=cfg.lora.alpha,  # type: ignore[arg-type]  # peft annotates int; it only divides by it (alpha / r)
                 lora_dropout=cfg.lora.dropout,
                 target_modules=cfg.lora.target_modules,
                 task_type="CAUSAL_LM",

@@ -61,7 +61,7 @@ class DialogueConfig(GeneratorConfig):
     retrieve: int = Field(2, ge=1, le=8, description="Passages retrieved (BM25) for each assistant turn.")
 
 
-START_LABELS = {"goal": ("goal", "目标"), "message": ("message", "消息")}
+START_LABELS: dict[str, tuple[str, ...]] = {"goal": ("goal", "目标"), "message": ("message", "消息")}
 _DONE = re.compile(r"^\W*(done|完成)\W*$", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # The user prompt's own words coming back as the user's message.
@@ -198,7 +198,7 @@ class DialogueDriver:
         return list({p.chunk_id: p for p in found}.values())[: self.cfg.retrieve]
 
     @staticmethod
-    def _spent(c: Conversation, a) -> None:  # type: ignore[no-untyped-def]
+    def _spent(c: Conversation, a) -> None:
         c.tokens[0] += a.prompt_tokens
         c.tokens[1] += a.completion_tokens
         c.tokens[2] += a.attempt + 1

@@ -202,6 +202,7 @@ class EvolInstruct(Generator):
 
     name = "evol_instruct"
     Config = EvolInstructConfig
+    config: EvolInstructConfig
     tasks = {"instruction": INSTRUCTION_TASK}
     requires = ("seeds",)
 
@@ -218,7 +219,7 @@ class EvolInstruct(Generator):
             self.config,
             self.job.seeds(),
             self.job.task.language,
-            records,  # type: ignore[arg-type]
+            records,
             self.job.task.constraints.max_answer_chars,
         )
         yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))

@@ -110,7 +110,7 @@ class GroundedStep(RecordStep):
     def work_items(self, passages: list[Passage], per_passage: int) -> list[WorkItem]:
         """Items in passage order. Answer-first QA gives each of a passage's samples a different answer sentence
         (as long as it has enough), and skips passages with no sentence fit to be an answer."""
-        items = []
+        items: list[WorkItem] = []
         for p in passages:
             if not self.answer_first:
                 items.extend(WorkItem(f"{p.chunk_id}|{k}", GroundedItem(p)) for k in range(per_passage))

@@ -335,6 +335,7 @@ class SelfInstruct(Generator):
 
     name = "self_instruct"
     Config = SelfInstructConfig
+    config: SelfInstructConfig
     tasks = {"instruction": INSTRUCTION_TASK}
     requires = ("seeds",)
 
@@ -351,7 +352,7 @@ class SelfInstruct(Generator):
             self.config,
             self.job.seeds(),
             self.job.task.language,
-            records,  # type: ignore[arg-type]
+            records,
             self.job.task.constraints.max_answer_chars,
         )
         yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))

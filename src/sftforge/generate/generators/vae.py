@@ -115,6 +115,7 @@ class VAEAugment(Generator):
 
     name = "vae"
     Config = VAEAugmentConfig
+    config: VAEAugmentConfig
     tasks = {"instruction": INSTRUCTION_TASK}
     requires = ("seeds",)
 
@@ -133,7 +134,7 @@ class VAEAugment(Generator):
         driver = VAEAugmentDriver(
             self.config,
             self.job.task.language,
-            records,  # type: ignore[arg-type]
+            records,
             self.job.task.constraints.max_answer_chars,
         )
         waves = driver.run(session.ask, session.count, session.sampling.seed, dict(self.job.at_hand))

@@ -440,7 +440,14 @@ class DecontaminationIndex:
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.item_bench, self.sub_hash, self.sub_seg, self.sub_pos, self._filter, self._sub_filter]
+        arrays: list[np.ndarray] = [
+            self.item_bench,
+            self.sub_hash,
+            self.sub_seg,
+            self.sub_pos,
+            self._filter,
+            self._sub_filter,
+        ]
         arrays += [self.gram_hash, self.gram_item, self.gram_n]
         arrays += [a for b in self.benches for a in (b.gram_total, b.item_chars, b.boiler)]
         return sum(a.nbytes for a in arrays) + sum(len(t) for t in self.seg_text)
