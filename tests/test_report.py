@@ -364,3 +364,17 @@ def test_report_command_errors_name_the_problem(tmp_path):
     assert proc.returncode == 0, proc.stderr
     html = (ctx.run.path / "report.html").read_text()
     assert '"dataset":4' in html and "sftforge report: t" in html
+
+
+def test_figures_are_read_back_typed_and_a_foreign_shape_says_how_to_redo_the_stage(tmp_path):
+    from sftforge.figures import CleanFigures, SelectFigures, read_figures
+
+    run = make_run(tmp_path).run
+    clean = read_figures(run, CleanFigures)
+    assert clean is not None and clean.pii() is not None and clean.pii().found_by_type == {"EMAIL": 3}
+    assert clean.contamination() is None  # no decontaminate operator ran
+    assert read_figures(run, SelectFigures) is None  # the stage has not run
+    run.begin("select", "fp")
+    run.finish("select", {"records": 1}, 0.0, {"strategy": "uniform"})  # figures of another shape
+    with pytest.raises(RunDirError, match=r"manifest.json: the select stage's figures .* `sftforge select .* --force`"):
+        read_figures(run, SelectFigures)

@@ -88,6 +88,7 @@ def _generated(doc_len: int) -> tuple[list[Record], list[Rejected]]:
 @pytest.fixture(scope="module")
 def review_run(tmp_path_factory, tiny_dir):
     """A run through every stage after generation, on hand-made generated records and a tiny model."""
+    from sftforge.figures import Diversity, GenerateFigures, Usage
     from sftforge.recipe import load_recipe_text
     from sftforge.run import RunDir
     from sftforge.stages import Context, run_stage
@@ -121,7 +122,15 @@ def review_run(tmp_path_factory, tiny_dir):
         "generate",
         {"records": len(records), "rejected": len(bad), "work_items": len(records) + len(bad)},
         0.0,
-        {"model": "test-model", "rejected_by_reason": {bad[0].reason: len(bad)}},
+        GenerateFigures(
+            model="test-model",
+            usage=Usage(),
+            completion_tokens_per_s=0.0,
+            rejected_by_reason={bad[0].reason: len(bad)},
+            acceptance_rate=len(records) / (len(records) + len(bad)),
+            generators={},
+            diversity=Diversity(texts=len(records), distinct_1=1.0, distinct_2=1.0, mean_pairwise_rouge_l=0.0),
+        ).to_manifest(),
     )
     for stage in ("features", "clean", "select", "train", "evaluate", "export"):
         assert run_stage(ctx, stage), stage
