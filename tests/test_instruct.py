@@ -378,7 +378,7 @@ def test_vae_needs_enough_instructions_and_says_where_to_add_them():
     from sftforge.sample import SourceRef
 
     records = InstructionRecords("vae", "instruction", "en", "fake", None, Sampling())
-    driver = VAEAugmentDriver(VAEAugmentConfig(name="vae"), "en", records, 1500)
     texts = {f"Instruction number {i}.": SourceRef("seed", str(i)) for i in range(5)}
+    driver = VAEAugmentDriver(VAEAugmentConfig(name="vae"), "en", records, 1500, texts)
     with pytest.raises(SourceError, match="needs at least 20; there are 5: add seed tasks to sources.seeds"):
-        next(driver.run(lambda step, items: [], 3, 0, texts))
+        next(driver.run(lambda step, items: [], 3, 0))

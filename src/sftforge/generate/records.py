@@ -1,14 +1,17 @@
 """What the instruction and dialogue generators share: the step that answers an instruction, the answer rules
-every generated answer must pass, and the record layout (`InstructionRecords`, which makes records and rejections
-with the generator's lineage)."""
+every generated answer must pass, the record layout (`InstructionRecords`, which makes records and rejections with
+the generator's lineage), and `DriverGenerator`: a generator whose algorithm is a driver object, testable with a
+scripted `ask`."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from abc import abstractmethod
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sftforge.config import Sampling
-from sftforge.generate.base import Session, TemplateStep, WorkItem, chat_from_template
+from sftforge.generate.base import Ask, Generator, Session, TemplateStep, Wave, WorkItem, chat_from_template, trim
 from sftforge.generate.parsing import ParseError, check_language
 from sftforge.lib.text import tokens
 from sftforge.sample import Lineage, Record, Rejected, SourceRef, record_id
@@ -120,3 +123,26 @@ class InstructionRecords:
 def instruction_text(instruction: str, input_: str) -> str:
     """The user message of an instruction and its input (Self-Instruct's instances): the input after a blank line."""
     return f"{instruction}\n\n{input_}" if input_ else instruction
+
+
+class Driver(Protocol):
+    """A generator's algorithm: waves in a fixed order from its seed and the answers `ask` returns, and its figures."""
+
+    figures: dict[str, Any]
+
+    def run(self, ask: Ask, count: int, seed: int) -> Iterator[Wave]: ...
+
+
+class DriverGenerator(Generator):
+    """A generator whose work a driver does (`driver`): the driver asks through the session, its waves are cut to
+    the generator's share, and its figures go to the manifest. It is replayed on resume (drivers are deterministic
+    given their seed and the LLM's answers)."""
+
+    @abstractmethod
+    def driver(self, records: InstructionRecords) -> Driver:
+        """The driver, making records with `records` (the generator's lineage)."""
+
+    def run(self, session: Session) -> Iterator[Wave]:
+        driver = self.driver(InstructionRecords.of(self.name, self.job.task, session))
+        yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))
+        self.figures = driver.figures

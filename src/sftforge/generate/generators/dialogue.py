@@ -24,17 +24,14 @@ from pydantic import Field
 from sftforge.config import Constraints, GeneratorConfig
 from sftforge.generate.base import (
     Ask,
-    Generator,
-    Session,
     TemplateStep,
     Wave,
     WorkItem,
     chat_from_template,
     register,
-    trim,
 )
 from sftforge.generate.parsing import ParseError, check_language, first_paragraph, parse_fields, strip_quotes
-from sftforge.generate.records import InstructionRecords, answer_problem
+from sftforge.generate.records import DriverGenerator, InstructionRecords, answer_problem
 from sftforge.lib.grounding import support
 from sftforge.lib.novelty import rouge_l_f, rouge_tokens
 from sftforge.sample import AnswerCheck, SourceRef
@@ -298,11 +295,12 @@ class DialogueDriver:
 
 
 @register
-class Dialogue(Generator):
+class Dialogue(DriverGenerator):
     """Multi-turn conversations over the documents: a persona with a goal asks, the assistant answers from passages."""
 
     name = "dialogue"
     Config = DialogueConfig
+    config: DialogueConfig
     tasks = {
         "dialogue": "multi-turn conversations grounded in the documents (a user persona with a goal, an "
         "assistant answering from retrieved passages)"
@@ -317,9 +315,6 @@ class Dialogue(Generator):
             f"user turns {figures.get('user_turns', {})}"
         )
 
-    def run(self, session: Session) -> Iterator[Wave]:
+    def driver(self, records: InstructionRecords) -> DialogueDriver:
         task = self.job.task
-        records = InstructionRecords.of(self.name, task, session)
-        driver = DialogueDriver(self.config, task.language, records, task.constraints, self.job.passages())  # type: ignore[arg-type]
-        yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))
-        self.figures = driver.figures
+        return DialogueDriver(self.config, task.language, records, task.constraints, self.job.passages())

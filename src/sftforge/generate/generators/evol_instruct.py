@@ -28,18 +28,21 @@ from pydantic import Field
 from sftforge.config import GeneratorConfig
 from sftforge.generate.base import (
     Ask,
-    Generator,
-    Session,
     TemplateStep,
     Wave,
     WorkItem,
     chat_from_template,
     lineage_of,
     register,
-    trim,
 )
 from sftforge.generate.parsing import ParseError, check_language, first_paragraph, strip_quotes
-from sftforge.generate.records import INSTRUCTION_TASK, AnswerStep, InstructionRecords, instruction_text
+from sftforge.generate.records import (
+    INSTRUCTION_TASK,
+    AnswerStep,
+    DriverGenerator,
+    InstructionRecords,
+    instruction_text,
+)
 from sftforge.lib.grounding import content_stems
 from sftforge.sample import SourceRef
 from sftforge.sources.seeds import SeedTask
@@ -197,7 +200,7 @@ class EvolInstructDriver:
 
 
 @register
-class EvolInstruct(Generator):
+class EvolInstruct(DriverGenerator):
     """Evol-Instruct (Xu et al. 2023): rewrite instructions in depth and in breadth over epochs, then answer them."""
 
     name = "evol_instruct"
@@ -213,14 +216,8 @@ class EvolInstruct(Generator):
             f"{figures.get('epochs', 0)} epochs"
         )
 
-    def run(self, session: Session) -> Iterator[Wave]:
-        records = InstructionRecords.of(self.name, self.job.task, session)
-        driver = EvolInstructDriver(
-            self.config,
-            self.job.seeds(),
-            self.job.task.language,
-            records,
-            self.job.task.constraints.max_answer_chars,
+    def driver(self, records: InstructionRecords) -> EvolInstructDriver:
+        task = self.job.task
+        return EvolInstructDriver(
+            self.config, self.job.seeds(), task.language, records, task.constraints.max_answer_chars
         )
-        yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))
-        self.figures = driver.figures

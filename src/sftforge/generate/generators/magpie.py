@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from sftforge.config import Constraints, GeneratorConfig
-from sftforge.generate.base import Ask, Generator, Session, TemplateStep, Wave, WorkItem, lineage_of, register, trim
+from sftforge.generate.base import Ask, TemplateStep, Wave, WorkItem, lineage_of, register
 from sftforge.generate.parsing import ParseError, check_language
-from sftforge.generate.records import INSTRUCTION_TASK, AnswerStep, InstructionRecords
+from sftforge.generate.records import INSTRUCTION_TASK, AnswerStep, DriverGenerator, InstructionRecords
 from sftforge.lib.novelty import NoveltyIndex
 
 if TYPE_CHECKING:
@@ -119,11 +119,12 @@ class MagpieDriver:
 
 
 @register
-class Magpie(Generator):
+class Magpie(DriverGenerator):
     """Magpie (Xu et al. 2024): the chat model writes a user query from the pre-query template alone, then answers it."""
 
     name = "magpie"
     Config = MagpieConfig
+    config: MagpieConfig
     tasks = {"instruction": INSTRUCTION_TASK}
 
     @classmethod
@@ -139,8 +140,5 @@ class Magpie(Generator):
     def notes(cls, figures: dict[str, Any]) -> str:
         return f"{figures.get('queries', 0)} queries, {figures.get('not_novel', 0)} near-copies"
 
-    def run(self, session: Session) -> Iterator[Wave]:
-        records = InstructionRecords.of(self.name, self.job.task, session)
-        driver = MagpieDriver(self.config, self.job.task.language, records, self.job.task.constraints)  # type: ignore[arg-type]
-        yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))
-        self.figures = driver.figures
+    def driver(self, records: InstructionRecords) -> MagpieDriver:
+        return MagpieDriver(self.config, self.job.task.language, records, self.job.task.constraints)

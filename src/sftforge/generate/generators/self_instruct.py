@@ -24,18 +24,21 @@ from sftforge.config import GeneratorConfig
 from sftforge.generate.base import (
     Answer,
     Ask,
-    Generator,
-    Session,
     TemplateStep,
     Wave,
     WorkItem,
     chat_from_template,
     lineage_of,
     register,
-    trim,
 )
 from sftforge.generate.parsing import ParseError, check_language, parse_fields
-from sftforge.generate.records import INSTRUCTION_TASK, InstructionRecords, answer_problem, instruction_text
+from sftforge.generate.records import (
+    INSTRUCTION_TASK,
+    DriverGenerator,
+    InstructionRecords,
+    answer_problem,
+    instruction_text,
+)
 from sftforge.lib.novelty import NoveltyIndex, rouge_l_f, rouge_tokens
 from sftforge.lib.text import cjk_ratio, text_length
 from sftforge.sample import SourceRef
@@ -330,7 +333,7 @@ class SelfInstructDriver:
 
 
 @register
-class SelfInstruct(Generator):
+class SelfInstruct(DriverGenerator):
     """Self-Instruct (Wang et al. 2022): bootstrap new instructions from the seed tasks, then their instances."""
 
     name = "self_instruct"
@@ -346,14 +349,8 @@ class SelfInstruct(Generator):
             f"pool {figures.get('pool', 0)}"
         )
 
-    def run(self, session: Session) -> Iterator[Wave]:
-        records = InstructionRecords.of(self.name, self.job.task, session)
-        driver = SelfInstructDriver(
-            self.config,
-            self.job.seeds(),
-            self.job.task.language,
-            records,
-            self.job.task.constraints.max_answer_chars,
+    def driver(self, records: InstructionRecords) -> SelfInstructDriver:
+        task = self.job.task
+        return SelfInstructDriver(
+            self.config, self.job.seeds(), task.language, records, task.constraints.max_answer_chars
         )
-        yield from trim(session.count, driver.run(session.ask, session.count, session.sampling.seed))
-        self.figures = driver.figures

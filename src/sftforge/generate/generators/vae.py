@@ -15,8 +15,8 @@ from pydantic import Field
 
 from sftforge.config import GeneratorConfig
 from sftforge.errors import SourceError
-from sftforge.generate.base import Ask, Generator, Session, Wave, WorkItem, lineage_of, register, trim
-from sftforge.generate.records import INSTRUCTION_TASK, AnswerStep, InstructionRecords
+from sftforge.generate.base import Ask, Wave, WorkItem, lineage_of, register
+from sftforge.generate.records import INSTRUCTION_TASK, AnswerStep, DriverGenerator, InstructionRecords
 from sftforge.sample import SourceRef
 
 
@@ -43,19 +43,28 @@ class VAEAugmentDriver:
 
     name = "vae"
 
-    def __init__(self, cfg: VAEAugmentConfig, lang: str, records: InstructionRecords, max_answer_chars: int) -> None:
+    def __init__(
+        self,
+        cfg: VAEAugmentConfig,
+        lang: str,
+        records: InstructionRecords,
+        max_answer_chars: int,
+        texts: dict[str, SourceRef],
+    ) -> None:
+        """`texts`: the instructions at hand, text -> where it came from (a seed task or a record), in a fixed
+        order: what the VAE trains on."""
         self.cfg = cfg
+        self.texts = texts
         self.records = records
         self.answer = AnswerStep("vae", lang, max_answer_chars, records.system_prompt)
         self.figures: dict = {}
 
-    def run(self, ask: Ask, count: int, seed: int, texts: dict[str, SourceRef], batch: int = 16) -> Iterator[Wave]:
-        """`texts`: the instructions at hand, text -> where it came from (a seed task or a record), in a fixed order."""
+    def run(self, ask: Ask, count: int, seed: int, batch: int = 16) -> Iterator[Wave]:
         import torch
 
         from sftforge.lib.sentence_vae import ProposeConfig, SentenceVAE, VAEConfig
 
-        cfg = self.cfg
+        cfg, texts = self.cfg, self.texts
         if len(texts) < VAEConfig.min_texts:
             raise SourceError(
                 f"generator vae trains on the instructions at hand and needs at least {VAEConfig.min_texts}; "
@@ -110,7 +119,7 @@ class VAEAugmentDriver:
 
 
 @register
-class VAEAugment(Generator):
+class VAEAugment(DriverGenerator):
     """A sentence VAE (Bowman et al. 2016) trained on the instructions at hand proposes new ones; the LLM answers."""
 
     name = "vae"
@@ -129,14 +138,9 @@ class VAEAugment(Generator):
             f"accepted ({figures['acceptance_rate']:.0%})"
         )
 
-    def run(self, session: Session) -> Iterator[Wave]:
-        records = InstructionRecords.of(self.name, self.job.task, session)
-        driver = VAEAugmentDriver(
-            self.config,
-            self.job.task.language,
-            records,
-            self.job.task.constraints.max_answer_chars,
+    def driver(self, records: InstructionRecords) -> VAEAugmentDriver:
+        task = self.job.task
+        # the instructions at hand when the VAE starts: the seeds and what the generators before it made
+        return VAEAugmentDriver(
+            self.config, task.language, records, task.constraints.max_answer_chars, dict(self.job.at_hand)
         )
-        waves = driver.run(session.ask, session.count, session.sampling.seed, dict(self.job.at_hand))
-        yield from trim(session.count, waves)
-        self.figures = driver.figures
