@@ -130,7 +130,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "llama_cpp.server",
+                "sftforge.llm.llamacpp_server",
                 "--model",
                 str(gguf),
                 "--host",

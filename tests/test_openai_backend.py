@@ -38,7 +38,7 @@ def server(bundled_path) -> str:
         [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "sftforge.llm.llamacpp_server",
             "--model",
             str(bundled_path),
             "--host",

@@ -68,7 +68,8 @@ def test_sources_on_ray_read_chunk_and_rank_in_blocks_and_resume_after_an_interr
     from sftforge.progress import SilentReporter
     from sftforge.recipe import load_recipe_text
     from sftforge.run import RunDir
-    from sftforge.stages import Context, run_stage, sources
+    from sftforge.sources.kinds import documents
+    from sftforge.stages import Context, run_stage
 
     recipe = EXAMPLES / "recipes" / "pep_qa.yaml"
     runs = {}
@@ -78,7 +79,7 @@ def test_sources_on_ray_read_chunk_and_rank_in_blocks_and_resume_after_an_interr
         runs[engine] = Context(run=RunDir.create(tmp_path / engine, text, rec.name, recipe.parent), recipe=rec)
     assert run_stage(runs["local"], "sources")
 
-    monkeypatch.setattr(sources, "FILES_PER_BLOCK", 1)
+    monkeypatch.setattr(documents, "FILES_PER_BLOCK", 1)
     ctx = runs["ray"]
     ctx.reporter = StopAfter(2)  # interrupted once the second block is stored
     with pytest.raises(KeyboardInterrupt):

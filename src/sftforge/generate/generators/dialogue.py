@@ -264,20 +264,23 @@ class DialogueDriver:
                         c.turns.append(("user", a.value))
                         live.append(c)
             for c in convs:
-                if not c.goal:
-                    continue
-                made += self._finish(wave, c)
+                if c.goal:
+                    made += self._finish(wave, c, keep=made < count)
             yield wave
 
     @staticmethod
     def _ref(p: Passage) -> SourceRef:
         return SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end)
 
-    def _finish(self, wave: Wave, c: Conversation) -> int:
+    def _finish(self, wave: Wave, c: Conversation, keep: bool) -> int:
+        """Record a finished conversation (1), or its rejection (0); one past the share (`keep` false) is dropped
+        uncounted, so the figures describe the records the stage keeps."""
         source = [self._ref(p) for p in (c.used or [c.passage])]
         n_user = sum(r == "user" for r, _ in c.turns)
         if not any(r == "assistant" for r, _ in c.turns):
             wave.rejected.append(self.records.rejected(c.turns + c.failed, source, f"goal: {c.goal} | {c.ended}"))
+            return 0
+        if not keep:
             return 0
         self.figures["conversations"] += 1
         self.figures["goal_met"] += int(c.goal_met)
