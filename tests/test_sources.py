@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from sftforge.errors import SourceError
+from sftforge.lib.bm25 import bm25_scores
 from sftforge.sources.chunking import chunk_document
 from sftforge.sources.readers import Document, ReadReport, doc_id_root, html_to_text, matched_files, read_documents
-from sftforge.sources.retrieval import bm25_scores
 
 from conftest import EXAMPLES, SHARED
 
@@ -174,7 +174,8 @@ def test_bm25_chinese_uses_characters():
     "lang, query", [("en", "context managers: the with statement and __exit__ exit exit"), ("zh", "氧气是谁发现的")]
 )
 def test_bm25_term_counts_added_up_over_blocks_equal_one_index_over_every_passage(lang, query):
-    from sftforge.sources.retrieval import BM25Index, TermCounts, bm25_from_counts, query_terms
+    from sftforge.lib.bm25 import TermCounts, bm25_from_counts, query_terms
+    from sftforge.sources.retrieval import BM25Index
 
     folder = EXAMPLES / "data" / ("peps" if lang == "en" else "xquad_zh")
     passages = [p for f in sorted(folder.iterdir()) for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]

@@ -24,12 +24,12 @@ from pydantic import Field
 from sftforge.config import Chunking, Retrieval, Strict
 from sftforge.engine.base import open_runner, settings_of
 from sftforge.errors import SourceError
+from sftforge.lib.bm25 import TermCounts, bm25_from_counts, query_terms
 from sftforge.llm.bundled import resolve_model_path
 from sftforge.run import atomic_folder, atomic_write_bytes, atomic_write_table
 from sftforge.sources.chunking import chunk_document
 from sftforge.sources.kinds.base import ReadContext, SourceKind, register
 from sftforge.sources.readers import ReadReport, doc_id_root, matched_files, read_documents
-from sftforge.sources.retrieval import TermCounts, bm25_from_counts, query_terms
 from sftforge.storage import CHUNK_SCHEMA, DOC_SCHEMA, write_passages
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def query_text(recipe: Recipe) -> str:
 @dataclass(slots=True)
 class DocumentsBlock:
     """What a documents worker returns for one block of files: their documents, their chunks with each chunk's
-    BM25 term counts for the query (`retrieval.TermCounts`), and what was read or skipped."""
+    BM25 term counts for the query (`lib.bm25.TermCounts`), and what was read or skipped."""
 
     documents: Any  # pyarrow Table: doc_id, path, text
     chunks: Any  # pyarrow Table: the chunk fields, `length` (terms) and `tf` (count of each query term)
