@@ -108,3 +108,53 @@ def test_stats_are_plain_counters():
     ((_, _, _, stats),) = list(runner.batches(lambda: True, size=10))
     assert stats == {"requests": 1, "cached": 0, "prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_reused": 0}
     assert isinstance(SimpleNamespace(**stats), SimpleNamespace)
+
+
+def checked_task(**responsiveness) -> Task:
+    return Task(
+        type="qa",
+        description="docstrings",
+        constraints={"responsiveness": {"enabled": True, **responsiveness}},
+    )
+
+
+def test_best_of_n_asks_again_until_the_question_is_one_its_answer_answers():
+    gen = GroundedStep(checked_task(candidates=4))
+    items = gen.work_items([Passage("doc#0", "doc", 0, len(TEXT), TEXT)], 1)
+    first = items[0].payload.answer.startswith("Docstrings are")
+    good = "Where do docstrings occur?" if first else "What does a docstring become?"
+    bad = "What does a docstring become?" if first else "Where do docstrings occur?"
+    llm = ScriptedLLM({items[0].key: [f" {bad}", f" {bad}", f" {good}"]})
+    runner = LLMRunner(llm, gen, Generation(max_attempts=2), items, done=set())
+    ((records, rejected, _, stats),) = list(runner.batches(lambda: True, size=10))
+    assert not rejected and len(llm.seen) == 3  # past max_attempts (2): the check asks for up to 4 candidates
+    assert records[0].text_of("user").endswith(good) and records[0].lineage.attempts == 3
+    check = records[0].answer_check
+    assert check.method == "responsiveness" and check.passed and check.detail.startswith("answer sentence ranks 1 of 2")
+    assert stats["fail:another sentence of the passage answers the question better (responsiveness round trip)"] == 2
+
+
+def test_a_pair_that_never_passes_is_rejected_after_the_candidates():
+    gen = GroundedStep(checked_task(candidates=3))
+    items = gen.work_items([Passage("doc#0", "doc", 0, len(TEXT), TEXT)], 1)
+    first = items[0].payload.answer.startswith("Docstrings are")
+    bad = "What does a docstring become?" if first else "Where do docstrings occur?"
+    llm = ScriptedLLM({items[0].key: [f" {bad}"] * 3})
+    runner = LLMRunner(llm, gen, Generation(max_attempts=1), items, done=set())
+    ((records, rejected, _, _),) = list(runner.batches(lambda: True, size=10))
+    assert not records and len(llm.seen) == 3
+    assert rejected[0].reason == (
+        "unparseable after 3 attempts: another sentence of the passage answers the question better "
+        "(responsiveness round trip)"
+    )
+
+
+def test_a_one_sentence_passage_is_rejected_without_asking_again():
+    text = "Such a docstring becomes the __doc__ special attribute of that object and of nothing else at all."
+    gen = GroundedStep(checked_task())
+    items = gen.work_items([Passage("doc#0", "doc", 0, len(text), text)], 1)
+    llm = ScriptedLLM({items[0].key: [" What does a docstring become?", " What does it become?"]})
+    runner = LLMRunner(llm, gen, Generation(max_attempts=3), items, done=set())
+    ((records, rejected, _, _),) = list(runner.batches(lambda: True, size=10))
+    assert not records and len(llm.seen) == 1
+    assert "the passage has one sentence" in rejected[0].reason

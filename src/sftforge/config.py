@@ -16,6 +16,33 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Responsiveness(Strict):
+    """The round-trip check that a QA answer answers its question (`sftforge.lib.responsiveness`): the passage's
+    sentences are ranked as answers to the question, and the answer's sentence must lead the next best one."""
+
+    enabled: bool = Field(
+        False, description="Check QA answers (extractive and open): a pair that fails is retried, then rejected."
+    )
+    min_margin: float = Field(
+        0.75,
+        description="How far (in z-score units of the combined signals) the answer's sentence must lead the "
+        "passage's next best sentence; 0 accepts a tie for first, negative values accept runners-up. The default "
+        "keeps precision >= 0.90 on XQuAD (benchmarks/answer_check.py).",
+    )
+    candidates: int = Field(
+        4,
+        ge=1,
+        le=10,
+        description="Questions asked per chosen answer (best of n): with the check on, an item is tried up to "
+        "max(this, generation.max_attempts) times until a question passes.",
+    )
+    embedder: str | None = Field(
+        None,
+        description="Sentence-transformers directory whose token vectors give the English paraphrase signal "
+        "(maxsim); default: the packaged all-MiniLM-L6-v2.",
+    )
+
+
 class Constraints(Strict):
     """Bounds on what the generator may output; outputs outside them are retried, then rejected."""
 
@@ -35,6 +62,7 @@ class Constraints(Strict):
     min_question_support: float = Field(
         0.4, ge=0, le=1, description="QA: minimum share of question content tokens found in the passage."
     )
+    responsiveness: Responsiveness = Field(default_factory=Responsiveness)
 
 
 class Chunking(Strict):

@@ -101,6 +101,7 @@ class GeneratorFigures(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     rejected_by_reason: dict[str, int] = Field(default_factory=dict)
     diversity: Diversity
+    tokens_per_record: float | None = None  # prompt and completion tokens per kept record, rejected items' included
 
     @property
     def own(self) -> dict[str, Any]:

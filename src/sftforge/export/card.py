@@ -91,12 +91,12 @@ offsets of its passage, or the knowledge-graph path and triples behind its answe
 - **Seed tasks**: {{ seeds.count }} from `{{ seeds.path }}`
 {%- endif %}
 {%- if generator_rows %}
-- **Generators** (diversity of the user turns: distinct-2, higher is more varied; mean pairwise ROUGE-L, lower is more varied):
+- **Generators** (tokens per record: prompt and completion tokens of every attempt, rejected items included, per kept record; diversity of the user turns: distinct-2, higher is more varied; mean pairwise ROUGE-L, lower is more varied):
 
-| generator | records / target | temperature, top_p | distinct-2 | mean ROUGE-L | notes |
-|---|---|---|---|---|---|
+| generator | records / target | tokens per record | temperature, top_p | distinct-2 | mean ROUGE-L | notes |
+|---|---|---|---|---|---|---|
 {%- for g in generator_rows %}
-| {{ g.name }} | {{ g.records }} / {{ g.target }} | {{ g.temperature }}, {{ g.top_p }} | {{ g.distinct_2 }} | {{ g.rouge_l }} | {{ g.notes }} |
+| {{ g.name }} | {{ g.records }} / {{ g.target }} | {{ g.tokens_per_record }} | {{ g.temperature }}, {{ g.top_p }} | {{ g.distinct_2 }} | {{ g.rouge_l }} | {{ g.notes }} |
 {%- endfor %}
 {%- endif %}
 {%- if n_docs %}
@@ -235,6 +235,7 @@ def _generator_rows(generate: GenerateFigures | None) -> list[dict[str, Any]]:
                 "name": name,
                 "records": g.records,
                 "target": g.target,
+                "tokens_per_record": g.tokens_per_record if g.tokens_per_record is not None else "-",
                 "temperature": g.sampling.get("temperature", "-"),
                 "top_p": g.sampling.get("top_p", "-"),
                 "distinct_2": g.diversity.distinct_2,

@@ -1,9 +1,16 @@
-"""Does the passage support the answer? Span match for extractive answers, token overlap otherwise: the generators'
-`answer_check` records, built on `sftforge.lib.grounding`."""
+"""Does the passage support the answer, and does the answer answer the question? Span match for extractive answers,
+token overlap otherwise, and the responsiveness round trip for QA: the generators' `answer_check` records, built on
+`sftforge.lib.grounding` and `sftforge.lib.responsiveness`."""
 
 from __future__ import annotations
 
-from sftforge.lib.grounding import find_span, snap_to_sentence, support
+import math
+
+from sftforge.config import Responsiveness
+from sftforge.generate.parsing import ParseError
+from sftforge.lib.embed import shared_embedder
+from sftforge.lib.grounding import find_span, sentence_spans, snap_to_sentence, support
+from sftforge.lib.responsiveness import AnswerRanker
 from sftforge.sample import AnswerCheck
 
 
@@ -26,3 +33,46 @@ def overlap_check(passage: str, answer: str, min_support: float) -> AnswerCheck:
     score = support(passage, answer)
     passed = score >= min_support
     return AnswerCheck("overlap", passed, score, f"{score:.0%} of answer content tokens occur in the passage")
+
+
+class ResponsivenessCheck:
+    """Does the answer answer the question? The round trip of `sftforge.lib.responsiveness`: the passage's sentences
+    are ranked as answers to the question, independently of the model that wrote the pair, and the answer's
+    sentence (the span's, or for a free answer the sentence that supports it best) must lead the next best one by
+    `min_margin`. A pair that fails raises ParseError (retried, then rejected); one that passes gets the ranking
+    as its evidence."""
+
+    ROUND_TRIP = "another sentence of the passage answers the question better (responsiveness round trip)"
+    MARGIN = "the answer's sentence leads the passage's other sentences by too little (responsiveness margin)"
+
+    def __init__(self, cfg: Responsiveness, lang: str) -> None:
+        self.cfg = cfg
+        vectors = None
+        if lang != "zh":  # the paraphrase signal is English only (sftforge.lib.responsiveness)
+            vectors = shared_embedder(cfg.embedder).token_vectors
+        self.ranker = AnswerRanker(lang, vectors)
+
+    def check(self, passage: str, question: str, answer: str, span: tuple[int, int] | None) -> AnswerCheck:
+        """`span`: the answer's characters in the passage (extractive answers); None for a free answer."""
+        spans = sentence_spans(passage)
+        if len(spans) < 2:
+            raise ParseError(
+                "the passage has one sentence: there is nothing to rank the answer against (responsiveness)", final=True
+            )
+        if span is not None:
+            chosen = max(range(len(spans)), key=lambda i: min(spans[i][1], span[1]) - max(spans[i][0], span[0]))
+        else:
+            scores = [support(passage[s:e], answer) for s, e in spans]
+            chosen = max(range(len(spans)), key=lambda i: scores[i])
+            if scores[chosen] == 0.0:
+                raise ParseError("no sentence of the passage supports the answer (responsiveness)")
+        ranking = self.ranker.rank(question, [passage[s:e] for s, e in spans], chosen)
+        min_margin = self.cfg.min_margin
+        if ranking.margin < min_margin:
+            raise ParseError(self.ROUND_TRIP if ranking.rank > 1 else self.MARGIN)
+        score = 1.0 / (1.0 + math.exp(-2.0 * (ranking.margin - min_margin)))  # 0.5 at the threshold
+        detail = (
+            f"answer sentence ranks {ranking.rank} of {len(spans)} as the answer to the question, leading by "
+            f"{ranking.margin:.2f} (min {min_margin}); sentences: {ranking.evidence()}"
+        )
+        return AnswerCheck("responsiveness", True, round(score, 4), detail)

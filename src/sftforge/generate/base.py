@@ -119,6 +119,7 @@ class Step(ABC):
     name: str  # the generator's name (lineage, rejections)
     stop: tuple[str, ...] = ()  # stop strings for this step's requests
     max_tokens: int | None = None  # a cap below the recipe's max_tokens, for steps with short answers
+    attempts: int | None = None  # tries per item when a step needs more than generation.max_attempts (best of n)
 
     @abstractmethod
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:

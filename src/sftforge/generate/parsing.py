@@ -14,7 +14,12 @@ from sftforge.lib.text import cjk_ratio
 
 
 class ParseError(SftforgeError):
-    """A model output that does not have the requested form; the message is the rejection reason."""
+    """A model output that does not have the requested form; the message is the rejection reason. `final`: asking
+    again cannot help (the work item itself is unfit), so the item is rejected without further attempts."""
+
+    def __init__(self, message: str, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 LABELS: dict[str, tuple[str, ...]] = {

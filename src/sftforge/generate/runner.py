@@ -106,7 +106,7 @@ class LLMRunner:
                     if c.finish_reason == "length":
                         reason += " (output cut at max_tokens)"
                     st[f"fail:{reason}"] += 1
-                    if attempt + 1 < self.cfg.max_attempts:
+                    if not exc.final and attempt + 1 < max(self.cfg.max_attempts, self.generator.attempts or 0):
                         self.llm.submit(self._request(item, attempt + 1))
                         continue
                     answer.error = f"unparseable after {attempt + 1} attempts: {reason}"

@@ -119,6 +119,27 @@ class Embedder:
             out[idx] = pooled.numpy()
         return out
 
+    def token_vectors(self, texts: list[str], batch_size: int = 64) -> list[tuple[np.ndarray, list[str]]]:
+        """Each text's contextual token vectors, L2-normalised ([tokens, dim] float32), with the tokens themselves,
+        special tokens left out: what late-interaction matching (BERTScore, ColBERT's MaxSim) compares."""
+        torch = self._torch
+        special = set(self.tokenizer.all_special_tokens)
+        out: list[tuple[np.ndarray, list[str]]] = [(np.zeros((0, self.dim), np.float32), [])] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
+            with torch.inference_mode():
+                hidden = torch.nn.functional.normalize(self.model(**enc).last_hidden_state.float(), p=2, dim=-1)
+            for row, i in enumerate(idx):
+                ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
+                toks = self.tokenizer.convert_ids_to_tokens(ids)
+                keep = [k for k, t in enumerate(toks) if t not in special]
+                out[i] = (hidden[row, keep].numpy(), [toks[k] for k in keep])
+        return out
+
 
 _CACHE: dict[str, Embedder] = {}
 _LOCK = threading.Lock()

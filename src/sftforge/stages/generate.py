@@ -204,8 +204,13 @@ class GenerateStage(Stage):
             next((m["content"] for m in msgs if m["role"] == "user"), None)
             for msgs in table.column("messages").to_pylist()
         ]
-        names = [lin["generator"] if lin else "" for lin in table.column("lineage").to_pylist()]
+        lineages = table.column("lineage").to_pylist()
+        names = [lin["generator"] if lin else "" for lin in lineages]
         rejected = ctx.run.read_table(self.name, rejected=True)
+        spent: Counter[str] = Counter()  # tokens each generator's items took, kept and rejected, cached or not
+        for lin in lineages + rejected.column("lineage").to_pylist():
+            if lin:
+                spent[lin["generator"]] += (lin.get("prompt_tokens") or 0) + (lin.get("completion_tokens") or 0)
         reasons: dict[str, Counter[str]] = {}
         for op, reason in zip(
             rejected.column("reject_operator").to_pylist(), rejected.column("reject_reason").to_pylist()
@@ -214,6 +219,8 @@ class GenerateStage(Stage):
         for name, figures in generators.items():
             figures["rejected_by_reason"] = dict(reasons.get(name, Counter()).most_common())
             figures["diversity"] = diversity([u for u, n in zip(firsts, names) if n == name and u], seed)
+            kept = sum(n == name for n in names)
+            figures["tokens_per_record"] = round(spent[name] / kept, 1) if kept else None
         made = out.counts["records"] - carried
         return GenerateFigures.model_validate(
             {

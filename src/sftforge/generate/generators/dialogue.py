@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sftforge.config import Constraints, GeneratorConfig
+from sftforge.generate.answer_check import ResponsivenessCheck
 from sftforge.generate.base import (
     Ask,
     TemplateStep,
@@ -118,6 +119,12 @@ class AssistantStep(TemplateStep):
     def __init__(self, lang: str, constraints: Constraints) -> None:
         super().__init__("dialogue", lang, "dialogue_assistant")
         self.constraints = constraints
+        checked = constraints.responsiveness
+        # With the check on, each answer must answer the user's message: among its passages' sentences, the one
+        # behind the answer must rank first as the answer to that message (asked again up to `candidates` times).
+        self.responsiveness = ResponsivenessCheck(checked, lang) if checked.enabled else None
+        if self.responsiveness is not None:
+            self.attempts = checked.candidates
 
     def prompt(self, item: WorkItem) -> list[dict[str, str]]:
         conv, passages = item.payload
@@ -139,6 +146,12 @@ class AssistantStep(TemplateStep):
         if score < self.constraints.min_support:
             raise ParseError(
                 f"the answer is not supported by its passages (support {score:.2f} < {self.constraints.min_support})"
+            )
+        if self.responsiveness is not None:
+            conv, _ = item.payload
+            question = conv.turns[-1][1]  # the user message being answered
+            score = min(
+                score, self.responsiveness.check("\n\n".join(p.text for p in passages), question, answer, None).score
             )
         return answer, score
 
@@ -290,8 +303,10 @@ class DialogueDriver:
         lineage.template, lineage.template_hash = s.template.name, s.template.hash
         lineage.attempts, lineage.prompt_tokens, lineage.completion_tokens = c.tokens[2], c.tokens[0], c.tokens[1]
         record = self.records.record(c.turns, source, lineage)
+        # every assistant turn passed its checks; the score is the weakest turn's (support, or the round trip's)
+        method = "overlap" if self.assistant.responsiveness is None else "responsiveness"
         record.answer_check = AnswerCheck(
-            "overlap", True, min(c.supports), f"goal: {c.goal} | {n_user} user turns; {c.ended}"
+            method, True, min(c.supports), f"goal: {c.goal} | {n_user} user turns; {c.ended}"
         )
         wave.records.append(record)
         return 1

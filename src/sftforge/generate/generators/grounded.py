@@ -2,7 +2,9 @@
 
 Every record points at its passage (document id, chunk id, character offsets), and its `answer_check` says whether
 the passage supports the answer: a span match for extractive QA (an answer that is not a span is retried, then
-rejected) and a token-overlap score otherwise. The default generator of task types qa, summarization and exercise.
+rejected) and a token-overlap score otherwise. With `task.constraints.responsiveness` on, a QA pair (and an
+exercise's stem against its key and explanation) must also pass the round trip (the passage's sentences ranked as
+answers to the question: the answer's must lead), asking up to `candidates` times per work item. The default generator of task types qa, summarization and exercise.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from sftforge.config import GeneratorConfig
-from sftforge.generate.answer_check import overlap_check, span_check
+from sftforge.generate.answer_check import ResponsivenessCheck, overlap_check, span_check
 from sftforge.generate.base import (
     CARRIED_KEY,
     Generator,
@@ -106,6 +108,12 @@ class GroundedStep(RecordStep):
         # One example per reply: stop where a small model would start a second one.
         label = self._prefill or "Question:"
         self.stop = ("\n",) if self.answer_first else (f"\n{label}", f"\n\n{label}")
+        checked = task.constraints.responsiveness
+        self.responsiveness = (
+            ResponsivenessCheck(checked, self.lang) if checked.enabled and task.type in ("qa", "exercise") else None
+        )
+        if self.responsiveness is not None:
+            self.attempts = checked.candidates  # best of n: ask again until a question passes the round trip
 
     def work_items(self, passages: list[Passage], per_passage: int) -> list[WorkItem]:
         """Items in passage order. Answer-first QA gives each of a passage's samples a different answer sentence
@@ -187,6 +195,7 @@ class GroundedStep(RecordStep):
         if answer.strip().lower() == question.strip().lower():
             raise ParseError("answer repeats the question")
         sources = [self._chunk_ref(p)]
+        span: tuple[int, int] | None = None  # the answer's characters in the passage (extractive answers)
         if support(p.text, question) < self.task.constraints.min_question_support:
             raise ParseError("question is not about the passage (too few of its words occur there)")
         if self.kind == "qa_extractive":
@@ -198,7 +207,23 @@ class GroundedStep(RecordStep):
         else:
             check_language(answer, self.lang)
             check = overlap_check(p.text, answer, self.task.constraints.min_support)
+        check = self._responsive(p, question, answer, span, check)
         return self._record(self._qa_user(p, question), answer, sources, check)
+
+    def _responsive(
+        self, p: Passage, question: str, answer: str, span: tuple[int, int] | None, check: AnswerCheck
+    ) -> AnswerCheck:
+        """With the responsiveness check on: the round trip's result, which keeps the grounding check's verdict
+        (the lower score of the two) and its detail; raises ParseError if the answer does not answer the question."""
+        if self.responsiveness is None:
+            return check
+        answered = self.responsiveness.check(p.text, question, answer, span)
+        return AnswerCheck(
+            answered.method,
+            check.passed,
+            min(answered.score, check.score),
+            f"{answered.detail} | {check.method}: {check.detail}",
+        )
 
     def _parse_answer_first(self, it: GroundedItem, fields: dict[str, str]) -> Record:
         p, answer = it.passage, it.answer
@@ -219,6 +244,7 @@ class GroundedStep(RecordStep):
             1.0,  # the answer is the passage's own sentence
             f"answer is the passage sentence at {s}-{e}; {link:.0%} of the question's content words occur in it",
         )
+        check = self._responsive(p, question, answer, (s, e), check)
         sources = [self._chunk_ref(p), SourceRef("span", p.chunk_id, p.doc_id, p.start + s, p.start + e)]
         return self._record(self._qa_user(p, question), answer, sources, check)
 
@@ -260,6 +286,8 @@ class GroundedStep(RecordStep):
             score,
             f"key {key}: {score:.0%} of the correct option and explanation tokens occur in the passage",
         )
+        # the sentence behind the key and its explanation must be the passage's best answer to the stem
+        check = self._responsive(p, question, f"{correct} {explanation}", None, check)
         passage = p.text if self.task.include_context else None
         user = load_template(self.lang, "record_exercise").render(
             passage=passage, question=question, options=list(zip(self.letters, options))

@@ -1,0 +1,154 @@
+"""The responsiveness round trip: hand-made question-answer pairs over hand-written passages, matched and mismatched,
+in English and Chinese, through the real ranker (the packaged MiniLM's token vectors for English)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sftforge.config import Responsiveness
+from sftforge.generate.answer_check import ResponsivenessCheck
+from sftforge.generate.parsing import ParseError
+from sftforge.lib.grounding import sentence_spans
+from sftforge.lib.responsiveness import AnswerRanker, answer_type
+
+EN = (
+    "This proposal adds a new statement, with, to the Python language. "
+    "The with statement makes it possible to factor out standard uses of try/finally statements. "
+    "In Python 2.5 the new syntax is only recognized if a future statement is present. "
+    "Without the future statement, using 'with' or 'as' as an identifier will cause a warning to be issued. "
+    "Guido van Rossum accepted the proposal in June 2005."
+)
+ZH = (
+    "长城是中国古代的军事防御工程。"
+    "它的修筑历史可以上溯到西周时期。"
+    "明朝修建的长城东起山海关，西至嘉峪关，全长约六千三百公里。"
+    "1987年，长城被列入世界文化遗产名录。"
+    "如今每年有数千万游客前来参观。"
+)
+
+
+def sentence(passage: str, i: int) -> tuple[str, tuple[int, int]]:
+    s, e = sentence_spans(passage)[i]
+    return passage[s:e], (s, e)
+
+
+@pytest.fixture(scope="module")
+def english() -> ResponsivenessCheck:
+    return ResponsivenessCheck(Responsiveness(enabled=True), "en")
+
+
+@pytest.fixture(scope="module")
+def chinese() -> ResponsivenessCheck:
+    return ResponsivenessCheck(Responsiveness(enabled=True), "zh")
+
+
+@pytest.mark.parametrize(
+    "question, i",
+    [
+        ("What does the with statement let you factor out?", 1),
+        ("When does Python 2.5 recognize the new syntax?", 2),
+        ("Who accepted the proposal?", 4),
+        ("What happens if 'as' is used as an identifier without the future statement?", 3),
+    ],
+)
+def test_english_answers_that_answer_pass(english: ResponsivenessCheck, question: str, i: int):
+    answer, span = sentence(EN, i)
+    check = english.check(EN, question, answer, span)
+    assert check.method == "responsiveness" and check.passed and check.score >= 0.5
+    assert check.detail.startswith("answer sentence ranks 1 of 5")
+    assert "*+" in check.detail  # the evidence marks the answer's sentence among the competitors
+
+
+@pytest.mark.parametrize(
+    "question, i",
+    [
+        ("What does the with statement let you factor out?", 3),  # the issue's kind: a sentence that mentions `with`
+        ("Who accepted the proposal?", 1),
+        ("When does Python 2.5 recognize the new syntax?", 0),
+    ],
+)
+def test_english_answers_that_do_not_answer_fail(english: ResponsivenessCheck, question: str, i: int):
+    answer, span = sentence(EN, i)
+    with pytest.raises(ParseError) as err:
+        english.check(EN, question, answer, span)
+    assert "responsiveness" in str(err.value) and not err.value.final  # another question may pass: ask again
+
+
+@pytest.mark.parametrize(
+    "question, i",
+    [
+        ("长城在哪一年被列入世界文化遗产名录？", 3),
+        ("明朝修建的长城全长多少公里？", 2),
+        ("长城的修筑历史可以上溯到什么时期？", 1),
+    ],
+)
+def test_chinese_answers_that_answer_pass(chinese: ResponsivenessCheck, question: str, i: int):
+    answer, span = sentence(ZH, i)
+    check = chinese.check(ZH, question, answer, span)
+    assert check.passed and check.score >= 0.5 and check.detail.startswith("answer sentence ranks 1 of 5")
+
+
+@pytest.mark.parametrize(
+    "question, i",
+    [
+        ("明朝修建的长城全长多少公里？", 3),
+        ("长城在哪一年被列入世界文化遗产名录？", 4),
+        ("长城的修筑历史可以上溯到什么时期？", 0),
+    ],
+)
+def test_chinese_answers_that_do_not_answer_fail(chinese: ResponsivenessCheck, question: str, i: int):
+    answer, span = sentence(ZH, i)
+    with pytest.raises(ParseError, match="responsiveness"):
+        chinese.check(ZH, question, answer, span)
+
+
+def test_a_free_answer_is_judged_by_the_sentence_behind_it(english: ResponsivenessCheck):
+    question = "Who accepted the proposal?"
+    assert english.check(EN, question, "It was accepted by Guido van Rossum in 2005.", None).passed
+    with pytest.raises(ParseError, match="responsiveness"):
+        english.check(EN, question, "A future statement has to be present for the syntax.", None)
+    with pytest.raises(ParseError, match="no sentence of the passage supports"):
+        english.check(EN, question, "Bananas are yellow.", None)
+
+
+def test_a_single_sentence_passage_is_rejected_once_with_its_reason(english: ResponsivenessCheck):
+    passage = "The with statement factors out standard uses of try/finally statements."
+    with pytest.raises(ParseError, match="one sentence") as err:
+        english.check(passage, "What does the with statement factor out?", passage, (0, len(passage)))
+    assert err.value.final  # asking again cannot help
+
+
+def test_a_stricter_margin_rejects_what_a_looser_one_accepts():
+    question, (answer, span) = "When does Python 2.5 recognize the new syntax?", sentence(EN, 2)
+    margin = ResponsivenessCheck(Responsiveness(enabled=True, min_margin=-10), "en").ranker.rank(
+        question, [EN[s:e] for s, e in sentence_spans(EN)], 2
+    )
+    assert margin.rank == 1 and 0 < margin.margin < 50
+    assert (
+        ResponsivenessCheck(Responsiveness(enabled=True, min_margin=margin.margin - 0.01), "en")
+        .check(EN, question, answer, span)
+        .passed
+    )
+    with pytest.raises(ParseError, match="too little"):
+        ResponsivenessCheck(Responsiveness(enabled=True, min_margin=margin.margin + 0.01), "en").check(
+            EN, question, answer, span
+        )
+
+
+def test_answer_type_reads_what_the_question_asks_for():
+    assert answer_type("How many people live there?", "About 12,000 people live there.", "en") == 1.0
+    assert answer_type("How many people live there?", "Many people live there.", "en") == 0.0
+    assert answer_type("Who wrote it?", "It was written by Ada Lovelace.", "en") == 1.0
+    assert answer_type("What is it?", "It was written by Ada Lovelace.", "en") == 0.0
+    assert answer_type("长城全长多少公里？", "全长约六千三百公里。", "zh") == 1.0
+    assert answer_type("谁发明了它？", "它由詹姆斯·瓦特改良。", "zh") == 1.0
+    assert answer_type("谁发明了它？", "它很有用。", "zh") == 0.0
+
+
+def test_without_token_vectors_the_paraphrase_weight_goes_to_the_other_signals():
+    ranker = AnswerRanker("en", vectors=None)
+    assert ranker.weights["maxsim"] == 0.0 and sum(ranker.weights.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="unknown responsiveness signals"):
+        AnswerRanker("en", weights={"vibes": 1.0})
+    with pytest.raises(ValueError, match="two sentences"):
+        ranker.rank("Who?", ["One sentence."], 0)
