@@ -1,12 +1,14 @@
 """A fault-injecting HTTP proxy for the OpenAI-compatible backend's tests.
 
 It sits between sftforge and a real server and, on a schedule, answers 429 with Retry-After, 500, hangs past the
-client's timeout, cuts a response body short, or returns malformed JSON; other requests are forwarded unchanged.
+client's timeout, cuts a response body short, or returns malformed JSON; other requests are forwarded unchanged
+(or, with `strip_logprobs`, without the logprobs, as a server that does not implement them answers).
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
 from collections import Counter
@@ -16,9 +18,15 @@ from urllib.parse import urlsplit
 
 class FaultProxy:
     def __init__(
-        self, upstream: str, schedule: list[str], hang_seconds: float = 10.0, reject_response_format: bool = False
+        self,
+        upstream: str,
+        schedule: list[str],
+        hang_seconds: float = 10.0,
+        reject_response_format: bool = False,
+        strip_logprobs: bool = False,
     ) -> None:
         self.reject_response_format = reject_response_format
+        self.strip_logprobs = strip_logprobs  # answer as a server without logprobs support would
         self.upstream = urlsplit(upstream)
         self.schedule = list(schedule)
         self.hang_seconds = hang_seconds
@@ -81,6 +89,11 @@ class FaultProxy:
 
             def _forward(self, body: bytes) -> None:
                 status, data, ctype = self._upstream(body)
+                if proxy.strip_logprobs and status == 200 and self.command == "POST":
+                    reply = json.loads(data)
+                    for choice in reply.get("choices", []):
+                        choice.pop("logprobs", None)
+                    data = json.dumps(reply).encode()
                 self._reply(status, data, {"Content-Type": ctype})
 
             def _reply(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:

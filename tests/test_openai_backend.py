@@ -275,3 +275,40 @@ def test_json_falls_back_to_validation_and_repair_without_response_format(server
         assert (r.value is None) == (r.error is not None)
         if r.value is not None:
             assert set(r.value) == {"question", "answer"}
+
+
+def judged_records() -> list:
+    from sftforge.sample import Record
+
+    def rec(question: str, answer: str) -> Record:
+        return Record("", [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], "qa", "en")
+
+    return [
+        rec("What is the capital of France?", "The capital of France is Paris."),
+        rec("Name a primary colour.", "Red is a primary colour."),
+        rec("What is 2 + 2?", ""),  # nothing to judge
+    ]
+
+
+def test_a_judge_on_a_server_uses_its_logprobs_and_without_them_the_digit_it_writes(server):
+    import math
+
+    from sftforge.config import OpenAIModel
+    from sftforge.ops.base import build
+    from sftforge.ops.model_features import LLMJudgeConfig
+
+    def judge(url: str):
+        spec = OpenAIModel(backend="openai", base_url=url, model="smollm2", max_retries=1)
+        return build(LLMJudgeConfig(server=spec))
+
+    with_logprobs = judge(server)
+    assert with_logprobs.feature_name == "llm_judge_smollm2"
+    scores = with_logprobs.score_batch(judged_records())
+    assert with_logprobs.without_logprobs == 0 and math.isnan(scores[2])
+    # an expectation over the digits' probabilities: inside the scale and, from real logprobs, not a whole number
+    assert all(1.0 <= s <= 5.0 and s != round(s) for s in scores[:2]), scores
+    with FaultProxy(server, [], strip_logprobs=True) as proxy:
+        parsed = judge(proxy.url)
+        scores = parsed.score_batch(judged_records())
+    assert parsed.without_logprobs == 2 and math.isnan(scores[2])
+    assert all(math.isnan(s) or s in (1.0, 2.0, 3.0, 4.0, 5.0) for s in scores[:2]), scores

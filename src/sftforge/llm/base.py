@@ -22,6 +22,7 @@ class SamplingParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     json_schema: str | None = None  # JSON Schema (as JSON text) the reply must satisfy; see llm/structured.py
+    top_logprobs: int = 0  # servers: ask for this many alternatives of each generated token with their logprobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,8 @@ class Completion:
     completion_tokens: int
     cached: bool = False  # served from the response cache
     reused_prompt_tokens: int = 0  # prompt tokens whose KV the backend reused instead of decoding them
+    # the first generated token's alternatives (token, logprob), where asked for and the server returned them
+    top_logprobs: tuple[tuple[str, float], ...] | None = None
 
 
 class LLM(ABC):

@@ -66,3 +66,36 @@ def question_text(messages: list[dict[str, str]]) -> str:
     if len(turns) == 1:
         return turns[0]["content"]
     return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+
+
+# -- a judge behind a chat server --------------------------------------------------------------------------------
+
+
+def judge_messages(question: str, answer: str, scale: int) -> list[dict[str, str]]:
+    """The rating request for a chat server (which cannot continue a prefilled reply): the same instruction."""
+    return [{"role": "user", "content": JUDGE_TEMPLATE.format(question=question, answer=answer, scale=scale)}]
+
+
+def score_from_alternatives(alternatives: tuple[tuple[str, float], ...] | None, scale: int) -> float | None:
+    """The expected rating under the server's first-token logprobs, restricted to the score digits (" 4" and "4"
+    count alike); None where no digit of the scale is among the alternatives."""
+    per_k: dict[int, list[float]] = {}
+    for token, logprob in alternatives or ():
+        t = token.strip()
+        if t.isdigit() and 1 <= int(t) <= scale:
+            per_k.setdefault(int(t), []).append(logprob)
+    if not per_k:
+        return None
+    ks = sorted(per_k)
+    z = np.array([np.logaddexp.reduce(per_k[k]) for k in ks], dtype=np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    return float((np.array(ks) * p).sum())
+
+
+def score_from_text(text: str, scale: int) -> float | None:
+    """The rating parsed from a reply: its first digit within the scale; None if it has none."""
+    for ch in text:
+        if ch.isdigit() and 1 <= int(ch) <= scale:
+            return float(ch)
+    return None

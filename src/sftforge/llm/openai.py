@@ -37,6 +37,16 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+def first_token_alternatives(choice: dict[str, Any]) -> tuple[tuple[str, float], ...] | None:
+    """The first generated token's alternatives from a chat completion choice (OpenAI's `logprobs.content[0]
+    .top_logprobs`), or None where the server sent none: not every server implements logprobs."""
+    try:
+        first = choice["logprobs"]["content"][0]
+        return tuple((str(t["token"]), float(t["logprob"])) for t in first["top_logprobs"]) or None
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
 class TransientError(Exception):
     """A failure worth retrying; `retry_after` is the server's requested wait, if it gave one."""
 
@@ -200,6 +210,9 @@ class OpenAICompatibleLLM(LLM):
         }
         if s.stop:
             body["stop"] = list(s.stop)[:4]
+        if s.top_logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = s.top_logprobs
         if s.json_schema and response_format == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
@@ -271,6 +284,7 @@ class OpenAICompatibleLLM(LLM):
             finish,
             int(usage.get("prompt_tokens") or 0),
             int(usage.get("completion_tokens") or 0),
+            top_logprobs=first_token_alternatives(choice) if request.sampling.top_logprobs else None,
         )
 
     async def _run(self, request: ChatRequest) -> None:

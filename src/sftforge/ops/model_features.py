@@ -15,6 +15,7 @@ the judge's prompt and expected rating are `sftforge.llm.judge`.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from pathlib import Path
@@ -22,7 +23,19 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from sftforge.llm.judge import JUDGE_REPLY_PREFIX, JUDGE_TEMPLATE, expected_score, question_text, score_token_ids
+from sftforge.config import OpenAIModel
+from sftforge.llm import open_llm
+from sftforge.llm.base import LLM, ChatRequest, SamplingParams
+from sftforge.llm.judge import (
+    JUDGE_REPLY_PREFIX,
+    JUDGE_TEMPLATE,
+    expected_score,
+    judge_messages,
+    question_text,
+    score_from_alternatives,
+    score_from_text,
+    score_token_ids,
+)
 from sftforge.llm.scoring import (
     ReferenceModel,
     fit_context,
@@ -34,6 +47,8 @@ from sftforge.llm.scoring import (
 )
 from sftforge.ops.base import BoundsConfig, Feature, register
 from sftforge.sample import Record
+
+log = logging.getLogger(__name__)
 
 
 class ModelFeatureConfig(BoundsConfig):
@@ -221,6 +236,10 @@ class IFD(_ModelFeature):
 class LLMJudgeConfig(ModelFeatureConfig):
     name: Literal["llm_judge"] = "llm_judge"
     scale: int = Field(5, ge=2, le=9)  # scores 1..scale; each must be a single token
+    # A bigger judge on an OpenAI-compatible server, for this step alone (the bundled model is a weak judge:
+    # benchmarks/scorers.py). The rating is the expectation under the server's first-token logprobs where it
+    # returns them, else the digit parsed from its reply; a reply with neither scores NaN (fails any bound).
+    server: OpenAIModel | None = None
 
 
 @register
@@ -240,9 +259,24 @@ class LLMJudge(_ModelFeature):
     config: LLMJudgeConfig
     batch_size: ClassVar[int] = 16
 
+    def __init__(self, config: LLMJudgeConfig, base_dir: Path | None = None) -> None:
+        super().__init__(config, base_dir)
+        self._server: LLM | None = None
+        self.without_logprobs = 0  # server replies scored from their text: the server sent no logprobs
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_server": None}
+
     @property
     def feature_name(self) -> str:
-        return "llm_judge" + (f"_{self.config.scale}" if self.config.scale != 5 else "") + _model_tag(self.config.model)
+        model = self.config.server.model if self.config.server else self.config.model
+        return "llm_judge" + (f"_{self.config.scale}" if self.config.scale != 5 else "") + _model_tag(model)
+
+    def setup(self) -> None:
+        if self.config.server is None:
+            super().setup()
+        elif self._server is None:
+            self._server = open_llm(self.config.server, self.base_dir or Path.cwd(), None)
 
     def prompts(self, records: list[Record]) -> list[str | None]:
         from sftforge.llm.hf import render_prompt
@@ -282,6 +316,8 @@ class LLMJudge(_ModelFeature):
         return JUDGE_REPLY_PREFIX if spaced else JUDGE_REPLY_PREFIX + " "
 
     def score_batch(self, records: list[Record]) -> list[float]:
+        if self.config.server is not None:
+            return self._score_on_server(records)
         llm = self.shared.llm
         groups = score_token_ids(llm.tokenizer, self.config.scale)
         flat = [t for ids in groups for t in ids]
@@ -292,4 +328,34 @@ class LLMJudge(_ModelFeature):
             logits = llm.next_token_logits([prompts[i] or "" for i in todo], flat, batch_size=self.config.batch_size)
             for row, i in enumerate(todo):
                 out[i] = expected_score(logits[row], groups)
+        return out
+
+    def _score_on_server(self, records: list[Record]) -> list[float]:
+        """Ratings from the judge server: the expectation under its first-token logprobs over the score digits,
+        else the digit its reply starts with; NaN (which fails any bound) for a reply with neither."""
+        self.setup()
+        server = self._server
+        if server is None:  # setup() opens it or raises
+            raise RuntimeError("llm_judge: setup() did not open the judge server")
+        chars = 4 * max(64, self.config.max_tokens - 128)  # about 4 characters a token
+        sampling = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=3, seed=0, top_logprobs=20)
+        out = [math.nan] * len(records)
+        for i, r in enumerate(records):
+            parts = split_response(r)
+            if parts is not None and parts[1].strip():
+                question, response = question_text(parts[0])[: chars // 3], parts[1][: chars - chars // 3]
+                server.submit(ChatRequest.of(str(i), judge_messages(question, response, self.config.scale), sampling))
+        while server.pending():
+            for c in server.poll():
+                score = score_from_alternatives(c.top_logprobs, self.config.scale)
+                if score is None:
+                    if c.top_logprobs is None and not self.without_logprobs:
+                        log.warning(
+                            "llm_judge: the judge server (model %s) returns no logprobs; ratings are parsed from "
+                            "the replies' digits",
+                            self.config.server.model if self.config.server else "?",
+                        )
+                    self.without_logprobs += c.top_logprobs is None
+                    score = score_from_text(c.text, self.config.scale)
+                out[int(c.request.id)] = math.nan if score is None else score
         return out
