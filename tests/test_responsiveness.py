@@ -152,3 +152,43 @@ def test_without_token_vectors_the_paraphrase_weight_goes_to_the_other_signals()
         AnswerRanker("en", weights={"vibes": 1.0})
     with pytest.raises(ValueError, match="two sentences"):
         ranker.rank("Who?", ["One sentence."], 0)
+
+
+def test_a_dialogue_answer_must_answer_the_user_message():
+    from types import SimpleNamespace
+
+    from sftforge.config import Constraints
+    from sftforge.generate.base import WorkItem
+    from sftforge.generate.generators.dialogue import AssistantStep
+    from sftforge.sources.chunking import Passage
+
+    step = AssistantStep("en", Constraints(responsiveness=Responsiveness(enabled=True)))
+    assert step.attempts == 4
+    item = WorkItem(
+        "c:a0", (SimpleNamespace(turns=[("user", "Who accepted the proposal?")]), [Passage("d#0", "d", 0, len(EN), EN)])
+    )
+    answer, score = step.parse(item, "Guido van Rossum accepted the proposal in June 2005.")
+    assert answer.startswith("Guido") and score >= 0.5
+    with pytest.raises(ParseError, match="responsiveness"):
+        step.parse(item, "The with statement makes it possible to factor out standard uses of try/finally statements.")
+
+
+def test_an_exercise_key_and_explanation_must_answer_its_stem():
+    from sftforge.generate.base import WorkItem
+    from sftforge.generate.generators.grounded import GroundedItem, GroundedStep
+    from sftforge.recipe import Task
+    from sftforge.sources.chunking import Passage
+
+    task = Task(type="exercise", description="Python", constraints={"responsiveness": {"enabled": True}})
+    step = GroundedStep(task)
+    item = WorkItem("d#0|0", GroundedItem(Passage("d#0", "d", 0, len(EN), EN)))
+    options = "A. Guido van Rossum\nB. Barry Warsaw\nC. Tim Peters\nD. Nick Coghlan"
+    output = "Question: Who accepted the proposal?\n{o}\nAnswer: {k}\nExplanation: {e}"
+    fitting = output.format(o=options, k="A", e="Guido van Rossum accepted the proposal in June 2005.")
+    record = step.parse(item, fitting.removeprefix(step._prefill))
+    assert record.answer_check.method == "responsiveness" and record.answer_check.passed
+    unfitting = output.format(
+        o=options, k="A", e="A future statement must be present for the new syntax in Python 2.5."
+    )
+    with pytest.raises(ParseError, match="responsiveness"):
+        step.parse(item, unfitting.removeprefix(step._prefill))
