@@ -87,6 +87,22 @@ def test_end_to_end_records_point_at_their_passages(finished_run: Path, three_pe
     card = (finished_run / "export" / "README.md").read_text()
     assert f"| records | {len(rows)} |" in card
     assert "temperature 0.3" in card and "pep-" in card
+    assert "tokens per record" in card and "barely agrees with human preference" not in card  # no model scores
+
+
+def test_the_card_says_where_the_bundled_model_scored_the_records(finished_run: Path):
+    from sftforge.export.card import render_card
+    from sftforge.recipe import load_recipe
+    from sftforge.run import RunDir
+
+    run = RunDir.open(finished_run)
+    records = run.read_records("clean")
+    for r in records:
+        r.features["ifd"], r.features["llm_judge"] = 0.8, 3.5
+    recipe, _ = load_recipe(finished_run / "recipe.yaml")
+    card = render_card(recipe, records, run, {}, [], "test")
+    assert "barely agrees with human preference" in card
+    assert "`llm_judge` 0.54, `ifd` 0.56" in card and "`perplexity`" not in card
     for name in ("openai.jsonl", "alpaca.jsonl", "sharegpt.jsonl", "data.parquet", "hf", "recipe.yaml"):
         assert (finished_run / "export" / name).exists()
 

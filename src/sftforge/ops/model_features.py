@@ -50,6 +50,11 @@ from sftforge.sample import Record
 
 log = logging.getLogger(__name__)
 
+# How far the bundled model's scores agree with human preference: AUC of the human-chosen reply scoring better than
+# the rejected one (0.5 is chance), on 500 pairs of Anthropic's HH-RLHF helpful test split, in the direction the
+# filters use (benchmarks/scorers.py; 95% intervals there). The card quotes them where a dataset used these scores.
+BUNDLED_PREFERENCE_AUC: dict[str, float] = {"llm_judge": 0.54, "ifd": 0.56, "perplexity": 0.55}
+
 
 class ModelFeatureConfig(BoundsConfig):
     model: str | None = None  # a GGUF file or transformers directory; None = the bundled SmolLM2-135M-Instruct
