@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,17 +96,22 @@ class Embedder:
         self.dim = int(self.model.config.hidden_size)
         self._torch = torch
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        torch = self._torch
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+    def _hidden(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], Any, Any]]:
+        """(indices into `texts`, tokenizer output, last hidden states) per batch, texts of similar length together."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             enc = self.tokenizer(
                 [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
             )
-            with torch.inference_mode():
+            with self._torch.inference_mode():
                 hidden = self.model(**enc).last_hidden_state
+            yield idx, enc, hidden
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        torch = self._torch
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for idx, enc, hidden in self._hidden(texts, batch_size):
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             if self.pooling == "cls":
                 pooled = hidden[:, 0]
@@ -125,14 +131,8 @@ class Embedder:
         torch = self._torch
         special = set(self.tokenizer.all_special_tokens)
         out: list[tuple[np.ndarray, list[str]]] = [(np.zeros((0, self.dim), np.float32), [])] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            )
-            with torch.inference_mode():
-                hidden = torch.nn.functional.normalize(self.model(**enc).last_hidden_state.float(), p=2, dim=-1)
+        for idx, enc, states in self._hidden(texts, batch_size):
+            hidden = torch.nn.functional.normalize(states.float(), p=2, dim=-1)
             for row, i in enumerate(idx):
                 ids = enc["input_ids"][row][enc["attention_mask"][row].bool()].tolist()
                 toks = self.tokenizer.convert_ids_to_tokens(ids)
