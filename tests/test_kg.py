@@ -33,7 +33,7 @@ from sftforge.kg import (
     with_paraphrase,
     witness_paths,
 )
-from sftforge.kg.verbalise import split_words
+from sftforge.kg.words import split_words
 from sftforge.sample import Lineage, Record, record_id, records_to_table, table_to_records
 
 COUNTRIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "kg" / "countries"
@@ -140,7 +140,16 @@ def test_revisit_topic_and_bound_rejections(small):
     g = small
     walk = rpath(g, "a", "r1", "r1^-1", nodes=("a", "b", "a"))
     assert check_path(g, walk) == "the walk revisits an entity"
-    assert check_path(g, rpath(g, "a", "r1", "r1^-1")) == "the answer set contains the topic entity"
+    # an answer set holding the topic and more is asked "other than" the topic, which leaves the answers
+    assert check_path(g, rpath(g, "a", "r1", "r1^-1")) is None
+    other = path_example(g, rpath(g, "a", "r1", "r1^-1"))
+    assert (
+        other.answers == ["X"]
+        and other.question.endswith(", other than A?")
+        and "other than" in other.answer_check.detail
+    )
+    alone = KnowledgeGraph.from_triples([("p", "likes", "z"), ("q", "likes", "y")])
+    assert check_path(alone, rpath(alone, "p", "likes", "likes^-1")) == "the answer set is only the topic entity"
     assert check_path(g, rpath(g, "a", "r1"), max_answers=1) == "answer set larger than max_answers (1)"
     assert check_path(g, rpath(g, "a", "r1"), max_answers=2) is None
     assert check_path(g, rpath(g, "e", "r2")) == "empty answer set"
@@ -202,22 +211,58 @@ def test_relation_words():
 
 
 def test_questions_from_relation_names():
-    assert verbalise(["locatedin^-1"], "Europe", plural=[True]) == "Which entities are located in Europe?"
+    assert verbalise(["locatedin^-1"], "Europe", plural=[True]) == "What is located in Europe?"
+    assert verbalise(["locatedin^-1"], "Europe", plural=[True], answer_noun="country") == (
+        "Which countries are located in Europe?"
+    )
     assert verbalise(["locatedin"], "France", answer_noun="region") == "Which region is France located in?"
     assert verbalise(["neighbor"], "France", plural=[True]) == "What are the neighbors of France?"
     assert verbalise(["capital"], "France") == "What is the capital of France?"
-    assert verbalise(["hasCapital^-1"], "Paris") == "Which entity has Paris as its capital?"
-    assert verbalise(["directed"], "Nolan", plural=[True]) == "Which entities has Nolan directed?"
+    assert verbalise(["hasCapital^-1"], "Paris") == "What has Paris as its capital?"
+    assert verbalise(["directed"], "Nolan", plural=[True]) == "What has Nolan directed?"
     assert verbalise(["rdf:type"], "Paris") == "What type of entity is Paris?"
-    assert verbalise(["capitalOf"], "Paris") == "Which entity is Paris the capital of?"
-    assert verbalise(["capital_of^-1"], "France") == "Which entity is the capital of France?"
-    assert verbalise(["isPartOf^-1"], "Europe", plural=[True]) == "Which entities are part of Europe?"
+    assert verbalise(["capitalOf"], "Paris") == "What is Paris the capital of?"
+    assert verbalise(["capital_of^-1"], "France") == "What is the capital of France?"
+    assert verbalise(["isPartOf^-1"], "Europe", plural=[True]) == "What is part of Europe?"
+    assert verbalise(["isPartOf^-1"], "Europe", plural=[True], answer_noun="country") == (
+        "Which countries are part of Europe?"
+    )
     assert statement("memberOf", "France", "the EU") == "France is a member of the EU."
     # two hops: the first hop becomes a noun phrase inside the second hop's question
     q = verbalise(["locatedin^-1", "neighbor"], "Europe", plural=[True, True])
     assert q == "What are the neighbors of the entities located in Europe?"
     q = verbalise(["neighbor", "locatedin"], "France", plural=[True, True], answer_noun="region")
     assert q == "Which regions are the neighbors of France located in?"
+
+
+def test_snake_case_movie_relations_read_as_english():
+    """The issue's movie graph: the wording a person writes, inflected rather than pasted."""
+    assert verbalise(["starred_actors"], "Inception", plural=[True]) == "What are the starred actors of Inception?"
+    assert verbalise(["directed_by"], "Inception") == "Who directed Inception?"
+    assert verbalise(["written_by"], "Inception") == "Who wrote Inception?"
+    assert (
+        verbalise(["directed_by^-1"], "Nolan", plural=[True], answer_noun="film")
+        == "Which films were directed by Nolan?"
+    )
+    assert verbalise(["has_genre"], "Inception") == "What is the genre of Inception?"
+    assert verbalise(["in_language"], "Inception") == "What is the language of Inception?"
+    assert verbalise(["release_year"], "Inception") == "What is the release year of Inception?"
+    q = verbalise(["starred_actors^-1", "written_by"], "Tom Hanks", plural=[True, True])
+    assert q == "Who wrote the entities that have Tom Hanks as their starred actor?"
+    assert (
+        statement("starred_actors", "Inception", "Tom Hardy", several=True)
+        == "Tom Hardy is a starred actor of Inception."
+    )
+    assert statement("has_tags", "Inception", "world war ii", several=True) == "world war ii is a tag of Inception."
+    # DBpedia's glued and camelCase infobox names
+    assert split_words("nationalteam") == ["national", "team"] and split_words("countryofbirth") == [
+        "country",
+        "of",
+        "birth",
+    ]
+    assert verbalise(["almaMater^-1"], "MIT", plural=[True]) == "What has MIT as its alma mater?"
+    assert verbalise(["countryofbirth"], "Pelé") == "What is the country of birth of Pelé?"
+    assert verbalise(["youthclubs"], "Messi", plural=[True]) == "What are the youth clubs of Messi?"
 
 
 def test_overrides_and_chinese():
@@ -228,10 +273,14 @@ def test_overrides_and_chinese():
     zh = {"locatedin": {"words": "所在地区"}, "neighbor": {"words": "邻国"}}
     assert verbalise(["locatedin"], "法国", lang="zh", overrides=zh) == "法国的所在地区是什么？"
     assert verbalise(["neighbor", "locatedin"], "法国", lang="zh", overrides=zh) == "法国的邻国的所在地区是什么？"
-    assert verbalise(["neighbor^-1"], "法国", lang="zh", overrides=zh) == "哪些实体的邻国是法国？"
+    assert verbalise(["neighbor^-1"], "法国", lang="zh", overrides=zh, plural=[True]) == "哪些实体的邻国是法国？"
     assert statement("locatedin", "France", "Europe") == "France is located in Europe."
     assert statement("neighbor", "France", "Spain", several=True) == "Spain is a neighbor of France."
     assert statement("locatedin", "法国", "欧洲", lang="zh", overrides=zh) == "法国的所在地区是欧洲。"
+    # without overrides, English relation names are translated by the dictionary and glossary
+    assert verbalise(["locatedin"], "法国", lang="zh") == "法国位于什么？"
+    assert verbalise(["birthPlace"], "李白", lang="zh") == "李白的出生地是什么？"
+    assert verbalise(["almaMater^-1"], "北京大学", lang="zh", plural=[True]) == "哪些实体的母校是北京大学？"
 
 
 # ---------------------------------------------------------------------------------------------- loaders
@@ -501,7 +550,9 @@ def test_countries_known_facts(countries):
     assert run(g, "portugal", "neighbor") == {"spain"}
     assert g.name(g.entity_id("united_states")) == "United States"
     q = path_example(g, rpath(g, "portugal", "neighbor", "neighbor", nodes=("portugal", "spain", "france")))
-    assert isinstance(q, PathRejection)  # Spain's neighbours include Portugal itself
+    # Spain's neighbours include Portugal itself: asked "other than Portugal", and Portugal is not an answer
+    assert q.question == "What are the neighbors of the neighbor of Portugal, other than Portugal?"
+    assert "Portugal" not in q.answers and {"France", "Andorra"} <= set(q.answers)
 
 
 def test_countries_end_to_end(countries):
@@ -521,7 +572,8 @@ def test_countries_end_to_end(countries):
     for e in made:
         ids = [g.entity(a) for a in e.answer_ids]
         topic = g.entity(e.topic_id)
-        assert set(ids) == naive_execute(triples, topic, e.relations)
+        assert set(ids) == naive_execute(triples, topic, e.relations) - {topic}
+        assert (topic in naive_execute(triples, topic, e.relations)) == ("other than" in e.question)
         assert 0 < len(ids) <= 12 and topic not in ids
         assert all(tuple(s.id.split("\t")) in triples for s in e.source)
         assert e.question.endswith("?") and e.response.endswith(".")

@@ -78,7 +78,9 @@ def test_countries_answers_are_the_full_answer_sets_of_their_paths(english: RunD
         topic, *rels = path[0].id.split("\t")
         hops.add(len(rels))
         expected = {name_to_id[n] for n in rec.answer_check.expected}
-        assert execute(adj, topic, rels) == expected  # the whole answer set, not the walk's end node
+        full = execute(adj, topic, rels)  # the whole answer set, not the walk's end node
+        # a set that holds the topic is asked "other than" it, and the topic is not an answer
+        assert full - {topic} == expected and (topic in full) == ("other than" in rec.messages[-2]["content"])
         assert topic not in expected and 1 <= len(expected) <= 8
         for k in range(1, len(rels)):  # no shorter relation path gives the same answers
             for shorter in itertools.product(relations, repeat=k):

@@ -43,12 +43,14 @@ def local_name(name: str) -> str:
     return name
 
 
-def humanise(name: str) -> str:
-    """A readable display name for an entity id: URI tail, underscores to spaces, and title case when the id
-    is all lowercase (`united_states` -> "United States"); ids with their own capitals are kept."""
+def humanise(name: str, titlecase: bool = True) -> str:
+    """A readable display name for an entity id: URI tail, underscores to spaces, and, with `titlecase`, title
+    case when the id is all lowercase (`united_states` -> "United States"). Whether to title-case is the graph's
+    call (`KnowledgeGraph.lowercase_ids`): in a graph of lowercase ids it restores names, in a graph whose names
+    carry their own casing a lowercase one ("world war ii", "r") is written that way on purpose."""
     text = local_name(name) if (name.startswith(("http://", "https://", "<")) or re.match(r"^\w+:\w", name)) else name
     text = text.replace("_", " ").strip()
-    if text and text == text.lower() and re.search(r"[a-z]", text):
+    if titlecase and text and text == text.lower() and re.search(r"[a-z]", text):
         words = text.split(" ")
         text = " ".join(
             w if (i and w in _SMALL_WORDS) else "-".join(p[:1].upper() + p[1:] for p in w.split("-"))
@@ -245,7 +247,19 @@ class KnowledgeGraph:
         """The entity's display name: its label, or a readable form of its id."""
         e = int(e)
         label = self.labels.get(e)
-        return label if label is not None else humanise(self.entity(e))
+        if label is None:
+            return humanise(self.entity(e), titlecase=self.lowercase_ids)
+        # a label file of URIs (DBP15K's `id<TAB>http://dbpedia.org/resource/Kim_Dae-jung`) names by the URI's tail
+        return humanise(label, titlecase=False) if label.startswith(("http://", "https://")) else label
+
+    @cached_property
+    def lowercase_ids(self) -> bool:
+        """Whether the graph writes its entity ids in lowercase only (`united_states`), so display names are
+        title-cased; a graph with capitals in more than 2% of its (sampled) ids keeps every name as written."""
+        step = max(1, self.num_entities // 20_000)
+        ids = [local_name(x) for x in self.entities.take(np.arange(0, self.num_entities, step)).to_pylist()]
+        latin = [x for x in ids if re.search(r"[A-Za-z]", x)]
+        return bool(latin) and sum(x != x.lower() for x in latin) <= 0.02 * len(latin)
 
     def entity_ids(self, names: Sequence[str]) -> np.ndarray:
         """Ids of entities by their source id (exact), -1 where unknown."""

@@ -6,8 +6,10 @@ the walk's end node: "Which countries are located in Europe?" has every European
 a model trained on a single one of them would learn a wrong fact about the question.
 
 A path is rejected, with a reason, when
-- it revisits an entity (the walk's entities are not distinct, or the answer set contains the topic): such
-  questions are trivial or circular ("what neighbours a neighbour of France?" includes France);
+- the walk revisits an entity, or the answer set is the topic alone: such questions are trivial or circular.
+  An answer set that holds the topic and more is asked "other than" the topic ("What are the neighbors of the
+  neighbors of France, other than France?") and the topic leaves the answer set, since that is the question
+  people ask ("Which other films did the director of X direct?");
 - its answer set is empty or larger than `max_answers` (unanswerable in a sentence);
 - it has a shortcut: a strictly shorter relation path from the topic gives the same answer set, so the extra
   hops add words but no reasoning (A -r-> B -r^-1-> ... loops, or a 2-hop path equal to a direct relation);
@@ -24,8 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sftforge.kg.classes import ClassNamer
 from sftforge.kg.graph import KnowledgeGraph, gather_ranges
-from sftforge.kg.verbalise import Override, join_names, statement, verbalise
+from sftforge.kg.lexicon import Lexicon
+from sftforge.kg.verbalise import Hop, Override, join_names, make_lexicon, statement
+from sftforge.kg.verbalise import question as ask
 from sftforge.kg.walks import Walks
 from sftforge.lib.grounding import support
 from sftforge.lib.text import tokens
@@ -164,9 +169,9 @@ def check_path(
         return "empty answer set"
     if len(answers) > max_answers:
         return f"answer set larger than max_answers ({max_answers})"
-    i = int(np.searchsorted(answers, path.topic))
-    if i < len(answers) and int(answers[i]) == path.topic:
-        return "the answer set contains the topic entity"
+    if len(answers) == 1 and int(answers[0]) == path.topic:
+        return "the answer set is only the topic entity"
+    answers = np.setdiff1d(answers, [path.topic])  # the rest is asked "other than" the topic
     try:
         shorter = find_shortcut(graph, path.topic, path.relations, answers=answers, budget=shortcut_budget)
     except ShortcutBudgetExceeded:
@@ -237,20 +242,6 @@ class PathExample:
         return [{"role": "user", "content": self.question}, {"role": "assistant", "content": self.response}]
 
 
-def common_type(graph: KnowledgeGraph, entities: np.ndarray, type_relation: int | None = None) -> str | None:
-    """The display name of the one type every entity in `entities` has, via the graph's "is a" relation."""
-    r = graph.type_relation() if type_relation is None else type_relation
-    if r is None or not len(entities):
-        return None
-    common: set[int] | None = None
-    for e in entities.tolist():
-        types = set(graph.tails(e, r).tolist())
-        common = types if common is None else common & types
-        if not common:
-            return None
-    return graph.name(next(iter(common))).lower() if common and len(common) == 1 else None
-
-
 def path_example(
     graph: KnowledgeGraph,
     path: RelationPath,
@@ -264,43 +255,49 @@ def path_example(
     paraphrase: Callable[[str], str] | None = None,
     answer_noun: str | None = None,
     shortcut_budget: int = 2_000_000,
+    lexicon: Lexicon | None = None,
+    classes: ClassNamer | None = None,
 ) -> PathExample | PathRejection:
     """The example for `path`, or why there is none. `reasoning`: the response walks through the witness
     triples before the answer. `paraphrase`: rewrites the derived question (an LLM call); a paraphrase that
-    drops the topic's name is not used. `answer_noun`: what the answers are ("country"); by default the one
-    type all answers share, if the graph has a type relation."""
-    answers = execute(graph, path.topic, path.relations)
+    drops the topic's name is not used. `lexicon`: the relations' wordings (default: derived by the rules, with
+    `overrides` applied); `classes`: names what each hop reaches (default: from the graph's types and relation
+    signatures, or `answer_noun` for the answers)."""
+    lexicon = lexicon if lexicon is not None else make_lexicon(lang, overrides)
+    rel_names = [graph.relation_label(r) for r in path.relations]
+    for name in rel_names:
+        entry = lexicon.get(name)
+        if entry.skip:
+            return PathRejection(path, f"relation {entry.relation} has no wording ({entry.skip})")
+    full = execute(graph, path.topic, path.relations)
     reason = check_path(
         graph,
         path,
         max_answers=max_answers,
         min_hops=min_hops,
         max_hops=max_hops,
-        answers=answers,
+        answers=full,
         shortcut_budget=shortcut_budget,
     )
     if reason:
         return PathRejection(path, reason)
+    answers = np.setdiff1d(full, [path.topic])
+    other_than = len(answers) < len(full)
     frontiers = hop_frontiers(graph, path.topic, path.relations)
     chains = witness_paths(graph, path.topic, path.relations)
     # The answer check: every witness edge is a triple of the graph and ends in the answer set it explains.
     for answer, chain in chains.items():
         if chain[-1][2] != answer or not all(graph.has_edge(h, r, t) for h, r, t in chain):
             return PathRejection(path, "answer check failed: a witness chain is not in the graph")
-    if set(chains) != set(answers.tolist()):
+    if set(chains) != set(full.tolist()):
         return PathRejection(path, "answer check failed: witness chains do not cover the answer set")
+    chains.pop(path.topic, None)
 
     topic = graph.name(path.topic)
-    rel_names = [graph.relation_label(r) for r in path.relations]
-    noun = answer_noun if answer_noun is not None else (common_type(graph, answers) if lang == "en" else None)
-    question = verbalise(
-        rel_names,
-        topic,
-        lang=lang,
-        overrides=overrides,
-        plural=[len(f) > 1 for f in frontiers],
-        answer_noun=noun,
-    )
+    namer = classes if classes is not None else ClassNamer(graph, lexicon, answer_noun)
+    reached = frontiers[:-1] + [answers]
+    hops = [Hop(rel, len(f) > 1, namer.of(f)) for rel, f in zip(rel_names, reached)]
+    question = ask(hops, topic, lexicon, other_than=topic if other_than else None)
     template_question = question
 
     order = sorted(answers.tolist(), key=graph.name)
@@ -315,8 +312,7 @@ def path_example(
             graph.relation_label(r),
             graph.name(h),
             graph.name(t),
-            lang=lang,
-            overrides=overrides,
+            lexicon=lexicon,
             several=len(graph.tails(h, r)) > 1,
         )
         for h, r, t in edges
@@ -331,8 +327,8 @@ def path_example(
     source = [SourceRef(SOURCE_KIND, "\t".join(t), graph.source or None) for t in triples]
     detail = (
         f"executed {' -> '.join(rel_names)} from {graph.entity(path.topic)} over the whole graph: "
-        f"{len(answers)} answer(s), each with a witness chain of graph triples; no shorter relation path gives "
-        f"the same answer set"
+        f"{len(answers)} answer(s){' other than the topic' if other_than else ''}, each with a witness chain of "
+        f"graph triples; no shorter relation path gives the same answer set"
     )
     example = PathExample(
         path_key="\t".join([graph.entity(path.topic)] + [graph.relation_name(r) for r in path.relations]),
