@@ -240,7 +240,14 @@ class Walks(Strict):
         "with {x}, or {question, phrase, statement, words}.",
     )
     answer_noun: str | None = Field(
-        None, description='kg_qa: what answers are ("country"); default: their common type.'
+        None,
+        description='kg_qa: what answers are ("country"); default: from the graph (types, people, relation '
+        "signatures).",
+    )
+    lexicon: str | None = Field(
+        None,
+        description="kg_qa: a relation lexicon YAML (the run writes its own as kg_lexicon.yaml: edit it and name it "
+        "here); its wordings replace the derived ones, `relations` overrides apply on top.",
     )
     # multi_doc_qa
     min_passages: int = Field(2, ge=2, le=4, description="multi_doc_qa: fewest passages per question.")

@@ -339,6 +339,12 @@ class Generator(ABC):
         return True
 
     @classmethod
+    def inputs(cls, config: GeneratorConfig, recipe: Recipe) -> list[Path]:
+        """Files the generator reads besides the sources (a user-edited lexicon): their contents are part of the
+        generate stage's fingerprint, so editing one reruns generation."""
+        return []
+
+    @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
         """One line about the generator's own figures, for the dataset card's table."""
         return ""

@@ -13,6 +13,7 @@ passage order.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -84,6 +85,11 @@ class GenerateStage(Stage):
             cfg["seed"] = gen.sampling.seed
         for section in sorted({s for g in recipe.generators for s in GENERATORS[g.name].sections}):
             cfg[section] = getattr(recipe, section).model_dump()
+        inputs = [p for g in recipe.generators for p in GENERATORS[g.name].inputs(g, recipe)]
+        if inputs:
+            cfg["inputs"] = [
+                [str(p), hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None] for p in inputs
+            ]
         for name in sorted({need for g in recipe.generators for need in GENERATORS[g.name].requires} - {"documents"}):
             # documents reach generation through the sources stage's output; other inputs are read again here
             cfg[f"files:{name}"] = [

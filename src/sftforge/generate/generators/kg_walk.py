@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -43,12 +44,15 @@ from sftforge.kg import (
     start_nodes,
     with_paraphrase,
 )
+from sftforge.kg.classes import ClassNamer
+from sftforge.kg.lexicon import Lexicon, LexiconError
 from sftforge.sample import Lineage, Record, Rejected, SourceRef, record_id
 
 if TYPE_CHECKING:
     from sftforge.recipe import Recipe, Task
 
 log = logging.getLogger(__name__)
+LEXICON_FILE = "kg_lexicon.yaml"  # the relation lexicon a run used, in its directory
 PATH_KIND = "kg_path"  # SourceRef kind of the relation path a record asks about: "topic<TAB>relation<TAB>..."
 
 
@@ -67,11 +71,15 @@ class KGWalkStep(RecordStep):
     name = "kg_walk"
     stop = ("\n",)
 
-    def __init__(self, task: Task, walks: Walks, graph: KnowledgeGraph) -> None:
+    def __init__(self, task: Task, walks: Walks, graph: KnowledgeGraph, lexicon: Lexicon | None = None) -> None:
         self.task = task
         self.walks = walks
         self.graph = graph
         self.lang = task.language
+        self.lexicon = (
+            lexicon if lexicon is not None else Lexicon.for_graph(graph, task.language, overrides=walks.relations)
+        )
+        self.classes = ClassNamer(graph, self.lexicon, walks.answer_noun)
         self._template = load_template(self.lang, "kg_paraphrase")
 
     @property
@@ -123,7 +131,8 @@ class KGWalkStep(RecordStep):
             self.graph,
             candidate.path,
             lang=self.lang,
-            overrides=w.relations,
+            lexicon=self.lexicon,
+            classes=self.classes,
             reasoning=w.reasoning,
             max_answers=w.max_answers,
             min_hops=w.min_hops,
@@ -203,6 +212,10 @@ class KGWalk(Generator):
         return recipe.walks.paraphrase
 
     @classmethod
+    def inputs(cls, config: GeneratorConfig, recipe: Recipe) -> list[Path]:
+        return [recipe.resolve(recipe.walks.lexicon)] if recipe.walks.lexicon else []
+
+    @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
         hops = ", ".join(f"{k} hops: {v}" for k, v in figures.get("hops", {}).items())
         return f"{figures.get('graph', '')}; {hops}; {figures.get('paraphrased', 0)} reworded by the LLM"
@@ -215,7 +228,7 @@ class KGWalk(Generator):
     def run(self, session: Session) -> Iterator[Wave]:
         walks, seed = self.job.recipe.walks, session.sampling.seed
         graph = self.job.graph()
-        step = KGWalkStep(self.job.task, walks, graph)
+        step = KGWalkStep(self.job.task, walks, graph, self._lexicon(graph))
         max_walks = walks.max_walks or 200 * self.job.task.target_count
         accepted = session.committed
         items: list[WorkItem] = []
@@ -250,6 +263,31 @@ class KGWalk(Generator):
         yield from self._flush(session, step, items, rejected, keys, seed)
         accepted += len(items)
         self.figures = self._figures(graph, exhausted, max_walks, accepted, session)
+
+    def _lexicon(self, graph: KnowledgeGraph) -> Lexicon:
+        """The relation lexicon (the recipe's file, if named, over the rules; `walks.relations` on top), written to
+        the run directory for the user to read and edit. A graph none of whose relations can be worded stops here,
+        with what to do."""
+        recipe, walks = self.job.recipe, self.job.recipe.walks
+        path = recipe.resolve(walks.lexicon) if walks.lexicon else None
+        lexicon = Lexicon.for_graph(graph, self.job.task.language, path=path, overrides=walks.relations)
+        lexicon.write(self.job.run.path / LEXICON_FILE)
+        names = [graph.relation_label(r) for r in range(graph.num_relations)]
+        if all(lexicon.get(n).skip for n in names):
+            raise LexiconError(
+                f"no relation of {graph.source or 'the knowledge graph'} can be worded (e.g. {names[0]!r}: "
+                f"{lexicon.get(names[0]).skip}); give relations readable names (sources.kg.relation_labels) or "
+                f"write their wording in {self.job.run.path / LEXICON_FILE} and name it as walks.lexicon"
+            )
+        skipped = sum(lexicon.get(n).skip is not None for n in names)
+        if skipped:
+            log.info(
+                "generate: %d of %d relations have no wording and are not asked about (see %s)",
+                skipped,
+                len(names),
+                LEXICON_FILE,
+            )
+        return lexicon
 
     def _flush(
         self,
