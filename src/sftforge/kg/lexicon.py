@@ -265,19 +265,17 @@ def derive_zh(relation: str, words: list[str] | None = None) -> Wording:
         shape, p = "noun", "".join(words)
     else:
         shape, w = _shape_en(words)
-        if shape == "noun_of" and "of" in w:  # country of birth -> 出生国家
-            i = w.index("of")
-            w = w[i + 1 :] + w[:i]
-        elif "of" in w:
+        if "of" in w:  # country of birth -> 出生国家: Chinese puts the "of" part first
             i = w.index("of")
             w = w[i + 1 :] + w[:i]
         if shape == "verb_prep" and len(w) == 1:  # after, before, near: Chinese says it with a noun (后任)
             shape = "noun"
-        p = _translate_verb(w) if shape in ("verb_by", "verb_prep", "verb") else translate(w)
-        if not p:
+        found = _translate_verb(w) if shape in ("verb_by", "verb_prep", "verb") else translate(w)
+        if not found:
             return Wording(
                 relation, "custom", " ".join(words), skip="no Chinese for these words in the dictionary: write it"
             )
+        p = found
     return _zh_templates(relation, shape, p)
 
 
@@ -510,7 +508,7 @@ def _from_dict(name: str, value: dict[str, Any], lang: str, where: str) -> Wordi
     noun = value.get("noun")
     if noun is not None and not (isinstance(noun, list) and len(noun) == 2 and all(isinstance(x, str) for x in noun)):
         raise LexiconError(f"{where}: noun must be [singular, plural]")
-    entry = Wording(name, shape, str(value.get("words", "")), noun=tuple(noun) if noun else None, origin="file")  # type: ignore[arg-type]
+    entry = Wording(name, shape, str(value.get("words", "")), noun=(noun[0], noun[1]) if noun else None, origin="file")
     if value.get("skip"):
         entry.skip = str(value["skip"])
         return entry

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from typing import Any
 
 _PLACEHOLDER = re.compile(r"[{}]|\^-1|inverse of")
 _CAMEL = re.compile(r"\b[a-z]+[A-Z][a-zA-Z]*\b")
@@ -35,7 +36,7 @@ def _english() -> frozenset[str]:
 
 
 @functools.cache
-def _inflect():  # type: ignore[no-untyped-def]  # inflect has no stubs
+def _inflect() -> Any:  # inflect's engine, typed loosely
     import inflect
 
     return inflect.engine()

@@ -16,6 +16,7 @@ import functools
 import math
 import re
 from importlib import resources
+from typing import Any
 
 from sftforge.kg.graph import local_name
 
@@ -28,7 +29,7 @@ def has_cjk(text: str) -> bool:
 
 
 @functools.cache
-def _inflect():  # type: ignore[no-untyped-def]  # inflect's engine has no stubs worth naming
+def _inflect() -> Any:  # inflect's engine; typed loosely, its methods return str | bool
     import inflect
 
     return inflect.engine()
@@ -48,7 +49,8 @@ def segment(glued: str) -> list[str]:
     if n < 6 or zipf_en(glued) >= 3.0:
         return [glued]
     # best[i]: (log-probability, words) of glued[:i]; a word's log-probability is its Zipf value minus 9
-    best: list[tuple[float, list[str]]] = [(0.0, [])] + [(-math.inf, []) for _ in range(n)]
+    best: list[tuple[float, list[str]]] = [(0.0, [])]
+    best += [(-math.inf, []) for _ in range(n)]
     for i in range(1, n + 1):
         for j in range(max(0, i - 20), i):
             word = glued[j:i]
