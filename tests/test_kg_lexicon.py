@@ -3,6 +3,7 @@ wording check: on the countries graph and the issue's own bad questions."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import yaml
 
 from sftforge.kg import KnowledgeGraph, load_graph, path_example
 from sftforge.kg.classes import ClassNamer
-from sftforge.kg.lexicon import Lexicon, LexiconError
+from sftforge.kg.lexicon import Lexicon, LexiconError, Proposal, adopt, check_proposal, parse_proposal
 from sftforge.kg.paths import RelationPath
 from sftforge.kg.verbalise import verbalise
 from sftforge.kg.wording import problems
@@ -189,3 +190,89 @@ def test_derived_questions_on_the_countries_graph_pass_the_check(countries: Know
     flagged = [q for q, t in questions if problems(q, [t])]
     assert len(flagged) <= 0.05 * len(questions), flagged[:5]
     assert verbalise(["neighbor"], "France", plural=[True]) == "What are the neighbors of France?"
+
+
+# ---------------------------------------------------------------------------------------------- the LLM's wordings
+
+
+EXAMPLES_DIRECTED = [("Inception", "Christopher Nolan"), ("Jaws", "Steven Spielberg")]
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ("ASK: Who directed {x}?\nASK_BACK: Which films were directed by {x}?\nSAY: {h} was directed by {t}.", None),
+        ("ASK: Who directed {x}?\nASK_BACK: Who directed {x}?\nSAY: {h} was directed by {t}.", "the same question"),
+        ("ASK: Who directed Inception?\nASK_BACK: Which films did {x} direct?\nSAY: {h} was directed by {t}.", "{x}"),
+        ("ASK: Who directed {x}?\nASK_BACK: Which films did {x} direct?\nSAY: {h}{t}.", "does not read back"),
+        ("ASK: Who directed {x}?\nASK_BACK: Which films did {x} direct?\nSAY: {h} was directed by {y}.", "{h} and {t}"),
+        ("ASK: {x}?\nASK_BACK: Which films did {x} direct?\nSAY: {h} was directed by {t}.", "nothing beyond the name"),
+        ("ASK: 谁导演了{x}？\nASK_BACK: Which films did {x} direct?\nSAY: {h} was directed by {t}.", "not in English"),
+        (
+            "ASK: Who directed Jaws, {x}?\nASK_BACK: Which films did {x} direct?\nSAY: {h} was directed by {t}.",
+            "copies",
+        ),
+    ],
+)
+def test_proposals_are_checked(reply: str, reason: str | None):
+    found = check_proposal(parse_proposal(reply), "en", EXAMPLES_DIRECTED)
+    assert found is None if reason is None else (found is not None and reason in found), found
+
+
+def test_proposal_without_a_line_does_not_parse():
+    with pytest.raises(ValueError, match="no SAY line"):
+        parse_proposal("ASK: Who directed {x}?\nASK_BACK: Which films did {x} direct?")
+    zh = parse_proposal("问：{x}的导演是谁？\n反问：{x}导演了哪些电影？\n述：{h}由{t}导演。")
+    assert check_proposal(zh, "zh", [("盗梦空间", "诺兰"), ("大白鲨", "斯皮尔伯格")]) is None
+
+
+def test_an_adopted_wording_asks_single_names_and_keeps_the_derived_phrases(tmp_path: Path):
+    g = KnowledgeGraph.from_triples(
+        [
+            ("Inception", "directed_by", "Christopher Nolan"),
+            ("Dunkirk", "directed_by", "Christopher Nolan"),
+            ("Inception", "starring", "Tom Hardy"),
+            ("Dunkirk", "starring", "Tom Hardy"),
+        ]
+    )
+    lexicon = Lexicon.for_graph(g, "en")
+    proposal = parse_proposal("ASK: Who made {x}?\nASK_BACK: What did {x} make?\nSAY: {t} made {h}.")
+    assert check_proposal(proposal, "en", [("Inception", "Christopher Nolan")]) is None
+    adopt(lexicon.get("directed_by"), proposal)
+    one = path_example(g, path_of(g, "Inception", "directed_by"), lexicon=lexicon, reasoning=True)
+    assert one.question == "Who made Inception?" and one.reasoning == ["Christopher Nolan made Inception."]
+    back = path_example(g, path_of(g, "Christopher Nolan", "directed_by^-1"), lexicon=lexicon)
+    assert back.question == "What did Christopher Nolan make?"
+    two = path_example(g, path_of(g, "Tom Hardy", "starring^-1", "directed_by"), lexicon=lexicon)
+    assert two.question.startswith("Who directed the")  # nested: the derived phrase, which agrees in number
+    path = tmp_path / "lexicon.yaml"
+    lexicon.write(path)
+    again = Lexicon.load(path, "en", g.relations).get("directed_by")
+    assert again.origin == "llm" and again.forward["question_one"] == "Who made {x}?"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["relations"]["directed_by"]["question_one"] = "Who {be} behind {x}?"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(LexiconError, match="unknown placeholder {be}"):
+        Lexicon.load(path, "en", g.relations)
+
+
+def test_bundled_model_proposals_are_checked_and_cached(llm, countries: KnowledgeGraph, tmp_path: Path):
+    """The real bundled model words the countries relations; whatever it writes is either accepted by the check
+    (and then re-checks clean) or rejected with a reason; a second call asks nothing."""
+    from sftforge.config import Generation, Sampling
+    from sftforge.generate.kg_lexicon import PROPOSALS_FILE, examples_of, propose
+
+    lexicon = Lexicon.for_graph(countries, "en")
+    counts = propose(lexicon, countries, llm, Generation(max_attempts=2), Sampling(seed=1), 2, tmp_path)
+    assert counts["accepted"] + counts["rejected"] == 2 and counts["cached"] == 0
+    stored = json.loads((tmp_path / PROPOSALS_FILE).read_text(encoding="utf-8"))
+    assert stored["model"] == llm.model_id and set(stored["relations"]) == {"neighbor", "locatedin"}
+    for name, got in stored["relations"].items():
+        if "rejected" in got:
+            assert got["rejected"] and lexicon.get(name).origin == "rules"
+        else:
+            r = countries.relation_id(name)
+            assert check_proposal(Proposal(**got), "en", examples_of(countries, r)) is None
+            assert lexicon.get(name).origin == "llm"
+    again = propose(Lexicon.for_graph(countries, "en"), countries, llm, Generation(), Sampling(seed=1), 2, tmp_path)
+    assert again["cached"] == 2 and again["accepted"] == counts["accepted"]

@@ -244,6 +244,16 @@ class Walks(Strict):
         description='kg_qa: what answers are ("country"); default: from the graph (types, people, relation '
         "signatures).",
     )
+    propose_lexicon: bool = Field(
+        False,
+        description="kg_qa: the LLM words the most used relations once each from a few triples (checked: "
+        "placeholders, language, the statement reads back as the triple); accepted wordings are used for one-hop "
+        "questions and statements, and land in kg_lexicon.yaml with origin llm.",
+    )
+    propose_relations: int = Field(30, ge=1, le=2000, description="kg_qa: how many relations propose_lexicon words.")
+    lexicon_model: ModelSpec | None = Field(
+        None, description="kg_qa: the model for propose_lexicon (e.g. a bigger one); default: generation.model."
+    )
     lexicon: str | None = Field(
         None,
         description="kg_qa: a relation lexicon YAML (the run writes its own as kg_lexicon.yaml: edit it and name it "

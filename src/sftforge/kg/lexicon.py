@@ -17,6 +17,10 @@ phrase naming it, to nest inside the next hop ("the neighbors of {x}"); a statem
   {noun} {noun1}   the relation's noun agreeing with the answers, and its singular
   {h} {t} {a_t}    statements: head, tail, the article for the tail ("a"/"an")
 
+An entry may also hold `question_one` (forward and inverse): the question asked of a single entity's name, with
+{x} only ("Where was {x} born?"). It is used for one-hop questions, where no agreement is needed; the LLM step
+(`walks.propose_lexicon`) writes these, after `check_proposal` accepts them.
+
 Chinese has no agreement: {x}, {wh} (什么, 谁, 哪些国家), {which} (哪些国家, 哪个实体), {ones}, {h}, {t}.
 
 Shapes of English relation names, from their words (`kg.words.split_words`):
@@ -105,7 +109,11 @@ class Wording:
             out["noun"] = list(self.noun)
         out["question"] = self.forward["question"]
         out["phrase"] = self.forward["phrase"]
+        if "question_one" in self.forward:
+            out["question_one"] = self.forward["question_one"]
         out["inverse"] = dict(self.inverse)
+        if self.origin in ("llm", "recipe"):  # what a reviewer should look at first
+            out["origin"] = self.origin
         out["statement"] = self.statement
         if self.statement_several and self.statement_several != self.statement:
             out["statement_several"] = self.statement_several
@@ -493,7 +501,9 @@ class Lexicon:
         return out
 
 
-_FIELDS = frozenset("shape words noun skip question phrase inverse statement statement_several".split())
+_FIELDS = frozenset(
+    "shape words noun skip question phrase question_one inverse statement statement_several origin".split()
+)
 
 
 def _from_dict(name: str, value: dict[str, Any], lang: str, where: str) -> Wording:
@@ -519,6 +529,14 @@ def _from_dict(name: str, value: dict[str, Any], lang: str, where: str) -> Wordi
         if form not in value or form not in inverse:
             raise LexiconError(f"{where}: needs `{form}` and `inverse: {{{form}: ...}}` (or `skip: reason`)")
         entry.forward[form], entry.inverse[form] = str(value[form]), str(inverse[form])
+    if "question_one" in value:
+        entry.forward["question_one"] = str(value["question_one"])
+    if "question_one" in inverse:
+        entry.inverse["question_one"] = str(inverse["question_one"])
+    unknown_inverse = set(inverse) - {"question", "phrase", "question_one"}
+    if unknown_inverse:
+        raise LexiconError(f"{where}: unknown field(s) under inverse: {', '.join(sorted(unknown_inverse))}")
+    entry.origin = str(value.get("origin", "file"))
     if "statement" not in value:
         raise LexiconError(f"{where}: needs `statement` with {{h}} and {{t}}")
     entry.statement = str(value["statement"])
@@ -548,7 +566,9 @@ def check_wording(entry: Wording, lang: str, where: str) -> None:
         return
     for direction, templates in (("", entry.forward), ("inverse ", entry.inverse)):
         for form, text in templates.items():
-            _check_template(text, slots, ("x",), f"{where}: {direction}{form}")
+            # question_one is asked of a single name: no agreement, so {x} is its only slot
+            allowed = frozenset({"x"}) if form == "question_one" else slots
+            _check_template(text, allowed, ("x",), f"{where}: {direction}{form}")
             _check_language(text, lang, f"{where}: {direction}{form}")
     for form, text in (("statement", entry.statement), ("statement_several", entry.statement_several)):
         if text:
@@ -581,3 +601,83 @@ def _check_language(text: str, lang: str, where: str) -> None:
 def fill(template: str, slots: Mapping[str, str]) -> str:
     """A template with its slots filled."""
     return _SLOT.sub(lambda m: slots[m.group(1)], template)
+
+
+# ---------------------------------------------------------------------------------------------------- proposals
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """An LLM's wording of one relation: the question about the head ({x}), the question back about the tail
+    ({x}), and the statement of a triple ({h}, {t})."""
+
+    ask: str
+    ask_back: str
+    say: str
+
+
+_LINE = re.compile(r"^\s*(ASK_BACK|ASK|SAY|反问|问|述)\s*[:：]\s*(.+?)\s*$", re.MULTILINE)
+_KEYS = {"ASK": "ask", "问": "ask", "ASK_BACK": "ask_back", "反问": "ask_back", "SAY": "say", "述": "say"}
+
+
+def parse_proposal(text: str) -> Proposal:
+    """The three lines of a proposal (`ASK: ...`, `ASK_BACK: ...`, `SAY: ...`; Chinese labels 问, 反问, 述), or a
+    ValueError naming what is missing."""
+    found: dict[str, str] = {}
+    for label, value in _LINE.findall(text):
+        found.setdefault(_KEYS[label], value.strip().strip("\"'“”"))
+    missing = [k for k in ("ask", "ask_back", "say") if k not in found]
+    if missing:
+        raise ValueError(f"no {missing[0].upper()} line")
+    return Proposal(found["ask"], found["ask_back"], found["say"])
+
+
+def check_proposal(proposal: Proposal, lang: str, examples: list[tuple[str, str]]) -> str | None:
+    """Why a proposed wording cannot be used, or None. Placeholders present and alone ({x} once in each
+    question, {h} and {t} once in the statement, nothing else in braces); the language right; questions end with
+    a question mark and say more than the name; the two questions differ; no example name copied into a
+    template; and the statement re-parses: filled with each example triple, the template read back as a pattern
+    gives that same head and tail, and swapping them changes the sentence (the direction is said)."""
+    zh = base_language(lang) == "zh"
+    for name, text, need in (
+        ("ASK", proposal.ask, ("x",)),
+        ("ASK_BACK", proposal.ask_back, ("x",)),
+        ("SAY", proposal.say, ("h", "t")),
+    ):
+        used = _SLOT.findall(text)
+        if sorted(used) != sorted(need):
+            return f"{name} must hold {' and '.join('{' + n + '}' for n in need)} once each, and no other {{...}}"
+        bare = _SLOT.sub("", text)
+        if zh != has_cjk(bare):
+            return f"{name} is not in {'Chinese' if zh else 'English'}"
+        if any(name_ in text for pair in examples for name_ in pair if len(name_) > 2):
+            return f"{name} copies an example's name instead of using a placeholder"
+        if name != "SAY":
+            if not bare.rstrip().endswith(("?", "？")):
+                return f"{name} is not a question"
+            if len(re.findall(r"\w+", bare)) < (1 if zh else 2):
+                return f"{name} says nothing beyond the name"
+    if proposal.ask.strip() == proposal.ask_back.strip():
+        return "ASK and ASK_BACK are the same question"
+    pattern = re.compile(
+        "^"
+        + re.escape(proposal.say).replace(re.escape("{h}"), "(?P<h>.+?)").replace(re.escape("{t}"), "(?P<t>.+?)")
+        + "$"
+    )
+    for h, t in examples:
+        said = fill(proposal.say, {"h": h, "t": t})
+        m = pattern.match(said)
+        if m is None or (m.group("h"), m.group("t")) != (h, t):
+            return f"SAY does not read back as the triple ({h}, {t})"
+        if h != t and fill(proposal.say, {"h": t, "t": h}) == said:
+            return "SAY reads the same both ways: it does not say which entity is which"
+    return None
+
+
+def adopt(entry: Wording, proposal: Proposal) -> None:
+    """Use an accepted proposal for a relation the rules read: its questions for single names (nested hops keep
+    the derived phrases, which agree in number), its statement for triples."""
+    entry.forward["question_one"] = proposal.ask
+    entry.inverse["question_one"] = proposal.ask_back
+    entry.statement = entry.statement_several = proposal.say
+    entry.origin = "llm"

@@ -117,7 +117,13 @@ def question(hops: Sequence[Hop], topic: str, lexicon: Lexicon, *, other_than: s
     subject = Subject(topic)
     for hop in hops[:-1]:
         subject = Subject(relation_form(hop.relation, subject, lexicon, form="phrase", hop=hop), hop.plural)
-    text = relation_form(hops[-1].relation, subject, lexicon, form="question", hop=hops[-1])
+    last = hops[-1]
+    entry = lexicon.get(last.relation)
+    one = entry.templates(split_inverse(last.relation)[1]).get("question_one")
+    if len(hops) == 1 and one and not entry.skip:  # asked of a single name: the LLM's (or the user's) own question
+        text = fill(one, {"x": topic})
+    else:
+        text = relation_form(last.relation, subject, lexicon, form="question", hop=last)
     if other_than is not None:
         if lexicon.lang == "zh":
             text = f"除{other_than}以外，{text}"

@@ -33,6 +33,7 @@ from sftforge.generate.base import (
     load_template,
     register,
 )
+from sftforge.generate.kg_lexicon import propose
 from sftforge.kg import (
     KnowledgeGraph,
     PathExample,
@@ -46,6 +47,7 @@ from sftforge.kg import (
 )
 from sftforge.kg.classes import ClassNamer
 from sftforge.kg.lexicon import Lexicon, LexiconError
+from sftforge.llm import open_llm
 from sftforge.sample import Lineage, Record, Rejected, SourceRef, record_id
 
 if TYPE_CHECKING:
@@ -206,10 +208,12 @@ class KGWalk(Generator):
     def __init__(self, config: GeneratorConfig, job: Any) -> None:
         super().__init__(config, job)
         self.paths = 0
+        self.lexicon_counts: dict[str, int] = {}  # the LLM's relation wordings: accepted, rejected, cached
 
     @classmethod
     def uses_llm(cls, config: GeneratorConfig, recipe: Recipe) -> bool:
-        return recipe.walks.paraphrase
+        walks = recipe.walks
+        return walks.paraphrase or (walks.propose_lexicon and walks.lexicon_model is None)
 
     @classmethod
     def inputs(cls, config: GeneratorConfig, recipe: Recipe) -> list[Path]:
@@ -218,7 +222,14 @@ class KGWalk(Generator):
     @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
         hops = ", ".join(f"{k} hops: {v}" for k, v in figures.get("hops", {}).items())
-        return f"{figures.get('graph', '')}; {hops}; {figures.get('paraphrased', 0)} reworded by the LLM"
+        lexicon = figures.get("lexicon") or {}
+        worded = (
+            f"; relations worded by the LLM: {lexicon.get('accepted', 0)} accepted, {lexicon.get('rejected', 0)} "
+            "rejected by the check"
+            if lexicon
+            else ""
+        )
+        return f"{figures.get('graph', '')}; {hops}; {figures.get('paraphrased', 0)} reworded by the LLM{worded}"
 
     def _finish(self, record: Record, key: str, seed: int) -> Record:
         record.lineage = Lineage(generator=self.name, model="none", seed=seed, round=1)
@@ -228,7 +239,7 @@ class KGWalk(Generator):
     def run(self, session: Session) -> Iterator[Wave]:
         walks, seed = self.job.recipe.walks, session.sampling.seed
         graph = self.job.graph()
-        step = KGWalkStep(self.job.task, walks, graph, self._lexicon(graph))
+        step = KGWalkStep(self.job.task, walks, graph, self._lexicon(graph, session))
         max_walks = walks.max_walks or 200 * self.job.task.target_count
         accepted = session.committed
         items: list[WorkItem] = []
@@ -264,13 +275,16 @@ class KGWalk(Generator):
         accepted += len(items)
         self.figures = self._figures(graph, exhausted, max_walks, accepted, session)
 
-    def _lexicon(self, graph: KnowledgeGraph) -> Lexicon:
-        """The relation lexicon (the recipe's file, if named, over the rules; `walks.relations` on top), written to
-        the run directory for the user to read and edit. A graph none of whose relations can be worded stops here,
-        with what to do."""
+    def _lexicon(self, graph: KnowledgeGraph, session: Session) -> Lexicon:
+        """The relation lexicon (the recipe's file, if named, over the rules; with `walks.propose_lexicon`, the
+        model's checked wordings; `walks.relations` on top), written to the run directory for the user to read and
+        edit. A graph none of whose relations can be worded stops here, with what to do."""
         recipe, walks = self.job.recipe, self.job.recipe.walks
         path = recipe.resolve(walks.lexicon) if walks.lexicon else None
-        lexicon = Lexicon.for_graph(graph, self.job.task.language, path=path, overrides=walks.relations)
+        lexicon = Lexicon.for_graph(graph, self.job.task.language, path=path)
+        if walks.propose_lexicon:
+            self.lexicon_counts = self._propose(lexicon, graph, session)
+        lexicon.apply(walks.relations)
         lexicon.write(self.job.run.path / LEXICON_FILE)
         names = [graph.relation_label(r) for r in range(graph.num_relations)]
         if all(lexicon.get(n).skip for n in names):
@@ -289,6 +303,18 @@ class KGWalk(Generator):
             )
         return lexicon
 
+    def _propose(self, lexicon: Lexicon, graph: KnowledgeGraph, session: Session) -> dict[str, int]:
+        """The model's wordings of the most used relations (`walks.lexicon_model` if named, else the session's)."""
+        walks, gen = self.job.recipe.walks, self.job.recipe.generation
+        if walks.lexicon_model is None:
+            return dict(
+                propose(
+                    lexicon, graph, session.model, gen, session.sampling, walks.propose_relations, self.job.run.path
+                )
+            )
+        with open_llm(walks.lexicon_model, self.job.recipe.resolve("."), None) as llm:
+            return dict(propose(lexicon, graph, llm, gen, session.sampling, walks.propose_relations, self.job.run.path))
+
     def _flush(
         self,
         session: Session,
@@ -301,7 +327,7 @@ class KGWalk(Generator):
         """The rejections, then the examples: as they are, or reworded by the LLM."""
         if rejected:
             yield Wave(keys, [], rejected)
-        if items and session.llm is not None:
+        if items and self.job.recipe.walks.paraphrase:
             yield from session.stream(step, items, lambda: True)
         elif items:
             yield Wave([it.key for it in items], [self._finish(step.record(it.payload), it.key, seed) for it in items])
@@ -326,6 +352,7 @@ class KGWalk(Generator):
         details = [c["detail"] for c in records.column("answer_check").to_pylist() if c]
         hops = Counter(src[0]["id"].count("\t") for src in records.column("source").to_pylist() if src)
         return {
+            "lexicon": self.lexicon_counts,
             "graph": repr(graph),
             "hops": {str(k): hops[k] for k in sorted(hops)},
             "paraphrased": sum("reworded by the LLM" in d for d in details),
