@@ -91,7 +91,68 @@ def test_not_phones(text):
     assert texts_of(text, "PHONE") == []
 
 
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "612 345 678",  # ES mobile
+        "512 345 678",  # PL mobile
+        "91 234 567",  # NO/DK
+        "912 34 567",  # NO
+        "555 1234",  # US local
+        "573-5990",
+        "030 12345678",  # DE, trunk 0
+        "0171 1234567",
+        "07700 900123",  # UK mobile
+        "06 12345678",  # NL
+        "010-12345678",  # CN landline
+        "98765 43210",  # IN mobile
+        "9876543210",
+        "55 1234 5678",  # MX
+        "0412 345 678",  # AU
+        "06 12 34 56 78",  # FR
+        "090-1234-5678",  # JP
+    ],
+)
+def test_national_numbers_without_a_phone_word(phone):
+    assert found(f"You can reach Ana on {phone} after six.") == [("PHONE", phone)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The population grew from 612 345 678 to 650 000 000.",  # a quantity, not a Spanish mobile
+        "It has 91 234 567 inhabitants.",
+        "ANSI/IEEE standard 854-1987 defines it.",  # a standard's number and year
+        "Al-Biruni (973-1048 CE) wrote on geology.",  # a range of years
+        "It cost $ 555 1234 in total.",
+        "The 2020 budget was 4 500 000 dollars.",
+    ],
+)
+def test_plan_shaped_quantities_are_not_phones(text):
+    assert texts_of(text, "PHONE") == []
+
+
 # ------------------------------------------------------------------------------------------------ CREDIT_CARD
+def test_cards_of_every_network():
+    # each network's prefix and length, zeros, then the Luhn check digit (asserted Luhn-valid below)
+    cards = {
+        "2131 000000 00001": "JCB 15",
+        "1800 000000 00002": "JCB 15 (1800)",
+        "5018 0000 0009": "Maestro 12",
+        "6759 0000 0000 0000 005": "Maestro 19",
+        "2200 0000 0000 0004": "Mir",
+        "9792 0000 0000 0003": "Troy",
+    }
+    for card, network in cards.items():
+        assert luhn_ok(card.replace(" ", "")), network
+        assert found(f"The card {card} was declined.") == [("CREDIT_CARD", card)], network
+    # bare: 15 digits starting with 1 and 12 digits count only next to a card word
+    assert found("Charge it to 213100000000001 please.") == [("CREDIT_CARD", "213100000000001")]
+    assert texts_of("PRIMES = [180000000000002, 112272535095293]", "CREDIT_CARD") == []
+    assert texts_of("order 501800000009 shipped", "CREDIT_CARD") == []
+    assert found("pay with 501800000009 now") == [("CREDIT_CARD", "501800000009")]
+
+
 def test_luhn():
     assert luhn_ok("4111111111111111")
     assert not luhn_ok("4111111111111112")
@@ -138,6 +199,12 @@ def test_iban():
 
 
 # ------------------------------------------------------------------------------------------------ IP_ADDRESS
+def test_lowercase_iban_and_a_word_after_it():
+    assert found("my account is gb82 west 1234 5698 7654 32 at the branch") == [("IBAN", "gb82 west 1234 5698 7654 32")]
+    assert found("iban gb82west12345698765432, thanks") == [("IBAN", "gb82west12345698765432")]
+    assert found("see gb83 west 1234 5698 7654 32 at the branch") == []  # bad check digits
+
+
 def test_ipv4():
     text = "from 8.8.8.8 and 10.0.0.5, and 172.16.254.1."
     assert texts_of(text, "IP_ADDRESS") == ["8.8.8.8", "10.0.0.5", "172.16.254.1"]

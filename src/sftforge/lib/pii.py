@@ -15,12 +15,18 @@ Types (`REGEX_TYPES` are on by default, `HEURISTIC_TYPES` are opt-in):
                Chinese mobiles 1[3-9]xxxxxxxxx with optional +86/0086. Rejected: dates (also inside: "2.7.1
                2010-11-27"), IPv4-shaped and SSN-shaped (3-2-4) numbers, thousands groupings (1 000 000), decimals,
                dots mixed with other separators (versions), valid ISBN-13s, '+0...', numbers glued to a word or a
-               '-'/'.'/'/'. A bare digit run or a two-group number (555-1234, 5551234567) counts only after a
-               '+' or a phone word (phone, tel, call, mobile, fax, contact, 电话, 手机, ...).
-- CREDIT_CARD  13-19 digits, compact or grouped as cards are printed (4-4-4-4, 4-4-4-4-3, Amex 4-6-5, Diners
-               4-6-4, ...) with one kind of separator; an issuer prefix and length of a major network (Visa,
-               Mastercard incl. 2-series, Amex, Diners, JCB, Discover, UnionPay, Maestro); Luhn-valid.
-- IBAN         country code + check digits + BBAN, compact or in groups of four; the country's length and mod 97.
+               '-'/'.'/'/'. Without a '+', a parenthesised area code or a phone word (phone, tel, call, mobile,
+               fax, contact, 电话, 手机, ...) nearby, a number counts when its grouping fits a national plan
+               (`national_plan`: a trunk 0 in 9-12 digits, ES/PL 612 345 678, NO/DK 91 234 567, IN 98765 43210,
+               US 555 1234, MX 55 1234 5678, ...) and no quantity word is next to it ("population 612 345 678",
+               "12 345 678 people", "$ 555 1234"); other bare digit runs and two-group numbers need the phone word.
+- CREDIT_CARD  12-19 digits, compact or grouped as cards are printed (4-4-4-4, 4-4-4-4-3, Amex 4-6-5, Diners
+               4-6-4, Maestro 4-4-4, ...) with one kind of separator; an issuer prefix and length of a major network
+               (Visa, Mastercard incl. 2-series, Amex, Diners, JCB incl. 15-digit 2131/1800, Discover, UnionPay,
+               Maestro 12-19, Mir, RuPay, Verve, Troy, Dankort, UATP, InterPayment); Luhn-valid. A bare 12-digit
+               number or one starting with 1 counts only after a card word (card, credit, Visa, payment, 卡号).
+- IBAN         country code + check digits + BBAN, compact or in groups of four, upper- or lowercase; the country's
+               length and mod 97.
 - IP_ADDRESS   IPv4 with octets 0-255, IPv6 (validated by `ipaddress`, IPv4-mapped included). Not counted, as not
                personal: loopback, unspecified, multicast, reserved, netmasks (255.x), documentation ranges
                (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32). A dotted quad right after "v", "version",
@@ -241,7 +247,48 @@ _YEAR_RANGE = re.compile(r"^(?:1[5-9]|20)\d\d\s?[-–]\s?(?:1[5-9]|20)\d\d$")
 _GROUPS = re.compile(r"\d+")
 
 
-def _phone_ok(cand: str, has_plus: bool, has_paren: bool, context: bool) -> bool:
+# Numbers people write without a phone word, by national numbering plans. Each entry: the digit groups and the
+# first digits allowed. A leading trunk 0 (DE 030 12345678, NL 06 12345678, UK 07700 900123, CN 010-12345678,
+# IT, AU, ZA, JP, KR) marks a phone number in any grouping of 9-12 digits: quantities do not start with 0.
+_PLANS: tuple[tuple[tuple[int, ...], str], ...] = (
+    ((3, 3, 3), "[5-9]"),  # ES and PL mobiles: 612 345 678
+    ((2, 3, 3), "[2-9]"),  # NO and DK: 91 234 567
+    ((3, 2, 3), "[2-9]"),  # NO: 912 34 567
+    ((5, 5), "[6-9]"),  # IN mobiles: 98765 43210
+    ((3, 4), "[2-9]"),  # US local: 555 1234, 555-1234
+    ((2, 4, 4), "[1-9]"),  # MX: 55 1234 5678
+    ((3, 3, 4), "[2-9]"),  # US, ZA: 212 555 0188
+    ((10,), "[6-9]"),  # IN mobiles written compact: 9876543210
+)
+# Words that make a grouped number a quantity, a range or an id rather than a phone number.
+_QUANTITY_BEFORE = re.compile(
+    r"(?:population|people|inhabitants|residents|total|budget|cost|costs|price|revenue|sales|about|around|"
+    r"approximately|nearly|over|under|than|from|to|between|and|of|by|lines?|pages?|no\.|nr\.|number of|"
+    r"[$€£¥]|\bUS\$|=)\s*$",
+    re.IGNORECASE,
+)
+_QUANTITY_AFTER = re.compile(
+    r"\s*(?:%|percent|people|persons|inhabitants|residents|visitors|users|copies|units|tons?|tonnes|km|m|kg|g|mi|"
+    r"miles|metres|meters|euros?|dollars|yuan|yen|pounds|years|bytes|[kmg]b|items|votes|words|times|-)\b",
+    re.IGNORECASE,
+)
+
+
+def national_plan(groups: list[str], seps: set[str]) -> bool:
+    """Whether digit groups fit a national plan: a trunk-0 number of 9-12 digits in 2-4 groups, or a grouping and
+    first digit in `_PLANS`, with one kind of separator (space or dash)."""
+    if len(seps) > 1 or seps - {" ", "-"}:
+        return False
+    digits = "".join(groups)
+    if digits[0] == "0" and digits[:2] != "00" and 9 <= len(digits) <= 12 and 2 <= len(groups) <= 4:
+        return len(groups[0]) <= 5 and all(len(g) >= 2 for g in groups)
+    shape = tuple(len(g) for g in groups)
+    if shape == (3, 4) and seps == {"-"} and int(groups[0]) < int(groups[1]) <= 2100:
+        return False  # a range of years or a standard's number: 973-1048, IEEE 854-1987
+    return any(shape == plan and re.match(first, digits) for plan, first in _PLANS)
+
+
+def _phone_ok(cand: str, has_plus: bool, has_paren: bool, context: bool, quantity: bool = False) -> bool:
     body = _PHONE_EXT.sub("", cand)
     has_ext = len(body) != len(cand)
     digits = "".join(_GROUPS.findall(body))
@@ -269,6 +316,8 @@ def _phone_ok(cand: str, has_plus: bool, has_paren: bool, context: bool) -> bool
     if isbn13_ok(digits):
         return False
     if not (has_plus or has_paren or has_ext):
+        if national_plan(groups, seps) and not quantity:
+            return True
         if len(groups) >= 2 and len(seps) == 1 and seps <= {" ", "."} and len(groups[0]) <= 3:
             if all(len(g) == 3 for g in groups[1:]):  # 1 000 000, 12.345.678
                 return False
@@ -287,6 +336,9 @@ def _phones(text: str) -> Iterator[Candidate]:
         if end - start < 7:  # fewer than 7 digits: most digit runs in prose stop here
             continue
         context = bool(_PHONE_CONTEXT.search(text, max(0, start - 30), start))
+        quantity = bool(_QUANTITY_BEFORE.search(text, max(0, start - 25), start)) or bool(
+            _QUANTITY_AFTER.match(text, end, min(len(text), end + 12))
+        )
         cand = text[start:end]
         blocks = _GROUPS.findall(cand)
         if len(blocks) >= 4 and all(len(g) == 4 for g in blocks[:-1]):  # a card/account block, not a phone
@@ -294,7 +346,7 @@ def _phones(text: str) -> Iterator[Candidate]:
         # A phone followed by another number ("call 555 123 4567 2 times"): drop space-separated trailing groups
         # until it fits. Groups joined by '-' or '.' are one token (a card, an ISBN) and are not cut.
         while True:
-            if _phone_ok(cand, bool(m.group("plus")), bool(m.group("paren")), context):
+            if _phone_ok(cand, bool(m.group("plus")), bool(m.group("paren")), context, quantity):
                 yield start, start + len(cand), "PHONE"
                 break
             cut = cand.rfind(" ")
@@ -305,7 +357,21 @@ def _phones(text: str) -> Iterator[Candidate]:
 
 # How card numbers are printed: Visa/Mastercard/Discover 4-4-4-4, 19-digit 4-4-4-4-3, Amex 4-6-5, Diners 4-6-4,
 # 13-15 digit 4-4-4-x.
-_CARD_GROUPINGS = ([4, 4, 4, 4], [4, 4, 4, 4, 3], [4, 6, 5], [4, 6, 4], [4, 4, 4, 1], [4, 4, 4, 2], [4, 4, 4, 3])
+_CARD_GROUPINGS = (
+    [4, 4, 4, 4],
+    [4, 4, 4, 4, 3],
+    [4, 6, 5],
+    [4, 6, 4],
+    [4, 4, 4],  # 12-digit Maestro
+    [4, 4, 5],  # 13 digits
+    [4, 4, 4, 1],
+    [4, 4, 4, 2],
+    [4, 4, 4, 3],
+    [4, 4, 4, 5],
+    [4, 4, 4, 6],
+    [4, 4, 4, 4, 1],
+    [4, 4, 4, 4, 2],
+)
 # Issuer prefixes (IIN ranges) and lengths of the major networks.
 _ISSUERS: tuple[tuple[int, int, tuple[int, ...]], ...] = (
     (4, 4, (13, 16, 19)),  # Visa
@@ -315,8 +381,24 @@ _ISSUERS: tuple[tuple[int, int, tuple[int, ...]], ...] = (
     (37, 37, (15,)),
     (300, 305, (14, 16, 17, 18, 19)),  # Diners
     (36, 36, (14, 16, 17, 18, 19)),
-    (38, 39, (16, 17, 18, 19)),
+    (38, 39, (14, 16, 17, 18, 19)),
     (3528, 3589, (16, 17, 18, 19)),  # JCB
+    (2131, 2131, (15,)),  # JCB's older 15-digit ranges
+    (1800, 1800, (15,)),
+    (2200, 2204, (16, 17, 18, 19)),  # Mir
+    (9792, 9792, (16,)),  # Troy
+    (1, 1, (15,)),  # UATP
+    (81, 82, (16, 17, 18, 19)),  # UnionPay 81, RuPay 82
+    (60, 60, (16, 19)),  # RuPay
+    (508, 508, (16,)),
+    (5018, 5020, (12, 13, 14, 15, 16, 17, 18, 19)),  # Maestro (5019: Dankort, 16)
+    (5038, 5038, (12, 13, 14, 15, 16, 17, 18, 19)),
+    (5893, 5893, (12, 13, 14, 15, 16, 17, 18, 19)),
+    (6304, 6304, (12, 13, 14, 15, 16, 17, 18, 19)),
+    (6759, 6763, (12, 13, 14, 15, 16, 17, 18, 19)),
+    (506099, 506198, (16, 18, 19)),  # Verve
+    (650002, 650027, (16, 18, 19)),
+    (636, 636, (16, 17, 18, 19)),  # InterPayment
     (6011, 6011, (16, 17, 18, 19)),  # Discover
     (644, 649, (16, 17, 18, 19)),
     (65, 65, (16, 17, 18, 19)),
@@ -334,10 +416,17 @@ def _issuer_ok(digits: str) -> bool:
     return False
 
 
-_CARD = re.compile(_D + r"\d(?:[ -]?\d){12,18}" + _NA)
+_CARD = re.compile(_D + r"\d(?:[ -]?\d){11,18}" + _NA)
 
 
-def _card_ok(s: str) -> bool:
+_CARD_CONTEXT = re.compile(
+    r"(?:card|credit|debit|visa|mastercard|amex|jcb|maestro|unionpay|rupay|payment|pay with|paid with|charge|"
+    r"卡号|信用卡|银行卡)[^0-9\n]{0,20}$",
+    re.IGNORECASE,
+)
+
+
+def _card_ok(s: str, context: bool = False) -> bool:
     seps = set(re.findall(r"[ -]", s))
     if len(seps) > 1:
         return False
@@ -345,17 +434,22 @@ def _card_ok(s: str) -> bool:
     if seps and [len(g) for g in groups] not in _CARD_GROUPINGS:
         return False
     digits = "".join(groups)
+    if not seps and not context and (len(digits) == 12 or digits[0] == "1"):
+        # a bare 12-digit number, or 15 digits starting with 1 (UATP, JCB 1800), is an id or a list of primes far
+        # more often than a card: those count only when printed in groups or next to a card word
+        return False
     return _issuer_ok(digits) and len(set(digits)) > 1 and luhn_ok(digits)
 
 
 def _cards(text: str) -> Iterator[Candidate]:
     for m in _CARD.finditer(text):
-        if _card_ok(m.group()):
+        context = bool(_CARD_CONTEXT.search(text, max(0, m.start() - 30), m.start()))
+        if _card_ok(m.group(), context):
             yield m.start(), m.end(), "CREDIT_CARD"
             continue
         # "+1 4111 1111 1111 1111": the card may start at the second group (tried once, so the scan stays linear)
         sep = re.search(r"[ -]", m.group())
-        if sep and (m2 := _CARD.match(text, m.start() + sep.end())) is not None and _card_ok(m2.group()):
+        if sep and (m2 := _CARD.match(text, m.start() + sep.end())) is not None and _card_ok(m2.group(), context):
             yield m2.start(), m2.end(), "CREDIT_CARD"
 
 
@@ -365,10 +459,22 @@ _IBAN = re.compile(
 )
 
 
+# The same shape in lowercase ("gb82 west 1234 5698 7654 32"), as people type it; the mod-97 check keeps words out.
+_IBAN_LOWER = re.compile(
+    r"(?=[a-z])(?<![0-9A-Za-z])[a-z]{2}\d{2}"
+    r"(?:(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?|[a-z0-9]{7,30})(?![0-9A-Za-z])"
+)
+
+
 def _ibans(text: str) -> Iterator[Candidate]:
-    for m in _IBAN.finditer(text):
-        if iban_ok(m.group()):
-            yield m.start(), m.end(), "IBAN"
+    for pattern in (_IBAN, _IBAN_LOWER):
+        for m in pattern.finditer(text):
+            cand = m.group()
+            # the next word may look like a last group ("... 0559 at the branch"): drop trailing groups until valid
+            while not iban_ok(cand) and " " in cand[4:]:
+                cand = cand[: cand.rindex(" ")]
+            if iban_ok(cand):
+                yield m.start(), m.start() + len(cand), "IBAN"
 
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
