@@ -279,8 +279,12 @@ def test_short_items_use_their_own_length_or_only_the_substring_rule(tmp_path: P
     index = index_for(path, ["q"])
     hits = index.check("Q: what is the capital city of Burkina Faso today? A: Ouagadougou")
     assert [(h.item, h.method, h.n, h.overlap) for h in hits] == [(0, "ngram", 9, 1.0)]
-    assert index.check("what is the capital city of Burkina Faso") == []  # 8 of its 9 tokens
+    # 8 of its 9 tokens: one word deleted is still the item (near match); two words away is not
+    hits = index.check("what is the capital city of Burkina Faso")
+    assert [(h.item, h.method, h.matched, h.total) for h in hits] == [(0, "near", 8, 9)]
+    assert index.check("what is the capital of Burkina Faso") == []
     assert index.check("Who painted the Mona Lisa? Leonardo da Vinci painted the Mona Lisa.") == []
+    assert index.too_short() == {"short": ["1"]}  # the 5-token item: no check can reach it, and it is said
     hits = index.check("counterrevolutionaries internationalization notwithstanding telecommunications!")
     assert [(h.item, h.method) for h in hits] == [(2, "substring")]
     # min_ngram: with 10 the 9-token item has no n-grams at all
@@ -392,6 +396,14 @@ def test_operator_removes_with_reason_and_counts(bench_jsonl: Path):
     assert stats["checked"] == 3 and stats["contaminated"] == 1
     assert stats["contaminated_by_benchmark"] == {"gsm8k": 1}
     assert stats["top_items"] == [{"benchmark": "gsm8k", "item": "2", "records": 1}]
+    assert stats["too_short_to_check"] == {}  # every test question is long enough
+
+
+def test_operator_reports_items_too_short_to_check(tmp_path: Path):
+    path = write_jsonl(tmp_path / "b.jsonl", [{"question": QUESTIONS[0]}, {"question": "2 + 2?"}, {"question": "Why?"}])
+    op = op_for(path)
+    run_filter(op, [rec("Fine.", rid="a")])
+    assert op.stats()["too_short_to_check"] == {"gsm8k": {"items": 2, "examples": ["1", "2"]}}
 
 
 def test_operator_flag_keeps_records_and_roles_limit_the_text(bench_jsonl: Path):
@@ -502,3 +514,45 @@ def test_real_mmlu_template_and_unrelated_text_are_not_caught(real_index: Decont
     assert real_index.check(UNRELATED) == []
     code = 'def add(a: int, b: int) -> int:\n    """Return the sum of a and b."""\n    return a + b\n'
     assert real_index.check(code) == []
+
+
+# ---------------------------------------------------------------------------------------------- one word changed
+
+
+NEAR_ITEMS = [
+    {"q": "Which planet in the solar system has the most moons?", "a": "Saturn"},
+    {"q": "哪个国家的首都是堪培拉市区？", "a": "澳大利亚"},
+    {"q": "Name the author of the novel Pride and Prejudice.", "a": "Jane Austen"},
+    {
+        "q": "What is the name of the court case that ended school segregation?",
+        "a": "Brown v. Board of Education of Topeka (1954)",
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "item"),
+    [
+        ("Which planet in the solar system has the most rings?", 0),  # substituted
+        ("Which planet in our solar system has the most moons?", 0),  # substituted (the -> our)
+        ("Which planet in the whole solar system has the most moons?", 0),  # inserted
+        ("Which planet in solar system has the most moons?", 0),  # deleted
+        ("WHICH PLANET IN THE SOLAR SYSTEM HAS THE MOST RINGS", 0),  # case, punctuation and a word
+        ("请回答：哪个国家的首都是堪培拉市中心？", 1),  # a character changed, in Chinese
+        ("Name the writer of the novel Pride and Prejudice!", 2),
+    ],
+)
+def test_a_short_item_with_one_word_changed_is_found(tmp_path: Path, text: str, item: int):
+    index = index_for(write_jsonl(tmp_path / "near.jsonl", NEAR_ITEMS), ["q", "a"])
+    hits = index.check(f"Some context first. {text} Then an answer.")
+    assert [(h.item, h.method) for h in hits] == [(item, "near")], hits
+
+
+def test_near_matching_leaves_two_edits_and_names_in_prose_alone(tmp_path: Path):
+    index = index_for(write_jsonl(tmp_path / "near.jsonl", NEAR_ITEMS), ["q", "a"])
+    assert index.check("Which planet in our solar system has the most rings?") == []  # two words changed
+    # an answer that is a name: prose mentions it with a word different, which is not a copy of the item
+    assert index.check("The ruling in Brown v. Board of Education of Topeka ended it.") == []
+    # a record that holds a short question and its answer: the pair is indexed as one text as well
+    hits = index.check("Q: Name the author of the novel Pride and Prejudice.\nA: Jane Austen")
+    assert [(h.item, h.method) for h in hits][:1] == [(2, "ngram")]

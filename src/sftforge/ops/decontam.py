@@ -70,7 +70,8 @@ class DecontaminateConfig(BoundsConfig):
 
 @register
 class Decontaminate(Filter):
-    """1.0 when the record contains text of a benchmark item (13-gram or 50-character match), else 0.0.
+    """1.0 when the record contains text of a benchmark item (13-gram or 50-character match, or a short field with
+    one word changed), else 0.0.
 
     `action: remove` (the default) removes such records with the benchmark and item in the reason;
     `action: flag` keeps them with `features.contaminated = 1.0`. Relative benchmark paths resolve against the
@@ -165,6 +166,10 @@ class Decontaminate(Filter):
             "contaminated_by_benchmark": dict(sorted(self._by_benchmark.items())),
             "items_by_benchmark": dict(sorted(per_bench_items.items())),
             "top_items": [{"benchmark": b, "item": i, "records": n} for (b, i), n in self._items.most_common(20)],
+            "too_short_to_check": {  # items no check can reach, per benchmark (an index not built: none known)
+                name: {"items": len(ids), "examples": ids[:10]}
+                for name, ids in (self._index.too_short() if self._index is not None else {}).items()
+            },
         }
 
     def __getstate__(self) -> dict[str, Any]:

@@ -13,6 +13,11 @@ split on anything that is not a letter or digit, every CJK character its own tok
   they would match everywhere, and only the substring check can reach them (it never will for segments
   shorter than `substring_chars`). A record matches an item when it contains one of the item's n-grams; the
   overlap is the share of the item's distinct n-grams found in the record.
+* **near** (one word changed). A segment shorter than two n-grams loses every n-gram to one edited word in its
+  middle, and a whole-segment n-gram to any edit. Such segments (at least `min_ngram` tokens; 2 more for fields
+  after the first, which are often names that prose mentions too) are also matched with one token substituted,
+  inserted or deleted, by seed and verify over their halves (`near.py`). A short question is also indexed joined
+  with each other field of its item, so a record that holds the question and its answer matches as one text.
 * **substring** (the 50-character check). The canonical form of a text is its tokens joined by single spaces
   (so punctuation, case and spacing do not matter; a CJK character counts as two characters, itself and its
   space). A record matches an item when any `substring_chars` (50) consecutive characters of the record's
@@ -29,7 +34,8 @@ False positives, and what is done about them:
 * Low-information runs. An n-gram counts only when at least half its tokens are words of two or more
   characters (or CJK characters), and a substring match only when at least half its characters are in such
   words: "0 1 2 3 4 5 6 7 8 9 a b c d e f" or "(x - 2)(x + 2)(x - 1)(x + 1)" appear in many texts by chance.
-* Short items, see above: nothing under `min_ngram` tokens or `substring_chars` characters can match.
+* Short items, see above: nothing under `min_ngram` tokens or `substring_chars` characters can match; such items
+  are listed by `too_short()` and in the operator's stats ("too short to check"), never silently uncheckable.
 * Text that the benchmark itself quotes from elsewhere still matches. Measured on 10,000 records made from
   XQuAD paragraphs and Python PEPs, the only hits (0.14% of records) were the Wikipedia definition of a prime
   number, which HumanEval/78's docstring quotes. That is real overlap with the benchmark; `action: flag`, the
@@ -59,6 +65,7 @@ import numpy as np
 
 from sftforge.errors import SftforgeError
 from sftforge.lib.decontam.hashing import POWERS_CACHED, U64, Rolling, char_values, token_hashes, window_starts
+from sftforge.lib.decontam.near import NearIndex
 from sftforge.lib.decontam.tables import (
     bitmap,
     chunks,
@@ -77,6 +84,7 @@ DEFAULT_MIN_NGRAM = 8
 DEFAULT_CJK_NGRAM = 20
 DEFAULT_SUBSTRING_CHARS = 50
 DEFAULT_MAX_ITEM_FREQUENCY = 10
+NEAR_OTHER_EXTRA = 2  # near matching asks min_ngram tokens of a question, 2 more of other fields (see near.py)
 _WINDOW_CAP = 64  # substring index: K-windows found in more items than this are not indexed (see module doc)
 
 
@@ -121,13 +129,16 @@ class Hit:
     benchmark: str
     item: int  # position of the item in its benchmark (rows in file order, files in name order)
     item_id: str  # the id_field value, else the row number ("file_stem:row" for several files)
-    method: Literal["ngram", "substring"]
-    overlap: float  # share of the item's n-grams (ngram) or canonical characters (substring) found in the text
+    method: Literal["ngram", "substring", "near"]
+    overlap: float  # share of the item's n-grams (ngram), canonical characters (substring) or tokens (near) found
     matched: int  # n-grams found, or characters covered
     total: int  # the item's indexed n-grams, or its canonical characters
     n: int  # n-gram size (the largest that matched), or substring_chars
 
     def describe(self) -> str:
+        if self.method == "near":
+            edits = self.total - self.matched
+            return f"{self.benchmark} item {self.item_id} (a {self.total}-token field with {edits} word(s) changed)"
         what = f"{self.n}-gram" if self.method == "ngram" else f"{self.n}-char substring"
         return f"{self.benchmark} item {self.item_id} ({what} overlap {self.overlap:.2f}, {self.matched}/{self.total})"
 
@@ -142,6 +153,8 @@ class _Segments:
     seg_len: list[int] = field(default_factory=list)
     seg_item: list[int] = field(default_factory=list)
     seg_n: list[int] = field(default_factory=list)  # the n each segment is cut with (0: none)
+    seg_full_n: list[int] = field(default_factory=list)  # the n-gram size of its script (ngram or cjk_ngram)
+    seg_first: list[bool] = field(default_factory=list)  # the item's first field (a question), alone or with another
     texts: list[str] = field(default_factory=list)  # canonical text of the segments the substring check covers
     text_item: list[int] = field(default_factory=list)
 
@@ -155,6 +168,7 @@ class _Bench:
     boiler: np.ndarray  # sorted: top bits (hash >> item_bits) of the substring_chars-windows in too many items
     item_bits: int
     checkable: int  # items with at least one n-gram or one segment as long as substring_chars
+    unchecked: list[str] = field(default_factory=list)  # ids of the items too short to check
 
 
 class DecontaminationIndex:
@@ -169,6 +183,7 @@ class DecontaminationIndex:
         substring_chars: int = DEFAULT_SUBSTRING_CHARS,
         max_item_frequency: int = DEFAULT_MAX_ITEM_FREQUENCY,
         min_overlap: float = 0.0,
+        near: bool = True,
     ) -> None:
         if not 1 <= min_ngram <= min(ngram, cjk_ngram):
             raise ValueError(f"need 1 <= min_ngram ({min_ngram}) <= ngram ({ngram}) and cjk_ngram ({cjk_ngram})")
@@ -195,6 +210,8 @@ class DecontaminationIndex:
         self.seg_text: list[str] = []  # canonical text of every segment long enough for the substring check
         self.seg_item: list[int] = []  # global item of each
         self.dropped = {"ngrams": 0, "windows": 0, "low_information": 0}
+        self.near_matching = near
+        self.near = NearIndex(max_item_frequency)  # short segments with one word changed
         self._filter = np.zeros(0, dtype=np.uint8)  # bitmap over the top FILTER_BITS bits of every n-gram hash
         self._sub_filter = np.zeros(0, dtype=np.uint8)  # the same over the substring index
 
@@ -210,9 +227,12 @@ class DecontaminationIndex:
         gram_total, new_grams = self._ngrams(segs, n_items, base)
         item_bits = max(1, (n_items - 1).bit_length())
         boiler, new_sub = self._windows(segs, item_bits, base)
+        near_items = self._near(segs, base)
         long_items = np.zeros(n_items, dtype=bool)
         long_items[np.asarray(segs.text_item, dtype=np.int64)] = True
-        checkable = int(np.count_nonzero((gram_total > 0) | long_items))
+        long_items[near_items] = True
+        reachable = (gram_total > 0) | long_items
+        checkable = int(np.count_nonzero(reachable))
         if not checkable:
             fields = f" in fields {', '.join(bench.fields)}" if bench.fields else ""
             raise BenchmarkError(
@@ -221,7 +241,16 @@ class DecontaminationIndex:
                 "questions or prompts?"
             )
         self.benches.append(
-            _Bench(bench.name, [it.id for it in bench.items], gram_total, segs.item_chars, boiler, item_bits, checkable)
+            _Bench(
+                bench.name,
+                [it.id for it in bench.items],
+                gram_total,
+                segs.item_chars,
+                boiler,
+                item_bits,
+                checkable,
+                [bench.items[i].id for i in np.flatnonzero(~reachable).tolist()],
+            )
         )
         self.item_offset.append(base)
         self.item_bench = np.concatenate([self.item_bench, np.full(n_items, len(self.benches) - 1, dtype=np.int32)])
@@ -231,15 +260,23 @@ class DecontaminationIndex:
         """Every segment (one field of one item) as token hashes and, when long enough, canonical text."""
         segs = _Segments(item_chars=np.zeros(len(bench.items), dtype=np.int64))
         for i, item in enumerate(bench.items):
-            for text in item.texts:
+            texts = list(item.texts)
+            first = tokens(texts[0]) if texts else []
+            if len(texts) >= 2 and first and self._segment_n(first, texts[0]) != self._full_n(first, texts[0]):
+                # a short question is also indexed with each other field after it, as a record holds a question
+                # and its answer ("What is 2 + 2?" / "4")
+                texts += [f"{texts[0]}\n{other}" for other in texts[1:] if other.strip()]
+            for f, text in enumerate(texts):
                 toks = tokens(text)
                 if not toks:
                     continue
+                segs.seg_first.append(f == 0 or f >= len(item.texts))
                 segs.flat.extend(token_hashes(toks).tolist())
                 segs.content.extend(content_flags(toks))
                 segs.seg_len.append(len(toks))
                 segs.seg_item.append(i)
                 segs.seg_n.append(self._segment_n(toks, text))
+                segs.seg_full_n.append(self._full_n(toks, text))
                 c = " ".join(toks)
                 segs.item_chars[i] += len(c)
                 if self.substring_chars and len(c) >= self.substring_chars:
@@ -313,6 +350,25 @@ class DecontaminationIndex:
         self.seg_item.extend((seg_items + base).tolist())
         return boiler, (hashes[ok], (seg[ok] + seg_base).astype(np.int32), pos[ok].astype(np.int32))
 
+    def _near(self, segs: _Segments, base: int) -> np.ndarray:
+        """Index the segments shorter than two n-grams for near-verbatim matching (`near.NearIndex`); returns the
+        items (of this benchmark) that got one."""
+        if not self.near_matching:
+            return np.zeros(0, dtype=np.int64)
+        lengths = np.asarray(segs.seg_len, dtype=np.int64)
+        offsets = np.cumsum(lengths) - lengths
+        flat = np.frombuffer(segs.flat, dtype=U64) if segs.flat else np.zeros(0, dtype=U64)
+        content = bytes(segs.content)
+        short = [i for i, (ln, n) in enumerate(zip(segs.seg_len, segs.seg_full_n)) if ln < 2 * n]
+        chosen = self.near.add(
+            [flat[offsets[i] : offsets[i] + lengths[i]] for i in short],
+            [content[offsets[i] : offsets[i] + lengths[i]] for i in short],
+            np.asarray(segs.seg_item, dtype=np.int64)[short],
+            base,
+            [self.min_ngram if segs.seg_first[i] else self.min_ngram + NEAR_OTHER_EXTRA for i in short],
+        )
+        return np.asarray(chosen, dtype=np.int64)
+
     def _merge(
         self,
         new_grams: list[tuple[int, np.ndarray, np.ndarray]],
@@ -335,10 +391,14 @@ class DecontaminationIndex:
             self.sub_pos = np.concatenate([self.sub_pos, new_sub[2]])[order]
             self._sub_filter = bitmap(self.sub_hash)
 
+    def _full_n(self, toks: list[str], text: str) -> int:
+        """The n-gram size of a segment's script: cjk_ngram when half its tokens are CJK characters, else ngram."""
+        cjk = CJK.search(text) is not None and sum(1 for t in toks if CJK.match(t)) * 2 >= len(toks)
+        return self.cjk_ngram if cjk else self.ngram
+
     def _segment_n(self, toks: list[str], text: str) -> int:
         """The n a segment is cut with, 0 for none (see the module doc)."""
-        cjk = CJK.search(text) is not None and sum(1 for t in toks if CJK.match(t)) * 2 >= len(toks)
-        n = self.cjk_ngram if cjk else self.ngram
+        n = self._full_n(toks, text)
         if len(toks) >= n:
             return n
         return len(toks) if len(toks) >= self.min_ngram else 0
@@ -346,11 +406,14 @@ class DecontaminationIndex:
     # ---- checking ----
 
     def check(self, text: str) -> list[Hit]:
-        """Every benchmark item whose n-grams or substrings `text` contains, best overlap first."""
+        """Every benchmark item whose n-grams or substrings `text` contains, or one of whose short fields it holds
+        with one word changed, best overlap first."""
         toks = tokens(text)
         hits = self._check_ngrams(toks)
         if self.substring_chars and len(self.sub_hash):
             hits += self._check_substrings(" ".join(toks))
+        if self.near_matching and len(self.near.seed_hash) and toks:
+            hits += self._check_near(toks, {(h.benchmark, h.item) for h in hits})
         hits.sort(key=lambda h: (-h.overlap, h.benchmark, h.item, h.method))
         return hits
 
@@ -426,6 +489,16 @@ class DecontaminationIndex:
                 hits.append(Hit(bench.name, local, bench.item_ids[local], "substring", overlap, chars, total, W))
         return hits
 
+    def _check_near(self, toks: list[str], already: set[tuple[str, int]]) -> list[Hit]:
+        hits = []
+        for g, (edits, n) in self.near.check(token_hashes(toks)).items():
+            bi = int(self.item_bench[g])
+            bench, local = self.benches[bi], g - self.item_offset[bi]
+            overlap = (n - edits) / n
+            if (bench.name, local) not in already and overlap >= self.min_overlap:
+                hits.append(Hit(bench.name, local, bench.item_ids[local], "near", overlap, n - edits, n, n))
+        return hits
+
     def _boilerplate(self, region: str, bench: int) -> bool:
         """True when every W-window of `region` (a common substring) is one of the benchmark's template windows."""
         b = self.benches[bench]
@@ -450,11 +523,19 @@ class DecontaminationIndex:
         ]
         arrays += [self.gram_hash, self.gram_item, self.gram_n]
         arrays += [a for b in self.benches for a in (b.gram_total, b.item_chars, b.boiler)]
-        return sum(a.nbytes for a in arrays) + sum(len(t) for t in self.seg_text)
+        return sum(a.nbytes for a in arrays) + sum(len(t) for t in self.seg_text) + self.near.nbytes
+
+    def too_short(self) -> dict[str, list[str]]:
+        """Per benchmark, the ids of the items no check can reach: every field (and every question-answer pair)
+        is shorter than `min_ngram` tokens and `substring_chars` characters. Reported, never silently uncheckable."""
+        return {b.name: list(b.unchecked) for b in self.benches if b.unchecked}
 
     def describe(self) -> dict[str, Any]:
         return {
-            "benchmarks": {b.name: {"items": len(b.item_ids), "checkable": b.checkable} for b in self.benches},
+            "benchmarks": {
+                b.name: {"items": len(b.item_ids), "checkable": b.checkable, "too_short_to_check": b.unchecked[:20]}
+                for b in self.benches
+            },
             "ngram_entries": len(self.gram_hash),
             "substring_entries": len(self.sub_hash),
             "boilerplate_dropped": dict(self.dropped),
