@@ -33,7 +33,11 @@ major network and length, IPv6 with short groups, upper- and lowercase IBANs, an
 
     python benchmarks/pii.py [--data PATH] [--seconds 2] [--corpus] [--show errors|corpus] [--cases 1200] [--seed 0]
 
-Last line: `structured PII (...): Presidio precision P recall R; generated precision P recall R`.
+Names (PERSON, LOCATION, ORGANIZATION, opt-in): scored on the Presidio file and on sentences of our own with
+Faker's international names (`benchmarks/ner_cases.py`, needs the bench extra).
+
+Last lines: `PERSON on the Presidio file: precision P recall R` and
+`structured PII (...): Presidio precision P recall R; generated precision P recall R`.
 """
 
 from __future__ import annotations
@@ -45,7 +49,10 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from sftforge.lib.pii import ALL_TYPES, detect
+from sftforge.gazetteer import name_finder as NAMES
+from sftforge.lib.pii import ALL_TYPES, NAME_TYPES, detect
+
+REGEX_AND_ADDRESS = tuple(t for t in ALL_TYPES if t not in NAME_TYPES)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # pii_cases
@@ -60,6 +67,9 @@ TYPE_MAP = {
     "US_SSN": "US_SSN",
     "ADDRESS": "ADDRESS",
     "IBAN_CODE": "IBAN",
+    "PERSON": "PERSON",
+    "LOCATION": "LOCATION",
+    "ORGANIZATION": "ORGANIZATION",
 }
 
 
@@ -76,7 +86,7 @@ def evaluate(docs: list[dict], show_errors: bool = False) -> tuple[dict[str, lis
     uncovered: Counter[str] = Counter()
     for doc in docs:
         text = doc["full_text"]
-        pred = [(s.start, s.end, s.type, s.text) for s in detect(text, ALL_TYPES)]
+        pred = [(s.start, s.end, s.type, s.text) for s in detect(text, ALL_TYPES, NAMES())]
         gold: list[tuple[int, int, str, str]] = []
         for g in doc["spans"]:
             ours = TYPE_MAP.get(g["entity_type"])
@@ -99,7 +109,7 @@ def evaluate(docs: list[dict], show_errors: bool = False) -> tuple[dict[str, lis
     return counts, uncovered
 
 
-def speed(texts: list[str], seconds: float) -> tuple[float, float]:
+def speed(texts: list[str], seconds: float, types: tuple[str, ...] = REGEX_AND_ADDRESS) -> tuple[float, float]:
     """(docs/s, MB/s) of detect() with every type on, repeating the texts for at least `seconds` of CPU time
     (process time, so that other work on a shared machine does not count)."""
     n = 0
@@ -107,7 +117,7 @@ def speed(texts: list[str], seconds: float) -> tuple[float, float]:
     t0 = time.process_time()
     while True:
         for t in texts:
-            detect(t, ALL_TYPES)
+            detect(t, types, NAMES())
         n += len(texts)
         chars += sum(len(t.encode("utf-8")) for t in texts)
         elapsed = time.process_time() - t0
@@ -152,6 +162,8 @@ def main() -> None:
     docs = json.loads(args.data.read_text(encoding="utf-8"))
     counts, uncovered = evaluate(docs, show_errors=args.show == "errors")
     dps, mbps = speed([d["full_text"] for d in docs], args.seconds)
+    NAMES()  # the gazetteer loads once (built on first use), outside the timing
+    names_dps, _ = speed([d["full_text"] for d in docs], args.seconds, NAME_TYPES)
 
     print(f"{args.data.name}: {len(docs)} documents, types {', '.join(ALL_TYPES)} (ADDRESS included)\n")
     print("| type | support | precision | recall | F1 |")
@@ -171,6 +183,7 @@ def main() -> None:
         f"recall: {tot[1]}/{tot[0]} gold spans overlapped by a prediction of their type"
     )
     print(f"speed: {dps:,.0f} docs/s ({mbps:.2f} MB/s) on these sentences, per CPU second of one core")
+    print(f"speed of the name types alone (PERSON, LOCATION, ORGANIZATION): {names_dps:,.0f} docs/s")
 
     # generated cases for the classes that used to be missed (benchmarks/pii_cases.py), with look-alikes
     from pii_cases import cases
@@ -184,6 +197,22 @@ def main() -> None:
         support, found, predicted, tp = gen_counts.get(typ, [0, 0, 0, 0])
         p, r, f = prf(found, support, tp, predicted)
         print(f"| {typ} | {support} | {fmt(p)} | {fmt(r)} | {fmt(f)} |")
+    # names: sentences of our own with Faker's international names, places and companies (benchmarks/ner_cases.py)
+    named = None
+    try:
+        from ner_cases import cases as name_cases
+
+        named, _ = evaluate(name_cases(600, args.seed))
+    except ImportError:  # faker is a bench extra
+        print("\n(names on generated sentences: pip install -e .[bench] for faker)")
+    if named is not None:
+        print(f"\nGenerated name sentences (benchmarks/ner_cases.py, Faker, 14 locales, seed {args.seed}): 600\n")
+        print("| type | support | precision | recall | F1 |")
+        print("|---|---:|---:|---:|---:|")
+        for typ in NAME_TYPES:
+            support, found, predicted, tp = named.get(typ, [0, 0, 0, 0])
+            p, r, f = prf(found, support, tp, predicted)
+            print(f"| {typ} | {support} | {fmt(p)} | {fmt(r)} | {fmt(f)} |")
     structured = {}
     for name, cnt in (("presidio", counts), ("generated", gen_counts)):
         agg = [sum(cnt.get(t, [0, 0, 0, 0])[i] for t in STRUCTURED) for i in range(4)]
@@ -197,7 +226,7 @@ def main() -> None:
             mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
             hits: Counter[str] = Counter()
             t0 = time.process_time()
-            spans_by_doc = [detect(t, ALL_TYPES) for t in texts]
+            spans_by_doc = [detect(t, ALL_TYPES, NAMES()) for t in texts]
             elapsed = time.process_time() - t0
             for t, spans in zip(texts, spans_by_doc):
                 for s in spans:
@@ -208,6 +237,11 @@ def main() -> None:
             summary = ", ".join(f"{k} {v}" for k, v in hits.most_common()) or "none"
             rate = f"{len(texts) / elapsed:,.0f} | {mb / elapsed:.2f}"
             print(f"| {name} | {len(texts)} | {mb:.1f} | {rate} | {summary} |")
+    person = counts.get("PERSON", [0, 0, 0, 0])
+    pp_, pr_, _ = prf(person[1], person[0], person[3], person[2])
+    print(
+        f"\nPERSON on the Presidio file: precision {fmt(pp_)} recall {fmt(pr_)} (goal: recall 0.80 at precision 0.85)"
+    )
     (pp, pr), (gp, gr) = structured["presidio"], structured["generated"]
     print(
         f"\nstructured PII (EMAIL, PHONE, CREDIT_CARD, IBAN, IP_ADDRESS, US_SSN): Presidio precision {fmt(pp)} "

@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "sftforge"
 # matching prefix decides a module's layer (so `sftforge.engine.base` sits below `sftforge.engine`).
 LAYERS: list[list[str]] = [
     ["sftforge", "sftforge.errors", "sftforge.lib", "sftforge.sample", "sftforge.progress"],
-    ["sftforge.config", "sftforge.rows", "sftforge.run", "sftforge.llm", "sftforge.kg"],
+    ["sftforge.config", "sftforge.rows", "sftforge.run", "sftforge.llm", "sftforge.kg", "sftforge.gazetteer"],
     [
         "sftforge.sources",
         "sftforge.storage",

@@ -403,7 +403,7 @@ def test_operator_reports_items_too_short_to_check(tmp_path: Path):
     path = write_jsonl(tmp_path / "b.jsonl", [{"question": QUESTIONS[0]}, {"question": "2 + 2?"}, {"question": "Why?"}])
     op = op_for(path)
     run_filter(op, [rec("Fine.", rid="a")])
-    assert op.stats()["too_short_to_check"] == {"gsm8k": {"items": 2, "examples": ["1", "2"]}}
+    assert op.stats()["too_short_to_check"] == {"gsm8k": "2 items, e.g. 1, 2"}
 
 
 def test_operator_flag_keeps_records_and_roles_limit_the_text(bench_jsonl: Path):

@@ -11,6 +11,7 @@ import sftforge.ops.pii as pii_op
 from sftforge.errors import RecipeError
 from sftforge.lib.pii import (
     ALL_TYPES,
+    NAME_TYPES,
     REGEX_TYPES,
     PiiSpan,
     cn_id_ok,
@@ -24,13 +25,15 @@ from sftforge.lib.pii import (
 from sftforge.ops.base import OPERATORS
 from sftforge.sample import Record
 
+PATTERN_TYPES = tuple(t for t in ALL_TYPES if t not in NAME_TYPES)  # every type a regular expression finds
 
-def found(text: str, types=ALL_TYPES) -> list[tuple[str, str]]:
+
+def found(text: str, types=PATTERN_TYPES) -> list[tuple[str, str]]:
     return [(s.type, s.text) for s in detect(text, types)]
 
 
 def texts_of(text: str, typ: str) -> list[str]:
-    return [s.text for s in detect(text, ALL_TYPES) if s.type == typ]
+    return [s.text for s in detect(text, PATTERN_TYPES) if s.type == typ]
 
 
 # ------------------------------------------------------------------------------------------------ EMAIL
@@ -354,6 +357,8 @@ def test_detect_types_and_spans():
     assert all(text[s.start : s.end] == s.text for s in spans)
     assert "ADDRESS" not in REGEX_TYPES
     with pytest.raises(ValueError, match="unknown PII type"):
+        detect(text, ["NAME"])
+    with pytest.raises(ValueError, match="PERSON need a name finder"):
         detect(text, ["PERSON"])
     assert detect("") == []
 
@@ -374,7 +379,7 @@ def test_no_catastrophic_backtracking():
         "4111 " * 5_000: set(),
     }
     for text, types in nasty.items():
-        assert {s.type for s in detect(text, ALL_TYPES)} == types, text[:30]
+        assert {s.type for s in detect(text, PATTERN_TYPES)} == types, text[:30]
 
 
 # ------------------------------------------------------------------------------------------------ redaction
@@ -484,7 +489,8 @@ def test_operator_config_and_registry():
     cfg = pii_op.PiiRedactConfig()
     assert cfg.types == list(REGEX_TYPES) and cfg.mode == "placeholder" and cfg.roles == ["system", "user", "assistant"]
     with pytest.raises(ValidationError):
-        pii_op.PiiRedactConfig(types=["PERSON"])
+        pii_op.PiiRedactConfig(types=["NAME"])
+    assert pii_op.PiiRedactConfig(types=["PERSON", "EMAIL"]).types == ["PERSON", "EMAIL"]  # the name types opt in
     with pytest.raises(ValidationError):
         pii_op.PiiRedactConfig(roles=["tool"])
     with pytest.raises(ValidationError):

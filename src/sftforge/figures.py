@@ -160,6 +160,7 @@ class ContaminationFigures(BaseModel):
     contaminated_by_benchmark: dict[str, int] = Field(default_factory=dict)
     items_by_benchmark: dict[str, int] = Field(default_factory=dict)
     top_items: list[ContaminationItem] = Field(default_factory=list)
+    too_short_to_check: dict[str, str] = Field(default_factory=dict)  # benchmark -> "N items, e.g. ..."
 
 
 class CleanFigures(Figures):

@@ -138,6 +138,7 @@ offsets of its passage, or the knowledge-graph path and triples behind its answe
 {%- endif %}
 {%- if contamination is not none %}
 - **Benchmark contamination** (`decontaminate`, {{ contamination_action }}): {{ contamination or "none found" }}
+{%- if contamination_unchecked %}; too short to check: {{ contamination_unchecked }}{% endif %}
 {%- endif %}
 {%- for name, file in clusters.items() %}
 - **{{ name }}**: duplicate clusters in `clean/{{ file }}` of the run directory
@@ -321,6 +322,9 @@ def render_card(
         if contamination is None
         else ", ".join(f"{b} {k}" for b, k in contamination.contaminated_by_benchmark.items()),
         contamination_action=None if contamination is None else contamination.action,
+        contamination_unchecked=None
+        if contamination is None
+        else "; ".join(f"{b} {v}" for b, v in contamination.too_short_to_check.items()),
         clusters=clean.duplicate_clusters if clean else {},
         features=_feature_summary(records),
         weak_scores=", ".join(

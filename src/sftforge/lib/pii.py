@@ -54,7 +54,9 @@ Types (`REGEX_TYPES` are on by default, `HEURISTIC_TYPES` are opt-in):
                ("Apt. 018", "Suite 246"). Not detected: cities, regions, countries, postcodes, street names
                without a number.
 
-PERSON and LOCATION (names of people and places) need a statistical NER model; none is used here.
+- PERSON, LOCATION, ORGANIZATION (opt-in) names of people, places and organisations, in English and Chinese, by
+               a gazetteer with capitalisation and context rules, and jieba's part-of-speech tags for Chinese
+               (`sftforge.lib.names`); `detect` needs a `NameFinder` for them (`sftforge.gazetteer.name_finder()`).
 
 Overlaps: the longest span wins; at equal length, the more specific type (the order of `SPECIFICITY`).
 """
@@ -73,6 +75,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from sftforge.lib.names import NameFinder
+
 PiiType = Literal[
     "EMAIL",
     "PHONE",
@@ -84,9 +88,13 @@ PiiType = Literal[
     "US_SSN",
     "CN_ID",
     "ADDRESS",
+    "PERSON",
+    "LOCATION",
+    "ORGANIZATION",
 ]
 ALL_TYPES: tuple[PiiType, ...] = get_args(PiiType)
-HEURISTIC_TYPES: tuple[PiiType, ...] = ("ADDRESS",)
+HEURISTIC_TYPES: tuple[PiiType, ...] = ("ADDRESS", "PERSON", "LOCATION", "ORGANIZATION")
+NAME_TYPES: tuple[PiiType, ...] = ("PERSON", "LOCATION", "ORGANIZATION")  # found by a NameFinder (lib/names.py)
 REGEX_TYPES: tuple[PiiType, ...] = tuple(t for t in ALL_TYPES if t not in HEURISTIC_TYPES)
 
 # Most specific first: at equal span length, the earlier type wins.
@@ -101,6 +109,9 @@ SPECIFICITY: tuple[str, ...] = (
     "IP_ADDRESS",
     "PHONE",
     "ADDRESS",
+    "ORGANIZATION",
+    "PERSON",
+    "LOCATION",
 )
 _RANK = {t: i for i, t in enumerate(SPECIFICITY)}
 
@@ -847,15 +858,21 @@ def resolve_overlaps(candidates: Iterable[Candidate]) -> list[Candidate]:
     return sorted(chosen)
 
 
-def detect(text: str, types: Iterable[str] | None = None) -> list[PiiSpan]:
-    """Non-overlapping PII spans in `text`, in order. `types` defaults to `REGEX_TYPES` (ADDRESS is opt-in)."""
+def detect(text: str, types: Iterable[str] | None = None, names: NameFinder | None = None) -> list[PiiSpan]:
+    """Non-overlapping PII spans in `text`, in order. `types` defaults to `REGEX_TYPES` (ADDRESS and the name types
+    are opt-in); PERSON, LOCATION and ORGANIZATION need `names` (`sftforge.gazetteer.name_finder()`)."""
     wanted = REGEX_TYPES if types is None else tuple(types)
-    unknown = [t for t in wanted if t not in DETECTORS]
+    unknown = [t for t in wanted if t not in DETECTORS and t not in NAME_TYPES]
     if unknown:
         raise ValueError(f"unknown PII type(s) {unknown}; known: {list(ALL_TYPES)}")
+    asked = tuple(t for t in wanted if t in NAME_TYPES)
+    if asked and names is None:
+        raise ValueError(f"{', '.join(asked)} need a name finder: pass names=sftforge.gazetteer.name_finder()")
     if not text:
         return []
-    candidates = [c for t in wanted for c in DETECTORS[t](text)]
+    candidates = [c for t in wanted if t in DETECTORS for c in DETECTORS[t](text)]
+    if asked and names is not None:
+        candidates += names.find(text, asked)
     return [PiiSpan(s, e, t, text[s:e]) for s, e, t in resolve_overlaps(candidates)]
 
 

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sftforge.cache import cache_root
 from sftforge.errors import ModelError
 from sftforge.lib.chat import render_chat
 from sftforge.lib.token_loss import IGNORE, pad_right, per_row, token_nll
@@ -30,10 +31,6 @@ from sftforge.llm.base import LLM, ChatRequest, Completion, is_pre_query, render
 from sftforge.llm.bundled import resolve_model_path
 
 log = logging.getLogger(__name__)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("SFTFORGE_CACHE") or Path.home() / ".cache" / "sftforge")
 
 
 def _quiet_transformers() -> None:

@@ -166,8 +166,10 @@ class Decontaminate(Filter):
             "contaminated_by_benchmark": dict(sorted(self._by_benchmark.items())),
             "items_by_benchmark": dict(sorted(per_bench_items.items())),
             "top_items": [{"benchmark": b, "item": i, "records": n} for (b, i), n in self._items.most_common(20)],
-            "too_short_to_check": {  # items no check can reach, per benchmark (an index not built: none known)
-                name: {"items": len(ids), "examples": ids[:10]}
+            # items no check can reach, per benchmark, as text: a fact of the index, not a count to add up over
+            # blocks or workers (an index not built yet knows none)
+            "too_short_to_check": {
+                name: f"{len(ids)} item{'s' if len(ids) != 1 else ''}, e.g. {', '.join(ids[:10])}"
                 for name, ids in (self._index.too_short() if self._index is not None else {}).items()
             },
         }

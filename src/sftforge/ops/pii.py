@@ -5,7 +5,8 @@ Detection and redaction are `sftforge.lib.pii` (pure regular expressions with va
     cleaning:
       mappers:
         - name: pii_redact
-          types: [EMAIL, PHONE, CREDIT_CARD, ...]   # default: every regex type; ADDRESS is opt-in
+          types: [EMAIL, PHONE, CREDIT_CARD, ...]   # default: every regex type; ADDRESS, PERSON, LOCATION,
+                                                    # ORGANIZATION are opt-in
           mode: placeholder                         # mask | placeholder | hash
           salt_env: SFTFORGE_PII_SALT               # hash mode: the environment variable holding the salt
           roles: [system, user, assistant]
@@ -25,7 +26,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from sftforge.errors import RecipeError
-from sftforge.lib.pii import REGEX_TYPES, PiiType, detect, redact
+from sftforge.lib.names import NameFinder
+from sftforge.lib.pii import NAME_TYPES, REGEX_TYPES, PiiType, detect, redact
 from sftforge.ops.base import Mapper, OpConfig, register
 from sftforge.sample import Record
 
@@ -45,7 +47,8 @@ class PiiRedactConfig(OpConfig):
     types: list[PiiType] = Field(
         default_factory=_regex_types,
         description="PII types to redact. Default: every regex type (EMAIL, PHONE, CREDIT_CARD, IBAN, IP_ADDRESS, "
-        "CREDENTIAL, PRIVATE_KEY, US_SSN, CN_ID); ADDRESS (street addresses, heuristic) is opt-in.",
+        "CREDENTIAL, PRIVATE_KEY, US_SSN, CN_ID); ADDRESS (street addresses, heuristic) and PERSON, LOCATION, "
+        "ORGANIZATION (names, by a gazetteer and context rules; jieba for Chinese) are opt-in.",
     )
     mode: Literal["mask", "placeholder", "hash"] = Field(
         "placeholder",
@@ -81,11 +84,26 @@ class PiiRedact(Mapper):
         self.found: Counter[str] = Counter()
         self.records_changed = 0
         self._salt: str | None = None
+        self._names: NameFinder | None = None  # the gazetteer-backed finder, for PERSON, LOCATION, ORGANIZATION
 
     def setup(self) -> None:
-        """Reads the salt in hash mode, so that a missing variable fails before the first record."""
+        """Reads the salt in hash mode, so that a missing variable fails before the first record, and loads the
+        name gazetteer when a name type is asked for."""
         if self.config.mode == "hash":
             self._salt = self._read_salt()
+        self._names_finder()
+
+    def _names_finder(self) -> NameFinder | None:
+        if self._names is None and any(t in NAME_TYPES for t in self.config.types):
+            from sftforge.gazetteer import name_finder
+
+            self._names = name_finder()
+        return self._names
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_names"] = None  # half a million names: each worker loads the cached gazetteer itself
+        return state
 
     def _read_salt(self) -> str:
         var = self.config.salt_env
@@ -105,7 +123,7 @@ class PiiRedact(Mapper):
         messages: list[dict[str, str]] = []
         for message in record.messages:
             if message["role"] in roles:
-                spans = detect(message["content"], self.config.types)
+                spans = detect(message["content"], self.config.types, self._names_finder())
                 if spans:
                     counts.update(s.type for s in spans)
                     content = redact(message["content"], spans, self.config.mode, self._salt or "")
