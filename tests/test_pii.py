@@ -232,6 +232,9 @@ def test_ipv6():
     assert texts_of("link fe80::1ff:fe23:4567:890a%eth0", "IP_ADDRESS") == ["fe80::1ff:fe23:4567:890a"]
     assert texts_of("mapped ::ffff:8.8.4.4.", "IP_ADDRESS") == ["::ffff:8.8.4.4"]
     assert texts_of("at 12:30:45, std::vector, a::b, year 2262::", "IP_ADDRESS") == []
+    # groups of one to three hex digits, in full and compressed
+    assert texts_of("from 2a00:1:2f:3:a:0:7:9 today", "IP_ADDRESS") == ["2a00:1:2f:3:a:0:7:9"]
+    assert texts_of("from 2600:5:e::3a:1 today", "IP_ADDRESS") == ["2600:5:e::3a:1"]
 
 
 # ------------------------------------------------------------------------------------------------ CREDENTIAL
