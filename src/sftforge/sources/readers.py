@@ -1,7 +1,8 @@
-"""Read documents from files, folders and globs: .txt .md .rst .html .jsonl .parquet.
+"""Read documents from files, folders and globs: .txt .md .rst .html .jsonl .parquet, and through
+`sources.formats` .pdf .docx .pptx .epub; text files in any common encoding (detected and recorded).
 
-Unreadable files (binary, not UTF-8) are skipped, counted and named, never fatal; a path that matches nothing or
-a corpus with no text is an error that names the recipe entry.
+Unreadable files (binary, encrypted, scanned, corrupt) are skipped, counted and named, never fatal; a path that
+matches nothing or a corpus with no text is an error that names the recipe entry.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 
 from sftforge.errors import SourceError
 from sftforge.rows import read_rows
+from sftforge.sources.formats import READERS, Unreadable, decode_text, extract
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
 TABLE_SUFFIXES = {".jsonl", ".parquet"}
-SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | TABLE_SUFFIXES
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | TABLE_SUFFIXES | set(READERS)
 
 
 @dataclass(slots=True)
@@ -30,6 +32,8 @@ class Document:
     id: str
     path: str
     text: str
+    encoding: str | None = None  # a text file that was not UTF-8: the encoding detected
+    pages: list[int] | None = None  # a PDF: where each page's text starts in `text`
 
 
 @dataclass
@@ -39,6 +43,7 @@ class ReadReport:
     files: int = 0
     documents: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path or path:line, reason)
+    decoded: list[tuple[str, str]] = field(default_factory=list)  # (path, encoding) of text files not in UTF-8
 
 
 class _HTMLText(HTMLParser):
@@ -79,17 +84,6 @@ def html_to_text(html: str) -> str:
     parser.feed(html)
     parser.close()
     return parser.text()
-
-
-def _read_text_file(path: Path) -> str | None:
-    """UTF-8 text of a file, or None if it is binary or not UTF-8."""
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
 
 
 def expand(pattern: str, base_dir: Path) -> list[Path]:
@@ -168,17 +162,23 @@ def read_documents(
         try:
             if suffix in TABLE_SUFFIXES:
                 docs = list(_read_table(path, doc_id, text_field, id_field, report))
+            elif suffix in READERS:
+                got = extract(path)
+                docs = [Document(id=doc_id, path=str(path), text=got.text, pages=got.pages)]
             else:
-                text = _read_text_file(path)
-                if text is None:
-                    report.skipped.append((str(path), "binary or not UTF-8"))
-                    continue
+                text, encoding = decode_text(path.read_bytes())
+                if encoding is not None:
+                    report.decoded.append((str(path), encoding))
+                    log.info("sources: %s is not UTF-8; read as %s", path, encoding)
                 if suffix in HTML_SUFFIXES:
                     text = html_to_text(text)
                 if not text.strip():
                     report.skipped.append((str(path), "empty"))
                     continue
-                docs = [Document(id=doc_id, path=str(path), text=text)]
+                docs = [Document(id=doc_id, path=str(path), text=text, encoding=encoding)]
+        except Unreadable as exc:
+            report.skipped.append((str(path), str(exc)))
+            continue
         except PermissionError:
             report.skipped.append((str(path), "permission denied"))
             continue

@@ -1,0 +1,145 @@
+"""PDF, DOCX, PPTX and EPUB files and text in legacy encodings, read as documents: files made here with the
+real libraries (and a PDF written byte by byte), bad files skipped with their reason."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from sftforge.sources.readers import ReadReport, read_documents
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A minimal PDF with one line of Helvetica text per page (its xref table computed here)."""
+    n = len(pages)
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{' '.join(f'{4 + 2 * i} 0 R' for i in range(n))}] /Count {n} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    for i, text in enumerate(pages):
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+        objs.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {5 + 2 * i} 0 R >>".encode()
+        )
+        objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    out, offsets = b"%PDF-1.4\n", []
+    for i, obj in enumerate(objs):
+        offsets.append(len(out))
+        out += f"{i + 1} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets)
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def read(folder: Path) -> tuple[list, ReadReport]:
+    report = ReadReport()
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    return list(read_documents(files, folder, report=report)), report
+
+
+def test_pdf_text_by_page(tmp_path: Path):
+    (tmp_path / "manual.pdf").write_bytes(make_pdf(["Install the pump before winter.", "Drain it every spring."]))
+    docs, report = read(tmp_path)
+    assert len(docs) == 1 and report.skipped == []
+    doc = docs[0]
+    assert "Install the pump before winter." in doc.text and "Drain it every spring." in doc.text
+    assert doc.pages is not None and len(doc.pages) == 2 and doc.pages[0] == 0
+    assert doc.text[doc.pages[1] :].startswith("Drain it every spring.")
+
+
+def test_encrypted_scanned_and_corrupt_pdfs_are_skipped_with_their_reason(tmp_path: Path):
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(make_pdf(["Secret plans."]))))
+    writer.encrypt("s3cret")
+    with open(tmp_path / "locked.pdf", "wb") as f:
+        writer.write(f)
+    blank = PdfWriter()
+    blank.add_blank_page(612, 792)
+    with open(tmp_path / "scan.pdf", "wb") as f:
+        blank.write(f)
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not a PDF body")
+    (tmp_path / "notes.txt").write_text("A note that is fine.", encoding="utf-8")
+    docs, report = read(tmp_path)
+    assert [d.id for d in docs] == ["notes.txt"]
+    reasons = dict((Path(p).name, r) for p, r in report.skipped)
+    assert "encrypted PDF" in reasons["locked.pdf"]
+    assert "no text layer" in reasons["scan.pdf"] and "OCR" in reasons["scan.pdf"]
+    assert "not a readable PDF" in reasons["broken.pdf"]
+
+
+def test_docx_paragraphs_headings_and_tables_in_order(tmp_path: Path):
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Maintenance", level=1)
+    d.add_paragraph("Check the filter monthly.")
+    table = d.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Part", "Interval"
+    table.cell(1, 0).text, table.cell(1, 1).text = "Filter", "1 month"
+    d.add_paragraph("Call support if it leaks.")
+    d.save(str(tmp_path / "guide.docx"))
+    (tmp_path / "fake.docx").write_bytes(b"PK\x03\x04 not really a word file")
+    docs, report = read(tmp_path)
+    assert [x.id for x in docs] == ["guide.docx"]
+    text = docs[0].text
+    assert text.index("Maintenance") < text.index("Check the filter") < text.index("Filter | 1 month")
+    assert text.index("Filter | 1 month") < text.index("Call support")
+    assert "not a Word document" in dict((Path(p).name, r) for p, r in report.skipped)["fake.docx"]
+
+
+def test_pptx_and_epub(tmp_path: Path):
+    from ebooklib import epub
+    from pptx import Presentation
+
+    deck = Presentation()
+    for title, body in (("Quarterly review", "Sales grew in the north."), ("Next steps", "Hire two engineers.")):
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = title
+        slide.placeholders[1].text = body
+    deck.save(str(tmp_path / "deck.pptx"))
+    book = epub.EpubBook()
+    book.set_identifier("id1")
+    book.set_title("Field notes")
+    book.set_language("en")
+    chapter = epub.EpubHtml(title="One", file_name="one.xhtml", lang="en")
+    chapter.content = "<html><body><h1>Chapter one</h1><p>The river floods in May.</p></body></html>"
+    book.add_item(chapter)
+    book.spine = [chapter]
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    epub.write_epub(str(tmp_path / "notes.epub"), book)
+    docs, report = read(tmp_path)
+    by_id = {d.id: d.text for d in docs}
+    assert report.skipped == []
+    assert "Quarterly review" in by_id["deck.pptx"] and "Hire two engineers." in by_id["deck.pptx"]
+    assert "Chapter one" in by_id["notes.epub"] and "The river floods in May." in by_id["notes.epub"]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "detected"),
+    [
+        (
+            "这是一份用国标编码保存的说明书，请在使用前仔细阅读全部内容，并妥善保管。设备应放置在通风干燥的地方。",
+            "gb18030",
+            "gb18030",
+        ),
+        ("Café crème, déjà vu: the naïve façade of an old résumé, written in Latin-1 long ago.", "latin-1", None),
+    ],
+)
+def test_text_in_legacy_encodings_is_decoded_and_the_encoding_recorded(
+    tmp_path: Path, text: str, encoding: str, detected: str | None
+):
+    (tmp_path / "old.txt").write_bytes(text.encode(encoding))
+    docs, report = read(tmp_path)
+    assert [d.text for d in docs] == [text]
+    assert docs[0].encoding is not None and report.decoded == [(str(tmp_path / "old.txt"), docs[0].encoding)]
+    if detected:
+        assert docs[0].encoding == detected
