@@ -143,3 +143,47 @@ def test_text_in_legacy_encodings_is_decoded_and_the_encoding_recorded(
     assert docs[0].encoding is not None and report.decoded == [(str(tmp_path / "old.txt"), docs[0].encoding)]
     if detected:
         assert docs[0].encoding == detected
+
+
+def test_pdf_pages_reach_the_chunks_and_a_record_cites_them(tmp_path: Path):
+    """The sources stage over a PDF: every chunk knows its page, and a record's source keeps it through Parquet."""
+    import pyarrow.parquet as pq
+
+    from sftforge.recipe import load_recipe_text
+    from sftforge.run import RunDir
+    from sftforge.sample import Lineage, Record, SourceRef, records_to_table, table_to_records
+    from sftforge.stages import Context, run_stage
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    lines = [f"Step {i}: tighten bolt {i} of the pump housing to the torque in the table." for i in range(1, 7)]
+    (docs / "pump.pdf").write_bytes(make_pdf(lines))
+    text = (
+        "name: pdfs\ntask: {type: qa, description: pump maintenance, target_count: 2}\n"
+        "sources:\n  documents: [{path: docs}]\n  chunking: {max_tokens: 24, overlap_tokens: 0, min_tokens: 1}\n"
+        "  retrieval: {method: none}\n"
+    )
+    recipe = load_recipe_text(text, base_dir=tmp_path)
+    run = RunDir.create(tmp_path / "run", text, "pdfs", tmp_path)
+    run_stage(Context(run=run, recipe=recipe), "sources")
+    chunks = pq.read_table(run.stage_dir("sources") / "chunks.parquet").to_pylist()
+    assert len(chunks) >= 2 and {c["page"] for c in chunks} >= {1, 6}
+    for c in chunks:  # the page a chunk starts on holds its first line
+        assert f"Step {c['page']}:" in c["text"].split("\n")[0]
+    ref = SourceRef(
+        "chunk",
+        chunks[-1]["chunk_id"],
+        chunks[-1]["doc_id"],
+        chunks[-1]["start"],
+        chunks[-1]["end"],
+        chunks[-1]["page"],
+    )
+    rec = Record(
+        id="r",
+        task="qa",
+        lang="en",
+        messages=[{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}],
+        source=[ref],
+        lineage=Lineage(generator="grounded", model="none"),
+    )
+    assert table_to_records(records_to_table([rec]))[0].source[0].page == chunks[-1]["page"]

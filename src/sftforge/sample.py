@@ -32,6 +32,7 @@ class SourceRef:
     doc_id: str | None = None
     start: int | None = None  # character offsets into the document text
     end: int | None = None
+    page: int | None = None  # a PDF's page (1-based) where the chunk starts
 
 
 @dataclass(slots=True)
@@ -121,6 +122,7 @@ SOURCE_TYPE = pa.struct(
         ("doc_id", pa.string()),
         ("start", pa.int64()),
         ("end", pa.int64()),
+        ("page", pa.int32()),
     ]
 )
 LINEAGE_TYPE = pa.struct(

@@ -40,6 +40,7 @@ CHUNK_SCHEMA = pa.schema(
         ("index", pa.int32()),
         ("start", pa.int64()),
         ("end", pa.int64()),
+        ("page", pa.int32()),  # a PDF's page (1-based) where the chunk starts; null for other documents
         ("text", pa.string()),
         ("n_tokens", pa.int32()),
         ("score", pa.float32()),
@@ -64,7 +65,9 @@ def read_chunks(run: RunDir, used_only: bool = True) -> list[dict[str, Any]]:
 
 def read_passages(run: RunDir) -> list[Passage]:
     """The usable passages, best first."""
-    return [Passage(r["chunk_id"], r["doc_id"], r["start"], r["end"], r["text"]) for r in read_chunks(run)]
+    return [
+        Passage(r["chunk_id"], r["doc_id"], r["start"], r["end"], r["text"], r.get("page")) for r in read_chunks(run)
+    ]
 
 
 def read_documents(run: RunDir) -> dict[str, str]:

@@ -40,6 +40,7 @@ class Passage:
     start: int
     end: int
     text: str
+    page: int | None = None  # a PDF's page (1-based) where it starts
 
 
 def _spans(text: str, start: int, end: int, splitter: re.Pattern[str]) -> list[tuple[int, int]]:

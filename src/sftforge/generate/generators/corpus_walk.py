@@ -186,13 +186,13 @@ class CorpusWalkStep(RecordStep):
             user = question
         messages = [{"role": "system", "content": self.task.system_prompt}] if self.task.system_prompt else []
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
-        source = [SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end) for p in ps.passages]
+        source = [SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end, p.page) for p in ps.passages]
         return Record(id="", messages=messages, task=self.task.type, lang=self.lang, source=source, answer_check=check)
 
     def failed_record(self, item: WorkItem, output: str) -> Record:
         ps: PassageSet = item.payload
         messages = self.prompt(item)[:-1] + [{"role": "assistant", "content": self._prefill + output}]
-        source = [SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end) for p in ps.passages]
+        source = [SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end, p.page) for p in ps.passages]
         return Record(id="", messages=messages, task=self.task.type, lang=self.lang, source=source)
 
 

@@ -283,7 +283,7 @@ class DialogueDriver:
 
     @staticmethod
     def _ref(p: Passage) -> SourceRef:
-        return SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end)
+        return SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end, p.page)
 
     def _finish(self, wave: Wave, c: Conversation, keep: bool) -> int:
         """Record a finished conversation (1), or its rejection (0); one past the share (`keep` false) is dropped

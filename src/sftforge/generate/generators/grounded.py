@@ -305,7 +305,7 @@ class GroundedStep(RecordStep):
 
     @staticmethod
     def _chunk_ref(p: Passage) -> SourceRef:
-        return SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end)
+        return SourceRef("chunk", p.chunk_id, p.doc_id, p.start, p.end, p.page)
 
     def _record(self, user: str, assistant: str, source: list[SourceRef], check: AnswerCheck) -> Record:
         messages = []

@@ -9,6 +9,7 @@ give, and writes the passages and documents (`storage.write_passages`).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import shutil
@@ -63,6 +64,11 @@ def query_text(recipe: Recipe) -> str:
     return recipe.sources.retrieval.query or recipe.task.description
 
 
+def page_of(pages: list[int] | None, start: int) -> int | None:
+    """The 1-based page of a PDF holding character `start`, from the page start offsets; None for other files."""
+    return bisect.bisect_right(pages, start) if pages else None
+
+
 @dataclass(slots=True)
 class DocumentsBlock:
     """What a documents worker returns for one block of files: their documents, their chunks with each chunk's
@@ -104,6 +110,7 @@ class DocumentsWorker:
         report = ReadReport()
         docs = list(read_documents([Path(p) for p in paths], Path(s.id_root), text_field, id_field, report))
         chunks = [c for d in docs for c in chunk_document(d, s.max_tokens, s.overlap_tokens, self.count)]
+        pages = {d.id: d.pages for d in docs if d.pages}
         counts = TermCounts.of([c.text for c in chunks], s.query, s.lang)
         documents = pa.table(
             {
@@ -119,6 +126,7 @@ class DocumentsWorker:
                 "index": pa.array([c.index for c in chunks], pa.int32()),
                 "start": pa.array([c.start for c in chunks], pa.int64()),
                 "end": pa.array([c.end for c in chunks], pa.int64()),
+                "page": pa.array([page_of(pages.get(c.doc_id), c.start) for c in chunks], pa.int32()),
                 "text": pa.array([c.text for c in chunks], pa.string()),
                 "n_tokens": pa.array([c.n_tokens for c in chunks], pa.int32()),
                 "length": pa.array(counts.lengths, pa.int64()),
@@ -254,7 +262,7 @@ class Documents(SourceKind):
                 "lower sources.chunking.min_tokens, change sources.retrieval.query, or set retrieval.method: none"
             )
         table = (
-            chunks.select(["chunk_id", "doc_id", "index", "start", "end", "text", "n_tokens"])
+            chunks.select(["chunk_id", "doc_id", "index", "start", "end", "page", "text", "n_tokens"])
             .append_column("score", pa.array(scores, pa.float32()))
             .append_column("rank", pa.array(rank, pa.int32()))
             .append_column("used", pa.array(used, pa.bool_()))
