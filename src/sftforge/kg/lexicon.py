@@ -48,7 +48,6 @@ import yaml
 from sftforge.errors import SourceError
 from sftforge.kg.graph import INVERSE_PREFIX, INVERSE_SUFFIX, KnowledgeGraph, local_name
 from sftforge.kg.words import (
-    GLOSSARY,
     PREPOSITIONS,
     article,
     has_cjk,
@@ -57,6 +56,7 @@ from sftforge.kg.words import (
     singular,
     split_words,
     translate,
+    translate_verb,
 )
 
 SLOTS_EN = frozenset("x x_be x_have x_its wh be have was its that are ones noun noun1".split())
@@ -278,7 +278,7 @@ def derive_zh(relation: str, words: list[str] | None = None) -> Wording:
             w = w[i + 1 :] + w[:i]
         if shape == "verb_prep" and len(w) == 1:  # after, before, near: Chinese says it with a noun (后任)
             shape = "noun"
-        found = _translate_verb(w) if shape in ("verb_by", "verb_prep", "verb") else translate(w)
+        found = translate_verb(w) if shape in ("verb_by", "verb_prep", "verb") else translate(w)
         if not found:
             return Wording(
                 relation, "custom", " ".join(words), skip="no Chinese for these words in the dictionary: write it"
@@ -287,77 +287,28 @@ def derive_zh(relation: str, words: list[str] | None = None) -> Wording:
     return _zh_templates(relation, shape, p)
 
 
-def _translate_verb(words: list[str]) -> str | None:
-    """Chinese for a verb relation's verb (`located in` -> 位于, `directed by` -> 导演)."""
-    from sftforge.kg.words import _dictionary, _sense
-
-    d = _dictionary()
-    verbs = [w for w in words if w not in PREPOSITIONS]
-    if len(verbs) != 1:
-        return translate(words)
-    v = verbs[0]
-    if v in GLOSSARY:
-        return GLOSSARY[v]
-    stems = [v, v[:-1], v[:-2], v[:-3], v[:-3] + "e", v[:-2] + "e"] if v.endswith(("ed", "ing")) else [v]
-    for stem in stems:
-        if stem in d and (sense := _sense(d[stem], ("vt", "v", "vi")) or _sense(d[stem], ())):
-            return sense
-    return None
+# Chinese templates per shape, with P standing for the relation's words: (forward question, forward phrase,
+# inverse question, inverse phrase, statement). Chinese has no agreement; {wh}, {which} and {ones} carry the class.
+_ZH_SHAPES: dict[str, tuple[str, str, str, str, str]] = {
+    "type": ("{x}是什么类型的实体？", "{x}的类型", "哪些实体属于{x}类型？", "属于{x}类型的实体", "{h}是{t}。"),
+    "noun_of": ("{x}是{wh}的P？", "以{x}为P的{ones}", "{x}的P是{wh}？", "{x}的P", "{h}是{t}的P。"),
+    "verb_by": ("{x}是由{wh}P的？", "P{x}的{ones}", "{x}P了{wh}？", "{x}P的{ones}", "{h}由{t}P。"),
+    "verb_prep": ("{x}P{wh}？", "{x}P的{ones}", "{which}P{x}？", "P{x}的{ones}", "{h}P{t}。"),
+    "verb": ("{x}P了{wh}？", "{x}P的{ones}", "{wh}P了{x}？", "P了{x}的{ones}", "{h}P了{t}。"),
+    "noun": ("{x}的P是{wh}？", "{x}的P", "{which}的P是{x}？", "P为{x}的{ones}", "{h}的P是{t}。"),
+}
 
 
 def _zh_templates(relation: str, shape: str, p: str) -> Wording:
-    if shape == "type":
-        return Wording(
-            relation,
-            shape,
-            p,
-            forward={"question": "{x}是什么类型的实体？", "phrase": "{x}的类型"},
-            inverse={"question": "哪些实体属于{x}类型？", "phrase": "属于{x}类型的实体"},
-            statement="{h}是{t}。",
-        )
-    if shape == "noun_of":
-        return Wording(
-            relation,
-            shape,
-            p,
-            forward={"question": "{x}是{wh}的" + p + "？", "phrase": "以{x}为" + p + "的{ones}"},
-            inverse={"question": "{x}的" + p + "是{wh}？", "phrase": "{x}的" + p},
-            statement="{h}是{t}的" + p + "。",
-        )
-    if shape == "verb_by":
-        return Wording(
-            relation,
-            shape,
-            p,
-            forward={"question": "{x}是由{wh}" + p + "的？", "phrase": p + "{x}的{ones}"},
-            inverse={"question": "{x}" + p + "了{wh}？", "phrase": "{x}" + p + "的{ones}"},
-            statement="{h}由{t}" + p + "。",
-        )
-    if shape == "verb_prep":
-        return Wording(
-            relation,
-            shape,
-            p,
-            forward={"question": "{x}" + p + "{wh}？", "phrase": "{x}" + p + "的{ones}"},
-            inverse={"question": "{which}" + p + "{x}？", "phrase": p + "{x}的{ones}"},
-            statement="{h}" + p + "{t}。",
-        )
-    if shape == "verb":
-        return Wording(
-            relation,
-            shape,
-            p,
-            forward={"question": "{x}" + p + "了{wh}？", "phrase": "{x}" + p + "的{ones}"},
-            inverse={"question": "{wh}" + p + "了{x}？", "phrase": p + "了{x}的{ones}"},
-            statement="{h}" + p + "了{t}。",
-        )
+    shape = shape if shape in _ZH_SHAPES else "noun"
+    fq, fp, iq, ip, st = (t.replace("P", p) for t in _ZH_SHAPES[shape])
     return Wording(
         relation,
-        "noun",
+        shape,
         p,
-        forward={"question": "{x}的" + p + "是{wh}？", "phrase": "{x}的" + p},
-        inverse={"question": "{which}的" + p + "是{x}？", "phrase": p + "为{x}的{ones}"},
-        statement="{h}的" + p + "是{t}。",
+        forward={"question": fq, "phrase": fp},
+        inverse={"question": iq, "phrase": ip},
+        statement=st,
     )
 
 

@@ -323,3 +323,20 @@ def translate(words: list[str]) -> str | None:
             return None
         out.append(sense)
     return "".join(out)
+
+
+def translate_verb(words: list[str]) -> str | None:
+    """Chinese for a verb relation's verb (`located in` -> 位于, `directed by` -> 导演): the glossary, else the
+    dictionary's verb sense of the word or of its stem (directed -> direct, starring -> star)."""
+    verbs = [w for w in words if w not in PREPOSITIONS]
+    if len(verbs) != 1:
+        return translate(words)
+    v = verbs[0]
+    if v in GLOSSARY:
+        return GLOSSARY[v]
+    d = _dictionary()
+    stems = [v, v[:-1], v[:-2], v[:-3], v[:-3] + "e", v[:-2] + "e"] if v.endswith(("ed", "ing")) else [v]
+    for stem in stems:
+        if stem in d and (sense := _sense(d[stem], ("vt", "v", "vi")) or _sense(d[stem], ())):
+            return sense
+    return None
