@@ -73,6 +73,17 @@ PLACES = EntityClass(("place", "places"), "地方")
 _LOCATIVE = frozenset("located situated based born died lives lived headquartered buried".split())
 
 
+class _RelationFacts:
+    """Per forward relation: the class its tails are (None: not a class range), whether its tails are people,
+    whether only people are its heads, whether its tails are places."""
+
+    def __init__(self, count: int) -> None:
+        self.classes: list[EntityClass | None] = [None] * count
+        self.person_tail = np.zeros(count, dtype=bool)
+        self.person_head = np.zeros(count, dtype=bool)
+        self.locative = np.zeros(count, dtype=bool)
+
+
 class ClassNamer:
     """Names sets of entities of one graph; the per-relation facts are computed once."""
 
@@ -86,32 +97,32 @@ class ClassNamer:
         self.type_relation = graph.type_relation()
 
     @cached_property
-    def _relations(self) -> tuple[np.ndarray, np.ndarray, list[EntityClass | None], np.ndarray]:
-        """Per forward relation: distinct tail count, whether it is a class range, its class, person-valued."""
+    def _facts(self) -> _RelationFacts:
+        """What each forward relation says about its heads and tails, in one pass over the graph."""
         g = self.graph
         n, r_count = g.num_entities, g.num_relations
         heads = np.repeat(np.arange(n, dtype=np.int64), np.diff(g.indptr))
         fwd = g.rels < r_count
         rel, h, t = g.rels[fwd].astype(np.int64), heads[fwd], g.indices[fwd].astype(np.int64)
-        tails_count = np.zeros(r_count, dtype=np.int64)
-        ranged = np.zeros(r_count, dtype=bool)
-        person_tail = np.zeros(r_count, dtype=bool)
-        classes: list[EntityClass | None] = [None] * r_count
+        facts = _RelationFacts(r_count)
         order = np.argsort(rel, kind="stable")
         cuts = np.searchsorted(rel[order], np.arange(r_count + 1))
         for r in range(r_count):
+            label = g.relation_label(r)
+            entry = self.evidence.get(label)
+            words = entry.words.lower().split()
+            facts.person_tail[r] = _names_people(entry)
+            facts.person_head[r] = bool((set(words) | {label.lower()}) & _PERSON_HEAD) or "出生" in entry.words
+            facts.locative[r] = (
+                entry.shape == "verb_prep" and len(words) >= 2 and words[-1] in ("in", "at") and words[-2] in _LOCATIVE
+            )
             idx = order[cuts[r] : cuts[r + 1]]
             hs, ts = np.unique(h[idx]), np.unique(t[idx])
-            tails_count[r] = len(ts)
             overlap = len(np.intersect1d(hs, ts, assume_unique=True))
-            entry = self.evidence.get(g.relation_label(r))
-            person_tail[r] = _names_people(entry)
             if entry.skip or entry.shape != "noun" or overlap > 0.05 * min(len(hs), len(ts)) or len(ts) < 20:
                 continue
-            found = self._noun_class(entry.words, entry.noun)
-            if found is not None:
-                ranged[r], classes[r] = True, found
-        return tails_count, ranged, classes, person_tail
+            facts.classes[r] = self._noun_class(entry.words, entry.noun)
+        return facts
 
     def _noun_class(self, words: str, noun: tuple[str, str] | None) -> EntityClass | None:
         """The class a relation's noun names: its head word (`birth place` -> place, `country of birth` ->
@@ -123,30 +134,6 @@ class ClassNamer:
         if zipf_en(head) < 3.5 or head in _VAGUE:  # a rare word ("campus") or no class at all ("name")
             return None
         return EntityClass((head, plural(head)), translate([head]))
-
-    @cached_property
-    def _person_heads(self) -> np.ndarray:
-        """Forward relations only people are the head of."""
-        g = self.graph
-        out = np.zeros(g.num_relations, dtype=bool)
-        for r in range(g.num_relations):
-            entry = self.evidence.get(g.relation_label(r))
-            words = set(entry.words.lower().split()) | {g.relation_label(r).lower()}
-            out[r] = bool(words & _PERSON_HEAD) or "出生" in entry.words
-        return out
-
-    @cached_property
-    def _locative(self) -> np.ndarray:
-        """Forward relations whose tails are places: a locative verb with in/at (`located in`, `bornIn`)."""
-        g = self.graph
-        out = np.zeros(g.num_relations, dtype=bool)
-        for r in range(g.num_relations):
-            entry = self.evidence.get(g.relation_label(r))
-            words = entry.words.lower().split()
-            out[r] = (
-                entry.shape == "verb_prep" and len(words) >= 2 and words[-1] in ("in", "at") and words[-2] in _LOCATIVE
-            )
-        return out
 
     def of(self, entities: np.ndarray) -> EntityClass:
         """The class of a set of entities (see the module's docstring for the order of evidence)."""
@@ -172,18 +159,15 @@ class ClassNamer:
             incoming = in_rels if incoming is None else incoming & in_rels
             outgoing = out_rels if outgoing is None else outgoing & out_rels
         incoming, outgoing = incoming or set(), outgoing or set()
-        tails_count, ranged, classes, person_tail = self._relations
-        person_heads = self._person_heads
-        if any(person_heads[r] for r in outgoing) or any(person_tail[r] for r in incoming):
+        facts = self._facts
+        if any(facts.person_head[r] for r in outgoing) or any(facts.person_tail[r] for r in incoming):
             return PEOPLE
-        if any(self._locative[r] for r in incoming):
+        if any(facts.locative[r] for r in incoming):
             return PLACES
-        fits = [r for r in incoming if ranged[r] and classes[r] is not None]
+        fits = [r for r in incoming if facts.classes[r] is not None]
         if fits:
             best = max(fits, key=lambda r: (uses[r], -r))  # the relation that most often points at them
-            found = classes[best]
-            assert found is not None
-            return found
+            return facts.classes[best] or UNKNOWN
         return UNKNOWN
 
     def _typed(self, sample: np.ndarray) -> EntityClass | None:
