@@ -41,7 +41,7 @@ class Unworded(LexiconError):
 
 
 def _mentions(words: str, noun: tuple[str, str] | None) -> bool:
-    return bool(noun) and noun is not None and (noun[0] in words.split() or noun[1] in words.split())
+    return noun is not None and bool({noun[0], noun[1]} & set(words.split()))
 
 
 def _slots_en(entry: Wording, subject: Subject, hop: Hop, form: str, inverse: bool) -> dict[str, str]:

@@ -172,10 +172,10 @@ class NameFinder:
             return None  # a title in title case ("Guilty Pleasures", "The Princess Royal"), not a name
         if _STREET_AFTER.match(toks[-1]):
             return None  # "Whittaker Street": a street
-        e = s + len(" ".join(toks)) if "\n" not in text[s : s + len(" ".join(toks))] else -1
-        if e < 0 or text[s:e] != " ".join(toks):
-            e = text.index(toks[-1], s) + len(toks[-1])
-        span = text[s:e].rstrip(".") if toks[-1] not in ORG_SUFFIXES else text[s:e]
+        e = s
+        for tok in toks:  # the run's words, with whatever spaces or tabs the text has between them
+            e = text.index(tok, e) + len(tok)
+        span = text[s:e] if toks[-1] in ORG_SUFFIXES else text[s:e].rstrip(".")
         e = s + len(span)
         before, after = text[max(0, s - 32) : s], text[e : e + 24]
         if tail is not None and tail.start() >= e - start:
