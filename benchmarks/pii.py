@@ -136,6 +136,16 @@ def fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
+def print_table(counts: dict[str, list[int]], types: tuple[str, ...]) -> None:
+    """Per-type support, precision, recall and F1 as a Markdown table."""
+    print("| type | support | precision | recall | F1 |")
+    print("|---|---:|---:|---:|---:|")
+    for typ in types:
+        support, found, predicted, tp = counts.get(typ, [0, 0, 0, 0])
+        p, r, f = prf(found, support, tp, predicted)
+        print(f"| {typ} | {support} | {fmt(p)} | {fmt(r)} | {fmt(f)} |")
+
+
 def corpus_texts() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     peps = sorted((SHARED / "corpus" / "python_peps").glob("*.rst"))
@@ -166,14 +176,8 @@ def main() -> None:
     names_dps, _ = speed([d["full_text"] for d in docs], args.seconds, NAME_TYPES)
 
     print(f"{args.data.name}: {len(docs)} documents, types {', '.join(ALL_TYPES)} (ADDRESS included)\n")
-    print("| type | support | precision | recall | F1 |")
-    print("|---|---:|---:|---:|---:|")
-    tot = [0, 0, 0, 0]
-    for typ in ALL_TYPES:
-        support, found, predicted, tp = counts.get(typ, [0, 0, 0, 0])
-        p, r, f = prf(found, support, tp, predicted)
-        print(f"| {typ} | {support} | {fmt(p)} | {fmt(r)} | {fmt(f)} |")
-        tot = [a + b for a, b in zip(tot, (support, found, predicted, tp))]
+    print_table(counts, ALL_TYPES)
+    tot = [sum(counts.get(t, [0, 0, 0, 0])[i] for t in ALL_TYPES) for i in range(4)]
     p, r, f = prf(tot[1], tot[0], tot[3], tot[2])
     print(f"| **micro average** | {tot[0]} | {fmt(p)} | {fmt(r)} | {fmt(f)} |")
     for typ, n in sorted(uncovered.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -191,12 +195,7 @@ def main() -> None:
     generated = cases(args.cases, args.seed)
     gen_counts, _ = evaluate(generated, show_errors=args.show == "errors")
     print(f"\nGenerated cases (benchmarks/pii_cases.py, seed {args.seed}): {len(generated)} sentences\n")
-    print("| type | support | precision | recall | F1 |")
-    print("|---|---:|---:|---:|---:|")
-    for typ in STRUCTURED:
-        support, found, predicted, tp = gen_counts.get(typ, [0, 0, 0, 0])
-        p, r, f = prf(found, support, tp, predicted)
-        print(f"| {typ} | {support} | {fmt(p)} | {fmt(r)} | {fmt(f)} |")
+    print_table(gen_counts, STRUCTURED)
     # names: sentences of our own with Faker's international names, places and companies (benchmarks/ner_cases.py)
     named = None
     try:
@@ -207,12 +206,7 @@ def main() -> None:
         print("\n(names on generated sentences: pip install -e .[bench] for faker)")
     if named is not None:
         print(f"\nGenerated name sentences (benchmarks/ner_cases.py, Faker, 14 locales, seed {args.seed}): 600\n")
-        print("| type | support | precision | recall | F1 |")
-        print("|---|---:|---:|---:|---:|")
-        for typ in NAME_TYPES:
-            support, found, predicted, tp = named.get(typ, [0, 0, 0, 0])
-            p, r, f = prf(found, support, tp, predicted)
-            print(f"| {typ} | {support} | {fmt(p)} | {fmt(r)} | {fmt(f)} |")
+        print_table(named, NAME_TYPES)
     structured = {}
     for name, cnt in (("presidio", counts), ("generated", gen_counts)):
         agg = [sum(cnt.get(t, [0, 0, 0, 0])[i] for t in STRUCTURED) for i in range(4)]
