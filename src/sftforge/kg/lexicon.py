@@ -501,9 +501,14 @@ def symmetric_relations(graph: KnowledgeGraph, share: float = 0.9) -> list[int]:
     n, r_count = graph.num_entities, graph.num_relations
     heads = np.repeat(np.arange(n, dtype=np.int64), np.diff(graph.indptr))
     fwd = graph.rels < r_count
-    rel, h, t = graph.rels[fwd].astype(np.int64), heads[fwd], graph.indices[fwd].astype(np.int64)
-    keys = (rel * n + h) * n + t
-    mirrored = np.isin((rel * n + t) * n + h, keys)
+    rel, h, t = graph.rels[fwd].astype(np.uint64), heads[fwd].astype(np.uint64), graph.indices[fwd].astype(np.uint64)
+    n64 = np.uint64(n)
+    # (relation, head, tail) packed into one 64-bit key; on a graph too big for that the key wraps, and a
+    # collision can only make a relation look a little more symmetric than it is
+    with np.errstate(over="ignore"):
+        keys = (rel * n64 + h) * n64 + t
+        mirrored = np.isin((rel * n64 + t) * n64 + h, keys)
+    rel = rel.astype(np.int64)
     counts = np.bincount(rel, minlength=r_count)
     hits = np.bincount(rel, weights=mirrored, minlength=r_count)
     return [r for r in range(r_count) if counts[r] >= 10 and hits[r] >= share * counts[r]]

@@ -120,7 +120,7 @@ class NearIndex:
             return {}
         q, idx = lookup(self.seed_hash, g[cand])
         found: dict[int, tuple[int, int]] = {}
-        tried: set[tuple[int, int]] = set()
+        tried: set[tuple[int, int, int]] = set()
         for r, k, s, left, k_seed in zip(
             p[cand][q].tolist(),
             ln[cand][q].tolist(),
@@ -134,9 +134,9 @@ class NearIndex:
             n = len(seg)
             spans = [(r, r + m) for m in (n, n - 1, n + 1)] if left else [(r + k - m, r + k) for m in (n, n - 1, n + 1)]
             for a, b in spans:
-                if a < 0 or b > len(toks) or (s, a * 1_000_003 + b) in tried:
+                if a < 0 or b > len(toks) or (s, a, b) in tried:
                     continue
-                tried.add((s, a * 1_000_003 + b))
+                tried.add((s, a, b))
                 edits = within_one_edit(toks[a:b], seg)
                 if edits is not None:
                     item = self.seg_item[s]
