@@ -89,6 +89,22 @@ class Retrieval(Strict):
     min_score: float = Field(0.0, ge=0, description="bm25: passages scoring at or below this are not used.")
 
 
+class DataSearch(Strict):
+    """Data search over imported datasets: rank each example by relevance to the task (its first user turn against
+    the query), keep the best. `hybrid` fuses BM25's ranking with the MiniLM embedder's by reciprocal rank fusion
+    (Cormack et al., 2009): each ranks what the other misses (rare exact terms; paraphrases)."""
+
+    method: Literal["hybrid", "bm25", "dense", "none"] = Field(
+        "hybrid", description="hybrid: BM25 and MiniLM ranks fused; bm25 or dense alone; none keeps file order."
+    )
+    query: str | None = Field(None, description="What examples are ranked against; default: the task description.")
+    top_k: int | None = Field(None, ge=1, description="Keep at most this many examples (most relevant first).")
+    min_similarity: float | None = Field(
+        None, ge=-1, le=1, description="hybrid/dense: drop examples whose MiniLM cosine to the query is below this."
+    )
+    embedder: str | None = Field(None, description="A sentence-transformers folder; default: the packaged MiniLM.")
+
+
 class LlamaCppModel(Strict):
     """A GGUF model run in-process by llama.cpp."""
 
@@ -440,17 +456,18 @@ class Evaluation(Strict):
     max_new_tokens: int = Field(128, ge=1)
 
 
-ExportFormat = Literal["openai", "alpaca", "sharegpt", "parquet", "hf"]
+ExportFormat = Literal["openai", "alpaca", "sharegpt", "parquet", "hf", "llamafactory"]
 
 
 def _all_formats() -> list[ExportFormat]:
-    return ["openai", "alpaca", "sharegpt", "parquet", "hf"]
+    return ["openai", "alpaca", "sharegpt", "parquet", "hf", "llamafactory"]
 
 
 class Output(Strict):
     formats: list[ExportFormat] = Field(
         default_factory=_all_formats,
-        description="openai/alpaca/sharegpt: JSONL; parquet: full records; hf: datasets.save_to_disk.",
+        description="openai (OpenAI/TRL messages), alpaca, sharegpt: JSONL; parquet: full records; hf: "
+        "datasets.save_to_disk; llamafactory: a folder with dataset_info.json for LLaMA-Factory's dataset_dir.",
     )
     license: str | None = Field(None, description="License named in the dataset card.")
 

@@ -55,10 +55,44 @@ class GraphFiles(BaseModel):
     memory_bytes: int
 
 
+class DatasetFile(BaseModel):
+    """One imported data file: its shape, rows read, imported and skipped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    shape: str | None
+    rows: int
+    imported: int
+    skipped: int
+
+
+class SkippedRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    where: str  # file and line or row
+    reason: str
+
+
+class DatasetFigures(BaseModel):
+    """`sources.datasets`: the files, the rows that did not fit (counted by reason, the first ones named) and
+    the data search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files: list[DatasetFile]
+    skipped_by_reason: dict[str, int] = Field(default_factory=dict)
+    skipped_rows: list[SkippedRow] = Field(default_factory=list)  # the first few, by file and line
+    search: str = "none"
+    query: str | None = None
+    kept: int = 0  # examples the search kept (top_k, min_similarity)
+
+
 class SourcesFigures(Figures):
     stage = "sources"
 
     skipped: list[SkippedFile] = Field(default_factory=list)
+    datasets: DatasetFigures | None = None
     query: str | None = None
     engine: EngineInfo | None = None
     kg: GraphFiles | None = None
@@ -234,6 +268,9 @@ class ExportedFile(BaseModel):
     path: str
     records: int
     multi_turn_skipped: int | None = None
+    datasets: list[str] | None = None  # llamafactory: the names in its dataset_info.json
+    left_out: int | None = None  # llamafactory: records its pre-flight left out (LLaMA-Factory would drop them)
+    left_out_examples: list[dict[str, str]] | None = None  # the first ones: {id, reason}
 
 
 class ReviewCounts(BaseModel):

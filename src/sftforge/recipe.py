@@ -23,6 +23,7 @@ from sftforge.config import (
     BANDIT_STRATEGIES,
     Chunking,
     Constraints,
+    DataSearch,
     Evaluation,
     Generation,
     GeneratorConfig,
@@ -41,6 +42,7 @@ from sftforge.ops import registry as operator_registry
 from sftforge.sources.kinds import base as source_kinds
 
 if TYPE_CHECKING:
+    from sftforge.sources.kinds.datasets import DatasetSource
     from sftforge.sources.kinds.documents import DocumentSource
     from sftforge.sources.kinds.kg import KGSource
     from sftforge.sources.kinds.seeds import SeedSource
@@ -110,9 +112,11 @@ if TYPE_CHECKING:
     # What type checkers see; at run time the section is built from the registries below (a test checks that the
     # two agree).
     class Sources(Strict):
+        datasets: list[DatasetSource]
         documents: list[DocumentSource]
         kg: KGSource | None
         seeds: SeedSource | None
+        search: DataSearch
         chunking: Chunking
         retrieval: Retrieval
 
@@ -200,7 +204,10 @@ class Recipe(Strict):
             if generator_registry.defaults(t)
         )
         + "). "
-        + "; ".join(f"{name}: makes {', '.join(cls.tasks)}" for name, cls in GENERATORS.items())
+        + "; ".join(
+            f"{name}: makes {'any task.type' if cls.any_task else ', '.join(cls.tasks)}"
+            for name, cls in GENERATORS.items()
+        )
         + ".",
     )
     features: Features = Field(

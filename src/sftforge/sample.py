@@ -23,6 +23,27 @@ def text_of(messages: list[dict[str, str]], role: str) -> str:
     return "\n".join(m["content"] for m in messages if role == "all" or m["role"] == role)
 
 
+def turn_problem(messages: list[dict[str, str]]) -> str | None:
+    """Why a conversation is not one a trainer takes, or None: an optional system turn first, then user and
+    assistant turns alternating from the user's, ending with the assistant's, every content a non-empty string
+    (LLaMA-Factory's converters drop a row that breaks this; its run fails when none is left)."""
+    body = messages[1:] if messages and messages[0].get("role") == "system" else messages
+    if not body:
+        return "no user or assistant turn"
+    for k, turn in enumerate(body):
+        want = "user" if k % 2 == 0 else "assistant"
+        if turn.get("role") != want:
+            return f"turn {k + 1} is {turn.get('role')}, expected {want} (turns must alternate from the user's)"
+        content = turn.get("content")
+        if not isinstance(content, str):
+            return f"turn {k + 1} ({want}) is a {type(content).__name__}, expected a string"
+        if not content.strip():
+            return f"turn {k + 1} ({want}) is empty"
+    if body[-1]["role"] != "assistant":
+        return "ends with a user turn: there is no answer to train on"
+    return None
+
+
 @dataclass(slots=True)
 class SourceRef:
     """Where a record's knowledge came from: a chunk of a document, a KG triple, a seed task, a parent record."""
@@ -33,6 +54,7 @@ class SourceRef:
     start: int | None = None  # character offsets into the document text
     end: int | None = None
     page: int | None = None  # a PDF's page (1-based) where the chunk starts
+    row: int | None = None  # an imported dataset's line (JSON Lines, CSV) or row (Parquet, `datasets`), 1-based
 
 
 @dataclass(slots=True)
@@ -123,6 +145,7 @@ SOURCE_TYPE = pa.struct(
         ("start", pa.int64()),
         ("end", pa.int64()),
         ("page", pa.int32()),
+        ("row", pa.int64()),
     ]
 )
 LINEAGE_TYPE = pa.struct(

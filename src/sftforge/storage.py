@@ -5,6 +5,7 @@ holds the files every stage writes for the ones after it, and for the rounds, th
 the CLI, so no reader imports the stage that wrote a file:
 
     sources/chunks.parquet, documents.parquet     passages (ranked) and the documents they come from
+    sources/datasets/imported.parquet, ranking.parquet  imported examples (records) and the data search's order
     features/vectors/<feature>-part-*.parquet     vector features (record id, vector)
     clean/duplicates-<operator>.jsonl             duplicate clusters
     select/assignments.parquet                    every cleaned record's split, arm, selection and token cost
@@ -16,7 +17,7 @@ the CLI, so no reader imports the stage that wrote a file:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,42 @@ def read_documents(run: RunDir) -> dict[str, str]:
         return {}
     table = pq.read_table(path, columns=["doc_id", "text"])
     return dict(zip(table.column("doc_id").to_pylist(), table.column("text").to_pylist(), strict=True))
+
+
+def datasets_dir(run: RunDir) -> Path:
+    return run.stage_dir("sources") / "datasets"
+
+
+def write_ranking(folder: Path, order: np.ndarray, similarity: np.ndarray) -> None:
+    """The data search's result: the kept rows of imported.parquet, most relevant first, with their cosine."""
+    table = pa.table({"row": pa.array(order, pa.int64()), "similarity": pa.array(similarity[order], pa.float32())})
+    atomic_write_table(folder / "ranking.parquet", table)
+
+
+def read_ranking(run: RunDir) -> np.ndarray:
+    """The kept rows of the imported examples, most relevant first."""
+    path = datasets_dir(run) / "ranking.parquet"
+    if not path.exists():
+        raise StageError("generate: the sources stage has not imported sources.datasets; run `sftforge run` first")
+    return pq.read_table(path, columns=["row"]).column("row").to_numpy()
+
+
+def imported_batches(run: RunDir, rows: np.ndarray, size: int) -> Iterator[pa.Table]:
+    """The imported examples at `rows` (RECORD_SCHEMA), in that order, `size` at a time. File order streams;
+    another order reads the table once (Arrow buffers, not Python objects) and takes from it."""
+    path = datasets_dir(run) / "imported.parquet"
+    if len(rows) and np.array_equal(rows, np.arange(len(rows))):
+        done = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
+            batch = batch.slice(0, len(rows) - done)
+            done += batch.num_rows
+            yield pa.Table.from_batches([batch])
+            if done >= len(rows):
+                return
+        return
+    table = pq.read_table(path)
+    for start in range(0, len(rows), size):
+        yield table.take(pa.array(rows[start : start + size]))
 
 
 # -- features --------------------------------------------------------------------------------------------------------

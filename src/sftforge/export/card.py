@@ -74,7 +74,7 @@ offsets of its passage, or the knowledge-graph path and triples behind its answe
 | format | file | records |
 |---|---|---|
 {%- for fmt, info in files.items() %}
-| {{ fmt }} | `{{ info.path }}` | {{ info.records }}{% if info.multi_turn_skipped %} ({{ info.multi_turn_skipped }} multi-turn records not representable){% endif %} |
+| {{ fmt }} | `{{ info.path }}` | {{ info.records }}{% if info.multi_turn_skipped %} ({{ info.multi_turn_skipped }} multi-turn records not representable){% endif %}{% if info.datasets %} (LLaMA-Factory: `dataset_dir: {{ info.path }}`, `dataset: {{ info.datasets | join(", ") }}`){% endif %}{% if info.left_out %}; {{ info.left_out }} left out by the pre-flight, e.g. `{{ info.left_out_examples[0].id }}`: {{ info.left_out_examples[0].reason }}{% endif %} |
 {%- endfor %}
 
 ## How it was made

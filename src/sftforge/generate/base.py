@@ -302,7 +302,7 @@ class Generator(ABC):
 
     It declares its recipe entry (`Config`, whose `name` is a literal), the task types it makes (`tasks`, with the
     description the recipe's schema shows), the task types it makes when a recipe lists no generator
-    (`default_for`), what the sources must provide (`requires`: documents, kg, seeds) and the recipe sections its
+    (`default_for`), what the sources must provide (`requires`: documents, kg, seeds, datasets) and the recipe sections its
     output depends on besides `task` and `generation` (`sections`). `run` yields waves; the stage commits them.
 
     Resume: a generator either skips the work in `session.done` (`replays = False`: grounded and walk generators,
@@ -313,6 +313,7 @@ class Generator(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[GeneratorConfig]]
     tasks: ClassVar[dict[str, str]]
+    any_task: ClassVar[bool] = False  # makes whatever task.type says (imports existing examples)
     default_for: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     sections: ClassVar[tuple[str, ...]] = ()
@@ -372,7 +373,7 @@ def register(cls: type[Generator]) -> type[Generator]:
         raise TypeError(f"{cls.__name__}.Config.name must be Literal[{cls.name!r}]")
     if cls.name in GENERATORS:
         raise TypeError(f"generator {cls.name!r} registered twice")
-    unknown = set(cls.requires) - {"documents", "kg", "seeds"}
+    unknown = set(cls.requires) - {"documents", "kg", "seeds", "datasets"}
     if unknown:
         raise TypeError(f"{cls.__name__}.requires names unknown inputs {sorted(unknown)}")
     GENERATORS[cls.name] = cls

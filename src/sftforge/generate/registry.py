@@ -35,7 +35,7 @@ def task_types() -> dict[str, str]:
 
 def makers(task: str) -> list[str]:
     """The generators that make a task type."""
-    return [name for name, cls in load().items() if task in cls.tasks]
+    return [name for name, cls in load().items() if task in cls.tasks or cls.any_task]
 
 
 def defaults(task: str) -> list[GeneratorConfig]:
@@ -59,7 +59,7 @@ def problems(recipe: Recipe) -> list[str]:
         )
     for entry in recipe.generators:
         cls = GENERATORS[entry.name]
-        if kind not in cls.tasks:
+        if kind not in cls.tasks and not cls.any_task:
             made = ", ".join(cls.tasks)
             out.append(
                 f"generator {entry.name} makes task.type {made}, not {kind}: remove it from `generators`"

@@ -1,4 +1,5 @@
-"""Data search: rank passages by relevance to the task with a BM25 index (bm25s), so the budget goes to relevant text.
+"""Data search: rank passages by relevance to the task with a BM25 index (bm25s), so the budget goes to relevant text;
+rank imported examples by BM25 and the MiniLM embedder fused (`rank_texts`).
 The scoring arithmetic over term counts, for work split across workers, is `sftforge.lib.bm25`.
 
 English is tokenised by bm25s with English stop words and a Snowball stemmer; Chinese (and other CJK text) as
@@ -8,10 +9,15 @@ character unigrams and bigrams, since whitespace splitting would make whole sent
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sftforge.lib.bm25 import cjk_terms
+from sftforge.lib.bm25 import bm25_scores, cjk_terms
+
+if TYPE_CHECKING:
+    from sftforge.lib.embed import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +69,55 @@ def bm25_neighbours(passages: list[str], lang: str, k: int) -> list[list[tuple[i
         row = [(int(d), float(s)) for d, s in zip(docs[i], scores[i]) if int(d) != i and s > 0]
         out.append(row[:k])
     return out
+
+
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack, Clarke and Buettcher, SIGIR 2009)
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Each item's 0-based rank by descending score (ties in input order)."""
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[order] = np.arange(len(scores))
+    return ranks
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Examples ranked for a query: `order` (indices, most relevant first, after the thresholds) and each
+    example's MiniLM cosine to the query (NaN where the dense part did not run)."""
+
+    order: np.ndarray
+    similarity: np.ndarray
+
+
+def rank_texts(
+    texts: list[str],
+    query: str,
+    lang: str,
+    method: str,
+    embedder: Embedder | None = None,
+    min_similarity: float | None = None,
+    top_k: int | None = None,
+) -> Ranking:
+    """Rank `texts` by relevance to `query`: BM25, the embedder's cosine, or both fused by reciprocal rank
+    (1/(60 + rank) summed); `none` keeps their order. Texts below `min_similarity` (cosine) are left out, then the
+    first `top_k` are kept."""
+    n = len(texts)
+    similarity = np.full(n, np.nan, dtype=np.float32)
+    if method == "none" or n == 0:
+        order = np.arange(n)
+    else:
+        fused = np.zeros(n, dtype=np.float64)
+        if method in ("bm25", "hybrid"):
+            bm25 = bm25_scores(texts, query, lang)
+            fused += 1.0 / (RRF_K + _ranks(bm25)) if method == "hybrid" else bm25
+        if method in ("dense", "hybrid"):
+            if embedder is None:
+                raise ValueError("dense ranking needs an embedder")
+            similarity = embedder.encode(texts) @ embedder.encode([query])[0]
+            fused += 1.0 / (RRF_K + _ranks(similarity)) if method == "hybrid" else similarity
+        order = np.argsort(-fused, kind="stable")
+        if min_similarity is not None and method != "bm25":
+            order = order[similarity[order] >= min_similarity]
+    return Ranking(order[:top_k] if top_k is not None else order, similarity)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sftforge import __version__
 from sftforge.export.card import render_card
-from sftforge.export.formats import write_all
+from sftforge.export.formats import dataset_name, write_all
 from sftforge.figures import ExportFigures, ReviewCounts
 from sftforge.review.decisions import apply_decisions, decisions_digest
 from sftforge.run import ShardLog, atomic_write_bytes
@@ -49,7 +49,7 @@ class ExportStage(Stage):
         if reviewed.removed or reviewed.restored:
             log.info("review: %d record(s) rejected, %d brought back", len(reviewed.removed), len(reviewed.restored))
         bar = ctx.reporter.task("export", total=len(ctx.recipe.output.formats) + 1)
-        files = write_all(records, folder, ctx.recipe.output.formats)
+        files = write_all(records, folder, ctx.recipe.output.formats, dataset_name(ctx.recipe.name))
         ctx.reporter.advance(bar, n=len(ctx.recipe.output.formats))
         review = ReviewCounts(rejected=reviewed.removed, restored=reviewed.restored)
         card = render_card(ctx.recipe, records, ctx.run, files, top_reasons(ctx), __version__, review)

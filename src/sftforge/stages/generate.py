@@ -90,8 +90,10 @@ class GenerateStage(Stage):
             cfg["inputs"] = [
                 [str(p), hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None] for p in inputs
             ]
-        for name in sorted({need for g in recipe.generators for need in GENERATORS[g.name].requires} - {"documents"}):
-            # documents reach generation through the sources stage's output; other inputs are read again here
+        for name in sorted(
+            {need for g in recipe.generators for need in GENERATORS[g.name].requires} - {"documents", "datasets"}
+        ):
+            # documents and datasets reach generation through the sources stage's output; others are read again
             cfg[f"files:{name}"] = [
                 [str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in SOURCES[name].files(recipe)
             ]
