@@ -304,3 +304,48 @@ def test_documents_example_cites_pdf_pages_and_docx_text(tmp_path: Path):
     assert docs == {"ventilator_manual.pdf", "ventilator_service.docx"}
     pdf = [r for r in records if r.source[0].doc_id == "ventilator_manual.pdf"]
     assert pdf and all(r.source[0].page in (1, 2, 3) for r in pdf)
+
+
+def test_exported_messages_train_with_trl_and_llamafactory_files_load(tiny_dir: Path, tmp_path: Path):
+    """The `openai` file is what TRL reads: `datasets.load_dataset("json")`, then TRL's SFTTrainer tokenises it
+    with the chat template and takes two training steps. The LLaMA-Factory files load as the
+    `json` datasets its `dataset_info.json` names."""
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from sftforge.export.formats import write_all
+    from sftforge.sample import Record
+
+    records = [
+        Record(
+            f"r{i}",
+            [
+                {"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": f"What is {i} plus {i}?"},
+                {"role": "assistant", "content": f"{2 * i}."},
+            ],
+            "qa",
+            "en",
+        )
+        for i in range(8)
+    ]
+    write_all(records, tmp_path, ["openai", "llamafactory"], "sums")
+    data = datasets.load_dataset("json", data_files=str(tmp_path / "openai.jsonl"), split="train")
+    assert data.column_names == ["messages"] and len(data) == 8
+    config = SFTConfig(
+        output_dir=str(tmp_path / "trl"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=1,
+        max_length=128,
+    )
+    trainer = SFTTrainer(model=str(tiny_dir), args=config, train_dataset=data)
+    result = trainer.train()
+    assert result.global_step == 2 and result.training_loss > 0
+    info = json.loads((tmp_path / "llamafactory" / "dataset_info.json").read_text())
+    for entry in info.values():
+        rows = datasets.load_dataset("json", data_files=str(tmp_path / "llamafactory" / entry["file_name"]), split="train")
+        assert set(entry["columns"].values()) <= set(rows.column_names) and len(rows) == 8

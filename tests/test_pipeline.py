@@ -91,7 +91,7 @@ def test_end_to_end_records_point_at_their_passages(finished_run: Path, three_pe
 
 
 def test_the_card_says_where_the_bundled_model_scored_the_records(finished_run: Path):
-    from sftforge.export.card import render_card
+    from sftforge.export.card import CardStats, render_card
     from sftforge.recipe import load_recipe
     from sftforge.run import RunDir
 
@@ -100,7 +100,7 @@ def test_the_card_says_where_the_bundled_model_scored_the_records(finished_run: 
     for r in records:
         r.features["ifd"], r.features["llm_judge"] = 0.8, 3.5
     recipe, _ = load_recipe(finished_run / "recipe.yaml")
-    card = render_card(recipe, records, run, {}, [], "test")
+    card = render_card(recipe, CardStats.of(records), run, {}, [], "test")
     assert "barely agrees with human preference" in card
     assert "`llm_judge` 0.54, `ifd` 0.56" in card and "`perplexity`" not in card
     for name in ("openai.jsonl", "alpaca.jsonl", "sharegpt.jsonl", "data.parquet", "hf", "recipe.yaml"):

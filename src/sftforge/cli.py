@@ -263,10 +263,11 @@ def inspect(
 ) -> None:
     """Counts per stage, rejects by reason, and a few records."""
     from sftforge.run import RunDir
+    from sftforge.sample import table_to_records
 
     run_ = RunDir.open(run_dir)
     _summary(run_dir)
-    rejected = run_.read_rejected()
+    rejected = run_.read_rejected(columns=["reject_stage", "reject_operator", "reject_reason"])
     if rejected.num_rows:
         reasons = Counter(
             zip(
@@ -283,9 +284,14 @@ def inspect(
         out.print(t)
     final = next((s for s in ("clean", "generate") if (run_.stage_dir(s)).exists()), None)
     if final:
-        records = run_.read_records(final)
-        out.print(f"[bold]{len(records)} records[/] in {final}; the first {min(n, len(records))}:")
-        for r in records[:n]:
+        total = run_.read_table(final, columns=["id"]).num_rows
+        records: list = []
+        for table in run_.iter_tables(final):  # only the shards the first n records are in
+            records += table_to_records(table.slice(0, n - len(records)))
+            if len(records) >= n:
+                break
+        out.print(f"[bold]{total} records[/] in {final}; the first {len(records)}:")
+        for r in records:
             out.rule(f"{r.id}  {r.task}/{r.lang}")
             for m in r.messages:
                 out.print(f"[bold]{m['role']}:[/] {m['content']}", highlight=False)

@@ -325,23 +325,42 @@ class RunDir:
 
     # -- reading -----------------------------------------------------------------------------------------------
 
-    def read_table(self, stage: str, rejected: bool = False) -> pa.Table:
+    def shards(self, stage: str, rejected: bool = False) -> list[Path]:
+        """A stage's record shards (or its rejections'), in commit order."""
         folder = self.rejected_dir(stage) if rejected else self.stage_dir(stage)
+        return sorted(folder.glob("part-*.parquet")) if folder.exists() else []
+
+    def read_table(self, stage: str, rejected: bool = False, columns: list[str] | None = None) -> pa.Table:
+        """A stage's records (or rejections) as one table; `columns`: only these (a million rows' ids and lineage
+        are cheap, their messages are not)."""
         schema = REJECT_SCHEMA if rejected else RECORD_SCHEMA
-        parts = sorted(folder.glob("part-*.parquet")) if folder.exists() else []
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        parts = self.shards(stage, rejected)
         if not parts:
             return schema.empty_table()
-        return pa.concat_tables([pq.read_table(p, schema=schema) for p in parts])
+        return pa.concat_tables([pq.read_table(p, schema=schema, columns=columns) for p in parts])
+
+    def iter_tables(self, stage: str, rejected: bool = False, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """A stage's records (or rejections) shard by shard, for readers that stream."""
+        schema = REJECT_SCHEMA if rejected else RECORD_SCHEMA
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        for part in self.shards(stage, rejected):
+            yield pq.read_table(part, schema=schema, columns=columns)
 
     def read_records(self, stage: str) -> list[Record]:
         return table_to_records(self.read_table(stage))
 
-    def read_rejected(self) -> pa.Table:
-        """Every rejected record of every stage."""
+    def read_rejected(self, columns: list[str] | None = None) -> pa.Table:
+        """Every rejected record of every stage (only `columns`, if given)."""
         root = self.path / "rejected"
         stages = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
-        tables = [self.read_table(s, rejected=True) for s in stages]
-        return pa.concat_tables(tables) if tables else REJECT_SCHEMA.empty_table()
+        tables = [self.read_table(s, rejected=True, columns=columns) for s in stages]
+        if tables:
+            return pa.concat_tables(tables)
+        schema = REJECT_SCHEMA if columns is None else pa.schema([REJECT_SCHEMA.field(c) for c in columns])
+        return schema.empty_table()
 
 
 class Timer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from typing import Any
 
@@ -256,9 +257,54 @@ def _generator_rows(generate: GenerateFigures | None) -> list[dict[str, Any]]:
     return rows
 
 
+class CardStats:
+    """What the card says about the exported records, gathered batch by batch (`add`) as export writes them."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.checked = 0
+        self.methods: Counter[str] = Counter()
+        self.tasks: Counter[str] = Counter()
+        self.langs: Counter[str] = Counter()
+        self.user_chars = 0
+        self.assistant_chars = 0
+        self.generators: set[str] = set()
+        self.templates: set[str] = set()
+        self.attempts = 0
+        self.with_lineage = 0
+        self.docs: Counter[str] = Counter()
+        self.features: dict[str, array[float]] = {}
+
+    @classmethod
+    def of(cls, records: list[Record]) -> CardStats:
+        stats = cls()
+        stats.add(records)
+        return stats
+
+    def add(self, records: list[Record]) -> None:
+        for r in records:
+            self.n += 1
+            if r.answer_check:
+                self.methods[r.answer_check.method] += 1
+                self.checked += r.answer_check.passed
+            self.tasks[r.task] += 1
+            self.langs[r.lang] += 1
+            self.user_chars += len(r.text_of("user"))
+            self.assistant_chars += len(r.text_of("assistant"))
+            if r.lineage:
+                self.with_lineage += 1
+                self.attempts += r.lineage.attempts
+                self.generators.add(r.lineage.generator)
+                if r.lineage.template:
+                    self.templates.add(f"`{r.lineage.template}` ({r.lineage.template_hash})")
+            self.docs.update(s.doc_id for s in r.source if s.kind == "chunk" and s.doc_id)
+            for name, value in r.features.items():
+                self.features.setdefault(name, array("d")).append(value)
+
+
 def render_card(
     recipe: Recipe,
-    records: list[Record],
+    stats: CardStats,
     run: RunDir,
     files: dict[str, Any],
     reasons: list[dict[str, Any]],
@@ -271,47 +317,43 @@ def render_card(
     sources = read_figures(run, SourcesFigures)
     generate = read_figures(run, GenerateFigures)
     clean = read_figures(run, CleanFigures)
-    n = len(records)
-    checked = sum(1 for r in records if r.answer_check and r.answer_check.passed)
-    lineages = [r.lineage for r in records if r.lineage]
-    docs = Counter(s.doc_id for r in records for s in r.source if s.kind == "chunk")
+    n = stats.n
     pii = pii_by_type(run)
     contamination = contamination_figures(run)
     return _CARD.render(
         name=recipe.name,
         description=recipe.task.description,
         version=version,
-        languages=sorted({r.lang for r in records} or {recipe.task.language}),
+        languages=sorted(set(stats.langs) or {recipe.task.language}),
         license=recipe.output.license,
-        has_qa=any(r.task in ("qa", "exercise") for r in records),
-        has_summary=any(r.task == "summarization" for r in records),
+        has_qa=bool(stats.tasks["qa"] or stats.tasks["exercise"]),
+        has_summary=bool(stats.tasks["summarization"]),
         size_category=_size_category(n),
         n=n,
-        tasks=_mix(Counter(r.task for r in records)) or "-",
-        langs=_mix(Counter(r.lang for r in records)) or "-",
-        checked=f"{checked} of {n} ({checked / n:.0%})" if n else "0",
-        methods=_mix(Counter(r.answer_check.method for r in records if r.answer_check)) or "none",
-        user_len=round(sum(len(r.text_of("user")) for r in records) / n) if n else 0,
-        assistant_len=round(sum(len(r.text_of("assistant")) for r in records) / n) if n else 0,
+        tasks=_mix(stats.tasks) or "-",
+        langs=_mix(stats.langs) or "-",
+        checked=f"{stats.checked} of {n} ({stats.checked / n:.0%})" if n else "0",
+        methods=_mix(stats.methods) or "none",
+        user_len=round(stats.user_chars / n) if n else 0,
+        assistant_len=round(stats.assistant_chars / n) if n else 0,
         files=files,
-        generators=", ".join(sorted({lin.generator for lin in lineages})) or "-",
+        generators=", ".join(sorted(stats.generators)) or "-",
         model=generate.model if generate else "-",
         sampling=recipe.generation.sampling,
-        templates=", ".join(sorted({f"`{lin.template}` ({lin.template_hash})" for lin in lineages if lin.template}))
-        or "-",
+        templates=", ".join(sorted(stats.templates)) or "-",
         kg=_kg_summary(recipe, run, generate),
         generator_rows=_generator_rows(generate),
         seeds={"count": src_counts.get("seed_tasks", 0), "path": recipe.sources.seeds.path}
         if recipe.sources.seeds
         else None,
-        attempts=round(sum(lin.attempts for lin in lineages) / len(lineages), 2) if lineages else "-",
+        attempts=round(stats.attempts / stats.with_lineage, 2) if stats.with_lineage else "-",
         n_docs=src_counts.get("documents", 0),
         n_chunks=src_counts.get("chunks", 0),
         used_chunks=src_counts.get("used_chunks", 0),
         retrieval=recipe.sources.retrieval.method,
         query=sources.query if sources else None,
         source_paths=[d.path for d in recipe.sources.documents],
-        top_docs=", ".join(f"`{d}` ({k})" for d, k in docs.most_common(5)) or "-",
+        top_docs=", ".join(f"`{d}` ({k})" for d, k in stats.docs.most_common(5)) or "-",
         funnel=funnel_rows(run),
         review=review if review and (review.rejected or review.restored) else None,
         reasons=reasons,
@@ -326,11 +368,9 @@ def render_card(
         if contamination is None
         else "; ".join(f"{b} {v}" for b, v in contamination.too_short_to_check.items()),
         clusters=clean.duplicate_clusters if clean else {},
-        features=_feature_summary(records),
+        features=_feature_summary(stats.features),
         weak_scores=", ".join(
-            f"`{name}` {auc:.2f}"
-            for name, auc in BUNDLED_PREFERENCE_AUC.items()
-            if any(name in r.features for r in records)
+            f"`{name}` {auc:.2f}" for name, auc in BUNDLED_PREFERENCE_AUC.items() if name in stats.features
         ),
         **_selection(recipe, run),
     )
@@ -373,13 +413,12 @@ def _selection(recipe: Recipe, run: RunDir) -> dict[str, Any]:
     return {"selection": info, "training": training, "arms": train.arms or [] if train else [], "evaluation": rows}
 
 
-def _feature_summary(records: list[Record]) -> list[dict[str, Any]]:
+def _feature_summary(features: dict[str, array[float]]) -> list[dict[str, Any]]:
     import numpy as np
 
-    names = sorted({k for r in records for k in r.features})
     rows = []
-    for name in names:
-        values = np.array([r.features[name] for r in records if name in r.features], dtype=float)
+    for name in sorted(features):
+        values = np.frombuffer(features[name], dtype=np.float64)
         values = values[np.isfinite(values)]
         if len(values):
             stats = (values.mean(), np.median(values), values.min(), values.max())

@@ -16,15 +16,17 @@ find valid samples".
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from sftforge.run import atomic_folder, atomic_write_bytes, atomic_write_table, writing
-from sftforge.sample import Record, records_to_table, turn_problem
+from sftforge.run import atomic_write_bytes, writing
+from sftforge.sample import RECORD_SCHEMA, Record, records_to_table, turn_problem
 
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 
@@ -88,76 +90,191 @@ def dataset_info(name: str) -> dict[str, dict]:
     }
 
 
-def write_llamafactory(records: list[Record], folder: Path, name: str) -> dict[str, object]:
-    """The LLaMA-Factory folder, after the pre-flight; what it wrote and what it left out (first ids named)."""
-    kept, left_out = [], []
-    for r in records:
-        problem = turn_problem(r.messages)
-        if problem is None:
-            kept.append(r)
-        else:
-            left_out.append({"id": r.id, "reason": problem})
-    with writing(folder):
-        shutil.rmtree(folder, ignore_errors=True)
-    with atomic_folder(folder) as tmp:
-        atomic_write_bytes(tmp / "alpaca.jsonl", _jsonl(llamafactory_alpaca_row(r) for r in kept))
-        atomic_write_bytes(tmp / "sharegpt.jsonl", _jsonl(llamafactory_sharegpt_row(r) for r in kept))
-        info = json.dumps(dataset_info(name), ensure_ascii=False, indent=2) + "\n"
-        atomic_write_bytes(tmp / "dataset_info.json", info.encode("utf-8"))
-    return {
-        "path": folder.name,
-        "records": len(kept),
-        "datasets": list(dataset_info(name)),
-        "left_out": len(left_out),
-        "left_out_examples": left_out[:10],
-    }
-
-
-def _jsonl(rows: Iterable[dict]) -> bytes:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+FEATURE_PAIRS = pa.list_(pa.struct([("name", pa.string()), ("value", pa.float64())]))
+HF_SCHEMA = RECORD_SCHEMA.set(RECORD_SCHEMA.get_field_index("features"), pa.field("features", FEATURE_PAIRS))
 
 
 def hf_table(table: pa.Table) -> pa.Table:
     """`datasets` has no map type: features become a list of {name, value} pairs there."""
-    feature_type = pa.list_(pa.struct([("name", pa.string()), ("value", pa.float64())]))
     pairs = [[{"name": k, "value": v} for k, v in (row or [])] for row in table.column("features").to_pylist()]
     index = table.schema.get_field_index("features")
-    return table.set_column(index, pa.field("features", feature_type), pa.array(pairs, type=feature_type))
+    return table.set_column(index, pa.field("features", FEATURE_PAIRS), pa.array(pairs, type=FEATURE_PAIRS))
 
 
-def write_all(records: list[Record], out: Path, formats: Sequence[str], name: str = "sftforge") -> dict[str, object]:
-    """Write every requested format under `out`; return {format: path or counts} for the manifest. `name` names
-    the LLaMA-Factory datasets."""
-    written: dict[str, object] = {}
-    if "llamafactory" in formats:
-        written["llamafactory"] = write_llamafactory(records, out / "llamafactory", name)
-    if "openai" in formats:
-        atomic_write_bytes(out / "openai.jsonl", _jsonl(openai_row(r) for r in records))
-        written["openai"] = {"path": "openai.jsonl", "records": len(records)}
-    if "alpaca" in formats:
-        rows = [alpaca_row(r) for r in records]
-        kept = [row for row in rows if row is not None]
-        atomic_write_bytes(out / "alpaca.jsonl", _jsonl(kept))
-        written["alpaca"] = {"path": "alpaca.jsonl", "records": len(kept), "multi_turn_skipped": len(rows) - len(kept)}
-    if "sharegpt" in formats:
-        atomic_write_bytes(out / "sharegpt.jsonl", _jsonl(sharegpt_row(r) for r in records))
-        written["sharegpt"] = {"path": "sharegpt.jsonl", "records": len(records)}
-    table = records_to_table(records)
-    if "parquet" in formats:
-        atomic_write_table(out / "data.parquet", table)
-        written["parquet"] = {"path": "data.parquet", "records": len(records)}
-    if "hf" in formats:
+class _File:
+    """One output file written as batches come, under a temporary name, moved into place when complete."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.rows = 0
+
+    def finish(self) -> None:
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+class _Jsonl(_File):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.fh = open(self.tmp, "wb")  # closed in finish or abort
+
+    def write(self, rows: Iterable[dict]) -> None:
+        lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
+        self.fh.write("".join(lines).encode("utf-8"))
+        self.rows += len(lines)
+
+    def finish(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        super().finish()
+
+    def abort(self) -> None:
+        self.fh.close()
+        super().abort()
+
+
+class _Arrow(_File):
+    """Parquet (the records) or an Arrow stream (the `datasets` table, memory-mapped by `Dataset.from_file`)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, stream: bool = False) -> None:
+        super().__init__(path)
+        self.writer: pq.ParquetWriter | pa.ipc.RecordBatchStreamWriter = (
+            pa.ipc.new_stream(str(self.tmp), schema)
+            if stream
+            else pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        )
+
+    def write(self, table: pa.Table) -> None:
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+
+    def finish(self) -> None:
+        self.writer.close()
+        super().finish()
+
+    def abort(self) -> None:
+        self.writer.close()
+        super().abort()
+
+
+class DatasetWriter:
+    """Every requested format under `out`, written batch by batch (`add`), so an export of a million records never
+    holds them at once; each file appears complete or not at all. `files` says what was written, for the
+    manifest and the card. `name` names the LLaMA-Factory datasets."""
+
+    def __init__(self, out: Path, formats: Sequence[str], name: str = "sftforge") -> None:
+        self.out, self.formats, self.name = out, formats, name
+        self.records = 0
+        self.left_out: list[dict[str, str]] = []
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
+            self.lf = out / ".llamafactory.tmp"
+            shutil.rmtree(self.lf, ignore_errors=True)
+            if "llamafactory" in formats:
+                self.lf.mkdir()
+            self.files: dict[str, _Jsonl | _Arrow] = {}
+            jsonl = {"openai": "openai.jsonl", "alpaca": "alpaca.jsonl", "sharegpt": "sharegpt.jsonl"}
+            for fmt, file in jsonl.items():
+                if fmt in formats:
+                    self.files[fmt] = _Jsonl(out / file)
+            if "llamafactory" in formats:
+                self.files["lf_alpaca"] = _Jsonl(self.lf / "alpaca.jsonl")
+                self.files["lf_sharegpt"] = _Jsonl(self.lf / "sharegpt.jsonl")
+            if "parquet" in formats:
+                self.files["parquet"] = _Arrow(out / "data.parquet", RECORD_SCHEMA)
+            if "hf" in formats:
+                self.files["hf"] = _Arrow(out / "hf.arrow", HF_SCHEMA, stream=True)
+
+    def add(self, records: list[Record]) -> None:
+        self.records += len(records)
+        rows = {
+            "openai": lambda: (openai_row(r) for r in records),
+            "alpaca": lambda: (row for row in map(alpaca_row, records) if row is not None),
+            "sharegpt": lambda: (sharegpt_row(r) for r in records),
+        }
+        for fmt, make in rows.items():
+            if fmt in self.files:
+                self.files[fmt].write(make())
+        if "lf_alpaca" in self.files:
+            fit = []
+            for r in records:  # the pre-flight: what LLaMA-Factory's converters would drop stays out
+                problem = turn_problem(r.messages)
+                if problem is None:
+                    fit.append(r)
+                else:
+                    self.left_out.append({"id": r.id, "reason": problem})
+            self.files["lf_alpaca"].write(llamafactory_alpaca_row(r) for r in fit)
+            self.files["lf_sharegpt"].write(llamafactory_sharegpt_row(r) for r in fit)
+        if "parquet" in self.files or "hf" in self.files:
+            table = records_to_table(records)
+            if "parquet" in self.files:
+                self.files["parquet"].write(table)
+            if "hf" in self.files:
+                self.files["hf"].write(hf_table(table))
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if exc is not None:
+            for f in self.files.values():
+                f.abort()
+            shutil.rmtree(self.lf, ignore_errors=True)
+            return
+        with writing(self.out):
+            for f in self.files.values():
+                f.finish()
+            if "hf" in self.files:
+                self._save_hf()
+            if "llamafactory" in self.formats:
+                info = json.dumps(dataset_info(self.name), ensure_ascii=False, indent=2) + "\n"
+                atomic_write_bytes(self.lf / "dataset_info.json", info.encode("utf-8"))
+                shutil.rmtree(self.out / "llamafactory", ignore_errors=True)
+                self.lf.rename(self.out / "llamafactory")
+
+    def _save_hf(self) -> None:
+        """The `datasets` folder from the Arrow stream (memory-mapped, not loaded), then the stream removed."""
         import datasets
 
         datasets.disable_progress_bars()
+        stream, target, tmp = self.out / "hf.arrow", self.out / "hf", self.out / ".hf.tmp"
+        for p in (tmp, target):
+            if p.exists():
+                shutil.rmtree(p)
+        datasets.Dataset.from_file(str(stream)).save_to_disk(str(tmp))
+        tmp.rename(target)
+        stream.unlink()
 
-        target = out / "hf"
-        tmp = out / ".hf.tmp"
-        with writing(target):
-            for p in (tmp, target):
-                if p.exists():
-                    shutil.rmtree(p)
-            datasets.Dataset(hf_table(table)).save_to_disk(str(tmp))
-            tmp.rename(target)
-        written["hf"] = {"path": "hf", "records": len(records)}
-    return written
+    @property
+    def written(self) -> dict[str, object]:
+        """{format: path and counts} for the manifest."""
+        out: dict[str, object] = {}
+        for fmt in ("openai", "alpaca", "sharegpt"):
+            if fmt in self.files:
+                out[fmt] = {"path": self.files[fmt].path.name, "records": self.files[fmt].rows}
+        if "alpaca" in out:
+            out["alpaca"]["multi_turn_skipped"] = self.records - self.files["alpaca"].rows  # type: ignore[index]
+        if "parquet" in self.files:
+            out["parquet"] = {"path": "data.parquet", "records": self.records}
+        if "hf" in self.files:
+            out["hf"] = {"path": "hf", "records": self.records}
+        if "llamafactory" in self.formats:
+            out["llamafactory"] = {
+                "path": "llamafactory",
+                "records": self.files["lf_alpaca"].rows,
+                "datasets": list(dataset_info(self.name)),
+                "left_out": len(self.left_out),
+                "left_out_examples": self.left_out[:10],
+            }
+        return out
+
+
+def write_all(records: list[Record], out: Path, formats: Sequence[str], name: str = "sftforge") -> dict[str, object]:
+    """Write every requested format under `out` at once (see DatasetWriter); {format: path and counts}."""
+    with DatasetWriter(out, formats, name) as writer:
+        writer.add(records)
+    return writer.written

@@ -120,15 +120,15 @@ def reviewable(run: RunDir) -> Reviewable:
     """Every record id of the run; removed-after-generation ones can be restored, held-out ones cannot."""
     known: set[str] = set()
     for stage in ("generate", "features", "clean", "select", "train"):
-        known.update(run.read_table(stage).column("id").to_pylist())
-        known.update(run.read_table(stage, rejected=True).column("id").to_pylist())
+        known.update(run.read_table(stage, columns=["id"]).column("id").to_pylist())
+        known.update(run.read_table(stage, rejected=True, columns=["id"]).column("id").to_pylist())
     held_out: set[str] = set()
     if has_assignments(run):
         held_out = {rid for rid, a in read_assignments(run).items() if a.split != "train"}
     restorable: dict[str, tuple[str, str]] = {}
     contaminated: set[str] = set()
     for stage in RESTORABLE_STAGES:
-        table = run.read_table(stage, rejected=True)
+        table = run.read_table(stage, rejected=True, columns=["id", "reject_operator", "reject_reason"])
         rows = zip(
             table.column("id").to_pylist(),
             table.column("reject_operator").to_pylist(),
@@ -139,7 +139,7 @@ def reviewable(run: RunDir) -> Reviewable:
                 contaminated.add(rid)
             elif rid not in held_out:
                 restorable[rid] = (stage, reason)
-    unfinished = set(run.read_table("generate", rejected=True).column("id").to_pylist())
+    unfinished = set(run.read_table("generate", rejected=True, columns=["id"]).column("id").to_pylist())
     return Reviewable(frozenset(known), restorable, frozenset(held_out), frozenset(contaminated), frozenset(unfinished))
 
 
@@ -150,29 +150,56 @@ class Applied:
     restored: list[str]
 
 
+class Review:
+    """The review decisions in force, applied to the dataset batch by batch (`keep`), then the records accepted
+    back (`restored`), so export streams. Decisions on held-out or unknown records are refused loudly, before
+    anything is written."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.decisions = load_decisions(run)
+        self.allowed = reviewable(run) if self.decisions else None
+        for rid, decision in self.decisions.items():
+            try:
+                self.allowed.check(rid, decision)  # type: ignore[union-attr]
+            except ReviewError as exc:
+                raise ReviewError(f"{decisions_path(run)}: {exc}; clear that decision to export") from exc
+        self.removed: list[str] = []
+        self.present: set[str] = set()  # accepted ids seen in the dataset (nothing to restore for them)
+
+    def keep(self, records: list[Record]) -> list[Record]:
+        """The records of a batch the reviewer did not reject."""
+        if not self.decisions:
+            return records
+        out = []
+        for r in records:
+            decision = self.decisions.get(r.id)
+            if decision == "reject":
+                self.removed.append(r.id)
+                continue
+            if decision == "accept":
+                self.present.add(r.id)
+            out.append(r)
+        return out
+
+    def restored(self) -> list[Record]:
+        """Accepted records that an operator had removed, in the order they were first removed."""
+        wanted = {rid for rid, d in self.decisions.items() if d == "accept" and rid not in self.present}
+        out: list[Record] = []
+        for stage in RESTORABLE_STAGES:
+            if not wanted:
+                break
+            for table in self.run.iter_tables(stage, rejected=True):
+                for rec in table_to_records(table):
+                    if rec.id in wanted and self.allowed is not None and rec.id in self.allowed.restorable:
+                        out.append(rec)
+                        wanted.discard(rec.id)
+        return out
+
+
 def apply_decisions(run: RunDir, records: list[Record]) -> Applied:
-    """The exported records after review: rejected ones out, accepted removed-after-generation ones back in
-    (in the order they were first removed). Decisions on held-out or unknown records are refused loudly."""
-    decisions = load_decisions(run)
-    if not decisions:
-        return Applied(records, [], [])
-    allowed = reviewable(run)
-    for rid, decision in decisions.items():
-        try:
-            allowed.check(rid, decision)
-        except ReviewError as exc:
-            raise ReviewError(f"{decisions_path(run)}: {exc}; clear that decision to export") from exc
-    present = {r.id for r in records}
-    kept = [r for r in records if decisions.get(r.id) != "reject"]
-    removed = [r.id for r in records if decisions.get(r.id) == "reject"]
-    wanted = {rid for rid, d in decisions.items() if d == "accept" and rid not in present}
-    restored: list[Record] = []
-    for stage in RESTORABLE_STAGES:
-        if not wanted:
-            break
-        table = run.read_table(stage, rejected=True)
-        for rec in table_to_records(table):
-            if rec.id in wanted and rec.id in allowed.restorable:
-                restored.append(rec)
-                wanted.discard(rec.id)
-    return Applied(kept + restored, removed, [r.id for r in restored])
+    """The exported records after review (see Review), for records already in memory."""
+    review = Review(run)
+    kept = review.keep(records)
+    restored = review.restored()
+    return Applied(kept + restored, review.removed, [r.id for r in restored])

@@ -93,8 +93,9 @@ def _docx(path: Path) -> Extracted:
     parts: list[str] = []
     for block in document.iter_inner_content():
         if isinstance(block, Paragraph):
-            if block.text.strip():
-                parts.append(block.text.strip())
+            text = block.text.strip()  # computed from the runs on every access: once
+            if text:
+                parts.append(text)
         elif isinstance(block, Table):
             rows = [" | ".join(c.text.strip() for c in row.cells) for row in block.rows]
             parts.append("\n".join(r for r in rows if r.strip(" |")))

@@ -115,7 +115,8 @@ def rank_texts(
         if method in ("dense", "hybrid"):
             if embedder is None:
                 raise ValueError("dense ranking needs an embedder")
-            similarity = embedder.encode(texts) @ embedder.encode([query])[0]
+            unique, index = np.unique(np.array(texts, dtype=object), return_inverse=True)  # repeats encoded once
+            similarity = (embedder.encode(list(unique)) @ embedder.encode([query])[0])[index]
             fused += 1.0 / (RRF_K + _ranks(similarity)) if method == "hybrid" else similarity
         order = np.argsort(-fused, kind="stable")
         if min_similarity is not None and method != "bm25":

@@ -7,18 +7,19 @@ from collections import Counter
 from typing import Any
 
 from sftforge import __version__
-from sftforge.export.card import render_card
-from sftforge.export.formats import dataset_name, write_all
+from sftforge.export.card import CardStats, render_card
+from sftforge.export.formats import DatasetWriter, dataset_name
 from sftforge.figures import ExportFigures, ReviewCounts
-from sftforge.review.decisions import apply_decisions, decisions_digest
+from sftforge.review.decisions import Review, decisions_digest
 from sftforge.run import ShardLog, atomic_write_bytes
+from sftforge.sample import table_to_records
 from sftforge.stages.base import Context, Stage
 
 log = logging.getLogger(__name__)
 
 
 def top_reasons(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
-    table = ctx.run.read_rejected()
+    table = ctx.run.read_rejected(columns=["reject_stage", "reject_operator", "reject_reason"])
     counter = Counter(
         zip(
             table.column("reject_stage").to_pylist(),
@@ -43,18 +44,30 @@ class ExportStage(Stage):
         return {"output": ctx.recipe.output.model_dump(), "sftforge": __version__, "review": decisions_digest(ctx.run)}
 
     def execute(self, ctx: Context, out: ShardLog) -> tuple[dict[str, int], ExportFigures]:
+        """Shard by shard: the review applied, every format written and the card's figures gathered as the
+        records stream through, so memory does not grow with the dataset."""
         folder = ctx.run.stage_dir(self.name)
-        reviewed = apply_decisions(ctx.run, ctx.run.read_records(ctx.recipe.dataset_stage))
-        records = reviewed.records
-        if reviewed.removed or reviewed.restored:
-            log.info("review: %d record(s) rejected, %d brought back", len(reviewed.removed), len(reviewed.restored))
-        bar = ctx.reporter.task("export", total=len(ctx.recipe.output.formats) + 1)
-        files = write_all(records, folder, ctx.recipe.output.formats, dataset_name(ctx.recipe.name))
-        ctx.reporter.advance(bar, n=len(ctx.recipe.output.formats))
-        review = ReviewCounts(rejected=reviewed.removed, restored=reviewed.restored)
-        card = render_card(ctx.recipe, records, ctx.run, files, top_reasons(ctx), __version__, review)
+        stage = ctx.recipe.dataset_stage
+        review = Review(ctx.run)
+        stats = CardStats()
+        shards = ctx.run.shards(stage)
+        bar = ctx.reporter.task("export", total=len(shards) + 1)
+        with DatasetWriter(folder, ctx.recipe.output.formats, dataset_name(ctx.recipe.name)) as writer:
+            for table in ctx.run.iter_tables(stage):
+                batch = review.keep(table_to_records(table))
+                writer.add(batch)
+                stats.add(batch)
+                ctx.reporter.advance(bar, records=stats.n)
+            restored = review.restored()
+            writer.add(restored)
+            stats.add(restored)
+        if review.removed or restored:
+            log.info("review: %d record(s) rejected, %d brought back", len(review.removed), len(restored))
+        files = writer.written
+        summary = ReviewCounts(rejected=review.removed, restored=[r.id for r in restored])
+        card = render_card(ctx.recipe, stats, ctx.run, files, top_reasons(ctx), __version__, summary)
         atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
         atomic_write_bytes(folder / "recipe.yaml", ctx.run.recipe_path.read_bytes())
         ctx.reporter.advance(bar)
         ctx.reporter.done(bar)
-        return {"records": len(records)}, ExportFigures(files=files, review=review)
+        return {"records": stats.n}, ExportFigures(files=files, review=summary)

@@ -15,9 +15,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sftforge.errors import StageError
 from sftforge.figures import GenerateFigures
@@ -54,6 +59,36 @@ def reason_kind(reason: str) -> str:
         if cut in reason:
             reason = reason.split(cut)[0]
     return reason
+
+
+DIVERSITY_SAMPLE = 20_000  # first turns the diversity figures read at most (a seeded sample beyond that)
+
+
+def _generators(table: pa.Table) -> list[str]:
+    """Each row's generator, from the lineage column alone ("" where a record has none)."""
+    names = pc.struct_field(table.column("lineage"), "generator")
+    return [n or "" for n in names.to_pylist()]
+
+
+def _tokens(table: pa.Table) -> list[int]:
+    """Each row's prompt plus completion tokens, from its lineage."""
+    lineage = table.column("lineage")
+    total = pc.add(
+        pc.fill_null(pc.struct_field(lineage, "prompt_tokens"), 0),
+        pc.fill_null(pc.struct_field(lineage, "completion_tokens"), 0),
+    )
+    return total.to_pylist()
+
+
+def _first_turns(table: pa.Table, rows: Sequence[int], seed: int) -> list[str]:
+    """The first user turn of the given rows, of a seeded sample of them when there are many: the messages of
+    only those rows become Python objects."""
+    chosen = list(rows)
+    if len(chosen) > DIVERSITY_SAMPLE:
+        chosen = sorted(random.Random(seed).sample(chosen, DIVERSITY_SAMPLE))
+    messages = table.column("messages").take(pa.array(chosen, pa.int64())).to_pylist() if chosen else []
+    firsts = (next((m["content"] for m in msgs if m["role"] == "user"), None) for msgs in messages)
+    return [u for u in firsts if u]
 
 
 def _uses_llm(recipe: Recipe) -> bool:
@@ -133,7 +168,11 @@ class GenerateStage(Stage):
                     llm, gen_cfg, sampling, count, out.done, committed[entry.name], plan.round if plan else 1
                 )
                 made = self._run(ctx, out, generator, session)
-                if made < count:
+                if made < count and not generator.uses_llm(entry, recipe):
+                    log.info(
+                        "generate: %s made %d records, all its input allows (its share was %d)", entry.name, made, count
+                    )
+                elif made < count:
                     log.warning(
                         "generate: %s made %d of its %d records: its rejections (rejected/generate) say why; "
                         "raise generation.max_attempts, loosen its filters, add sources or use a stronger model",
@@ -177,13 +216,8 @@ class GenerateStage(Stage):
     @staticmethod
     def _committed(ctx: Context, carried: int) -> Counter[str]:
         """Records an interrupted attempt committed, by generator (the earlier rounds' records left out)."""
-        table = ctx.run.read_table("generate")
-        made = Counter(lin["generator"] for lin in table.column("lineage").to_pylist() if lin)
-        if carried:
-            for r in ctx.run.read_records("generate")[:carried]:
-                if r.lineage:
-                    made[r.lineage.generator] -= 1
-        return made
+        names = _generators(ctx.run.read_table("generate", columns=["lineage"]))
+        return Counter(names[carried:])
 
     @staticmethod
     def _carry(ctx: Context, out: ShardLog, plan: RoundPlan | None) -> int:
@@ -207,18 +241,13 @@ class GenerateStage(Stage):
             k: stats.get(k, 0)
             for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused", "completion_tokens")
         }
-        table = ctx.run.read_table(self.name)
-        firsts = [
-            next((m["content"] for m in msgs if m["role"] == "user"), None)
-            for msgs in table.column("messages").to_pylist()
-        ]
-        lineages = table.column("lineage").to_pylist()
-        names = [lin["generator"] if lin else "" for lin in lineages]
-        rejected = ctx.run.read_table(self.name, rejected=True)
+        table = ctx.run.read_table(self.name, columns=["messages", "lineage"])
+        rejected = ctx.run.read_table(self.name, rejected=True, columns=["lineage", "reject_operator", "reject_reason"])
+        names = _generators(table)
         spent: Counter[str] = Counter()  # tokens each generator's items took, kept and rejected, cached or not
-        for lin in lineages + rejected.column("lineage").to_pylist():
-            if lin:
-                spent[lin["generator"]] += (lin.get("prompt_tokens") or 0) + (lin.get("completion_tokens") or 0)
+        for part in (table, rejected):
+            for name, tokens in zip(_generators(part), _tokens(part)):
+                spent[name] += tokens
         reasons: dict[str, Counter[str]] = {}
         for op, reason in zip(
             rejected.column("reject_operator").to_pylist(), rejected.column("reject_reason").to_pylist()
@@ -226,9 +255,9 @@ class GenerateStage(Stage):
             reasons.setdefault(op, Counter())[reason_kind(reason)] += 1
         for name, figures in generators.items():
             figures["rejected_by_reason"] = dict(reasons.get(name, Counter()).most_common())
-            figures["diversity"] = diversity([u for u, n in zip(firsts, names) if n == name and u], seed)
-            kept = sum(n == name for n in names)
-            figures["tokens_per_record"] = round(spent[name] / kept, 1) if kept else None
+            mine = [i for i, n in enumerate(names) if n == name]
+            figures["diversity"] = diversity(_first_turns(table, mine, seed), seed)
+            figures["tokens_per_record"] = round(spent[name] / len(mine), 1) if mine else None
         made = out.counts["records"] - carried
         return GenerateFigures.model_validate(
             {
@@ -240,7 +269,7 @@ class GenerateStage(Stage):
                 "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
                 "rejected_by_reason": dict(sum(reasons.values(), Counter()).most_common()),
                 "acceptance_rate": round(made / max(1, made + out.counts["rejected"]), 3),
-                "diversity": diversity([u for u in firsts if u], seed),
+                "diversity": diversity(_first_turns(table, range(table.num_rows), seed), seed),
                 "generators": generators,
             }
         )
