@@ -349,3 +349,80 @@ def test_exported_messages_train_with_trl_and_llamafactory_files_load(tiny_dir: 
     for entry in info.values():
         rows = datasets.load_dataset("json", data_files=str(tmp_path / "llamafactory" / entry["file_name"]), split="train")
         assert set(entry["columns"].values()) <= set(rows.column_names) and len(rows) == 8
+
+
+# -- augmenting what was found ---------------------------------------------------------------------------------
+
+
+def test_paraphrase_keeps_rewordings_that_keep_the_meaning_and_names_the_parent():
+    """The driver on scripted rewordings (the real MiniLM judges them): a faithful one becomes a record with the
+    member's answer and the member as parent; a copy and a drifted one are rejected with their figure."""
+    from sftforge.config import Sampling
+    from sftforge.generate.base import Answer
+    from sftforge.generate.generators.paraphrase import ParaphraseConfig, ParaphraseDriver
+    from sftforge.generate.records import InstructionRecords
+    from sftforge.llm.base import ChatRequest, Completion, SamplingParams
+    from sftforge.sources.seeds import SeedTask
+
+    pool = [
+        SeedTask("r1", "How long should I boil dried spaghetti?", (("", "About ten minutes."),), False, "record"),
+        SeedTask("r2", "Name three rivers in France.", (("", "Seine, Loire, Rhone."),), False, "record"),
+        SeedTask("r3", "Explain what a prime number is.", (("", "A number with two divisors."),), False, "record"),
+    ]
+    rewordings = {
+        "r1": "For how many minutes do you cook dry spaghetti in boiling water?",
+        "r2": "Name three rivers in France, please.",
+        "r3": "Write a poem about autumn leaves.",
+    }
+
+    def ask(step, items):
+        req = ChatRequest.of("x", [{"role": "user", "content": "x"}], SamplingParams())
+        return [Answer(it, 0, Completion(req, "raw", "stop", 1, 1), rewordings[it.payload.id]) for it in items]
+
+    records = InstructionRecords("paraphrase", "instruction", "en", "scripted", None, Sampling())
+    driver = ParaphraseDriver(ParaphraseConfig(), pool, "en", records)
+    waves = list(driver.run(ask, count=3, seed=0))
+    made = [r for w in waves for r in w.records]
+    rejected = {r.record.lineage.parents[0]: r.reason for w in waves for r in w.rejected}
+    assert [r.lineage.parents for r in made] == [["r1"]]
+    assert made[0].messages[-1]["content"] == "About ten minutes." and made[0].source[0].kind == "record"
+    assert rejected["r2"].startswith("hardly reworded: ROUGE-L")
+    assert rejected["r3"].startswith("the meaning drifted: MiniLM cosine")
+
+
+@pytest.mark.slow
+def test_found_examples_feed_paraphrase_and_evol_instruct_with_parents(tmp_path: Path):
+    """On the bundled model: import the most relevant examples, reword some and evolve others from the same
+    found pool; every generated record names an imported example (or its evolution) as its parent."""
+    import yaml
+
+    from conftest import EXAMPLES
+
+    data = {
+        "name": "augment",
+        "task": {"type": "instruction", "description": "Writing help: rewrite or correct a sentence.", "target_count": 6},
+        "sources": {
+            "datasets": [{"path": str(EXAMPLES / "data/instruction_slice/self_instruct_alpaca.jsonl")}],
+            "search": {"method": "bm25"},
+        },
+        "generation": {"sampling": {"temperature": 0.7, "max_tokens": 96, "seed": 3}, "max_attempts": 2},
+        "generators": [
+            {"name": "import", "share": 1},
+            {"name": "paraphrase", "share": 1, "pool_size": 12, "min_similarity": 0.6},
+            {"name": "evol_instruct", "share": 1, "pool": "datasets", "pool_size": 12, "epochs": 1},
+        ],
+        "output": {"formats": ["openai"]},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    run = _run(path, tmp_path / "run")
+    import pyarrow.parquet as pq
+
+    imported = set(pq.read_table(run.stage_dir("sources") / "datasets" / "imported.parquet").column("id").to_pylist())
+    records = run.read_records("generate")
+    by = {g: [r for r in records if r.lineage.generator == g] for g in ("import", "paraphrase", "evol_instruct")}
+    assert by["import"] and by["paraphrase"], {g: len(v) for g, v in by.items()}
+    made = {r.id for r in records}
+    for r in by["paraphrase"] + by["evol_instruct"]:
+        assert r.lineage.parents and all(p in imported or p in made for p in r.lineage.parents)
+        assert r.source[0].kind == "record" and r.source[0].id in imported

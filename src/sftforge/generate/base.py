@@ -250,6 +250,24 @@ class Job:
             self._graph = load_kg(self.recipe)
         return self._graph
 
+    def pool(self, source: str, size: int) -> list[SeedTask]:
+        """What an instruction generator starts from: the seed tasks, or (`datasets`) the `size` most relevant
+        imported examples as single-instance tasks whose id is the imported record's, so records made from them
+        name it as their parent."""
+        if source == "seeds":
+            return self.seeds()
+        from sftforge.sample import table_to_records
+        from sftforge.sources.seeds import SeedTask
+        from sftforge.storage import imported_batches, read_ranking
+
+        rows = read_ranking(self.run)[:size]
+        found = [r for table in imported_batches(self.run, rows, max(1, len(rows))) for r in table_to_records(table)]
+        tasks = []
+        for r in found:
+            turns = [m for m in r.messages if m["role"] != "system"]  # the first exchange
+            tasks.append(SeedTask(r.id, turns[0]["content"], (("", turns[1]["content"]),), False, "record"))
+        return tasks
+
     def seeds(self) -> list[SeedTask]:
         if self._seeds is None:
             from sftforge.sources.seeds import load_seeds
@@ -323,6 +341,7 @@ class Generator(ABC):
     # The records' text comes from templates, not from a model (KG walks): the `auto` cleaning preset then checks
     # only format and length, since repetition filters would judge the template.
     templated: ClassVar[bool] = False
+    reads_at_hand: ClassVar[bool] = False  # learns from the instructions made before it (`Job.at_hand`)
 
     def __init__(self, config: GeneratorConfig, job: Job) -> None:
         self.config = config
@@ -333,6 +352,12 @@ class Generator(ABC):
     def check(cls, config: GeneratorConfig, recipe: Recipe) -> str | None:
         """A reason the recipe cannot run this generator, beyond `requires` (e.g. a backend it cannot use)."""
         return None
+
+    @classmethod
+    def needs(cls, config: GeneratorConfig) -> tuple[str, ...]:
+        """The source kinds this entry needs: `requires`, unless its config picks another input (an instruction
+        generator whose pool is the imported examples)."""
+        return cls.requires
 
     @classmethod
     def uses_llm(cls, config: GeneratorConfig, recipe: Recipe) -> bool:

@@ -66,7 +66,7 @@ def problems(recipe: Recipe) -> list[str]:
                 f" (generators of {kind}: {', '.join(makers(kind))})"
             )
             continue
-        for need in cls.requires:
+        for need in cls.needs(entry):
             source = SOURCES[need]
             if not source.given(recipe):
                 out.append(

@@ -7,21 +7,25 @@ import hashlib
 import json
 import logging
 import math
+from array import array
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sftforge import __version__
 from sftforge.errors import ReviewError, RunDirError
 from sftforge.figures import CleanFigures, GenerateFigures, SelectFigures, read_figures
 from sftforge.recipe import Recipe
 from sftforge.report.projection import project_2d
-from sftforge.review.decisions import Applied, apply_decisions, load_decisions, reviewable
+from sftforge.review.decisions import Review, load_decisions, reviewable
 from sftforge.run import RunDir
-from sftforge.sample import text_of
+from sftforge.sample import RECORD_SCHEMA, REJECT_SCHEMA, text_of
 from sftforge.storage import (
     Assignment,
     has_assignments,
@@ -54,41 +58,88 @@ class ReportOptions:
 
 @dataclass(slots=True)
 class RecordState:
-    row: dict[str, Any]
+    """A record's latest view: where its row is (`loc`: the source in `Views.sources`, the shard, the row), and
+    whether (and where, by whom, why) it was removed. The row itself is read only for the records shown."""
+
+    loc: tuple[int, int, int]
     removed: tuple[str, str, str] | None  # (stage, operator, reason)
+    row: dict[str, Any] | None = None
 
 
 def _finite(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def record_states(run: RunDir, recipe: Recipe) -> tuple[dict[str, RecordState], dict[str, str], list[str], str | None]:
-    """Every record the run made with its latest version and whether (and where, by whom, why) it was removed;
-    the review decisions in force; the ids in the dataset after review; and why the decisions could not be applied
-    (a decision written by hand that export refuses), shown in the report instead of failing it."""
+@dataclass(slots=True)
+class Views:
+    """The record shards of the stages the report reads, kept and rejected, in pipeline order: (stage, rejected,
+    shard paths) per source."""
+
+    sources: list[tuple[str, bool, list[Path]]]
+
+    @classmethod
+    def of(cls, run: RunDir) -> Views:
+        return cls([(st, rej, run.shards(st, rej)) for st in RECORD_STAGES for rej in (False, True)])
+
+    def tables(self, columns: list[str]) -> Iterator[tuple[int, int, pa.Table]]:
+        """(source, shard, table of `columns`) for every shard, in order."""
+        for k, (_, rejected, shards) in enumerate(self.sources):
+            schema = REJECT_SCHEMA if rejected else RECORD_SCHEMA
+            cols = [c for c in columns if c in schema.names]
+            for n, path in enumerate(shards):
+                yield k, n, pq.read_table(path, columns=cols, schema=pa.schema([schema.field(c) for c in cols]))
+
+
+def record_states(
+    run: RunDir, recipe: Recipe, views: Views
+) -> tuple[dict[str, RecordState], dict[str, str], list[str], str | None]:
+    """Every record the run made with where its latest version is and whether (and where, by whom, why) it was
+    removed; the review decisions in force; the ids in the dataset after review; and why the decisions could not
+    be applied (a decision written by hand that export refuses), shown in the report instead of failing it. Reads
+    ids and reasons only, so a million records cost a few hundred MB."""
     states: dict[str, RecordState] = {}
-    for stage in RECORD_STAGES:
-        for row in run.read_table(stage).to_pylist():
-            states[row["id"]] = RecordState(row, None)
-        for row in run.read_table(stage, rejected=True).to_pylist():
-            states[row["id"]] = RecordState(row, (row["reject_stage"], row["reject_operator"], row["reject_reason"]))
+    for k, n, table in views.tables(["id", "reject_stage", "reject_operator", "reject_reason"]):
+        ids = table.column("id").to_pylist()
+        if "reject_stage" in table.column_names:
+            why = zip(*(table.column(c).to_pylist() for c in ("reject_stage", "reject_operator", "reject_reason")))
+            for i, (rid, removed) in enumerate(zip(ids, why)):
+                states[rid] = RecordState((k, n, i), removed)
+        else:
+            for i, rid in enumerate(ids):
+                states[rid] = RecordState((k, n, i), None)
     decisions = load_decisions(run)
     final_stage = recipe.dataset_stage
     dataset: list[str] = []
     error = None
     if run.stage_info(final_stage) is not None:
-        records = run.read_records(final_stage)
+        ids = run.read_table(final_stage, columns=["id"]).column("id").to_pylist()
         try:
-            applied = apply_decisions(run, records)
+            review = Review(run)
+            dataset = review.keep_ids(ids)
+            restored = review.restorable_ids()
         except ReviewError as exc:
             log.warning("report: review decisions not applied: %s", exc)
-            error, applied = str(exc), Applied(records, [], [])
-        dataset = [r.id for r in applied.records]
-        for rid in applied.removed:
+            error, dataset, restored, review = str(exc), ids, [], None
+        dataset += restored
+        for rid in review.removed if review else []:
             states[rid].removed = ("review", "reviewer", "rejected in review")
-        for rid in applied.restored:
+        for rid in restored:
             states[rid].removed = None
     return states, decisions, dataset, error
+
+
+def load_rows(views: Views, states: dict[str, RecordState], ids: list[str]) -> None:
+    """Read the rows of the records `ids` (the ones shown) into their states, shard by shard."""
+    wanted: dict[tuple[int, int], dict[int, str]] = defaultdict(dict)
+    for rid in ids:
+        k, n, i = states[rid].loc
+        wanted[(k, n)][i] = rid
+    for (k, n), rows in wanted.items():
+        _, rejected, shards = views.sources[k]
+        table = pq.read_table(shards[n], schema=REJECT_SCHEMA if rejected else RECORD_SCHEMA)
+        order = sorted(rows)
+        for i, row in zip(order, table.take(pa.array(order, pa.int64())).to_pylist()):
+            states[rows[i]].row = row
 
 
 def _metrics(row: dict[str, Any]) -> dict[str, float]:
@@ -104,37 +155,42 @@ def _metrics(row: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def distributions(states: dict[str, RecordState]) -> dict[str, Any]:
-    """Histograms per metric (lengths, turns, each feature), per task and language, kept vs removed."""
-    values: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(
-        lambda: defaultdict(lambda: {"kept": [], "removed": []})
+def distributions(states: dict[str, RecordState], views: Views) -> dict[str, Any]:
+    """Histograms per metric (lengths, turns, each feature), per task and language, kept vs removed; over every
+    record's latest view, read shard by shard."""
+    values: dict[str, dict[str, dict[str, array[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: {"kept": array("d"), "removed": array("d")})
     )
     langs: Counter[tuple[str, str, str]] = Counter()
     checks: Counter[tuple[str, str, str]] = Counter()
-    for st in states.values():
-        row = st.row
-        group = f"{row['task']} · {row['lang']}"
-        status = "removed" if st.removed else "kept"
-        langs[(row["task"], row["lang"], status)] += 1
-        check = row.get("answer_check")
-        if check:
-            checks[(check["method"], "passed" if check["passed"] else "failed", status)] += 1
-        for metric, v in _metrics(row).items():
-            values[metric][group][status].append(v)
+    for k, n, table in views.tables(["id", "messages", "task", "lang", "features", "answer_check"]):
+        for i, row in enumerate(table.to_pylist()):
+            st = states.get(row["id"])
+            if st is None or st.loc != (k, n, i):
+                continue  # a later stage's view of this record counts
+            group = f"{row['task']} · {row['lang']}"
+            status = "removed" if st.removed else "kept"
+            langs[(row["task"], row["lang"], status)] += 1
+            check = row.get("answer_check")
+            if check:
+                checks[(check["method"], "passed" if check["passed"] else "failed", status)] += 1
+            for metric, v in _metrics(row).items():
+                values[metric][group][status].append(v)
     hist: dict[str, Any] = {}
     for metric, groups in sorted(values.items()):
-        allv = np.array([v for g in groups.values() for s in g.values() for v in s])
-        lo, hi = float(allv.min()), float(allv.max())
+        lo = min(min(vs) for g in groups.values() for vs in g.values() if vs)
+        hi = max(max(vs) for g in groups.values() for vs in g.values() if vs)
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, BINS + 1)
         hist[metric] = {"edges": [round(float(e), 6) for e in edges], "groups": {}}
         for group, by_status in sorted(groups.items()):
             entry = {}
             for status, vs in by_status.items():
-                counts, _ = np.histogram(np.array(vs), bins=edges) if vs else (np.zeros(BINS, dtype=int), None)
+                arr = np.frombuffer(vs, dtype=np.float64) if vs else np.zeros(0)
+                counts, _ = np.histogram(arr, bins=edges) if vs else (np.zeros(BINS, dtype=int), None)
                 entry[status] = {
                     "counts": [int(c) for c in counts],
                     "n": len(vs),
-                    "median": round(float(np.median(vs)), 4) if vs else None,
+                    "median": round(float(np.median(arr)), 4) if vs else None,
                 }
             hist[metric]["groups"][group] = entry
     return {
@@ -316,6 +372,8 @@ def _browser_row(
     restorable: set[str],
 ) -> dict[str, Any]:
     row = st.row
+    if row is None:
+        raise RuntimeError(f"report: the row of {rid} was not loaded (load_rows)")
     lin = row.get("lineage") or {}
     a = assign.get(rid)
     return {
@@ -353,13 +411,15 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
     clean = read_figures(run, CleanFigures)
     pii = clean.pii() if clean else None
     contaminated = clean.contamination() if clean else None
-    states, decisions, dataset, review_error = record_states(run, recipe)
+    views = Views.of(run)
+    states, decisions, dataset, review_error = record_states(run, recipe, views)
     why = reasons(states)
     dedup = dedup_clusters(run)
     must = [i for r in why for i in r["examples"]] + [
         i for d in dedup for c in d["top"][:10] for i in [c["survivor"], *(x["id"] for x in c["duplicates"])]
     ]
     ids = _sample_ids(states, must, options.max_records, options.seed)
+    load_rows(views, states, ids)
     assign = read_assignments(run) if has_assignments(run) else {}
     allowed = reviewable(run)
     book = PassageBook(run)
@@ -393,7 +453,7 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
             "dataset": len(dataset),
             "shown": len(records),
         },
-        "distributions": distributions(states),
+        "distributions": distributions(states, views),
         "map": embedding_map(run, ids, options.seed),
         "dedup": dedup,
         "pii": {"by_type": pii.found_by_type if pii else {}, "records_changed": pii.records_changed if pii else None},

@@ -167,19 +167,35 @@ class Review:
         self.removed: list[str] = []
         self.present: set[str] = set()  # accepted ids seen in the dataset (nothing to restore for them)
 
-    def keep(self, records: list[Record]) -> list[Record]:
-        """The records of a batch the reviewer did not reject."""
+    def keep_ids(self, ids: list[str]) -> list[str]:
+        """The ids of a batch the reviewer did not reject."""
         if not self.decisions:
-            return records
+            return ids
         out = []
-        for r in records:
-            decision = self.decisions.get(r.id)
+        for rid in ids:
+            decision = self.decisions.get(rid)
             if decision == "reject":
-                self.removed.append(r.id)
+                self.removed.append(rid)
                 continue
             if decision == "accept":
-                self.present.add(r.id)
-            out.append(r)
+                self.present.add(rid)
+            out.append(rid)
+        return out
+
+    def keep(self, records: list[Record]) -> list[Record]:
+        """The records of a batch the reviewer did not reject."""
+        kept = set(self.keep_ids([r.id for r in records]))
+        return [r for r in records if r.id in kept]
+
+    def restorable_ids(self) -> list[str]:
+        """The ids `restored` would bring back, in the same order, from the id columns alone."""
+        wanted = {rid for rid, d in self.decisions.items() if d == "accept" and rid not in self.present}
+        out: list[str] = []
+        for stage in RESTORABLE_STAGES:
+            for rid in self.run.read_table(stage, rejected=True, columns=["id"]).column("id").to_pylist():
+                if rid in wanted and self.allowed is not None and rid in self.allowed.restorable:
+                    out.append(rid)
+                    wanted.discard(rid)
         return out
 
     def restored(self) -> list[Record]:

@@ -16,6 +16,7 @@ class SeedTask:
     instruction: str
     instances: tuple[tuple[str, str], ...]  # (input, output)
     is_classification: bool
+    kind: str = "seed"  # the SourceRef kind of where it came from: a seed task, or an imported record ("record")
 
 
 def _text(row: dict, key: str, where: str) -> str:

@@ -126,7 +126,7 @@ class GenerateStage(Stage):
                 [str(p), hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None] for p in inputs
             ]
         for name in sorted(
-            {need for g in recipe.generators for need in GENERATORS[g.name].requires} - {"documents", "datasets"}
+            {need for g in recipe.generators for need in GENERATORS[g.name].needs(g)} - {"documents", "datasets"}
         ):
             # documents and datasets reach generation through the sources stage's output; others are read again
             cfg[f"files:{name}"] = [
@@ -149,6 +149,9 @@ class GenerateStage(Stage):
         plan = read_plan(ctx.run)
         carried = self._carry(ctx, out, plan)
         job = Job(recipe, ctx.run, plan)
+        # the instructions at hand are gathered only for a generator that reads them (a million imported
+        # examples would otherwise sit in memory for nothing)
+        keep_at_hand = any(GENERATORS[g.name].reads_at_hand for g in recipe.generators)
         if recipe.sources.seeds is not None:
             job.at_hand.update({s.instruction: SourceRef("seed", s.id) for s in job.seeds()})
         committed = self._committed(ctx, carried)
@@ -167,7 +170,7 @@ class GenerateStage(Stage):
                 session = Session(
                     llm, gen_cfg, sampling, count, out.done, committed[entry.name], plan.round if plan else 1
                 )
-                made = self._run(ctx, out, generator, session)
+                made = self._run(ctx, out, generator, session, keep_at_hand)
                 if made < count and not generator.uses_llm(entry, recipe):
                     log.info(
                         "generate: %s made %d records, all its input allows (its share was %d)", entry.name, made, count
@@ -193,7 +196,7 @@ class GenerateStage(Stage):
             counts["carried"] = carried
         return counts, self._figures(ctx, out, model_id, figures, carried, time.perf_counter() - start)
 
-    def _run(self, ctx: Context, out: ShardLog, generator: Generator, session: Session) -> int:
+    def _run(self, ctx: Context, out: ShardLog, generator: Generator, session: Session, keep_at_hand: bool) -> int:
         """Commit the generator's waves; return how many records it made in this attempt and those before."""
         label = generator.progress_label or f"generate: {generator.name}"
         bar = ctx.reporter.task(label, total=session.count)
@@ -205,7 +208,7 @@ class GenerateStage(Stage):
             session.stats.clear()
             if not set(wave.keys) <= out.done:
                 out.commit(wave.records, wave.rejected, wave.keys, dict(stats))
-            for r in wave.records:
+            for r in wave.records if keep_at_hand else []:
                 generator.job.at_hand.setdefault(r.text_of("user").split("\n\n")[0], SourceRef("record", r.id))
             new = min(len(wave.records), max(0, session.count - made))
             made += len(wave.records)

@@ -41,7 +41,9 @@ from sftforge.generate.records import (
     AnswerStep,
     DriverGenerator,
     InstructionRecords,
+    PoolConfig,
     instruction_text,
+    pool_needs,
 )
 from sftforge.lib.grounding import content_stems
 from sftforge.sample import SourceRef
@@ -50,7 +52,7 @@ from sftforge.sources.seeds import SeedTask
 EVOL_OPERATIONS = ("add_constraints", "deepening", "concretizing", "increase_reasoning", "complicate_input", "breadth")
 
 
-class EvolInstructConfig(GeneratorConfig):
+class EvolInstructConfig(PoolConfig):
     """Evol-Instruct (Xu et al. 2023): rewrite instructions in depth and in breadth over epochs, then answer them."""
 
     name: Literal["evol_instruct"] = "evol_instruct"
@@ -93,6 +95,7 @@ class Member:
     id: str
     seed: str
     depth: int = 0  # evolutions from the seed
+    kind: str = "seed"  # the SourceRef kind of `seed` (an imported example is a "record")
 
 
 class EvolveStep(TemplateStep):
@@ -136,7 +139,7 @@ class EvolInstructDriver:
         order = rng.sample(self.seeds, len(self.seeds))
         size = min(len(order), max(1, math.ceil(2 * count / self.cfg.epochs)))
         pool = [
-            Member(instruction_text(s.instruction, s.instances[0][0] if s.instances else ""), s.id, s.id)
+            Member(instruction_text(s.instruction, s.instances[0][0] if s.instances else ""), s.id, s.id, kind=s.kind)
             for s in order[:size]
         ]
         made = 0
@@ -159,7 +162,7 @@ class EvolInstructDriver:
                 for i, a in zip(idx, evolved):
                     member, op = a.item.payload
                     tried[op] += 1
-                    source = [SourceRef("seed", member.seed)]
+                    source = [SourceRef(member.kind, member.seed)]
                     reason = a.error if not a.ok else elimination(member.text, a.value)
                     if reason:
                         wave.rejected.append(
@@ -172,7 +175,7 @@ class EvolInstructDriver:
                 answers = ask(self.answer, [WorkItem(a.item.key + ":answer", a.value) for _, a in alive])
                 for (i, e), a in zip(alive, answers):
                     member, op = e.item.payload
-                    source = [SourceRef("seed", member.seed)]
+                    source = [SourceRef(member.kind, member.seed)]
                     turns = [("user", e.value), ("assistant", a.value if a.ok else a.completion.text)]
                     if not a.ok:
                         wave.rejected.append(
@@ -187,7 +190,7 @@ class EvolInstructDriver:
                     lineage.completion_tokens += e.completion_tokens
                     record = self.records.record(turns, source, lineage)
                     wave.records.append(record)
-                    pool[i] = Member(e.value, record.id, member.seed, member.depth + 1)
+                    pool[i] = Member(e.value, record.id, member.seed, member.depth + 1, member.kind)
                     kept[op] += 1
                     made += 1
                 self.figures["evolved"] += len(wave.records)
@@ -210,6 +213,10 @@ class EvolInstruct(DriverGenerator):
     requires = ("seeds",)
 
     @classmethod
+    def needs(cls, config: GeneratorConfig) -> tuple[str, ...]:
+        return pool_needs(config, cls.requires)
+
+    @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
         return (
             f"{figures.get('evolved', 0)} evolutions kept, {figures.get('eliminated', 0)} eliminated over "
@@ -219,5 +226,9 @@ class EvolInstruct(DriverGenerator):
     def driver(self, records: InstructionRecords) -> EvolInstructDriver:
         task = self.job.task
         return EvolInstructDriver(
-            self.config, self.job.seeds(), task.language, records, task.constraints.max_answer_chars
+            self.config,
+            self.job.pool(self.config.pool, self.config.pool_size),
+            task.language,
+            records,
+            task.constraints.max_answer_chars,
         )

@@ -36,8 +36,10 @@ from sftforge.generate.records import (
     INSTRUCTION_TASK,
     DriverGenerator,
     InstructionRecords,
+    PoolConfig,
     answer_problem,
     instruction_text,
+    pool_needs,
 )
 from sftforge.lib.novelty import NoveltyIndex, rouge_l_f, rouge_tokens
 from sftforge.lib.text import cjk_ratio, text_length
@@ -107,7 +109,7 @@ def parse_task_list(output: str) -> list[str]:
     return tasks
 
 
-class SelfInstructConfig(GeneratorConfig):
+class SelfInstructConfig(PoolConfig):
     """Self-Instruct (Wang et al. 2022): bootstrap new instructions from the seed tasks, then their instances."""
 
     name: Literal["self_instruct"] = "self_instruct"
@@ -254,7 +256,7 @@ class SelfInstructDriver:
         cfg = self.cfg
         rng = random.Random(seed)
         index = NoveltyIndex(cfg.rouge_threshold, texts=[s.instruction for s in self.seeds])
-        seed_ids = {s.instruction: s.id for s in self.seeds}
+        seed_ids = {s.instruction: (s.kind, s.id) for s in self.seeds}
         machine: list[str] = []
         made = fruitless = 0
         while made < count and fruitless < 3:
@@ -268,7 +270,7 @@ class SelfInstructDriver:
             wave = Wave([f"self_instruct:wave{w}"])
             kept: list[tuple[str, list[SourceRef]]] = []
             for a in ask(self.propose, items):
-                source = [SourceRef("seed", seed_ids[t]) for t in a.item.payload if t in seed_ids]
+                source = [SourceRef(*seed_ids[t]) for t in a.item.payload if t in seed_ids]
                 if not a.ok:
                     wave.rejected.append(self.records.rejected([("user", a.completion.text)], source, a.error or ""))
                     continue
@@ -343,6 +345,10 @@ class SelfInstruct(DriverGenerator):
     requires = ("seeds",)
 
     @classmethod
+    def needs(cls, config: GeneratorConfig) -> tuple[str, ...]:
+        return pool_needs(config, cls.requires)
+
+    @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
         return (
             f"{figures.get('kept_instructions', 0)} of {figures.get('proposed', 0)} proposed instructions kept; "
@@ -352,5 +358,9 @@ class SelfInstruct(DriverGenerator):
     def driver(self, records: InstructionRecords) -> SelfInstructDriver:
         task = self.job.task
         return SelfInstructDriver(
-            self.config, self.job.seeds(), task.language, records, task.constraints.max_answer_chars
+            self.config,
+            self.job.pool(self.config.pool, self.config.pool_size),
+            task.language,
+            records,
+            task.constraints.max_answer_chars,
         )

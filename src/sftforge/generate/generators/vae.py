@@ -126,6 +126,7 @@ class VAEAugment(DriverGenerator):
     Config = VAEAugmentConfig
     config: VAEAugmentConfig
     tasks = {"instruction": INSTRUCTION_TASK}
+    reads_at_hand = True
     requires = ("seeds",)
 
     @classmethod
