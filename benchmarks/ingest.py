@@ -8,13 +8,14 @@
 2. Import: an Alpaca-style JSONL of `--rows` rows (the 175 Self-Instruct seed tasks with row-specific inputs) read
    by the sources stage with the data search on (`hybrid`: BM25 and MiniLM), in rows/s.
 3. Scale: a curation recipe over the same file (import, cheap features, exact and MinHash dedup, PII redaction,
-   decontamination against GSM8K, export, report) run by `sftforge run` in a child process; its wall time and
-   peak resident memory (the child's ru_maxrss).
+   decontamination against GSM8K, export, report) run by `sftforge run` in a child process, on each engine of
+   `--engines`; its wall time and the peak resident memory of its process tree (Ray's workers included).
 
     python benchmarks/ingest.py [--docs 20] [--pages 20] [--rows 100000] [--repeat 3] [--skip-scale]
 
 Last lines: `ingest vs raw: R` (the lower of the PDF and DOCX ratios; goal >= 0.8), `import rows/s: N`, and,
-unless --skip-scale, `peak memory MiB: M` with the time.
+unless --skip-scale, each engine's time and peak, then `peak memory MiB: M` (the higher of the engines'; goal
+under 4 GiB at 1,000,000 rows).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "examples" / "data" / "home_manuals"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from build import pdf_bytes  # noqa: E402  (the example's PDF writer)
 
@@ -152,7 +154,7 @@ def make_rows(path: Path, rows: int) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def recipe(path: Path, rows_file: Path, search: str, scale: bool) -> Path:
+def recipe(path: Path, rows_file: Path, search: str, scale: bool, engine: str = "local") -> Path:
     data: dict = {
         "name": "ingest_bench",
         "task": {
@@ -178,7 +180,10 @@ def recipe(path: Path, rows_file: Path, search: str, scale: bool) -> Path:
                 "dedup": [{"name": "exact_dedup", "scope": "user"}, {"name": "minhash_dedup"}],
             },
             "output": {"formats": ["openai", "parquet"]},
+            "engine": engine,
         }
+        if engine == "ray":
+            data["ray"] = {"num_cpus": 2, "workers": 2}
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
@@ -201,19 +206,41 @@ def time_import(tmp: Path, rows_file: Path, rows: int) -> float:
     return rows / seconds
 
 
-def run_scale(tmp: Path, rows_file: Path, rows: int) -> tuple[float, float]:
-    path = recipe(tmp / "scale.yaml", rows_file, "none", scale=True)
+def run_scale(tmp: Path, rows_file: Path, rows: int, engine: str) -> tuple[float, float]:
+    """The curation recipe by `sftforge run` in its own process: wall time and the peak resident memory of its
+    process tree (Ray's workers included), sampled every 0.2 s."""
+    import psutil
+
+    from engines import tree_rss  # the engines benchmark's process-tree memory
+
+    path = recipe(tmp / f"scale-{engine}.yaml", rows_file, "none", scale=True, engine=engine)
+    cmd = [str(Path(sys.executable).parent / "sftforge"), "run", str(path), "--out", str(tmp / f"scale-{engine}")]
     start = time.perf_counter()
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    cmd = [str(Path(sys.executable).parent / "sftforge"), "run", str(path), "--out", str(tmp / "scale-run")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, env=os.environ | {"RAY_ADDRESS": ""}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                peak = max(peak, tree_rss(root))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, err = proc.communicate()
     seconds = time.perf_counter() - start
+    stop.set()
+    thread.join()
     if proc.returncode != 0:
-        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
-        raise SystemExit(f"the curation run over {rows} rows failed (exit {proc.returncode})")
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(textwrap.indent(proc.stdout[-1800:], "  "))
-    return peak_mib, seconds
+        print(out.decode()[-3000:], err.decode()[-3000:], sep="\n")
+        raise SystemExit(f"the curation run over {rows} rows on {engine} failed (exit {proc.returncode})")
+    print(textwrap.indent(out.decode()[-1800:], "  "))
+    return peak, seconds
 
 
 def main() -> None:
@@ -222,6 +249,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=20)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--engines", default="local,ray", help="engines of the curation run (comma-separated)")
     parser.add_argument("--skip-scale", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
@@ -233,13 +261,13 @@ def main() -> None:
         make_rows(rows_file, args.rows)
         print(f"rows file: {args.rows} rows, {rows_file.stat().st_size / 1e6:.1f} MB")
         rate = time_import(tmp, rows_file, args.rows)
-        scale = None if args.skip_scale else run_scale(tmp, rows_file, args.rows)
+        scale = {} if args.skip_scale else {e: run_scale(tmp, rows_file, args.rows, e) for e in args.engines.split(",")}
         print(f"ingest vs raw: {ratio:.2f}")
         print(f"import rows/s: {rate:.0f}")
-        if scale is not None:
-            peak, seconds = scale
-            print(f"curation over {args.rows} rows: {seconds:.0f} s")
-            print(f"peak memory MiB: {peak:.0f}")
+        for engine, (peak, seconds) in scale.items():
+            print(f"curation over {args.rows} rows on {engine}: {seconds:.0f} s, peak memory {peak:.0f} MiB")
+        if scale:
+            print(f"peak memory MiB: {max(peak for peak, _ in scale.values()):.0f}")
 
 
 if __name__ == "__main__":

@@ -347,7 +347,9 @@ def test_exported_messages_train_with_trl_and_llamafactory_files_load(tiny_dir: 
     assert result.global_step == 2 and result.training_loss > 0
     info = json.loads((tmp_path / "llamafactory" / "dataset_info.json").read_text())
     for entry in info.values():
-        rows = datasets.load_dataset("json", data_files=str(tmp_path / "llamafactory" / entry["file_name"]), split="train")
+        rows = datasets.load_dataset(
+            "json", data_files=str(tmp_path / "llamafactory" / entry["file_name"]), split="train"
+        )
         assert set(entry["columns"].values()) <= set(rows.column_names) and len(rows) == 8
 
 
@@ -400,7 +402,11 @@ def test_found_examples_feed_paraphrase_and_evol_instruct_with_parents(tmp_path:
 
     data = {
         "name": "augment",
-        "task": {"type": "instruction", "description": "Writing help: rewrite or correct a sentence.", "target_count": 6},
+        "task": {
+            "type": "instruction",
+            "description": "Writing help: rewrite or correct a sentence.",
+            "target_count": 6,
+        },
         "sources": {
             "datasets": [{"path": str(EXAMPLES / "data/instruction_slice/self_instruct_alpaca.jsonl")}],
             "search": {"method": "bm25"},

@@ -124,21 +124,43 @@ def _pptx(path: Path) -> Extracted:
     return Extracted("\n\n".join(slides))
 
 
+_OPF = "{http://www.idpf.org/2007/opf}"
+_CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
+
+
 def _epub(path: Path) -> Extracted:
-    import ebooklib
-    from ebooklib import epub
+    """An EPUB is a ZIP of XHTML chapters; its package file (named by META-INF/container.xml) lists them in
+    reading order (the spine). Read with the standard library: the common EPUB library is AGPL-licensed."""
+    import posixpath
+    import xml.etree.ElementTree as ET
 
     from sftforge.sources.readers import html_to_text
 
     try:
-        book = epub.read_epub(str(path), options={"ignore_ncx": True})
-    except (zipfile.BadZipFile, KeyError, ValueError, epub.EpubException) as e:
+        with zipfile.ZipFile(path) as book:
+            container = ET.fromstring(book.read("META-INF/container.xml"))
+            rootfile = container.find(f".//{_CONTAINER}rootfile")
+            if rootfile is None or not rootfile.get("full-path"):
+                raise Unreadable("not an EPUB book (META-INF/container.xml names no package file)")
+            opf_path = rootfile.get("full-path", "")
+            package = ET.fromstring(book.read(opf_path))
+            manifest = {
+                item.get("id"): item.get("href", "")
+                for item in package.iter(f"{_OPF}item")
+                if "html" in (item.get("media-type") or "")
+            }
+            base = posixpath.dirname(opf_path)
+            texts = []
+            for ref in package.iter(f"{_OPF}itemref"):
+                href = manifest.get(ref.get("idref"))
+                if href is None:
+                    continue
+                name = posixpath.normpath(posixpath.join(base, href.split("#")[0]))
+                text = html_to_text(book.read(name).decode("utf-8", errors="replace"))
+                if text.strip():
+                    texts.append(text)
+    except (zipfile.BadZipFile, KeyError, ET.ParseError) as e:
         raise Unreadable(f"not an EPUB book ({type(e).__name__}: {e})") from e
-    texts = []
-    for item in book.get_items_of_type(ebooklib.ITEM_DOCUMENT):
-        text = html_to_text(item.get_content().decode("utf-8", errors="replace"))
-        if text.strip():
-            texts.append(text)
     return Extracted("\n\n".join(texts))
 
 

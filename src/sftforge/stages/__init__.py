@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from sftforge.errors import StageError
 from sftforge.recipe import Recipe
 from sftforge.rounds import prepare_round
@@ -47,6 +49,9 @@ def run_stage(ctx: Context, name: str, force: bool = False) -> bool:
         section = "training" if name in ("train", "evaluate") else "selection or training"
         raise StageError(f"stage '{name}' needs a `{section}` section in {ctx.run.path / 'recipe.yaml'}")
     _, ran = stage.run(ctx, upstream_fingerprint(ctx, stage), force=force)
+    # Arrow's allocator keeps freed memory for reuse; hand it back between stages, so one stage's peak (a
+    # million rows' columns) does not stay resident under the next one's
+    pa.default_memory_pool().release_unused()
     return ran
 
 

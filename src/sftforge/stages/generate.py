@@ -31,7 +31,7 @@ from sftforge.lib.diversity import diversity
 from sftforge.llm import open_llm
 from sftforge.recipe import Recipe
 from sftforge.rounds import carried_run
-from sftforge.run import ShardLog
+from sftforge.run import RunDir, ShardLog
 from sftforge.sample import SourceRef
 from sftforge.sources.kinds.base import SOURCES
 from sftforge.stages.base import Context, Stage
@@ -80,15 +80,29 @@ def _tokens(table: pa.Table) -> list[int]:
     return total.to_pylist()
 
 
-def _first_turns(table: pa.Table, rows: Sequence[int], seed: int) -> list[str]:
-    """The first user turn of the given rows, of a seeded sample of them when there are many: the messages of
-    only those rows become Python objects."""
+def _first_turns(run: RunDir, rows: Sequence[int], seed: int) -> list[str]:
+    """The first user turn of the given rows of the stage's records, of a seeded sample of them when there are
+    many: shard by shard, only those rows' messages become Python objects."""
     chosen = list(rows)
     if len(chosen) > DIVERSITY_SAMPLE:
         chosen = sorted(random.Random(seed).sample(chosen, DIVERSITY_SAMPLE))
-    messages = table.column("messages").take(pa.array(chosen, pa.int64())).to_pylist() if chosen else []
-    firsts = (next((m["content"] for m in msgs if m["role"] == "user"), None) for msgs in messages)
-    return [u for u in firsts if u]
+    firsts: list[str] = []
+    start = 0
+    wanted = iter(chosen)
+    want = next(wanted, None)
+    for table in run.iter_tables("generate", columns=["messages"]):
+        local = []
+        while want is not None and want < start + table.num_rows:
+            local.append(want - start)
+            want = next(wanted, None)
+        start += table.num_rows
+        for msgs in table.column("messages").take(pa.array(local, pa.int64())).to_pylist() if local else []:
+            first = next((m["content"] for m in msgs if m["role"] == "user"), None)
+            if first:
+                firsts.append(first)
+        if want is None:
+            break
+    return firsts
 
 
 def _uses_llm(recipe: Recipe) -> bool:
@@ -244,7 +258,7 @@ class GenerateStage(Stage):
             k: stats.get(k, 0)
             for k in ("requests", "cached", "prompt_tokens", "prompt_tokens_reused", "completion_tokens")
         }
-        table = ctx.run.read_table(self.name, columns=["messages", "lineage"])
+        table = ctx.run.read_table(self.name, columns=["lineage"])
         rejected = ctx.run.read_table(self.name, rejected=True, columns=["lineage", "reject_operator", "reject_reason"])
         names = _generators(table)
         spent: Counter[str] = Counter()  # tokens each generator's items took, kept and rejected, cached or not
@@ -259,7 +273,7 @@ class GenerateStage(Stage):
         for name, figures in generators.items():
             figures["rejected_by_reason"] = dict(reasons.get(name, Counter()).most_common())
             mine = [i for i, n in enumerate(names) if n == name]
-            figures["diversity"] = diversity(_first_turns(table, mine, seed), seed)
+            figures["diversity"] = diversity(_first_turns(ctx.run, mine, seed), seed)
             figures["tokens_per_record"] = round(spent[name] / len(mine), 1) if mine else None
         made = out.counts["records"] - carried
         return GenerateFigures.model_validate(
@@ -272,7 +286,7 @@ class GenerateStage(Stage):
                 "parse_failures": {k[5:]: v for k, v in stats.most_common() if k.startswith("fail:")},
                 "rejected_by_reason": dict(sum(reasons.values(), Counter()).most_common()),
                 "acceptance_rate": round(made / max(1, made + out.counts["rejected"]), 3),
-                "diversity": diversity(_first_turns(table, range(table.num_rows), seed), seed),
+                "diversity": diversity(_first_turns(ctx.run, range(table.num_rows), seed), seed),
                 "generators": generators,
             }
         )
