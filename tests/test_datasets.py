@@ -172,8 +172,12 @@ def _run(recipe: Path, out: Path):
     return run_recipe(recipe, out)
 
 
-def test_curation_run_imports_searches_cleans_and_exports(tmp_path: Path):
+def test_curation_run_imports_searches_cleans_and_exports(tmp_path: Path, browser):
+    from conftest import open_page
+
     from sftforge.figures import SourcesFigures, read_figures
+    from sftforge.recipe import load_recipe
+    from sftforge.report.render import write_report
 
     _corpus(tmp_path)
     datasets = [
@@ -204,6 +208,12 @@ def test_curation_run_imports_searches_cleans_and_exports(tmp_path: Path):
     assert set(info) == {"curate_alpaca", "curate_sharegpt"}
     rows = [json.loads(x) for x in (folder / "sharegpt.jsonl").read_text().splitlines()]
     assert len(rows) == len(run.read_records("clean")) == 4 and rows[0]["conversations"][0]["from"] == "human"
+    # the report names what was not used
+    page, errors = open_page(browser, write_report(run, load_recipe(tmp_path / "recipe.yaml")[0]).as_uri())
+    text = page.inner_text("#overview-body")
+    assert "Inputs not used" in text and "alpaca.jsonl, line 4" in text and "ends with a user turn" in text
+    assert not errors
+    page.close()
 
 
 def test_a_mapping_naming_a_missing_column_stops_early_with_a_suggestion(tmp_path: Path):

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from sftforge import __version__
 from sftforge.errors import ReviewError, RunDirError
-from sftforge.figures import CleanFigures, GenerateFigures, SelectFigures, read_figures
+from sftforge.figures import CleanFigures, GenerateFigures, SelectFigures, SourcesFigures, read_figures
 from sftforge.recipe import Recipe
 from sftforge.report.projection import project_2d
 from sftforge.review.decisions import Review, load_decisions, reviewable
@@ -444,6 +444,7 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
             else []
         ),
         "operators": [asdict(row) for row in operator_rows(run)],
+        "inputs": skipped_inputs(run),
         "generate_reasons": generate.rejected_by_reason if generate else {},
         "reasons": why,
         "totals": {
@@ -466,6 +467,20 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
         "review": {"decisions": dict(decisions), "counts": dict(Counter(decisions.values())), "error": review_error},
     }
     return finite_json(data)
+
+
+def skipped_inputs(run: RunDir) -> dict[str, Any]:
+    """What the sources stage could not use: files (with the reason) and dataset rows (counted by reason, the
+    first ones named by file and line)."""
+    sources = read_figures(run, SourcesFigures)
+    if sources is None:
+        return {"files": [], "rows_by_reason": {}, "rows": []}
+    datasets = sources.datasets
+    return {
+        "files": [f.model_dump() for f in sources.skipped],
+        "rows_by_reason": datasets.skipped_by_reason if datasets else {},
+        "rows": [r.model_dump() for r in datasets.skipped_rows] if datasets else [],
+    }
 
 
 def embedding_map(run: RunDir, ids: list[str], seed: int) -> dict[str, Any] | None:

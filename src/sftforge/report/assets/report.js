@@ -217,6 +217,16 @@ function overview() {
     h("b", {"data-key": "removed"}, fmt(t.removed)), " removed on the way. Generator model: ", r.model || "-", "."));
   body.append(table(["stage", "status", "counts", "seconds"],
     DATA.stages.map((st) => [st.name, st.status, Object.entries(st.counts).map(([k, v]) => `${k} ${fmt(v)}`).join(", "), st.seconds]), [3]));
+  const inputs = DATA.inputs;
+  if (inputs.files.length || inputs.rows.length) {
+    body.append(h("h3", {id: "skipped-inputs"}, "Inputs not used"));
+    if (inputs.files.length) body.append(table(["file", "why"], inputs.files.map((f) => [f.path, f.reason])));
+    const reasons = Object.entries(inputs.rows_by_reason);
+    if (reasons.length) {
+      body.append(table(["dataset rows skipped because", "rows"], reasons.map(([r, n]) => [r, n]), [1]));
+      body.append(table(["row", "why"], inputs.rows.map((r) => [r.where, r.reason])));
+    }
+  }
 }
 
 function funnel() {
