@@ -5,13 +5,15 @@
    extraction plus page offsets, decoding, the skip checks) is timed against the library's raw extraction in the
    same run (pypdf `extract_text` per page, python-docx paragraphs and table cells), alternating, `--repeat`
    times; medians. Printed: documents/s and MB/s of both, and the ratio per format.
-2. Import: an Alpaca-style JSONL of `--rows` rows (the 175 Self-Instruct seed tasks with row-specific inputs) read
-   by the sources stage with the data search on (`hybrid`: BM25 and MiniLM), in rows/s.
-3. Scale: a curation recipe over the same file (import, cheap features, exact and MinHash dedup, PII redaction,
-   decontamination against GSM8K, export, report) run by `sftforge run` in a child process, on each engine of
-   `--engines`; its wall time and the peak resident memory of its process tree (Ray's workers included).
+2. Import: an Alpaca-style JSONL of `--import-rows` rows (the 175 Self-Instruct seed tasks with row-specific
+   inputs) read by the sources stage with the data search on (`hybrid`: BM25 and MiniLM), in rows/s.
+3. Scale: a curation recipe over such a file of `--rows` rows (import, cheap features, exact and MinHash dedup,
+   PII redaction, decontamination against GSM8K, export, report) run by `sftforge run` in a child process, on each
+   engine of `--engines`; its wall time and the peak resident memory of its process tree (Ray's workers
+   included).
 
-    python benchmarks/ingest.py [--docs 20] [--pages 20] [--rows 100000] [--repeat 3] [--skip-scale]
+    python benchmarks/ingest.py [--docs 20] [--pages 20] [--import-rows 100000] [--rows 100000] [--repeat 3]
+                                [--engines local,ray] [--skip-scale]
 
 Last lines: `ingest vs raw: R` (the lower of the PDF and DOCX ratios; goal >= 0.8), `import rows/s: N`, and,
 unless --skip-scale, each engine's time and peak, then `peak memory MiB: M` (the higher of the engines'; goal
@@ -247,7 +249,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=20)
     parser.add_argument("--pages", type=int, default=20)
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=100_000, help="rows of the curation (scale) run")
+    parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the import-with-search timing")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="local,ray", help="engines of the curation run (comma-separated)")
     parser.add_argument("--skip-scale", action="store_true")
@@ -257,10 +260,12 @@ def main() -> None:
         (tmp / "docs").mkdir()
         pdfs, docxs = make_documents(tmp / "docs", args.docs, args.pages)
         ratio = time_documents(pdfs, docxs, args.repeat)
+        import_file = tmp / "import.jsonl"
+        make_rows(import_file, args.import_rows)
+        rate = time_import(tmp, import_file, args.import_rows)
         rows_file = tmp / "rows.jsonl"
         make_rows(rows_file, args.rows)
-        print(f"rows file: {args.rows} rows, {rows_file.stat().st_size / 1e6:.1f} MB")
-        rate = time_import(tmp, rows_file, args.rows)
+        print(f"curation input: {args.rows} rows, {rows_file.stat().st_size / 1e6:.1f} MB")
         scale = {} if args.skip_scale else {e: run_scale(tmp, rows_file, args.rows, e) for e in args.engines.split(",")}
         print(f"ingest vs raw: {ratio:.2f}")
         print(f"import rows/s: {rate:.0f}")
