@@ -107,6 +107,33 @@ def tree_rss(root: psutil.Process) -> float:
     return total / 2**20
 
 
+class TreePeak:
+    """The peak resident memory (MiB) of a process and all its descendants (Ray's workers too), sampled every
+    0.2 s in a thread while the block runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.mib = max(self.mib, tree_rss(self.root))
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_stage(
     template: Path, out: Path, engine: str, workers: int | None, stage: str = "clean", recipe: str = RECIPE
 ) -> dict:
@@ -122,25 +149,10 @@ def run_stage(
         text=True,
         env={**__import__("os").environ, "RAY_ADDRESS": ""},
     )
-    peak = 0.0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(proc.pid)
-        while not stop.is_set():
-            try:
-                peak = max(peak, tree_rss(root))
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    _, err = proc.communicate()
+    with TreePeak(proc.pid) as peak_of:
+        _, err = proc.communicate()
     wall = time.perf_counter() - t0
-    stop.set()
-    thread.join()
+    peak = peak_of.mib
     if proc.returncode != 0:
         raise SystemExit(f"{engine} {stage} failed:\n{err[-3000:]}")
     manifest = json.loads((out / "manifest.json").read_text())["stages"][stage]

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -211,33 +210,16 @@ def time_import(tmp: Path, rows_file: Path, rows: int) -> float:
 def run_scale(tmp: Path, rows_file: Path, rows: int, engine: str) -> tuple[float, float]:
     """The curation recipe by `sftforge run` in its own process: wall time and the peak resident memory of its
     process tree (Ray's workers included), sampled every 0.2 s."""
-    import psutil
-
-    from engines import tree_rss  # the engines benchmark's process-tree memory
+    from engines import TreePeak  # the engines benchmark's process-tree memory
 
     path = recipe(tmp / f"scale-{engine}.yaml", rows_file, "none", scale=True, engine=engine)
     cmd = [str(Path(sys.executable).parent / "sftforge"), "run", str(path), "--out", str(tmp / f"scale-{engine}")]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=os.environ | {"RAY_ADDRESS": ""}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = 0.0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(proc.pid)
-        while not stop.is_set():
-            try:
-                peak = max(peak, tree_rss(root))
-            except psutil.Error:
-                pass
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    out, err = proc.communicate()
+    with TreePeak(proc.pid) as peak_of:
+        out, err = proc.communicate()
     seconds = time.perf_counter() - start
-    stop.set()
-    thread.join()
+    peak = peak_of.mib
     if proc.returncode != 0:
         print(out.decode()[-3000:], err.decode()[-3000:], sep="\n")
         raise SystemExit(f"the curation run over {rows} rows on {engine} failed (exit {proc.returncode})")

@@ -173,11 +173,11 @@ def _run(recipe: Path, out: Path):
 
 
 def test_curation_run_imports_searches_cleans_and_exports(tmp_path: Path, browser):
-    from conftest import open_page
-
     from sftforge.figures import SourcesFigures, read_figures
     from sftforge.recipe import load_recipe
     from sftforge.report.render import write_report
+
+    from conftest import open_page
 
     _corpus(tmp_path)
     datasets = [

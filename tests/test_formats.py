@@ -12,29 +12,17 @@ from sftforge.sources.readers import ReadReport, read_documents
 
 
 def make_pdf(pages: list[str]) -> bytes:
-    """A minimal PDF with one line of Helvetica text per page (its xref table computed here)."""
-    n = len(pages)
-    objs = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{' '.join(f'{4 + 2 * i} 0 R' for i in range(n))}] /Count {n} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    for i, text in enumerate(pages):
-        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-        objs.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-            f"/Contents {5 + 2 * i} 0 R >>".encode()
-        )
-        objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    out, offsets = b"%PDF-1.4\n", []
-    for i, obj in enumerate(objs):
-        offsets.append(len(out))
-        out += f"{i + 1} 0 obj\n".encode() + obj + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets)
-    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return out
+    """A PDF with one line of text per page, by the PDF writer of the example documents' build script (which
+    computes the xref table itself; no PDF library writes it)."""
+    import importlib.util
+
+    from conftest import EXAMPLES
+
+    spec = importlib.util.spec_from_file_location("home_manuals_build", EXAMPLES / "data/home_manuals/build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.pdf_bytes([[text] for text in pages])
 
 
 def write_epub(path: Path, chapters: list[tuple[str, str]], spine: list[str]) -> None:

@@ -207,6 +207,16 @@ class GeneratorConfig(Strict):
     )
 
 
+class PoolConfig(GeneratorConfig):
+    """An instruction generator that starts from a pool of tasks: the seed tasks, or examples found in the
+    datasets you have (`sources.datasets`, most relevant first), which it then evolves or learns from."""
+
+    pool: Literal["seeds", "datasets"] = Field(
+        "seeds", description="seeds: sources.seeds; datasets: the most relevant examples of sources.datasets."
+    )
+    pool_size: int = Field(200, ge=1, description="datasets: how many of the most relevant examples form the pool.")
+
+
 class WalkStart(Strict):
     """Where KG walks start (drawn with replacement)."""
 

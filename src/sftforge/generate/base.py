@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import jinja2
 
-from sftforge.config import Generation, GeneratorConfig, Sampling
+from sftforge.config import Generation, GeneratorConfig, PoolConfig, Sampling
 from sftforge.lib.draws import weighted_order
 from sftforge.llm.base import LLM, Completion
 from sftforge.sample import Lineage, Record, Rejected, SourceRef
@@ -357,6 +357,8 @@ class Generator(ABC):
     def needs(cls, config: GeneratorConfig) -> tuple[str, ...]:
         """The source kinds this entry needs: `requires`, unless its config picks another input (an instruction
         generator whose pool is the imported examples)."""
+        if isinstance(config, PoolConfig) and config.pool == "datasets":
+            return ("datasets",)
         return cls.requires
 
     @classmethod

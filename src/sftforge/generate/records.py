@@ -8,11 +8,9 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import Field
-
-from sftforge.config import GeneratorConfig, Sampling
+from sftforge.config import Sampling
 from sftforge.generate.base import Ask, Generator, Session, TemplateStep, Wave, WorkItem, chat_from_template, trim
 from sftforge.generate.parsing import ParseError, check_language
 from sftforge.lib.text import tokens
@@ -133,23 +131,6 @@ class Driver(Protocol):
     figures: dict[str, Any]
 
     def run(self, ask: Ask, count: int, seed: int) -> Iterator[Wave]: ...
-
-
-class PoolConfig(GeneratorConfig):
-    """An instruction generator that starts from a pool of tasks: the seed tasks, or examples found in the
-    datasets you have (`sources.datasets`, most relevant first), which it then evolves or learns from."""
-
-    pool: Literal["seeds", "datasets"] = Field(
-        "seeds", description="seeds: sources.seeds; datasets: the most relevant examples of sources.datasets."
-    )
-    pool_size: int = Field(200, ge=1, description="datasets: how many of the most relevant examples form the pool.")
-
-
-def pool_needs(config: GeneratorConfig, requires: tuple[str, ...]) -> tuple[str, ...]:
-    """What a pooled generator needs: its own `requires`, or sources.datasets when its pool is the imports."""
-    if isinstance(config, PoolConfig) and config.pool == "datasets":
-        return ("datasets",)
-    return requires
 
 
 class DriverGenerator(Generator):

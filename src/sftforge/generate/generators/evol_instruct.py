@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sftforge.config import GeneratorConfig
+from sftforge.config import PoolConfig
 from sftforge.generate.base import (
     Ask,
     TemplateStep,
@@ -41,9 +41,7 @@ from sftforge.generate.records import (
     AnswerStep,
     DriverGenerator,
     InstructionRecords,
-    PoolConfig,
     instruction_text,
-    pool_needs,
 )
 from sftforge.lib.grounding import content_stems
 from sftforge.sample import SourceRef
@@ -211,10 +209,6 @@ class EvolInstruct(DriverGenerator):
     config: EvolInstructConfig
     tasks = {"instruction": INSTRUCTION_TASK}
     requires = ("seeds",)
-
-    @classmethod
-    def needs(cls, config: GeneratorConfig) -> tuple[str, ...]:
-        return pool_needs(config, cls.requires)
 
     @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sftforge.config import GeneratorConfig
+from sftforge.config import PoolConfig
 from sftforge.generate.base import Ask, TemplateStep, Wave, WorkItem, chat_from_template, lineage_of, register
 from sftforge.generate.parsing import ParseError, check_language, first_paragraph, strip_quotes
-from sftforge.generate.records import DriverGenerator, InstructionRecords, PoolConfig, instruction_text, pool_needs
+from sftforge.generate.records import DriverGenerator, InstructionRecords, instruction_text
 from sftforge.lib.embed import LazyEmbedder
 from sftforge.lib.novelty import rouge_l_f, rouge_tokens
 from sftforge.sample import SourceRef
@@ -119,10 +119,6 @@ class Paraphrase(DriverGenerator):
     tasks = {}
     any_task = True
     requires = ("seeds",)
-
-    @classmethod
-    def needs(cls, config: GeneratorConfig) -> tuple[str, ...]:
-        return pool_needs(config, cls.requires)
 
     @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:

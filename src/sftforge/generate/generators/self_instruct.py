@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from sftforge.config import GeneratorConfig
+from sftforge.config import PoolConfig
 from sftforge.generate.base import (
     Answer,
     Ask,
@@ -36,10 +36,8 @@ from sftforge.generate.records import (
     INSTRUCTION_TASK,
     DriverGenerator,
     InstructionRecords,
-    PoolConfig,
     answer_problem,
     instruction_text,
-    pool_needs,
 )
 from sftforge.lib.novelty import NoveltyIndex, rouge_l_f, rouge_tokens
 from sftforge.lib.text import cjk_ratio, text_length
@@ -343,10 +341,6 @@ class SelfInstruct(DriverGenerator):
     config: SelfInstructConfig
     tasks = {"instruction": INSTRUCTION_TASK}
     requires = ("seeds",)
-
-    @classmethod
-    def needs(cls, config: GeneratorConfig) -> tuple[str, ...]:
-        return pool_needs(config, cls.requires)
 
     @classmethod
     def notes(cls, figures: dict[str, Any]) -> str:
