@@ -97,6 +97,18 @@ def test_operator_field_error_points_into_the_operator():
     assert "'user', 'assistant', 'system' or 'all'" in msg
 
 
+def test_a_field_named_like_an_operator_is_still_named_in_the_error():
+    """`format` is an operator's name and a dataset entry's field: in the entry, the error names the field; in
+    the filters list, the operator's tag is left out of the path."""
+    text = GOOD.replace("sources:\n", "sources:\n  datasets: [{path: d.jsonl, format: alpacca}]\n", 1)
+    text += "cleaning:\n  filters:\n    - name: format\n      role: bot\n"
+    with pytest.raises(RecipeError) as err:
+        load_recipe_text(text, source="r.yaml")
+    msg = str(err.value)
+    assert "sources.datasets.0.format: Input should be 'auto', 'alpaca', 'sharegpt' or 'messages'" in msg
+    assert "cleaning.filters.0.role" in msg
+
+
 def test_missing_required_field():
     text = GOOD.replace("  description: questions about style\n", "")
     with pytest.raises(RecipeError) as err:

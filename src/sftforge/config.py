@@ -165,7 +165,11 @@ ModelSpec = Annotated[
         custom_error_message="backend must be 'llamacpp', 'openai' or 'transformers'",
     ),
 ]
-BACKENDS = {"llamacpp": LlamaCppModel, "openai": OpenAIModel, "transformers": TransformersModel}
+BACKENDS: dict[str, type[Strict]] = {
+    "llamacpp": LlamaCppModel,
+    "openai": OpenAIModel,
+    "transformers": TransformersModel,
+}
 
 
 class Sampling(Strict):

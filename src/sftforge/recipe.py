@@ -337,49 +337,56 @@ def _key_node(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node | None:
     return None
 
 
-def _is_tag(part: Any) -> bool:
-    """Union tags pydantic puts into error locations (operator names, backends): not part of the YAML path."""
-    return isinstance(part, str) and (part in ops_base.OPERATORS or part in BACKENDS or part in GENERATORS)
+def _tag_model(part: Any) -> type[BaseModel] | None:
+    """The config behind a union tag pydantic puts into error locations (an operator, backend or generator name)."""
+    if not isinstance(part, str):
+        return None
+    if part in ops_base.OPERATORS:
+        return ops_base.OPERATORS[part].Config
+    if part in BACKENDS:
+        return BACKENDS[part]
+    if part in GENERATORS:
+        return GENERATORS[part].Config
+    return None
+
+
+def _models_in(ann: Any) -> list[type[BaseModel]]:
+    """The models an annotation holds (one for a model, an Optional or a list of it; several for a union)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    return [m for arg in getattr(ann, "__args__", ()) or () for m in _models_in(arg)]
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, set[int]]:
+    """Follow an error location through the recipe's models: the model whose fields apply at its end (None where
+    it leaves them) and the positions that are union tags, not YAML keys. A part is a field where the model at
+    that point has it (a `format` option is a field, though `format` also names an operator), a tag otherwise."""
+    model: type[BaseModel] | None = Recipe
+    tags: set[int] = set()
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            continue
+        fields = model.model_fields if model is not None else {}
+        if part in fields:
+            found = _models_in(fields[part].annotation)
+            model = found[0] if len(found) == 1 else None  # a union: the next part is its tag
+            continue
+        tagged = _tag_model(part)
+        if tagged is not None:
+            tags.add(i)
+        model = tagged
+    return model, tags
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model class whose field set applies at `loc` (for listing allowed fields)."""
-    model: Any = Recipe
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if isinstance(part, str) and part in ops_base.OPERATORS:
-            model = ops_base.OPERATORS[part].Config
-            continue
-        if isinstance(part, str) and part in BACKENDS:
-            model = BACKENDS[part]
-            continue
-        if isinstance(part, str) and part in GENERATORS:
-            model = GENERATORS[part].Config
-            continue
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
-            return None
-        ann = fields[part].annotation
-        model = _unwrap_model(ann)
-        if model is None:
-            return None
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _unwrap_model(ann: Any) -> Any:
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in getattr(ann, "__args__", ()) or ():
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
-    return None
+    return _walk(loc)[0]
 
 
 def _describe_error(err: ErrorDetails, root: yaml.Node, source: str) -> str:
     loc = tuple(err["loc"])
-    field = ".".join(str(p) for p in loc if not _is_tag(p)) or "(top level)"
+    tags = _walk(loc)[1]
+    field = ".".join(str(p) for i, p in enumerate(loc) if i not in tags) or "(top level)"
     if err["type"] == "extra_forbidden":
         key = _key_node(root, loc)
         line = key.start_mark.line + 1 if key else None
