@@ -90,6 +90,22 @@ def test_a_row_of_another_shape_in_a_file_is_named_not_guessed():
         to_example(share, layout, "data.jsonl, line 1")
 
 
+def test_a_folder_yields_its_data_files_and_datasets_folders_not_their_insides(tmp_path: Path):
+    import datasets
+
+    from sftforge.sources.datasets import dataset_files
+
+    (tmp_path / "data" / "more").mkdir(parents=True)
+    _write_jsonl(tmp_path / "data" / "a.jsonl", [{"instruction": "x", "output": "y"}])
+    _write_jsonl(tmp_path / "data" / "more" / "b.jsonl", [{"instruction": "x", "output": "y"}])
+    (tmp_path / "data" / "notes.txt").write_text("not data")
+    rows = {"instruction": ["x"], "output": ["y"]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "data" / "hf"))
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "data" / "dd"))
+    found = [str(p.relative_to(tmp_path / "data")) for p in dataset_files("data", tmp_path)]
+    assert found == ["dd", "hf", "a.jsonl", "more/b.jsonl"]
+
+
 # -- the sources stage and the import generator ------------------------------------------------------------------
 
 

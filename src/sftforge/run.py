@@ -209,6 +209,12 @@ class ShardLog:
         self.stats.update(stats or {})
 
 
+def shard_schema(rejected: bool, columns: list[str] | None) -> pa.Schema:
+    """The schema of a stage's records (or rejections), or of the chosen columns of them."""
+    schema = REJECT_SCHEMA if rejected else RECORD_SCHEMA
+    return schema if columns is None else pa.schema([schema.field(c) for c in columns])
+
+
 class RunDir:
     """A run directory: the manifest, the recipe copy, every stage's shards."""
 
@@ -333,9 +339,7 @@ class RunDir:
     def read_table(self, stage: str, rejected: bool = False, columns: list[str] | None = None) -> pa.Table:
         """A stage's records (or rejections) as one table; `columns`: only these (a million rows' ids and lineage
         are cheap, their messages are not)."""
-        schema = REJECT_SCHEMA if rejected else RECORD_SCHEMA
-        if columns is not None:
-            schema = pa.schema([schema.field(c) for c in columns])
+        schema = shard_schema(rejected, columns)
         parts = self.shards(stage, rejected)
         if not parts:
             return schema.empty_table()
@@ -343,9 +347,7 @@ class RunDir:
 
     def iter_tables(self, stage: str, rejected: bool = False, columns: list[str] | None = None) -> Iterator[pa.Table]:
         """A stage's records (or rejections) shard by shard, for readers that stream."""
-        schema = REJECT_SCHEMA if rejected else RECORD_SCHEMA
-        if columns is not None:
-            schema = pa.schema([schema.field(c) for c in columns])
+        schema = shard_schema(rejected, columns)
         for part in self.shards(stage, rejected):
             yield pq.read_table(part, schema=schema, columns=columns)
 
@@ -357,10 +359,7 @@ class RunDir:
         root = self.path / "rejected"
         stages = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
         tables = [self.read_table(s, rejected=True, columns=columns) for s in stages]
-        if tables:
-            return pa.concat_tables(tables)
-        schema = REJECT_SCHEMA if columns is None else pa.schema([REJECT_SCHEMA.field(c) for c in columns])
-        return schema.empty_table()
+        return pa.concat_tables(tables) if tables else shard_schema(True, columns).empty_table()
 
 
 class Timer:

@@ -29,6 +29,7 @@ from sftforge.run import atomic_write_bytes, writing
 from sftforge.sample import RECORD_SCHEMA, Record, records_to_table, turn_problem
 
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+LEFT_OUT_NAMED = 10  # records the LLaMA-Factory pre-flight left out, named in the card; the rest are counted
 
 
 def openai_row(r: Record) -> dict:
@@ -46,8 +47,12 @@ def alpaca_row(r: Record) -> dict | None:
     return row
 
 
+def _sharegpt_turns(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in messages]
+
+
 def sharegpt_row(r: Record) -> dict:
-    return {"conversations": [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in r.messages]}
+    return {"conversations": _sharegpt_turns(r.messages)}
 
 
 def llamafactory_alpaca_row(r: Record) -> dict:
@@ -58,8 +63,9 @@ def llamafactory_alpaca_row(r: Record) -> dict:
 
 
 def llamafactory_sharegpt_row(r: Record) -> dict:
-    turns = [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in r.messages if m["role"] != "system"]
-    return {"conversations": turns, "system": r.text_of("system")}
+    """The conversation without its system turn, which LLaMA-Factory reads from the `system` column."""
+    body = [m for m in r.messages if m["role"] != "system"]
+    return {"conversations": _sharegpt_turns(body), "system": r.text_of("system")}
 
 
 def dataset_name(recipe_name: str) -> str:
@@ -169,7 +175,8 @@ class DatasetWriter:
     def __init__(self, out: Path, formats: Sequence[str], name: str = "sftforge") -> None:
         self.out, self.formats, self.name = out, formats, name
         self.records = 0
-        self.left_out: list[dict[str, str]] = []
+        self.left_out = 0
+        self.left_out_examples: list[dict[str, str]] = []  # the first LEFT_OUT_NAMED
         with writing(out):
             out.mkdir(parents=True, exist_ok=True)
             self.lf = out / ".llamafactory.tmp"
@@ -191,22 +198,20 @@ class DatasetWriter:
 
     def add(self, records: list[Record]) -> None:
         self.records += len(records)
-        rows = {
-            "openai": lambda: (openai_row(r) for r in records),
-            "alpaca": lambda: (row for row in map(alpaca_row, records) if row is not None),
-            "sharegpt": lambda: (sharegpt_row(r) for r in records),
-        }
-        for fmt, make in rows.items():
+        makers = {"openai": openai_row, "alpaca": alpaca_row, "sharegpt": sharegpt_row}
+        for fmt, make in makers.items():
             if fmt in self.files:
-                self.files[fmt].write(make())
+                self.files[fmt].write(row for row in map(make, records) if row is not None)
         if "lf_alpaca" in self.files:
             fit = []
             for r in records:  # the pre-flight: what LLaMA-Factory's converters would drop stays out
                 problem = turn_problem(r.messages)
                 if problem is None:
                     fit.append(r)
-                else:
-                    self.left_out.append({"id": r.id, "reason": problem})
+                    continue
+                self.left_out += 1
+                if len(self.left_out_examples) < LEFT_OUT_NAMED:
+                    self.left_out_examples.append({"id": r.id, "reason": problem})
             self.files["lf_alpaca"].write(llamafactory_alpaca_row(r) for r in fit)
             self.files["lf_sharegpt"].write(llamafactory_sharegpt_row(r) for r in fit)
         if "parquet" in self.files or "hf" in self.files:
@@ -255,9 +260,10 @@ class DatasetWriter:
         out: dict[str, object] = {}
         for fmt in ("openai", "alpaca", "sharegpt"):
             if fmt in self.files:
-                out[fmt] = {"path": self.files[fmt].path.name, "records": self.files[fmt].rows}
-        if "alpaca" in out:
-            out["alpaca"]["multi_turn_skipped"] = self.records - self.files["alpaca"].rows  # type: ignore[index]
+                entry: dict[str, object] = {"path": self.files[fmt].path.name, "records": self.files[fmt].rows}
+                if fmt == "alpaca":
+                    entry["multi_turn_skipped"] = self.records - self.files[fmt].rows
+                out[fmt] = entry
         if "parquet" in self.files:
             out["parquet"] = {"path": "data.parquet", "records": self.records}
         if "hf" in self.files:
@@ -267,8 +273,8 @@ class DatasetWriter:
                 "path": "llamafactory",
                 "records": self.files["lf_alpaca"].rows,
                 "datasets": list(dataset_info(self.name)),
-                "left_out": len(self.left_out),
-                "left_out_examples": self.left_out[:10],
+                "left_out": self.left_out,
+                "left_out_examples": self.left_out_examples,
             }
         return out
 

@@ -24,8 +24,8 @@ from sftforge.figures import CleanFigures, GenerateFigures, SelectFigures, Sourc
 from sftforge.recipe import Recipe
 from sftforge.report.projection import project_2d
 from sftforge.review.decisions import Review, load_decisions, reviewable
-from sftforge.run import RunDir
-from sftforge.sample import RECORD_SCHEMA, REJECT_SCHEMA, text_of
+from sftforge.run import RunDir, shard_schema
+from sftforge.sample import text_of
 from sftforge.storage import (
     Assignment,
     has_assignments,
@@ -84,10 +84,9 @@ class Views:
     def tables(self, columns: list[str]) -> Iterator[tuple[int, int, pa.Table]]:
         """(source, shard, table of `columns`) for every shard, in order."""
         for k, (_, rejected, shards) in enumerate(self.sources):
-            schema = REJECT_SCHEMA if rejected else RECORD_SCHEMA
-            cols = [c for c in columns if c in schema.names]
+            cols = [c for c in columns if c in shard_schema(rejected, None).names]
             for n, path in enumerate(shards):
-                yield k, n, pq.read_table(path, columns=cols, schema=pa.schema([schema.field(c) for c in cols]))
+                yield k, n, pq.read_table(path, columns=cols, schema=shard_schema(rejected, cols))
 
 
 def record_states(
@@ -136,7 +135,7 @@ def load_rows(views: Views, states: dict[str, RecordState], ids: list[str]) -> N
         wanted[(k, n)][i] = rid
     for (k, n), rows in wanted.items():
         _, rejected, shards = views.sources[k]
-        table = pq.read_table(shards[n], schema=REJECT_SCHEMA if rejected else RECORD_SCHEMA)
+        table = pq.read_table(shards[n], schema=shard_schema(rejected, None))
         order = sorted(rows)
         for i, row in zip(order, table.take(pa.array(order, pa.int64())).to_pylist()):
             states[rows[i]].row = row

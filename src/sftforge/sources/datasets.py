@@ -29,7 +29,6 @@ from sftforge.rows import SUFFIXES, Row, missing_field, read_rows
 from sftforge.sample import turn_problem
 
 Shape = Literal["alpaca", "sharegpt", "messages"]
-SHAPES: tuple[Shape, ...] = ("messages", "sharegpt", "alpaca")  # detection order
 FIELDS = ("instruction", "input", "output", "system", "history", "conversations", "messages", "id")
 ID_FIELDS = ("id", "idx", "uid", "conversation_id")
 SHAREGPT_ROLES = {
@@ -206,8 +205,13 @@ def dataset_files(pattern: str, base: Path) -> list[Path]:
     if is_hf_folder(path) or path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        folders = sorted(p.parent for p in path.rglob("state.json") if is_hf_folder(p.parent))
+        folders = sorted({p.parent for n in ("state.json", "dataset_dict.json") for p in path.rglob(n)})
+        folders = [f for f in folders if not any(f != g and g in f.parents for g in folders)]  # a dict's splits
+        found = [
+            p
+            for p in sorted(path.rglob("*"))
+            if p.is_file() and p.suffix.lower() in SUFFIXES and not any(f in p.parents for f in folders)
+        ]
         return folders + found
     matches = sorted(base.glob(pattern))
     found = [p for p in matches if is_hf_folder(p) or (p.is_file() and p.suffix.lower() in SUFFIXES)]

@@ -34,6 +34,7 @@ from sftforge.sources.datasets import (
     to_example,
 )
 from sftforge.sources.kinds.base import ReadContext, SourceKind, register
+from sftforge.sources.retrieval import Ranking, rank_texts
 from sftforge.storage import datasets_dir, write_ranking
 
 if TYPE_CHECKING:
@@ -213,8 +214,7 @@ class Datasets(SourceKind):
         return counts, {"datasets": figures}
 
     @classmethod
-    def _rank(cls, ctx: ReadContext, texts: list[str], n: int) -> Any:
-        from sftforge.sources.retrieval import Ranking, rank_texts
+    def _rank(cls, ctx: ReadContext, texts: list[str], n: int) -> Ranking:
 
         search = ctx.recipe.sources.search
         if search.method == "none":
