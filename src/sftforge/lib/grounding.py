@@ -79,14 +79,39 @@ _PARAGRAPH = re.compile(r"\n[ \t]*\n")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[`*:])|(?<=[。！？])")
 
 
+# Words that end in a period without ending the sentence ("Brown v. Board", "Dr. Smith", "U.S. Army"), and
+# initials ("J. R. R. Tolkien"): a break after one of them is not a sentence end.
+_ABBREVIATIONS = frozenset(
+    "v vs mr mrs ms dr st mt jr sr no nos fig figs gen col lt capt sgt prof rev hon gov sen rep approx ca cf "
+    "e.g i.e u.s u.k a.d b.c p.m a.m".split()
+)
+_WORD_BEFORE_PERIOD = re.compile(r"(?:^|[\s(\[\"'])([A-Za-z](?:\.?[A-Za-z])*)\.$")
+
+
+def _ends_sentence(passage: str, cut: int) -> bool:
+    """False where the period before `cut` closes an abbreviation or an initial, not a sentence."""
+    head = passage[max(0, cut - 12) : cut].rstrip("\"')]")
+    if not head.endswith("."):
+        return True
+    m = _WORD_BEFORE_PERIOD.search(head)
+    if m is None:
+        return True
+    word = m.group(1)
+    return not (word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isupper() and word != "I"))
+
+
 def sentence_spans(passage: str) -> list[tuple[int, int]]:
     """Character spans of the passage's sentences, whitespace-trimmed. Single line breaks (hard-wrapped text)
-    do not end a sentence; blank lines do."""
+    do not end a sentence; blank lines do; nor does the period of an abbreviation or an initial."""
     spans = []
     pos = 0
     bounds = [(m.start(), m.end()) for m in _PARAGRAPH.finditer(passage)] + [(len(passage), len(passage))]
     for para_end, next_start in bounds:
-        cuts = [(m.start(), m.end()) for m in _SENTENCE_BREAK.finditer(passage, pos, para_end)]
+        cuts = [
+            (m.start(), m.end())
+            for m in _SENTENCE_BREAK.finditer(passage, pos, para_end)
+            if _ends_sentence(passage, m.start())
+        ]
         start = pos
         for cut_start, cut_end in cuts + [(para_end, para_end)]:
             s, e = start, cut_start

@@ -13,6 +13,9 @@ weights per language:
 - `bm25`: BM25 of the sentence for the question, over the passage's sentences (`sftforge.lib.bm25`);
 - `answer_type`: 1 where the question asks for a number or date (how many, when, 多少, 哪一年...) and the sentence
   holds a number the question lacks, or asks who (who, 谁) and the sentence names someone the question does not;
+- `context`: `lexical` of the sentence read after the one before it: a sentence that goes on from its neighbour
+  ("She gave birth to a son, Jochi..." after "...Börte's marriage to Temüjin...") answers questions that name
+  what the neighbour introduced;
 - `novel`: how many content terms the sentence adds to the question (a sentence that only restates the question
   cannot be its answer);
 - `maxsim`: late interaction over MiniLM token vectors (BERTScore, Zhang et al. 2020; ColBERT's MaxSim, Khattab and
@@ -38,10 +41,10 @@ from sftforge.lib.bm25 import bm25_scores, cjk_terms
 from sftforge.lib.grounding import content_stems
 from sftforge.lib.text import is_cjk, tokens
 
-SIGNALS = ("lexical", "bm25", "answer_type", "novel", "maxsim")
+SIGNALS = ("lexical", "context", "bm25", "answer_type", "novel", "maxsim")
 WEIGHTS: dict[str, dict[str, float]] = {
-    "en": {"lexical": 0.2, "bm25": 0.0, "answer_type": 0.2, "novel": 0.0, "maxsim": 0.6},
-    "zh": {"lexical": 0.3, "bm25": 0.3, "answer_type": 0.3, "novel": 0.1, "maxsim": 0.0},
+    "en": {"lexical": 0.0, "context": 0.3, "bm25": 0.1, "answer_type": 0.2, "novel": 0.0, "maxsim": 0.4},
+    "zh": {"lexical": 0.3, "context": 0.0, "bm25": 0.3, "answer_type": 0.3, "novel": 0.1, "maxsim": 0.0},
 }
 DEFAULT_MIN_MARGIN = 0.75  # z-score units between the answer's sentence and the best other one
 
@@ -65,6 +68,11 @@ class Ranking:
         """The best sentence other than the chosen one."""
         others = [i for i in range(len(self.sentences)) if i != self.chosen]
         return max(others, key=lambda i: self.scores[i])
+
+    def lead(self, place: int) -> float:
+        """The chosen sentence's score minus that of the `place`-th best other sentence (1: `margin`)."""
+        others = sorted((float(self.scores[i]) for i in range(len(self.sentences)) if i != self.chosen), reverse=True)
+        return float(self.scores[self.chosen]) - others[min(place, len(others)) - 1]
 
     def evidence(self, limit: int = 3, width: int = 90) -> str:
         """The best-ranked sentences with their scores, the chosen one marked: what a reviewer reads."""
@@ -103,6 +111,12 @@ def lexical(question: str, sentences: list[str], lang: str) -> np.ndarray:
     if not total:
         return np.zeros(len(sentences))
     return np.array([sum(idf[t] for t in q if t in s) / total for s in sets])
+
+
+def context(question: str, sentences: list[str], lang: str) -> np.ndarray:
+    """`lexical` of each sentence joined to the one before it."""
+    joined = [(sentences[i - 1] + " " if i else "") + s for i, s in enumerate(sentences)]
+    return lexical(question, joined, lang)
 
 
 def novel(question: str, sentences: list[str], lang: str) -> np.ndarray:
@@ -228,6 +242,8 @@ class AnswerRanker:
         out: dict[str, np.ndarray] = {}
         if w.get("lexical"):
             out["lexical"] = lexical(question, sentences, lang)
+        if w.get("context"):
+            out["context"] = context(question, sentences, lang)
         if w.get("bm25"):
             out["bm25"] = bm25_scores(sentences, question, lang).astype(float)
         if w.get("answer_type"):
