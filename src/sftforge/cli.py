@@ -263,7 +263,7 @@ def inspect(
 ) -> None:
     """Counts per stage, rejects by reason, and a few records."""
     from sftforge.run import RunDir
-    from sftforge.sample import table_to_records
+    from sftforge.sample import reason_kind, table_to_records
 
     run_ = RunDir.open(run_dir)
     _summary(run_dir)
@@ -273,7 +273,7 @@ def inspect(
             zip(
                 rejected.column("reject_stage").to_pylist(),
                 rejected.column("reject_operator").to_pylist(),
-                rejected.column("reject_reason").to_pylist(),
+                map(reason_kind, rejected.column("reject_reason").to_pylist()),
             )
         )
         t = Table(title=f"rejected: {rejected.num_rows}", title_justify="left")

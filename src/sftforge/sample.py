@@ -195,6 +195,16 @@ REJECT_SCHEMA = (
 )
 
 
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its specifics (the quoted text, the scores, the evidence, the path), for
+    counting: reasons are written as "what went wrong (why): evidence", and the same kind of failure is counted
+    once however its specifics differ."""
+    for cut in (" against ", " (", ": '", ' ("', ": *"):
+        if cut in reason:
+            reason = reason.split(cut)[0]
+    return reason
+
+
 @dataclass(slots=True)
 class Rejected:
     """A record a stage removed, with who removed it and why. Nothing is dropped silently."""

@@ -25,7 +25,7 @@ from sftforge.recipe import Recipe
 from sftforge.report.projection import project_2d
 from sftforge.review.decisions import Review, load_decisions, reviewable
 from sftforge.run import RunDir, shard_schema
-from sftforge.sample import text_of
+from sftforge.sample import reason_kind, text_of
 from sftforge.storage import (
     Assignment,
     has_assignments,
@@ -208,7 +208,8 @@ def reasons(states: dict[str, RecordState]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for rid, st in states.items():
         if st.removed:
-            groups[st.removed].append(rid)
+            stage, operator, reason = st.removed
+            groups[(stage, operator, reason_kind(reason))].append(rid)
     rows = [
         {"stage": s, "operator": o, "reason": r, "count": len(ids), "examples": ids[:EXAMPLES_PER_REASON]}
         for (s, o, r), ids in groups.items()

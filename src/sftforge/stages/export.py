@@ -12,7 +12,7 @@ from sftforge.export.formats import DatasetWriter, dataset_name
 from sftforge.figures import ExportFigures, ReviewCounts
 from sftforge.review.decisions import Review, decisions_digest
 from sftforge.run import ShardLog, atomic_write_bytes
-from sftforge.sample import table_to_records
+from sftforge.sample import reason_kind, table_to_records
 from sftforge.stages.base import Context, Stage
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ def top_reasons(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
         zip(
             table.column("reject_stage").to_pylist(),
             table.column("reject_operator").to_pylist(),
-            table.column("reject_reason").to_pylist(),
+            map(reason_kind, table.column("reject_reason").to_pylist()),
         )
     )
     return [{"stage": s, "operator": o, "reason": r, "count": n} for (s, o, r), n in counter.most_common(limit)]

@@ -32,7 +32,7 @@ from sftforge.llm import open_llm
 from sftforge.recipe import Recipe
 from sftforge.rounds import carried_run
 from sftforge.run import RunDir, ShardLog
-from sftforge.sample import SourceRef
+from sftforge.sample import SourceRef, reason_kind
 from sftforge.sources.kinds.base import SOURCES
 from sftforge.stages.base import Context, Stage
 from sftforge.storage import RoundPlan, read_plan
@@ -51,14 +51,6 @@ def shares(total: int, weights: list[float]) -> list[int]:
             out[out.index(max(out))] -= 1
             out[i] = 1
     return out
-
-
-def reason_kind(reason: str) -> str:
-    """A rejection reason without its specifics (the quoted text, the score, the path), for counting."""
-    for cut in (" against ", " (", ": '", ' ("'):
-        if cut in reason:
-            reason = reason.split(cut)[0]
-    return reason
 
 
 DIVERSITY_SAMPLE = 20_000  # first turns the diversity figures read at most (a seeded sample beyond that)
