@@ -192,3 +192,50 @@ def test_an_exercise_key_and_explanation_must_answer_its_stem():
     )
     with pytest.raises(ParseError, match="responsiveness"):
         step.parse(item, unfitting.removeprefix(step._prefill))
+
+
+def test_a_rejection_names_the_sentences_that_outranked_the_answer(english: ResponsivenessCheck):
+    answer, span = sentence(EN, 2)
+    with pytest.raises(ParseError) as err:
+        english.check(EN, "Who accepted the proposal?", answer, span)
+    reason = str(err.value)
+    assert "Guido van Rossum accepted" in reason and "*" in reason  # the winner and the marked answer
+    from sftforge.sample import reason_kind
+
+    assert reason_kind(reason) == "another sentence of the passage answers the question better"
+
+
+def test_a_multi_passage_answer_may_rank_behind_the_other_sentences_it_joins(english: ResponsivenessCheck):
+    passages = EN + "\n\nGuido van Rossum created Python in 1991 at CWI in the Netherlands. He led it for decades."
+    question = "Who accepted the proposal, and when did he create Python?"
+    answer = "Guido van Rossum, who accepted it in June 2005, created Python in 1991."
+    check = english.check(passages, question, answer, None, within=2)
+    assert check.passed and "needs 2 or better" in check.detail
+    with pytest.raises(ParseError, match="rank above it"):
+        english.check(passages, question, "The with statement factors out uses of try/finally statements.", None, 2)
+
+
+def test_every_summary_sentence_must_be_supported_by_the_passage():
+    from sftforge.generate.answer_check import faithfulness_check
+
+    faithful = "The with statement factors out try/finally uses. Guido van Rossum accepted it in June 2005."
+    check = faithfulness_check(EN, faithful, 0.5)
+    assert check.method == "faithfulness" and check.passed and check.score >= 0.5
+    invented = faithful + " It was removed in Python 3 because users disliked the keyword."
+    with pytest.raises(ParseError, match="sentence 3 of 3"):
+        faithfulness_check(EN, invented, 0.5)
+    zh = "长城是古代的军事防御工程。1987年长城被列入世界文化遗产名录。"
+    assert faithfulness_check(ZH, zh, 0.5).passed
+    with pytest.raises(ParseError, match="faithfulness"):
+        faithfulness_check(ZH, zh + "长城由秦始皇在一夜之间用黄金建成。", 0.5)
+
+
+def test_the_sentence_splitter_keeps_abbreviations_and_initials_inside_a_sentence():
+    text = "After Brown v. Board of Education, schools changed. J. R. R. Tolkien met Dr. Smith. The U.S. Army came."
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "After Brown v. Board of Education, schools changed.",
+        "J. R. R. Tolkien met Dr. Smith.",
+        "The U.S. Army came.",
+    ]
+    text = "It cost 5 dollars. He fought in 1990. Then he left."
+    assert len(sentence_spans(text)) == 3

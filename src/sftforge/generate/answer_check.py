@@ -44,6 +44,7 @@ class ResponsivenessCheck:
 
     ROUND_TRIP = "another sentence of the passage answers the question better (responsiveness round trip)"
     MARGIN = "the answer's sentence leads the passage's other sentences by too little (responsiveness margin)"
+    OUTRANKED = "sentences of the passages that do not support the answer rank above it (responsiveness round trip)"
 
     def __init__(self, cfg: Responsiveness, lang: str) -> None:
         self.cfg = cfg
@@ -52,8 +53,12 @@ class ResponsivenessCheck:
             vectors = shared_embedder(cfg.embedder).token_vectors
         self.ranker = AnswerRanker(lang, vectors)
 
-    def check(self, passage: str, question: str, answer: str, span: tuple[int, int] | None) -> AnswerCheck:
-        """`span`: the answer's characters in the passage (extractive answers); None for a free answer."""
+    def check(
+        self, passage: str, question: str, answer: str, span: tuple[int, int] | None, within: int = 1
+    ) -> AnswerCheck:
+        """`span`: the answer's characters in the passage (extractive answers); None for a free answer. `within`:
+        the rank the answer's sentence must reach; 1 (one answer sentence) also asks for `min_margin` over the next
+        best, more (a question over several passages, whose answer joins a sentence of each) only for the rank."""
         spans = sentence_spans(passage)
         if len(spans) < 2:
             raise ParseError(
@@ -67,12 +72,40 @@ class ResponsivenessCheck:
             if scores[chosen] == 0.0:
                 raise ParseError("no sentence of the passage supports the answer (responsiveness)")
         ranking = self.ranker.rank(question, [passage[s:e] for s, e in spans], chosen)
-        min_margin = self.cfg.min_margin
-        if ranking.margin < min_margin:
-            raise ParseError(self.ROUND_TRIP if ranking.rank > 1 else self.MARGIN)
-        score = 1.0 / (1.0 + math.exp(-2.0 * (ranking.margin - min_margin)))  # 0.5 at the threshold
+        if within > 1:
+            if ranking.rank > within:
+                raise ParseError(f"{self.OUTRANKED} (rank {ranking.rank}, needs {within} or better): {ranking.evidence()}")
+            lead, min_margin = ranking.lead(within), 0.0
+        else:
+            lead, min_margin = ranking.margin, self.cfg.min_margin
+            if lead < min_margin:
+                why = self.ROUND_TRIP if ranking.rank > 1 else self.MARGIN
+                raise ParseError(f"{why}: {ranking.evidence()}")
+        score = 1.0 / (1.0 + math.exp(-2.0 * (lead - min_margin)))  # 0.5 at the threshold
+        place = f"leading by {lead:.2f} (min {min_margin})" if within == 1 else f"(needs {within} or better)"
         detail = (
-            f"answer sentence ranks {ranking.rank} of {len(spans)} as the answer to the question, leading by "
-            f"{ranking.margin:.2f} (min {min_margin}); sentences: {ranking.evidence()}"
+            f"answer sentence ranks {ranking.rank} of {len(spans)} as the answer to the question, {place}; "
+            f"sentences: {ranking.evidence()}"
         )
         return AnswerCheck("responsiveness", True, round(score, 4), detail)
+
+
+def faithfulness_check(passage: str, summary: str, min_support: float) -> AnswerCheck:
+    """Summaries: every sentence of the summary must be supported by the passage (at least `min_support` of its
+    content tokens occur there), so one invented sentence fails the summary even when the rest copies the passage
+    (the whole-summary overlap averages it away). Raises ParseError naming the weakest sentence."""
+    sentences = [summary[s:e] for s, e in sentence_spans(summary)] or [summary]
+    scores = [support(passage, s) for s in sentences]
+    weakest = min(range(len(scores)), key=lambda i: scores[i])
+    if scores[weakest] < min_support:
+        raise ParseError(
+            f"a summary sentence is not supported by the passage (faithfulness): sentence {weakest + 1} of "
+            f"{len(sentences)}, {scores[weakest]:.0%} of its content words occur there: {sentences[weakest][:120]!r}"
+        )
+    return AnswerCheck(
+        "faithfulness",
+        True,
+        round(scores[weakest], 4),
+        f"each of the summary's {len(sentences)} sentences is supported by the passage; the weakest "
+        f"(sentence {weakest + 1}) has {scores[weakest]:.0%} of its content words there",
+    )

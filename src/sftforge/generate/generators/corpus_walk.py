@@ -36,6 +36,7 @@ from sftforge.generate.parsing import (
     question_text,
     strip_quotes,
 )
+from sftforge.generate.answer_check import ResponsivenessCheck
 from sftforge.kg import random_walks
 from sftforge.lib.grounding import content_stems, support
 from sftforge.sample import AnswerCheck, Record, SourceRef
@@ -73,6 +74,13 @@ class CorpusWalkStep(RecordStep):
         self._template = load_template(self.lang, "multi_doc")
         self._prefill = self._template.render_block("prefill")
         self.stop = (f"\n{self._prefill}", f"\n\n{self._prefill}")
+        checked = task.constraints.responsiveness
+        # With the check on, the sentence that supports the answer best must rank among the first k of all the
+        # set's sentences as the answer to the question, k the number of passages the pair draws on (a bridge
+        # question joins one sentence of each, so the other joined sentences may rank above it).
+        self.responsiveness = ResponsivenessCheck(checked, self.lang) if checked.enabled else None
+        if self.responsiveness is not None:
+            self.attempts = checked.candidates
 
     @property
     def template(self) -> Template:
@@ -173,6 +181,11 @@ class CorpusWalkStep(RecordStep):
             f"{', '.join(str(i + 1) for i in used)} of {len(texts)}; {answer_support:.0%} of the answer's content "
             "words occur in them",
         )
+        if self.responsiveness is not None:
+            answered = self.responsiveness.check("\n\n".join(texts), question, answer, None, within=len(used))
+            check = AnswerCheck(
+                answered.method, True, min(answered.score, check.score), f"{answered.detail} | {check.detail}"
+            )
         return self._record(ps, question, answer, check)
 
     # -- records ------------------------------------------------------------------------------------------------

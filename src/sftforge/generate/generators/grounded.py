@@ -4,7 +4,9 @@ Every record points at its passage (document id, chunk id, character offsets), a
 the passage supports the answer: a span match for extractive QA (an answer that is not a span is retried, then
 rejected) and a token-overlap score otherwise. With `task.constraints.responsiveness` on, a QA pair (and an
 exercise's stem against its key and explanation) must also pass the round trip (the passage's sentences ranked as
-answers to the question: the answer's must lead), asking up to `candidates` times per work item. The default generator of task types qa, summarization and exercise.
+answers to the question: the answer's must lead), asking up to `candidates` times per work item, and every
+sentence of a summary must be supported by its passage (`faithfulness_check`). The default generator of task types
+qa, summarization and exercise.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from sftforge.config import GeneratorConfig
-from sftforge.generate.answer_check import ResponsivenessCheck, overlap_check, span_check
+from sftforge.generate.answer_check import ResponsivenessCheck, faithfulness_check, overlap_check, span_check
 from sftforge.generate.base import (
     CARRIED_KEY,
     Generator,
@@ -260,7 +262,10 @@ class GroundedStep(RecordStep):
         check_language(summary, self.lang)
         if len(summary) > c.max_summary_ratio * len(p.text):
             raise ParseError(f"summary is not shorter than the passage ({len(summary)} vs {len(p.text)} characters)")
-        check = overlap_check(p.text, summary, c.min_support)
+        if c.responsiveness.enabled:  # the summary's counterpart of the round trip: no sentence it invents
+            check = faithfulness_check(p.text, summary, c.min_support)
+        else:
+            check = overlap_check(p.text, summary, c.min_support)
         user = load_template(self.lang, "record_summarization").render(passage=p.text)
         return self._record(user, summary, [self._chunk_ref(p)], check)
 
