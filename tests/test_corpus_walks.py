@@ -216,3 +216,19 @@ def test_a_question_about_something_else_is_rejected():
             " In which city was the winner of the 1911 Nobel Prize in Chemistry born?\n"
             "Answer: The Gotthard line through the Alps later used electric trains.",
         )
+
+
+def test_with_the_responsiveness_check_the_answer_must_join_the_sentences_that_answer():
+    gen = CorpusWalkStep(task(constraints={"responsiveness": {"enabled": True}}), walks())
+    assert gen.attempts == 4  # best of n
+    two = [
+        Passage("alps#0", "alps", 0, 0, DOCS["alps"][1] + " " + DOCS["alps"][0]),
+        Passage("steam#0", "steam", 0, 0, DOCS["steam"][1] + " " + DOCS["steam"][0]),
+    ]
+    it = WorkItem("k", PassageSet(tuple(two), "gotthard"))
+    question = " Which railway built through the Alps later used electric trains?\nAnswer: "
+    rec = gen.parse(it, question + "The Gotthard line, built through the Alps, later used electric trains.")
+    assert rec.answer_check.method == "responsiveness" and rec.answer_check.passed
+    assert "the 2 sentences the answer joins" in rec.answer_check.detail and rec.answer_check.score > 0.5
+    with pytest.raises(ParseError, match="ranks above the ones it joins"):  # drawn from both, not what was asked
+        gen.parse(it, question + "Glaciers such as the Aletsch feed rivers; James Watt improved the steam engine.")

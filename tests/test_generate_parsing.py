@@ -186,3 +186,11 @@ def test_failed_record_keeps_prompt_and_raw_output():
     rec = gen.failed_record(item(gen), " garbage")
     assert rec.messages[-1] == {"role": "assistant", "content": "Question: garbage"}
     assert rec.messages[-2]["role"] == "user"
+
+
+def test_with_the_check_on_every_summary_sentence_must_be_supported():
+    gen = GroundedStep(task(type="summarization", constraints={"responsiveness": {"enabled": True}}))
+    rec = gen.parse(item(gen), " Modules should have docstrings. A docstring becomes the __doc__ attribute.")
+    assert rec.answer_check.method == "faithfulness" and rec.answer_check.passed
+    with pytest.raises(ParseError, match="sentence 2 of 2"):
+        gen.parse(item(gen), " Modules should have docstrings. Tabs are preferred over spaces for indentation.")

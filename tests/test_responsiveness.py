@@ -205,14 +205,19 @@ def test_a_rejection_names_the_sentences_that_outranked_the_answer(english: Resp
     assert reason_kind(reason) == "another sentence of the passage answers the question better"
 
 
-def test_a_multi_passage_answer_may_rank_behind_the_other_sentences_it_joins(english: ResponsivenessCheck):
-    passages = EN + "\n\nGuido van Rossum created Python in 1991 at CWI in the Netherlands. He led it for decades."
-    question = "Who accepted the proposal, and when did he create Python?"
+def test_a_multi_passage_answer_must_join_the_sentences_that_answer(english: ResponsivenessCheck):
+    other = "Guido van Rossum created Python in 1991 at CWI in the Netherlands. He led the language for decades."
+    question = "Who accepted the with proposal, and in what year did he create Python?"
     answer = "Guido van Rossum, who accepted it in June 2005, created Python in 1991."
-    check = english.check(passages, question, answer, None, within=2)
-    assert check.passed and "needs 2 or better" in check.detail
-    with pytest.raises(ParseError, match="rank above it"):
-        english.check(passages, question, "The with statement factors out uses of try/finally statements.", None, 2)
+    check = english.check_joined([EN, other], [0, 1], question, answer)
+    assert check.passed and check.detail.startswith("the 2 sentences the answer joins outrank the other 5")
+    with pytest.raises(ParseError, match="ranks above the ones it joins") as err:
+        english.check_joined(
+            [EN, other], [0, 1], question, "The with statement factors out try/finally; he led the language for decades."
+        )
+    assert "*" in str(err.value) and "Guido van Rossum accepted" in str(err.value)
+    with pytest.raises(ParseError, match="nothing to rank it against"):
+        english.check_joined(["Guido accepted it.", "Guido created Python."], [0, 1], "Who?", "Guido created Python.")
 
 
 def test_every_summary_sentence_must_be_supported_by_the_passage():

@@ -10,7 +10,7 @@ from sftforge.config import Responsiveness
 from sftforge.generate.parsing import ParseError
 from sftforge.lib.embed import shared_embedder
 from sftforge.lib.grounding import find_span, sentence_spans, snap_to_sentence, support
-from sftforge.lib.responsiveness import AnswerRanker
+from sftforge.lib.responsiveness import AnswerRanker, evidence
 from sftforge.sample import AnswerCheck
 
 
@@ -44,7 +44,7 @@ class ResponsivenessCheck:
 
     ROUND_TRIP = "another sentence of the passage answers the question better (responsiveness round trip)"
     MARGIN = "the answer's sentence leads the passage's other sentences by too little (responsiveness margin)"
-    OUTRANKED = "sentences of the passages that do not support the answer rank above it (responsiveness round trip)"
+    OUTRANKED = "a sentence the answer does not draw on ranks above the ones it joins (responsiveness round trip)"
 
     def __init__(self, cfg: Responsiveness, lang: str) -> None:
         self.cfg = cfg
@@ -53,12 +53,8 @@ class ResponsivenessCheck:
             vectors = shared_embedder(cfg.embedder).token_vectors
         self.ranker = AnswerRanker(lang, vectors)
 
-    def check(
-        self, passage: str, question: str, answer: str, span: tuple[int, int] | None, within: int = 1
-    ) -> AnswerCheck:
-        """`span`: the answer's characters in the passage (extractive answers); None for a free answer. `within`:
-        the rank the answer's sentence must reach; 1 (one answer sentence) also asks for `min_margin` over the next
-        best, more (a question over several passages, whose answer joins a sentence of each) only for the rank."""
+    def check(self, passage: str, question: str, answer: str, span: tuple[int, int] | None) -> AnswerCheck:
+        """`span`: the answer's characters in the passage (extractive answers); None for a free answer."""
         spans = sentence_spans(passage)
         if len(spans) < 2:
             raise ParseError(
@@ -72,22 +68,53 @@ class ResponsivenessCheck:
             if scores[chosen] == 0.0:
                 raise ParseError("no sentence of the passage supports the answer (responsiveness)")
         ranking = self.ranker.rank(question, [passage[s:e] for s, e in spans], chosen)
-        if within > 1:
-            if ranking.rank > within:
-                raise ParseError(f"{self.OUTRANKED} (rank {ranking.rank}, needs {within} or better): {ranking.evidence()}")
-            lead, min_margin = ranking.lead(within), 0.0
-        else:
-            lead, min_margin = ranking.margin, self.cfg.min_margin
-            if lead < min_margin:
-                why = self.ROUND_TRIP if ranking.rank > 1 else self.MARGIN
-                raise ParseError(f"{why}: {ranking.evidence()}")
-        score = 1.0 / (1.0 + math.exp(-2.0 * (lead - min_margin)))  # 0.5 at the threshold
-        place = f"leading by {lead:.2f} (min {min_margin})" if within == 1 else f"(needs {within} or better)"
+        min_margin = self.cfg.min_margin
+        if ranking.margin < min_margin:
+            raise ParseError(f"{self.ROUND_TRIP if ranking.rank > 1 else self.MARGIN}: {ranking.evidence()}")
         detail = (
-            f"answer sentence ranks {ranking.rank} of {len(spans)} as the answer to the question, {place}; "
-            f"sentences: {ranking.evidence()}"
+            f"answer sentence ranks {ranking.rank} of {len(spans)} as the answer to the question, leading by "
+            f"{ranking.margin:.2f} (min {min_margin}); sentences: {ranking.evidence()}"
         )
-        return AnswerCheck("responsiveness", True, round(score, 4), detail)
+        return AnswerCheck("responsiveness", True, _squash(ranking.margin - min_margin), detail)
+
+    def check_joined(self, passages: list[str], draws_on: list[int], question: str, answer: str) -> AnswerCheck:
+        """A question over several passages whose answer joins a fact of each of `draws_on` (multi_doc_qa): in
+        each of those the sentence that supports the answer best is the one joined, and together they must outrank
+        every other sentence of the set as answers to the question (the weakest of them above the best of the
+        rest)."""
+        sentences: list[str] = []
+        joined: list[int] = []
+        for k, text in enumerate(passages):
+            own = [text[s:e] for s, e in sentence_spans(text)] or [text]
+            scores = [support(s, answer) for s in own]
+            best = max(range(len(own)), key=lambda i: scores[i])
+            if k in draws_on and scores[best] > 0:
+                joined.append(len(sentences) + best)
+            sentences += own
+        if not joined:
+            raise ParseError("no sentence of the passages supports the answer (responsiveness)")
+        if len(sentences) == len(joined):
+            raise ParseError(
+                "every sentence of the passages is one the answer joins: there is nothing to rank it against "
+                "(responsiveness)",
+                final=True,
+            )
+        scores, _ = self.ranker.scores(question, sentences)
+        rest = max(range(len(sentences)), key=lambda i: -math.inf if i in joined else scores[i])
+        lead = min(float(scores[i]) for i in joined) - float(scores[rest])
+        shown = evidence(sentences, scores, set(joined), len(joined) + 2)
+        if lead < 0:
+            raise ParseError(f"{self.OUTRANKED}: {shown}")
+        detail = (
+            f"the {len(joined)} sentences the answer joins outrank the other {len(sentences) - len(joined)} as answers "
+            f"to the question, by {lead:.2f}; sentences: {shown}"
+        )
+        return AnswerCheck("responsiveness", True, _squash(lead), detail)
+
+
+def _squash(lead: float) -> float:
+    """A lead over the threshold as a score in (0, 1), 0.5 at the threshold."""
+    return round(1.0 / (1.0 + math.exp(-2.0 * lead)), 4)
 
 
 def faithfulness_check(passage: str, summary: str, min_support: float) -> AnswerCheck:

@@ -69,22 +69,22 @@ class Ranking:
         others = [i for i in range(len(self.sentences)) if i != self.chosen]
         return max(others, key=lambda i: self.scores[i])
 
-    def lead(self, place: int) -> float:
-        """The chosen sentence's score minus that of the `place`-th best other sentence (1: `margin`)."""
-        others = sorted((float(self.scores[i]) for i in range(len(self.sentences)) if i != self.chosen), reverse=True)
-        return float(self.scores[self.chosen]) - others[min(place, len(others)) - 1]
-
-    def evidence(self, limit: int = 3, width: int = 90) -> str:
+    def evidence(self, limit: int = 3) -> str:
         """The best-ranked sentences with their scores, the chosen one marked: what a reviewer reads."""
-        order = sorted(range(len(self.sentences)), key=lambda i: -self.scores[i])[:limit]
-        if self.chosen not in order:
-            order.append(self.chosen)
-        parts = []
-        for i in order:
-            s = " ".join(self.sentences[i].split())
-            s = s if len(s) <= width else s[: width - 1] + "…"
-            parts.append(f"{'*' if i == self.chosen else ''}{self.scores[i]:+.2f} {s!r}")
-        return "; ".join(parts)
+        return evidence(self.sentences, self.scores, {self.chosen}, limit)
+
+
+def evidence(sentences: list[str], scores: np.ndarray, marked: set[int], limit: int, width: int = 90) -> str:
+    """The `limit` best-scored sentences (and every marked one), best first, each with its score, the marked ones
+    (the answer's) starred and every sentence clipped to `width` characters."""
+    order = sorted(range(len(sentences)), key=lambda i: -scores[i])[:limit]
+    order += sorted(marked - set(order), key=lambda i: -scores[i])
+    parts = []
+    for i in order:
+        s = " ".join(sentences[i].split())
+        s = s if len(s) <= width else s[: width - 1] + "…"
+        parts.append(f"{'*' if i in marked else ''}{scores[i]:+.2f} {s!r}")
+    return "; ".join(parts)
 
 
 def _bigrams(text: str) -> set[str]:

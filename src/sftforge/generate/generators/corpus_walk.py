@@ -75,9 +75,8 @@ class CorpusWalkStep(RecordStep):
         self._prefill = self._template.render_block("prefill")
         self.stop = (f"\n{self._prefill}", f"\n\n{self._prefill}")
         checked = task.constraints.responsiveness
-        # With the check on, the sentence that supports the answer best must rank among the first k of all the
-        # set's sentences as the answer to the question, k the number of passages the pair draws on (a bridge
-        # question joins one sentence of each, so the other joined sentences may rank above it).
+        # With the check on, the sentences the answer joins (each passage's best support of it) must outrank the
+        # set's other sentences as answers to the question (`ResponsivenessCheck.check_joined`).
         self.responsiveness = ResponsivenessCheck(checked, self.lang) if checked.enabled else None
         if self.responsiveness is not None:
             self.attempts = checked.candidates
@@ -182,7 +181,7 @@ class CorpusWalkStep(RecordStep):
             "words occur in them",
         )
         if self.responsiveness is not None:
-            answered = self.responsiveness.check("\n\n".join(texts), question, answer, None, within=len(used))
+            answered = self.responsiveness.check_joined(texts, used, question, answer)
             check = AnswerCheck(
                 answered.method, True, min(answered.score, check.score), f"{answered.detail} | {check.detail}"
             )
