@@ -14,7 +14,7 @@ from typing import Any
 from sftforge.generate.base import Answer, RecordStep, Step, WorkItem, lineage_of
 from sftforge.generate.parsing import ParseError
 from sftforge.llm.base import LLM, ChatRequest, SamplingParams
-from sftforge.sample import Lineage, Record, Rejected, record_id
+from sftforge.sample import Lineage, Record, Rejected, reason_kind, record_id
 
 
 def item_seed(base: int, key: str, attempt: int) -> int:
@@ -102,10 +102,11 @@ class LLMRunner:
                 try:
                     answer.value = self.generator.parse(item, c.text)
                 except ParseError as exc:
-                    reason = str(exc)
+                    reason, kind = str(exc), reason_kind(str(exc))  # counted by kind, kept whole with the item
                     if c.finish_reason == "length":
                         reason += " (output cut at max_tokens)"
-                    st[f"fail:{reason}"] += 1
+                        kind += " (output cut at max_tokens)"
+                    st[f"fail:{kind}"] += 1
                     if not exc.final and attempt + 1 < max(self.cfg.max_attempts, self.generator.attempts or 0):
                         self.llm.submit(self._request(item, attempt + 1))
                         continue

@@ -203,6 +203,19 @@ def distributions(states: dict[str, RecordState], views: Views) -> dict[str, Any
     }
 
 
+def generate_reasons(generate: GenerateFigures | None) -> list[dict[str, Any]]:
+    """Per kind of failed check at generation: outputs asked again and work items rejected for good (after their
+    last attempt), most frequent first; what the funnel's generate row does not say."""
+    if generate is None:
+        return []
+    rejected: Counter[str] = Counter()
+    for reason, n in generate.rejected_by_reason.items():
+        rejected[reason_kind(reason.split(" attempts: ", 1)[-1])] += n
+    retried = Counter(generate.parse_failures)
+    kinds = sorted(set(retried) | set(rejected), key=lambda k: (-retried[k], -rejected[k], k))
+    return [{"reason": k, "asked_again": retried[k], "rejected": rejected[k]} for k in kinds]
+
+
 def reasons(states: dict[str, RecordState]) -> list[dict[str, Any]]:
     """Removed records grouped by stage, operator and reason, most frequent first, with example ids."""
     groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
@@ -445,7 +458,7 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
         ),
         "operators": [asdict(row) for row in operator_rows(run)],
         "inputs": skipped_inputs(run),
-        "generate_reasons": generate.rejected_by_reason if generate else {},
+        "generate_reasons": generate_reasons(generate),
         "reasons": why,
         "totals": {
             "records": len(states),

@@ -247,6 +247,12 @@ function funnel() {
              {color: STATUS_COLOR.removed, empty: "no cleaning operator ran"});
     body.append(table(["operator", "seen", "removed"], DATA.operators.map((o) => [o.name, o.seen, o.removed]), [1, 2]));
   }
+  if (DATA.generate_reasons.length) {
+    body.append(h("h3", {}, "Generation: outputs that failed a check, by reason"));
+    body.append(h("p", {}, "Each failed output is asked again (a new seed) up to the recipe's attempts; an item whose last attempt fails is rejected."));
+    body.append(table(["check failed", "outputs (asked again or last attempt)", "items rejected"],
+      DATA.generate_reasons.map((r) => [r.reason, r.asked_again, r.rejected]), [1, 2]));
+  }
   body.append(h("h3", {}, "Removed records by reason, with examples"));
   if (!DATA.reasons.length) body.append(empty("nothing was removed"));
   else body.append(table(["stage", "operator", "reason", "records", "examples"],
