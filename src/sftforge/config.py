@@ -17,11 +17,14 @@ class Strict(BaseModel):
 
 
 class Responsiveness(Strict):
-    """The round-trip check that a QA answer answers its question (`sftforge.lib.responsiveness`): the passage's
-    sentences are ranked as answers to the question, and the answer's sentence must lead the next best one."""
+    """The round-trip check that a grounded answer answers its question (`sftforge.lib.responsiveness`): the
+    passage's sentences are ranked as answers to the question, and the answer's sentence must lead the next best
+    one; summaries instead need every sentence supported by the passage."""
 
     enabled: bool = Field(
-        False, description="Check QA answers (extractive and open): a pair that fails is retried, then rejected."
+        False,
+        description="Check grounded answers (QA extractive and open, exercises, dialogue turns, multi_doc_qa; "
+        "summaries' faithfulness): a pair that fails is retried, then rejected.",
     )
     min_margin: float = Field(
         0.75,

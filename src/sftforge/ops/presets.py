@@ -34,8 +34,8 @@ def preset_filters(name: str) -> list[BoundsConfig]:
             RepetitionConfig(kind="top_ngram", n=4, max=0.16, min_words=50),
             RepetitionConfig(kind="duplicate_ngram", n=5, max=0.15, min_words=50),
             CharRatioConfig(kind="alnum", min=0.5),
-            # a reply that ignores its instruction (benchmarks/degenerate.py: on human replies 3.6% flagged,
-            # 65% of replies to another task caught); English only, the packaged MiniLM does not read Chinese
+            # a reply that ignores its instruction (benchmarks/degenerate.py: 2.1% of human replies flagged,
+            # 56% of replies to another task caught); English only, the packaged MiniLM does not read Chinese
             RelevanceConfig(min=0.03),
         ]
     if name == "zh":

@@ -7,8 +7,8 @@ is what this feature measures: the cosine of the MiniLM embeddings (`sftforge.li
 and the assistant reply that follows it, the lowest over the conversation's turns (one ignored turn is enough to
 teach ignoring). `benchmarks/degenerate.py` measures it on human-written instructions and replies: each reply
 against its own instruction (kept) and against another task's (to be caught), with the presets' loop rules beside
-it; the English preset's bound (min 0.05) comes from there: 3.6% of human replies fall under it, and 65% of
-replies to another task.
+it; the English preset's bound (min 0.03) comes from there: 2.1% of human replies fall under it, and 56% of
+replies to another task (min 0.1 would catch 83% and flag 7% of human replies).
 
 English in effect: the packaged MiniLM was trained on English, and on Chinese its cosines separate a reply from
 another task's far less well (AUC 0.73 against 0.96 in English), so the Chinese preset does not apply it; a recipe
