@@ -46,7 +46,9 @@ def test_the_lowest_turn_counts_and_a_record_without_a_reply_fails_any_bound(rel
     first_only = chat(two_turns.messages[0]["content"], two_turns.messages[1]["content"])
     both, first = relevance.score_batch([two_turns, first_only])
     assert both < first and not relevance.keep(both)
-    (no_reply,) = relevance.score_batch([Record(id="", messages=[{"role": "user", "content": "hi"}], task="t", lang="en")])
+    (no_reply,) = relevance.score_batch(
+        [Record(id="", messages=[{"role": "user", "content": "hi"}], task="t", lang="en")]
+    )
     assert math.isnan(no_reply) and not relevance.keep(no_reply)
 
 

@@ -213,7 +213,10 @@ def test_a_multi_passage_answer_must_join_the_sentences_that_answer(english: Res
     assert check.passed and check.detail.startswith("the 2 sentences the answer joins outrank the other 5")
     with pytest.raises(ParseError, match="ranks above the ones it joins") as err:
         english.check_joined(
-            [EN, other], [0, 1], question, "The with statement factors out try/finally; he led the language for decades."
+            [EN, other],
+            [0, 1],
+            question,
+            "The with statement factors out try/finally; he led the language for decades.",
         )
     assert "*" in str(err.value) and "Guido van Rossum accepted" in str(err.value)
     with pytest.raises(ParseError, match="nothing to rank it against"):

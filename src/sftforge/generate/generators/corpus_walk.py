@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from sftforge.config import GeneratorConfig, Walks
+from sftforge.generate.answer_check import ResponsivenessCheck
 from sftforge.generate.base import (
     Generator,
     RecordStep,
@@ -36,7 +37,6 @@ from sftforge.generate.parsing import (
     question_text,
     strip_quotes,
 )
-from sftforge.generate.answer_check import ResponsivenessCheck
 from sftforge.kg import random_walks
 from sftforge.lib.grounding import content_stems, support
 from sftforge.sample import AnswerCheck, Record, SourceRef
