@@ -107,6 +107,24 @@ def test_the_card_says_where_the_bundled_model_scored_the_records(finished_run: 
         assert (finished_run / "export" / name).exists()
 
 
+def test_the_card_shows_who_the_records_speak_about(finished_run: Path):
+    from sftforge.export.card import CardStats, render_card
+    from sftforge.recipe import load_recipe
+    from sftforge.run import RunDir
+
+    run = RunDir.open(finished_run)
+    records = run.read_records("clean")
+    records[0].messages[-1]["content"] += " He asked his sister; she and her mother agreed."
+    for r in records:
+        r.features["toxicity"] = 0.25
+    recipe, _ = load_recipe(finished_run / "recipe.yaml")
+    card = render_card(recipe, CardStats.of(records), run, {}, [], "test")
+    assert "## Who the data speaks about" in card and "mean `toxicity`" in card
+    female = next(line for line in card.splitlines() if line.startswith("| gender:female |"))
+    assert female.split("|")[2].strip() == "1" and female.rstrip(" |").endswith("0.25")
+    assert "- **male/female**:" in card and "task qa" in card
+
+
 def test_the_run_writes_a_report_whose_funnel_is_the_manifest_s(finished_run: Path, browser):
     from conftest import open_page
 

@@ -40,7 +40,7 @@ def _generated(doc_len: int) -> tuple[list[Record], list[Rejected]]:
     records = [
         _rec(
             f"What is {i} plus {i}?",
-            f"{i} plus {i} is {2 * i}, because doubling a number gives an even sum.",
+            f"{i} plus {i} is {2 * i}, because doubling a number gives an even sum, {('he', 'she')[i // 2 % 2]} says.",
             f"s{i:02d}",
             "grounded" if i % 2 else "self_instruct",
             0,
@@ -183,6 +183,14 @@ def test_report_draws_every_chart_and_its_numbers_match_the_manifest(review_run,
     assert (
         _marks(page, "pii") == 1 and page.eval_on_selector('[data-chart="pii"] rect.bar', "e => +e.dataset.value") == 2
     )
+    balance = dict(
+        page.eval_on_selector_all(
+            '[data-chart="balance"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])"
+        )
+    )
+    assert (
+        balance.get("gender:male", 0) >= 1 and balance.get("gender:female", 0) >= 1
+    )  # the doubling replies quote him or her
     assert _marks(page, "contamination") == 1 and page.text_content('[data-key="contaminated"]') == "1"
     assert page.text_content('[data-key="dedup-removed:exact_dedup"]') == "2"
     assert _marks(page, "loss") >= 2 and _marks(page, "arm-probabilities") == 2 and _marks(page, "arm-rewards") == 2

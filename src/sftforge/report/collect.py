@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from sftforge import __version__
 from sftforge.errors import ReviewError, RunDirError
 from sftforge.figures import CleanFigures, GenerateFigures, SelectFigures, SourcesFigures, read_figures
+from sftforge.lib.balance import BALANCE_SCORES, BalanceCounter
 from sftforge.recipe import Recipe
 from sftforge.report.projection import project_2d
 from sftforge.review.decisions import Review, load_decisions, reviewable
@@ -162,13 +163,25 @@ def distributions(states: dict[str, RecordState], views: Views) -> dict[str, Any
     )
     langs: Counter[tuple[str, str, str]] = Counter()
     checks: Counter[tuple[str, str, str]] = Counter()
-    for k, n, table in views.tables(["id", "messages", "task", "lang", "features", "answer_check"]):
+    balance = BalanceCounter()  # over the kept records: who the dataset speaks about
+    for k, n, table in views.tables(["id", "messages", "task", "lang", "features", "answer_check", "lineage"]):
         for i, row in enumerate(table.to_pylist()):
             st = states.get(row["id"])
             if st is None or st.loc != (k, n, i):
                 continue  # a later stage's view of this record counts
             group = f"{row['task']} · {row['lang']}"
             status = "removed" if st.removed else "kept"
+            if not st.removed:
+                features = dict(row.get("features") or [])
+                if balance.score_name is None:
+                    balance.score_name = next((f for f in BALANCE_SCORES if f in features), None)
+                generator = (row.get("lineage") or {}).get("generator")
+                balance.add(
+                    text_of(row["messages"], "all"),
+                    row["lang"],
+                    [f"task {row['task']}"] + ([f"generator {generator}"] if generator else []),
+                    features.get(balance.score_name) if balance.score_name else None,
+                )
             langs[(row["task"], row["lang"], status)] += 1
             check = row.get("answer_check")
             if check:
@@ -193,6 +206,7 @@ def distributions(states: dict[str, RecordState], views: Views) -> dict[str, Any
                 }
             hist[metric]["groups"][group] = entry
     return {
+        "balance": balance.figures(),
         "histograms": hist,
         "languages": [
             {"task": t, "lang": lang, "status": s, "records": n} for (t, lang, s), n in sorted(langs.items())

@@ -268,6 +268,19 @@ function distributions() {
   const mix = {};
   d.languages.forEach((r) => { const k = `${r.task} · ${r.lang} · ${r.status}`; mix[k] = (mix[k] || 0) + r.records; });
   barChart(body, "languages", Object.keys(mix), Object.values(mix), {colors: Object.keys(mix).map((k) => STATUS_COLOR[k.split(" · ")[2]])});
+  const bal = d.balance;
+  body.append(h("h3", {}, "Who the kept records speak about"));
+  const named = Object.entries(bal.groups);
+  if (!named.length) body.append(empty("no kept record names a gender, religion, age group or nationality"));
+  else {
+    barChart(body, "balance", named.map(([g]) => g), named.map(([, v]) => v.records), {color: "#5b8ff9"});
+    const cols = ["group", "records naming it", "share", "mentions"].concat(bal.score ? [`mean ${bal.score}`] : []);
+    body.append(table(cols, named.map(([g, v]) => [g, v.records, `${(100 * v.share).toFixed(1)}%`, v.mentions]
+      .concat(bal.score ? [v.mean_score === null ? "-" : fmt(v.mean_score)] : [])), [1, 2, 3]));
+    body.append(table(["pair", "mentions", "skew (log2)", "per task and generator"], bal.pairs.map((p) => [
+      p.pair, `${p.a} / ${p.b}`, p.skew === null ? "-" : fmt(p.skew),
+      Object.entries(p.slices).map(([s, v]) => `${s}: ${fmt(v.skew)}`).join("; ") || "-"]), [1]));
+  }
   body.append(h("h3", {}, "Answer checks"));
   if (d.answer_checks.length) {
     barChart(body, "answer-checks", d.answer_checks.map((r) => `${r.method} · ${r.result} · ${r.status}`), d.answer_checks.map((r) => r.records),
