@@ -13,9 +13,10 @@ weights per language:
 - `bm25`: BM25 of the sentence for the question, over the passage's sentences (`sftforge.lib.bm25`);
 - `answer_type`: 1 where the question asks for a number or date (how many, when, 多少, 哪一年...) and the sentence
   holds a number the question lacks, or asks who (who, 谁) and the sentence names someone the question does not;
-- `context`: `lexical` of the sentence read after the one before it: a sentence that goes on from its neighbour
-  ("She gave birth to a son, Jochi..." after "...Börte's marriage to Temüjin...") answers questions that name
-  what the neighbour introduced;
+- `context`: `lexical` of a sentence that opens by referring back ("She gave birth to a son, Jochi..." after
+  "...Börte's marriage to Temüjin..."; a pronoun, a demonstrative, 他/她/这/该...) read after the sentence before
+  it: it answers questions that name what the neighbour introduced. Other sentences keep their own `lexical`, so
+  a sentence is not lifted by merely following the one a question was written from;
 - `novel`: how many content terms the sentence adds to the question (a sentence that only restates the question
   cannot be its answer);
 - `maxsim`: late interaction over MiniLM token vectors (BERTScore, Zhang et al. 2020; ColBERT's MaxSim, Khattab and
@@ -43,7 +44,7 @@ from sftforge.lib.text import is_cjk, tokens
 
 SIGNALS = ("lexical", "context", "bm25", "answer_type", "novel", "maxsim")
 WEIGHTS: dict[str, dict[str, float]] = {
-    "en": {"lexical": 0.0, "context": 0.3, "bm25": 0.1, "answer_type": 0.2, "novel": 0.0, "maxsim": 0.4},
+    "en": {"lexical": 0.0, "context": 0.2, "bm25": 0.2, "answer_type": 0.2, "novel": 0.0, "maxsim": 0.4},
     "zh": {"lexical": 0.3, "context": 0.0, "bm25": 0.3, "answer_type": 0.3, "novel": 0.1, "maxsim": 0.0},
 }
 DEFAULT_MIN_MARGIN = 0.75  # z-score units between the answer's sentence and the best other one
@@ -113,9 +114,18 @@ def lexical(question: str, sentences: list[str], lang: str) -> np.ndarray:
     return np.array([sum(idf[t] for t in q if t in s) / total for s in sets])
 
 
+_EN_REFERS_BACK = re.compile(
+    r"^\W*(he|she|it|they|his|her|its|their|this|these|those|that|such|there|both|each|another|other|after|then|"
+    r"however|thus|also|the latter|the former|in addition)\b",
+    re.I,
+)
+_ZH_REFERS_BACK = re.compile(r"^\W*(他|她|它|这|该|其|此|那|后来|随后|然而|因此|同时|并且)")
+
+
 def context(question: str, sentences: list[str], lang: str) -> np.ndarray:
-    """`lexical` of each sentence joined to the one before it."""
-    joined = [(sentences[i - 1] + " " if i else "") + s for i, s in enumerate(sentences)]
+    """`lexical` of each sentence, read after the one before it where it opens by referring back."""
+    refers = _ZH_REFERS_BACK if lang == "zh" else _EN_REFERS_BACK
+    joined = [(sentences[i - 1] + " " if i and refers.match(s) else "") + s for i, s in enumerate(sentences)]
     return lexical(question, joined, lang)
 
 
