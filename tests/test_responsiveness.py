@@ -247,3 +247,19 @@ def test_the_sentence_splitter_keeps_abbreviations_and_initials_inside_a_sentenc
     ]
     text = "It cost 5 dollars. He fought in 1990. Then he left."
     assert len(sentence_spans(text)) == 3
+
+
+def test_only_a_sentence_that_refers_back_is_read_after_its_neighbour():
+    from sftforge.lib.responsiveness import context, lexical
+
+    sentences = [
+        "Börte married Temüjin and was soon kidnapped by the Merkits.",
+        "She gave birth to a son, Jochi, nine months later.",
+        "Jochi later led campaigns in the west.",
+    ]
+    question = "What was the name of Börte's first son?"
+    own, read_after = lexical(question, sentences, "en"), context(question, sentences, "en")
+    assert read_after[1] > own[1]  # "She" takes in Börte from the sentence before
+    assert read_after[2] == own[2]  # an ordinary next sentence keeps its own score
+    zh = ["明朝修建了长城。", "它东起山海关。", "游客很多。"]
+    assert context("明朝长城东起哪里？", zh, "zh")[1] > lexical("明朝长城东起哪里？", zh, "zh")[1]
