@@ -185,6 +185,11 @@ Computed per record (`features` in `data.parquet`), over the records in this dat
 | {{ f.name }} | {{ f.mean }} | {{ f.median }} | {{ f.min }} | {{ f.max }} |
 {%- endfor %}
 {% endif %}
+{% if refusals is not none %}
+**Replies that refuse** (`refusal`, stock refusals such as "I'm sorry, but I can't..." or "作为一个人工智能..."):
+{{ refusals }} of {{ n }} records{% if n %} ({{ "%.1f%%"|format(100 * refusals / n) }}){% endif %}. A refusal of a harmless
+request teaches over-refusal; bound the feature (`max: 0`) to remove them.
+{% endif %}
 {% if balance %}
 ## Who the data speaks about
 
@@ -403,6 +408,7 @@ def render_card(
         clusters=clean.duplicate_clusters if clean else {},
         features=_feature_summary(stats.features),
         balance=stats.balance.figures() if stats.balance.mentions else None,
+        refusals=int(sum(stats.features["refusal"])) if "refusal" in stats.features else None,
         weak_scores=", ".join(
             f"`{name}` {auc:.2f}" for name, auc in BUNDLED_PREFERENCE_AUC.items() if name in stats.features
         ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sftforge.ops.base import BoundsConfig
 from sftforge.ops.filters import AnswerSupportConfig, FormatConfig, LengthConfig
 from sftforge.ops.quality import CharRatioConfig, DistinctNConfig, LanguageConfig, RepetitionConfig
+from sftforge.ops.refusal import RefusalConfig
 from sftforge.ops.relevance import RelevanceConfig
 
 
@@ -21,6 +22,7 @@ def _common() -> list[BoundsConfig]:
         DistinctNConfig(n=2, min=0.5),
         CharRatioConfig(kind="symbol", max=0.1),
         LanguageConfig(role="assistant", min=0.2),
+        RefusalConfig(),  # measured, not bounded: the card reports the share of replies that refuse
     ]
 
 
