@@ -123,6 +123,7 @@ def test_the_card_shows_who_the_records_speak_about(finished_run: Path):
     female = next(line for line in card.splitlines() if line.startswith("| gender:female |"))
     assert female.split("|")[2].strip() == "1" and female.rstrip(" |").endswith("0.25")
     assert "- **male/female**:" in card and "task qa" in card
+    assert "**Offensive language** (`toxicity`, in cleaning):" in card and "not screened" not in card  # English
     assert "**Replies that refuse**" in card and f"0 of {len(records)} records" in card  # the preset measured it
 
 

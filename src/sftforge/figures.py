@@ -197,6 +197,13 @@ class ContaminationFigures(BaseModel):
     too_short_to_check: dict[str, str] = Field(default_factory=dict)  # benchmark -> "N items, e.g. ..."
 
 
+class ToxicityFigures(BaseModel):
+    """What `toxicity` read: records screened, and records per language it has no screen for (not screened)."""
+
+    screened: int = 0
+    not_screened: dict[str, int] = Field(default_factory=dict)
+
+
 class CleanFigures(Figures):
     stage = "clean"
 
@@ -219,6 +226,10 @@ class CleanFigures(Figures):
     def contamination(self) -> ContaminationFigures | None:
         own = self._own("decontaminate")
         return ContaminationFigures.model_validate(own) if own is not None else None
+
+    def toxicity(self) -> ToxicityFigures | None:
+        own = self._own("toxicity")
+        return ToxicityFigures.model_validate(own) if own is not None else None
 
 
 # -- select, train, evaluate, export ---------------------------------------------------------------------------------

@@ -185,6 +185,9 @@ Computed per record (`features` in `data.parquet`), over the records in this dat
 | {{ f.name }} | {{ f.mean }} | {{ f.median }} | {{ f.min }} | {{ f.max }} |
 {%- endfor %}
 {% endif %}
+{% if toxicity %}
+**Offensive language** (`toxicity`, in cleaning): {{ toxicity.screened }} records screened{% if toxicity.not_screened %}; **not screened** (no screen for the language; kept, not known to be safe): {% for lang, k in toxicity.not_screened.items() %}{{ lang }} {{ k }}{% if not loop.last %}, {% endif %}{% endfor %}{% endif %}.
+{% endif %}
 {% if refusals is not none %}
 **Replies that refuse** (`refusal`, stock refusals such as "I'm sorry, but I can't..." or "作为一个人工智能..."):
 {{ refusals }} of {{ n }} records{% if n %} ({{ "%.1f%%"|format(100 * refusals / n) }}){% endif %}. A refusal of a harmless
@@ -409,6 +412,7 @@ def render_card(
         features=_feature_summary(stats.features),
         balance=stats.balance.figures() if stats.balance.mentions else None,
         refusals=int(sum(stats.features["refusal"])) if "refusal" in stats.features else None,
+        toxicity=clean.toxicity() if clean else None,
         weak_scores=", ".join(
             f"`{name}` {auc:.2f}" for name, auc in BUNDLED_PREFERENCE_AUC.items() if name in stats.features
         ),

@@ -13,6 +13,7 @@ from sftforge.ops.filters import AnswerSupportConfig, FormatConfig, LengthConfig
 from sftforge.ops.quality import CharRatioConfig, DistinctNConfig, LanguageConfig, RepetitionConfig
 from sftforge.ops.refusal import RefusalConfig
 from sftforge.ops.relevance import RelevanceConfig
+from sftforge.ops.toxicity import ToxicityConfig
 
 
 def _common() -> list[BoundsConfig]:
@@ -23,6 +24,9 @@ def _common() -> list[BoundsConfig]:
         CharRatioConfig(kind="symbol", max=0.1),
         LanguageConfig(role="assistant", min=0.2),
         RefusalConfig(),  # measured, not bounded: the card reports the share of replies that refuse
+        # offensive language (benchmarks/safety.py); English by alt-profanity-check, other languages only with a
+        # model the recipe names (not screened otherwise, and counted so)
+        ToxicityConfig(max=0.45),
     ]
 
 
