@@ -190,8 +190,11 @@ Computed per record (`features` in `data.parquet`), over the records in this dat
 {% endif %}
 {% if refusals is not none %}
 **Replies that refuse** (`refusal`, stock refusals such as "I'm sorry, but I can't..." or "作为一个人工智能..."):
-{{ refusals }} of {{ n }} records{% if n %} ({{ "%.1f%%"|format(100 * refusals / n) }}){% endif %}. A refusal of a harmless
-request teaches over-refusal; bound the feature (`max: 0`) to remove them.
+{{ refusals }} of {{ n }} records{% if n %} ({{ "%.1f%%"|format(100 * refusals / n) }}){% endif %}{% if over_refusals is not none %}; of
+which refusing a request the rules find harmless (over-refusal, `over_refusal`): {{ over_refusals }}{% endif %}{% if harmful_compliance is not none %}.
+Replies that go along with a plain request for serious harm (`harmful_compliance`): {{ harmful_compliance }}{% endif %}.
+The rules see stock wording only; a recipe that needs more names a judge model. Bound a feature (`max: 0`) to remove
+such records.
 {% endif %}
 {% if balance %}
 ## Who the data speaks about
@@ -412,6 +415,10 @@ def render_card(
         features=_feature_summary(stats.features),
         balance=stats.balance.figures() if stats.balance.mentions else None,
         refusals=int(sum(stats.features["refusal"])) if "refusal" in stats.features else None,
+        over_refusals=int(sum(stats.features["over_refusal"])) if "over_refusal" in stats.features else None,
+        harmful_compliance=int(sum(stats.features["harmful_compliance"]))
+        if "harmful_compliance" in stats.features
+        else None,
         toxicity=clean.toxicity() if clean else None,
         weak_scores=", ".join(
             f"`{name}` {auc:.2f}" for name, auc in BUNDLED_PREFERENCE_AUC.items() if name in stats.features

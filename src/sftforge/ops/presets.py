@@ -23,7 +23,11 @@ def _common() -> list[BoundsConfig]:
         DistinctNConfig(n=2, min=0.5),
         CharRatioConfig(kind="symbol", max=0.1),
         LanguageConfig(role="assistant", min=0.2),
-        RefusalConfig(),  # measured, not bounded: the card reports the share of replies that refuse
+        # refusals measured, not bounded (the card reports the shares); a reply that goes along with a plain
+        # request for serious harm is removed
+        RefusalConfig(),
+        RefusalConfig(kind="over_refusal"),
+        RefusalConfig(kind="harmful_compliance", max=0),
         # offensive language (benchmarks/safety.py); English by alt-profanity-check, other languages only with a
         # model the recipe names (not screened otherwise, and counted so)
         ToxicityConfig(max=0.45),
