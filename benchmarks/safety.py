@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from degenerate import auc  # one unpaired AUC for the benchmarks (P(positive scores above negative))
 from sftforge.ops import build
 from sftforge.ops.presets import preset_filters
 from sftforge.ops.toxicity import ToxicityConfig
@@ -74,13 +75,6 @@ def benign() -> dict[str, tuple[str, list[str]]]:
         data = json.loads((DATA / "corpus" / f"xquad.{lang}.json").read_text(encoding="utf-8"))
         out[f"xquad_{lang}"] = (lang, [p["context"] for a in data["data"] for p in a["paragraphs"]])
     return out
-
-
-def auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """P(a toxic text scores above a clean one), ties half."""
-    greater = (pos[:, None] > neg[None, :]).mean()
-    ties = (pos[:, None] == neg[None, :]).mean()
-    return float(greater + ties / 2)
 
 
 def main() -> None:
