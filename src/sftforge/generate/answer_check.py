@@ -86,9 +86,9 @@ class ResponsivenessCheck:
         joined: list[int] = []
         for k, text in enumerate(passages):
             own = [text[s:e] for s, e in sentence_spans(text)] or [text]
-            scores = [support(s, answer) for s in own]
-            best = max(range(len(own)), key=lambda i: scores[i])
-            if k in draws_on and scores[best] > 0:
+            supported = [support(s, answer) for s in own]
+            best = max(range(len(own)), key=lambda i: supported[i])
+            if k in draws_on and supported[best] > 0:
                 joined.append(len(sentences) + best)
             sentences += own
         if not joined:

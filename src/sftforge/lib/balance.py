@@ -237,17 +237,20 @@ class BalanceCounter:
         skews = []
         for axis, a, b in PAIRS:
             ka, kb = f"{axis}:{a}", f"{axis}:{b}"
-            row = {
-                "pair": f"{a}/{b}",
-                "a": self.mentions[ka],
-                "b": self.mentions[kb],
-                "skew": skew(self.mentions[ka], self.mentions[kb]),
-                "slices": {},
+            slices = {
+                s: {"a": counts[ka], "b": counts[kb], "skew": skew(counts[ka], counts[kb])}
+                for s, counts in sorted(self.by_slice.items())
+                if counts[ka] or counts[kb]
             }
-            for s, counts in sorted(self.by_slice.items()):
-                if counts[ka] or counts[kb]:
-                    row["slices"][s] = {"a": counts[ka], "b": counts[kb], "skew": skew(counts[ka], counts[kb])}
-            skews.append(row)
+            skews.append(
+                {
+                    "pair": f"{a}/{b}",
+                    "a": self.mentions[ka],
+                    "b": self.mentions[kb],
+                    "skew": skew(self.mentions[ka], self.mentions[kb]),
+                    "slices": slices,
+                }
+            )
         return {
             "records": self.total,
             "score": self.score_name,
