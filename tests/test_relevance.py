@@ -8,8 +8,8 @@ import pytest
 
 from sftforge.ops import build
 from sftforge.ops.presets import preset_filters
-from sftforge.ops.relevance import RelevanceConfig, turn_pairs
-from sftforge.sample import Record
+from sftforge.ops.relevance import RelevanceConfig
+from sftforge.sample import Record, turn_pairs
 
 
 def chat(*turns: str) -> Record:

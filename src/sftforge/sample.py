@@ -23,6 +23,15 @@ def text_of(messages: list[dict[str, str]], role: str) -> str:
     return "\n".join(m["content"] for m in messages if role == "all" or m["role"] == role)
 
 
+def turn_pairs(messages: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(user message, the assistant reply right after it) for each reply, in order; system messages skipped."""
+    return [
+        (prev["content"], cur["content"])
+        for prev, cur in zip(messages, messages[1:])
+        if prev["role"] == "user" and cur["role"] == "assistant"
+    ]
+
+
 def turn_problem(messages: list[dict[str, str]]) -> str | None:
     """Why a conversation is not one a trainer takes, or None: an optional system turn first, then user and
     assistant turns alternating from the user's, ending with the assistant's, every content a non-empty string

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from sftforge.ops.base import BoundsConfig, Feature, register
-from sftforge.sample import Record
+from sftforge.sample import Record, turn_pairs
 
 HEAD_CHARS = 240  # refusals open the reply
 
@@ -113,11 +113,7 @@ class Refusal(Feature):
 
     def score(self, record: Record) -> float:
         kind = self.config.kind
-        turns = [
-            (u["content"], a["content"])
-            for u, a in zip(record.messages, record.messages[1:])
-            if u["role"] == "user" and a["role"] == "assistant"
-        ]
+        turns = turn_pairs(record.messages)
         if kind == "refusal":
             return float(any(refuses(a) for _, a in turns))
         if kind == "over_refusal":

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from sftforge.lib.embed import LazyEmbedder
 from sftforge.ops.base import BoundsConfig, Feature, register
-from sftforge.sample import Record
+from sftforge.sample import Record, turn_pairs
 
 MAX_TURNS = 8  # turn pairs scored per conversation: the first ones, where a drift starts
 
@@ -36,15 +36,6 @@ class RelevanceConfig(BoundsConfig):
     model: str | None = Field(
         None, description="Sentence-transformers directory; default: the packaged all-MiniLM-L6-v2."
     )
-
-
-def turn_pairs(messages: list[dict[str, str]]) -> list[tuple[str, str]]:
-    """(user message, the assistant reply right after it) for each reply, first MAX_TURNS."""
-    pairs = []
-    for prev, cur in zip(messages, messages[1:]):
-        if prev["role"] == "user" and cur["role"] == "assistant":
-            pairs.append((prev["content"], cur["content"]))
-    return pairs[:MAX_TURNS]
 
 
 @register
@@ -66,7 +57,7 @@ class Relevance(Feature):
         self.encoder.get()
 
     def score_batch(self, records: list[Record]) -> list[float]:
-        pairs = [turn_pairs(r.messages) for r in records]
+        pairs = [turn_pairs(r.messages)[:MAX_TURNS] for r in records]
         texts = list(dict.fromkeys(t for ps in pairs for pair in ps for t in pair))
         vectors = self.encoder.encode(texts, batch_size=self.batch_size) if texts else np.zeros((0, 1))
         row = {t: i for i, t in enumerate(texts)}
