@@ -68,6 +68,42 @@ class Constraints(Strict):
     responsiveness: Responsiveness = Field(default_factory=Responsiveness)
 
 
+BLOOM_LEVELS = ("remember", "understand", "apply", "analyse", "evaluate", "create")  # Anderson & Krathwohl 2001
+
+
+class Audience(Strict):
+    """A reader the data is written for (`task.audiences`): who they are, how deep they go, what they care about.
+    Grounded generators cross audiences with `task.genres` and give each passage's items different pairs."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Short id, kept in lineage and export.")
+    description: str = Field(
+        min_length=3, description='Who they are, as the prompt names them: "a first-year student new to Python".'
+    )
+    expertise: Literal["beginner", "intermediate", "expert"] | None = Field(
+        None, description="How deep answers and summaries go: plain words and steps, or terse and technical."
+    )
+    interests: list[str] = Field(
+        default_factory=list, description="What summaries and questions should favour for this reader."
+    )
+    level: int | None = Field(
+        None,
+        ge=1,
+        le=6,
+        description="Exercises: the Bloom level asked for (1 remember, 2 understand, 3 apply, 4 analyse, "
+        "5 evaluate, 6 create); the level of each exercise made is measured (`bloom_level`) and reported.",
+    )
+    length: Literal["one_line", "short", "detailed"] | None = Field(
+        None, description="Length of answers and summaries for this reader."
+    )
+
+
+class Genre(Strict):
+    """A style of record (`task.genres`), e.g. a step-by-step answer or a one-line answer, crossed with audiences."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Short id, kept in lineage and export.")
+    instruction: str = Field(min_length=3, description='How to write it, as the prompt says it: "Answer step by step."')
+
+
 class Chunking(Strict):
     tokenizer: str | None = Field(
         None,
@@ -186,6 +222,18 @@ class Generation(Strict):
     model: ModelSpec = Field(default_factory=LlamaCppModel)
     sampling: Sampling = Field(default_factory=Sampling)
     per_passage: int = Field(1, ge=1, le=32, description="Examples requested per passage.")
+    min_per_doc: int = Field(
+        0,
+        ge=0,
+        description="Coverage: each document's best passages, this many, are worked on before any document's "
+        "further passages (grounded and dialogue generators), so no document is left out for lack of rank.",
+    )
+    per_1k_tokens: float = Field(
+        0.0,
+        ge=0,
+        description="Coverage: passages per 1,000 tokens of each document worked on before the rest of the "
+        "ranking (a long manual gets its share); 0: rank alone decides after min_per_doc.",
+    )
     max_attempts: int = Field(3, ge=1, le=10, description="Tries per example before it is rejected.")
     cache: bool = Field(True, description="Keep LLM responses in RUN_DIR/cache so reruns pay for nothing twice.")
     shard_size: int = Field(16, ge=1, description="Work items per committed shard (the resume granularity).")
@@ -487,6 +535,11 @@ class Output(Strict):
         "datasets.save_to_disk; llamafactory: a folder with dataset_info.json for LLaMA-Factory's dataset_dir.",
     )
     license: str | None = Field(None, description="License named in the dataset card.")
+    audience_columns: bool = Field(
+        False,
+        description="Add `audience` and `genre` columns (from lineage) to the JSONL formats; the record's system "
+        "message names them anyway when task.audience_prompt is system.",
+    )
 
 
 class RayConfig(Strict):

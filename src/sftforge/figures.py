@@ -112,6 +112,20 @@ class Diversity(BaseModel):
     mean_pairwise_rouge_l: float
 
 
+class AudienceFigures(BaseModel):
+    """What was made for one audience (`lib/audiences.audience_figures`): records by genre, the replies'
+    diversity, and for an exercise level the Bloom level measured on the questions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: int
+    genres: dict[str, int]
+    replies: Diversity
+    level: int | None = None
+    measured_level: float | None = None
+    level_agreement: float | None = None
+
+
 class Usage(BaseModel):
     """LLM requests and the tokens this run paid for (cached answers cost none)."""
 
@@ -154,6 +168,7 @@ class GenerateFigures(Figures):
     acceptance_rate: float
     diversity: Diversity
     generators: dict[str, GeneratorFigures]
+    audiences: dict[str, AudienceFigures] = Field(default_factory=dict)  # with task.audiences or genres
 
 
 # -- features and clean ----------------------------------------------------------------------------------------------
@@ -291,11 +306,29 @@ class ReviewCounts(BaseModel):
     restored: list[str] = Field(default_factory=list)
 
 
+class Coverage(BaseModel):
+    """What the exported records cover of the usable passages (`lib/coverage.CoverageCounter.table`): records per
+    document (fewest first) and per section, and the sections no record comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: int
+    documents: int
+    documents_covered: int
+    passages: int
+    passages_used: int
+    sections: int
+    sections_covered: int
+    by_document: list[dict[str, Any]]
+    uncovered_sections: list[dict[str, Any]]
+
+
 class ExportFigures(Figures):
     stage = "export"
 
     files: dict[str, ExportedFile]
     review: ReviewCounts
+    coverage: Coverage | None = None  # with document sources
 
 
 F = TypeVar("F", bound=Figures)

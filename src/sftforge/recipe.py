@@ -21,12 +21,14 @@ from pydantic_core import ErrorDetails
 from sftforge.config import (
     BACKENDS,
     BANDIT_STRATEGIES,
+    Audience,
     Chunking,
     Constraints,
     DataSearch,
     Evaluation,
     Generation,
     GeneratorConfig,
+    Genre,
     Output,
     RayConfig,
     Retrieval,
@@ -83,6 +85,27 @@ class Task(Strict):
     )
     system_prompt: str | None = Field(None, description="A system message put at the start of every record.")
     constraints: Constraints = Field(default_factory=Constraints)
+    audiences: list[Audience] = Field(
+        default_factory=list,
+        description="Readers to write for: grounded records (qa, summarization, exercise) and dialogue personas "
+        "draw audience-genre pairs in turn, so each passage's items (generation.per_passage) differ; empty: "
+        "nobody in particular.",
+    )
+    genres: list[Genre] = Field(default_factory=list, description="Styles crossed with the audiences.")
+    audience_prompt: Literal["system", "none"] = Field(
+        "system",
+        description="system: each grounded record's system message names its audience and genre (so the tuned model "
+        "follows one given at inference); none: only lineage (and output.audience_columns) keeps them.",
+    )
+
+    @model_validator(mode="after")
+    def _audience_names_unique(self) -> Task:
+        for what, items in (("audiences", self.audiences), ("genres", self.genres)):
+            names = [a.name for a in items]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"task.{what}: the name {dup[0]!r} is used twice; names must be unique")
+        return self
 
     @property
     def answer_mode(self) -> str | None:

@@ -83,6 +83,8 @@ class Lineage:
     attempts: int = 1
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    audience: str | None = None  # the task.audiences name it was written for
+    genre: str | None = None  # the task.genres name
 
 
 @dataclass(slots=True)
@@ -172,6 +174,8 @@ LINEAGE_TYPE = pa.struct(
         ("attempts", pa.int32()),
         ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()),
+        ("audience", pa.string()),
+        ("genre", pa.string()),
     ]
 )
 ANSWER_CHECK_TYPE = pa.struct(

@@ -172,8 +172,11 @@ class DatasetWriter:
     holds them at once; each file appears complete or not at all. `files` says what was written, for the
     manifest and the card. `name` names the LLaMA-Factory datasets."""
 
-    def __init__(self, out: Path, formats: Sequence[str], name: str = "sftforge") -> None:
+    def __init__(
+        self, out: Path, formats: Sequence[str], name: str = "sftforge", audience_columns: bool = False
+    ) -> None:
         self.out, self.formats, self.name = out, formats, name
+        self.audience_columns = audience_columns  # `audience` and `genre` columns in the JSONL formats
         self.records = 0
         self.left_out = 0
         self.left_out_examples: list[dict[str, str]] = []  # the first LEFT_OUT_NAMED
@@ -201,7 +204,8 @@ class DatasetWriter:
         makers = {"openai": openai_row, "alpaca": alpaca_row, "sharegpt": sharegpt_row}
         for fmt, make in makers.items():
             if fmt in self.files:
-                self.files[fmt].write(row for row in map(make, records) if row is not None)
+                rows = ((r, make(r)) for r in records)
+                self.files[fmt].write(self._tagged(r, row) for r, row in rows if row is not None)
         if "lf_alpaca" in self.files:
             fit = []
             for r in records:  # the pre-flight: what LLaMA-Factory's converters would drop stays out
@@ -220,6 +224,13 @@ class DatasetWriter:
                 self.files["parquet"].write(table)
             if "hf" in self.files:
                 self.files["hf"].write(hf_table(table))
+
+    def _tagged(self, r: Record, row: dict) -> dict:
+        """The row with the record's audience and genre columns, when asked for (None where it has none)."""
+        if not self.audience_columns:
+            return row
+        lineage = r.lineage
+        return row | {"audience": lineage.audience if lineage else None, "genre": lineage.genre if lineage else None}
 
     def __enter__(self) -> DatasetWriter:
         return self

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import jinja2
 
 from sftforge.config import Generation, GeneratorConfig, PoolConfig, Sampling
+from sftforge.lib.audiences import Pair
+from sftforge.lib.coverage import coverage_order
 from sftforge.lib.draws import weighted_order
 from sftforge.llm.base import LLM, Completion
 from sftforge.sample import Lineage, Record, Rejected, SourceRef
@@ -134,6 +136,10 @@ class Step(ABC):
     def template(self) -> Template:
         """The prompt template (its name and hash go into lineage)."""
 
+    def pair_of(self, item: WorkItem) -> Pair | None:
+        """The audience-genre pair the item is written for (lineage), if the step draws them."""
+        return None
+
 
 class TemplateStep(Step):
     """A step whose prompt is one template of the task's language (multi-step generators have several)."""
@@ -180,6 +186,7 @@ class Answer:
 def lineage_of(a: Answer, step: Step, model_id: str, round_: int = 1, parents: list[str] | None = None) -> Lineage:
     """How an answer was made: the step's generator and template, the sampling of its last attempt, its tokens."""
     s = a.completion.request.sampling
+    pair = step.pair_of(a.item)
     return Lineage(
         generator=step.name,
         model=model_id,
@@ -194,6 +201,8 @@ def lineage_of(a: Answer, step: Step, model_id: str, round_: int = 1, parents: l
         attempts=a.attempt + 1,
         prompt_tokens=a.prompt_tokens,
         completion_tokens=a.completion_tokens,
+        audience=pair.audience_name if pair else None,
+        genre=pair.genre_name if pair else None,
     )
 
 
@@ -231,15 +240,19 @@ class Job:
         return self.recipe.task
 
     def passages(self) -> list[Passage]:
-        """The usable passages in rank order; in a later round of the closed loop, in the plan's weighted order."""
+        """The usable passages in work order: rank order with each document's coverage quota first
+        (generation.min_per_doc, per_1k_tokens); in a later round of the closed loop, the plan's weighted order."""
         if self._passages is None:
             from sftforge.storage import read_passages
 
             ranked = read_passages(self.run) if self.recipe.sources.documents else []
+            gen = self.recipe.generation
             if self.plan is not None:
                 by_id = {p.chunk_id: p for p in ranked}
-                seed = self.recipe.generation.sampling.seed + self.plan.round
+                seed = gen.sampling.seed + self.plan.round
                 ranked = [by_id[c] for c in weighted_order(list(by_id), self.plan.weights, seed)]
+            else:
+                ranked = coverage_order(ranked, gen.min_per_doc, gen.per_1k_tokens)
             self._passages = ranked
         return self._passages
 

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from sftforge.errors import StageError
 from sftforge.figures import GenerateFigures
 from sftforge.generate.base import CARRIED_KEY, GENERATORS, Generator, Job, Session, templates_hash
+from sftforge.lib.audiences import audience_figures
 from sftforge.lib.diversity import diversity
 from sftforge.llm import open_llm
 from sftforge.recipe import Recipe
@@ -103,7 +104,7 @@ def _uses_llm(recipe: Recipe) -> bool:
 
 class GenerateStage(Stage):
     name = "generate"
-    version = 2
+    version = 3
     after = "sources"
     resumable = True
 
@@ -114,6 +115,7 @@ class GenerateStage(Stage):
             "task": recipe.task.model_dump(),
             "generators": [g.model_dump() for g in recipe.generators],
             "per_passage": gen.per_passage,
+            "coverage": [gen.min_per_doc, gen.per_1k_tokens],
             "templates": templates_hash(recipe.task.language),
         }
         if _uses_llm(recipe):
@@ -280,5 +282,24 @@ class GenerateStage(Stage):
                 "acceptance_rate": round(made / max(1, made + out.counts["rejected"]), 3),
                 "diversity": diversity(_first_turns(ctx.run, range(table.num_rows), seed), seed),
                 "generators": generators,
+                "audiences": self._audiences(ctx, seed),
             }
         )
+
+    @staticmethod
+    def _audiences(ctx: Context, seed: int) -> dict[str, Any]:
+        """Figures per audience, from a seeded sample of the records (when the recipe names audiences or genres)."""
+        task = ctx.recipe.task
+        if not task.audiences and not task.genres:
+            return {}
+        rows = []
+        for table in ctx.run.iter_tables("generate", columns=["messages", "lineage"]):
+            for msgs, lineage in zip(table.column("messages").to_pylist(), table.column("lineage").to_pylist()):
+                lineage = lineage or {}
+                user = next((m["content"] for m in msgs if m["role"] == "user"), "")
+                reply = next((m["content"] for m in reversed(msgs) if m["role"] == "assistant"), "")
+                rows.append((lineage.get("audience"), lineage.get("genre"), user, reply))
+        if len(rows) > DIVERSITY_SAMPLE:
+            rows = random.Random(seed).sample(rows, DIVERSITY_SAMPLE)
+        levels = {a.name: a.level for a in task.audiences if a.level is not None and task.type == "exercise"}
+        return audience_figures(rows, levels, task.language, seed)

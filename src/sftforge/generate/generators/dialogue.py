@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sftforge.config import Constraints, GeneratorConfig
+from sftforge.config import Audience, Constraints, GeneratorConfig
 from sftforge.generate.answer_check import ResponsivenessCheck
 from sftforge.generate.base import (
     Ask,
@@ -54,7 +54,8 @@ class DialogueConfig(GeneratorConfig):
             "a busy manager deciding whether the product fits their team",
         ],
         min_length=1,
-        description="User personas, drawn in turn (seeded).",
+        description="User personas, drawn in turn (seeded); default, when task.audiences is set: the audiences' "
+        "descriptions (each conversation's lineage names its audience).",
     )
     retrieve: int = Field(2, ge=1, le=8, description="Passages retrieved (BM25) for each assistant turn.")
 
@@ -86,6 +87,7 @@ class Conversation:
     key: str
     passage: Passage
     persona: str
+    audience: str | None = None  # the task.audiences name the persona is, if it is one
     goal: str = ""
     turns: list[tuple[str, str]] = field(default_factory=list)  # (user|assistant, text)
     used: list[Passage] = field(default_factory=list)  # passages shown to the assistant, first use first
@@ -192,8 +194,10 @@ class DialogueDriver:
         records: InstructionRecords,
         constraints: Constraints,
         passages: list[Passage],
+        audiences: list[Audience] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.audiences = audiences or []
         self.records = records
         self.passages = passages
         self.index = BM25Index([p.text for p in passages], lang)
@@ -201,6 +205,14 @@ class DialogueDriver:
         self.assistant = AssistantStep(lang, constraints)
         self.user = UserStep(lang, constraints)
         self.figures: dict = {"conversations": 0, "goal_met": 0, "user_turns": {}}
+
+    @property
+    def cast(self) -> list[tuple[str, str | None]]:
+        """(persona, audience name) of every persona to draw: the recipe's audiences unless the dialogue entry
+        names its own personas."""
+        if self.audiences and "personas" not in self.cfg.model_fields_set:
+            return [(a.description, a.name) for a in self.audiences]
+        return [(p, None) for p in self.cfg.personas]
 
     def _retrieve(self, c: Conversation) -> list[Passage]:
         query = c.turns[-1][1]
@@ -215,13 +227,13 @@ class DialogueDriver:
 
     def run(self, ask: Ask, count: int, seed: int, batch: int = 16) -> Iterator[Wave]:
         rng = random.Random(seed)
-        personas = rng.sample(self.cfg.personas, len(self.cfg.personas))
+        personas = rng.sample(self.cast, len(self.cast))
         made = 0
         start = cohort = 0
         while start < len(self.passages) and made < count:
             size = min(batch, 2 * (count - made))  # about what is still needed
             convs = [
-                Conversation(f"dialogue:{i}", p, personas[i % len(personas)])
+                Conversation(f"dialogue:{i}", p, *personas[i % len(personas)])
                 for i, p in enumerate(self.passages[start : start + size], start)
             ]
             start += size
@@ -300,6 +312,7 @@ class DialogueDriver:
         self.figures["user_turns"][str(n_user)] = self.figures["user_turns"].get(str(n_user), 0) + 1
         s = self.start
         lineage = self.records.lineage()
+        lineage.audience = c.audience
         lineage.template, lineage.template_hash = s.template.name, s.template.hash
         lineage.attempts, lineage.prompt_tokens, lineage.completion_tokens = c.tokens[2], c.tokens[0], c.tokens[1]
         record = self.records.record(c.turns, source, lineage)
@@ -335,4 +348,6 @@ class Dialogue(DriverGenerator):
 
     def driver(self, records: InstructionRecords) -> DialogueDriver:
         task = self.job.task
-        return DialogueDriver(self.config, task.language, records, task.constraints, self.job.passages())
+        return DialogueDriver(
+            self.config, task.language, records, task.constraints, self.job.passages(), task.audiences
+        )

@@ -42,6 +42,7 @@ from sftforge.generate.parsing import (
     split_options,
     strip_quotes,
 )
+from sftforge.lib.audiences import Pair, pair_for, pairs
 from sftforge.lib.grounding import sentence_spans, support
 from sftforge.sample import AnswerCheck, Record, SourceRef
 from sftforge.sources.chunking import Passage
@@ -57,6 +58,7 @@ class GroundedItem:
 
     passage: Passage
     answer_span: tuple[int, int] | None = None
+    pair: Pair | None = None  # the audience and genre it is written for (task.audiences x task.genres)
 
     @property
     def answer(self) -> str:
@@ -116,6 +118,8 @@ class GroundedStep(RecordStep):
         )
         if self.responsiveness is not None:
             self.attempts = checked.candidates  # best of n: ask again until a question passes the round trip
+        self.pairs = pairs(task.audiences, task.genres)
+        self._audience = load_template(self.lang, "audience")
 
     def work_items(self, passages: list[Passage], per_passage: int) -> list[WorkItem]:
         """Items in passage order. Answer-first QA gives each of a passage's samples a different answer sentence
@@ -123,15 +127,28 @@ class GroundedStep(RecordStep):
         items: list[WorkItem] = []
         for p in passages:
             if not self.answer_first:
-                items.extend(WorkItem(f"{p.chunk_id}|{k}", GroundedItem(p)) for k in range(per_passage))
+                for k in range(per_passage):
+                    items.append(WorkItem(f"{p.chunk_id}|{k}", GroundedItem(p, None, pair_for(self.pairs, len(items)))))
                 continue
             cands = answer_candidates(p.text, self.lang)
             if not cands:
                 continue
             offset = int(hashlib.sha256(p.chunk_id.encode()).hexdigest()[:8], 16)
             for k in range(min(per_passage, len(cands))):
-                items.append(WorkItem(f"{p.chunk_id}|{k}", GroundedItem(p, cands[(offset + k) % len(cands)])))
+                span = cands[(offset + k) % len(cands)]
+                items.append(WorkItem(f"{p.chunk_id}|{k}", GroundedItem(p, span, pair_for(self.pairs, len(items)))))
         return items
+
+    def pair_of(self, item: WorkItem) -> Pair | None:
+        return item.payload.pair
+
+    def _audience_note(self, pair: Pair | None) -> str:
+        """The words that ask for the item's audience and genre (empty without them)."""
+        if pair is None:
+            return ""
+        return self._audience.render_block(
+            "note", audience=pair.audience, genre=pair.genre, kind=self.kind, bloom=pair.bloom
+        )
 
     @property
     def template(self) -> Template:
@@ -146,6 +163,8 @@ class GroundedStep(RecordStep):
             description=self.task.description,
             num_options=len(self.letters),
             letters=self.letters,
+            audience_note=self._audience_note(it.pair),
+            audience=it.pair.audience if it.pair else None,
         )
 
     # -- parsing ------------------------------------------------------------------------------------------------
@@ -179,6 +198,17 @@ class GroundedStep(RecordStep):
         return a
 
     def parse(self, item: WorkItem, output: str) -> Record:
+        record = self._parse(item, output)
+        pair = item.payload.pair
+        if pair is not None and self.task.audience_prompt == "system":
+            system = self._audience.render_block(
+                "record_system", system_prompt=self.task.system_prompt, audience=pair.audience, genre=pair.genre
+            )
+            body = [m for m in record.messages if m["role"] != "system"]
+            record.messages = [{"role": "system", "content": system}, *body]
+        return record
+
+    def _parse(self, item: WorkItem, output: str) -> Record:
         it: GroundedItem = item.payload
         p = it.passage
         output = self._prefill + output
