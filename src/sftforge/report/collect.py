@@ -20,7 +20,14 @@ import pyarrow.parquet as pq
 
 from sftforge import __version__
 from sftforge.errors import ReviewError, RunDirError
-from sftforge.figures import CleanFigures, GenerateFigures, SelectFigures, SourcesFigures, read_figures
+from sftforge.figures import (
+    CleanFigures,
+    ExportFigures,
+    GenerateFigures,
+    SelectFigures,
+    SourcesFigures,
+    read_figures,
+)
 from sftforge.lib.balance import BALANCE_SCORES, BalanceCounter
 from sftforge.recipe import Recipe
 from sftforge.report.projection import project_2d
@@ -473,6 +480,8 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
         "operators": [asdict(row) for row in operator_rows(run)],
         "inputs": skipped_inputs(run),
         "generate_reasons": generate_reasons(generate),
+        "coverage": coverage.model_dump() if (coverage := _coverage(run)) else None,
+        "audiences": {k: v.model_dump() for k, v in generate.audiences.items()} if generate else {},
         "reasons": why,
         "totals": {
             "records": len(states),
@@ -494,6 +503,12 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
         "review": {"decisions": dict(decisions), "counts": dict(Counter(decisions.values())), "error": review_error},
     }
     return finite_json(data)
+
+
+def _coverage(run: RunDir) -> Any:
+    """What the exported records cover of the documents (the export stage's figures), if it ran."""
+    export = read_figures(run, ExportFigures)
+    return export.coverage if export else None
 
 
 def skipped_inputs(run: RunDir) -> dict[str, Any]:

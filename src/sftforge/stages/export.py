@@ -9,11 +9,13 @@ from typing import Any
 from sftforge import __version__
 from sftforge.export.card import CardStats, render_card
 from sftforge.export.formats import DatasetWriter, dataset_name
-from sftforge.figures import ExportFigures, ReviewCounts
+from sftforge.figures import Coverage, ExportFigures, ReviewCounts
+from sftforge.lib.coverage import CoverageCounter
 from sftforge.review.decisions import Review, decisions_digest
 from sftforge.run import ShardLog, atomic_write_bytes
 from sftforge.sample import reason_kind, table_to_records
 from sftforge.stages.base import Context, Stage
+from sftforge.storage import read_documents, read_passages
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def top_reasons(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
 
 class ExportStage(Stage):
     name = "export"
-    version = 3
+    version = 4
     after = "clean"
 
     def upstream(self, ctx: Context) -> str | None:
@@ -50,24 +52,33 @@ class ExportStage(Stage):
         stage = ctx.recipe.dataset_stage
         review = Review(ctx.run)
         stats = CardStats()
+        covered = CoverageCounter()
         shards = ctx.run.shards(stage)
         bar = ctx.reporter.task("export", total=len(shards) + 1)
-        with DatasetWriter(folder, ctx.recipe.output.formats, dataset_name(ctx.recipe.name)) as writer:
+        out_cfg = ctx.recipe.output
+        with DatasetWriter(folder, out_cfg.formats, dataset_name(ctx.recipe.name), out_cfg.audience_columns) as writer:
             for table in ctx.run.iter_tables(stage):
                 batch = review.keep(table_to_records(table))
                 writer.add(batch)
                 stats.add(batch)
+                covered.add(batch)
                 ctx.reporter.advance(bar, records=stats.n)
             restored = review.restored()
             writer.add(restored)
             stats.add(restored)
+            covered.add(restored)
         if review.removed or restored:
             log.info("review: %d record(s) rejected, %d brought back", len(review.removed), len(restored))
         files = writer.written
         summary = ReviewCounts(rejected=review.removed, restored=[r.id for r in restored])
-        card = render_card(ctx.recipe, stats, ctx.run, files, top_reasons(ctx), __version__, summary)
+        coverage = (
+            Coverage.model_validate(covered.table(read_passages(ctx.run), read_documents(ctx.run)))
+            if ctx.recipe.sources.documents
+            else None
+        )
+        card = render_card(ctx.recipe, stats, ctx.run, files, top_reasons(ctx), __version__, summary, coverage)
         atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
         atomic_write_bytes(folder / "recipe.yaml", ctx.run.recipe_path.read_bytes())
         ctx.reporter.advance(bar)
         ctx.reporter.done(bar)
-        return {"records": stats.n}, ExportFigures(files=files, review=summary)
+        return {"records": stats.n}, ExportFigures(files=files, review=summary, coverage=coverage)

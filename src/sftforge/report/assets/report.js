@@ -253,10 +253,40 @@ function funnel() {
     body.append(table(["check failed", "outputs (asked again or last attempt)", "items rejected"],
       DATA.generate_reasons.map((r) => [r.reason, r.asked_again, r.rejected]), [1, 2]));
   }
+  coverage(body);
+  audiences(body);
   body.append(h("h3", {}, "Removed records by reason, with examples"));
   if (!DATA.reasons.length) body.append(empty("nothing was removed"));
   else body.append(table(["stage", "operator", "reason", "records", "examples"],
     DATA.reasons.map((r) => [r.stage, r.operator, r.reason, r.count, h("span", {}, r.examples.map((id) => [recordLink(id), " "]))]), [3]));
+}
+
+function coverage(body) {
+  const c = DATA.coverage;
+  if (!c) return;
+  body.append(h("h3", {}, "What the dataset covers of the documents"));
+  body.append(h("p", {}, `The exported records come from ${c.documents_covered} of ${c.documents} documents, ` +
+    `${c.passages_used} of ${c.passages} usable passages and ${c.sections_covered} of ${c.sections} sections. ` +
+    "Documents with the fewest records first; generation.min_per_doc and per_1k_tokens spread the budget."));
+  const docs = c.by_document.slice(0, 30);
+  barChart(body, "coverage", docs.map((d) => d.doc_id), docs.map((d) => d.records), {empty: "no usable passage"});
+  body.append(table(["document", "records", "passages used", "usable passages", "tokens"],
+    c.by_document.map((d) => [d.doc_id, d.records, d.passages_used, d.passages, d.tokens]), [1, 2, 3, 4]));
+  if (c.uncovered_sections.length) {
+    body.append(h("p", {}, "Sections no exported record comes from (what the dataset does not teach):"));
+    body.append(table(["document", "section", "usable passages"],
+      c.uncovered_sections.map((u) => [u.doc_id, u.section, u.passages]), [2]));
+  }
+}
+
+function audiences(body) {
+  const rows = Object.entries(DATA.audiences);
+  if (!rows.length) return;
+  body.append(h("h3", {}, "Generated for each audience"));
+  body.append(h("p", {}, "Replies' distinct-2 (higher is more varied); for exercise levels, the Bloom level read from each question's cue words (a proxy) and the share that matches the level asked for."));
+  body.append(table(["audience", "records", "genres", "replies distinct-2", "level asked", "level measured", "agreement"],
+    rows.map(([name, a]) => [name, a.records, Object.entries(a.genres).map(([g, n]) => `${g} ${n}`).join(", "),
+      a.replies.distinct_2, a.level, a.measured_level, a.level_agreement]), [1, 3, 4, 5, 6]));
 }
 
 function distributions() {
