@@ -321,6 +321,55 @@ def schema(
 
 @app.command()
 @_guard
+def audiences(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (it needs documents).")],
+    out_dir: OutOption = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=12, help="Audiences to propose.")] = 3,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Ask the recipe's model who reads the documents; write RUN_DIR/audiences.yaml to edit into task.audiences."""
+    from collections import Counter
+
+    import yaml
+
+    from sftforge.generate.proposals import ProposeAudienceStep, propose_audiences
+    from sftforge.generate.runner import ask
+    from sftforge.llm import open_llm
+    from sftforge.progress import RichReporter
+    from sftforge.recipe import load_recipe
+    from sftforge.run import RunDir, atomic_write_bytes
+    from sftforge.stages import Context, run_stage
+    from sftforge.storage import read_passages
+
+    _setup_logging(verbose)
+    rec, text = load_recipe(recipe)
+    if not rec.sources.documents:
+        raise typer.BadParameter(f"{recipe} has no sources.documents: audiences are proposed from documents")
+    run_dir = out_dir or Path("runs") / rec.name
+    run_ = RunDir.create(run_dir, text, rec.name, recipe.resolve().parent)
+    with RichReporter(console) as reporter:
+        run_stage(Context(run=run_, recipe=rec, reporter=reporter), "sources")
+    gen = rec.generation
+    step = ProposeAudienceStep(rec.task.language)
+    stats: Counter[str] = Counter()
+    with open_llm(gen.model, rec.resolve("."), run_.path / "cache" / "llm.sqlite" if gen.cache else None) as llm:
+        found, failed = propose_audiences(
+            read_passages(run_), count, lambda items: ask(llm, step, items, gen, gen.sampling, stats), rec.task.language
+        )
+    entries = [a.model_dump(exclude_none=True, exclude_defaults=True) for a in found]
+    note = (
+        f"# Audiences the model proposed for {rec.name} ({len(found)} of {count} asked; "
+        f"{sum(failed.values())} answers unusable). Edit them, add interests, a Bloom level for exercises or a\n"
+        "# length, and paste the list under `task:` in the recipe.\n"
+    )
+    body = yaml.safe_dump({"audiences": entries}, sort_keys=False, allow_unicode=True)
+    path = run_.path / "audiences.yaml"
+    atomic_write_bytes(path, (note + body).encode("utf-8"))
+    typer.echo(note + body + f"written to {path}")
+
+
+@app.command()
+@_guard
 def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) -> None:
     """Check a recipe without running it."""
     from sftforge.recipe import load_recipe
