@@ -143,6 +143,15 @@ def test_the_run_writes_a_report_whose_funnel_is_the_manifest_s(finished_run: Pa
     assert bars["generate: kept"] == stages["generate"]["counts"]["records"]
     assert bars["generate: removed"] == stages["generate"]["counts"]["rejected"]
     assert bars["clean: kept"] == bars["export: kept"] == stages["export"]["counts"]["records"]
+    covered = dict(
+        page.eval_on_selector_all(
+            '[data-chart="coverage"] rect.bar', "els => els.map(e => [e.dataset.label, +e.dataset.value])"
+        )
+    )
+    by_doc = stages["export"]["extra"]["coverage"]["by_document"]
+    assert covered == {d["doc_id"]: d["records"] for d in by_doc}
+    assert set(covered) == {"pep-0008.rst", "pep-0257.rst", "pep-0020.rst"}
+    assert sum(covered.values()) >= 1
     rows = page.locator("#browser-rows tr").count()
     assert rows == min(50, stages["generate"]["counts"]["records"] + stages["generate"]["counts"]["rejected"])
     page.close()

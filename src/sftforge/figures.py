@@ -113,7 +113,7 @@ class Diversity(BaseModel):
 
 
 class AudienceFigures(BaseModel):
-    """What was made for one audience (`lib/audiences.audience_figures`): records by genre, the replies'
+    """What was made for one audience (`generate/audiences.audience_figures`): records by genre, the replies'
     diversity, and for an exercise level the Bloom level measured on the questions."""
 
     model_config = ConfigDict(extra="forbid")

@@ -58,6 +58,11 @@ def write_passages(run: RunDir, chunks: pa.Table, documents: pa.Table) -> None:
     atomic_write_table(run.stage_dir("sources") / "documents.parquet", documents.cast(DOC_SCHEMA))
 
 
+def has_passages(run: RunDir) -> bool:
+    """Whether the sources stage wrote passages (a run with documents whose sources stage has finished)."""
+    return (run.stage_dir("sources") / "chunks.parquet").exists()
+
+
 def read_chunks(run: RunDir, used_only: bool = True) -> list[dict[str, Any]]:
     """The chunks as rows, in rank order; `used_only`: those generation may use."""
     table = pq.read_table(run.stage_dir("sources") / "chunks.parquet")

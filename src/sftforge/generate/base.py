@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import jinja2
 
 from sftforge.config import Generation, GeneratorConfig, PoolConfig, Sampling
-from sftforge.lib.audiences import Pair
+from sftforge.generate.audiences import Pair
 from sftforge.lib.coverage import coverage_order
 from sftforge.lib.draws import weighted_order
 from sftforge.llm.base import LLM, Completion

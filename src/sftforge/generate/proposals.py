@@ -102,7 +102,7 @@ def propose_audiences(
         seen.add(key)
         name = _name(reader, taken)
         taken.add(name)
-        audiences.append(Audience(name=name, description=reader, expertise=expertise))  # type: ignore[arg-type]
+        audiences.append(Audience(name=name, description=reader, expertise=expertise))
         if len(audiences) == count:
             break
     return audiences, failed

@@ -16,18 +16,44 @@ import bisect
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from sftforge.lib.text import tokens
-from sftforge.sample import Record
-from sftforge.sources.chunking import Passage
+
+
+class Passage(Protocol):
+    """What coverage reads of a passage (`sources.chunking.Passage` has it)."""
+
+    @property
+    def chunk_id(self) -> str: ...
+    @property
+    def doc_id(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+
+
+class SourceRef(Protocol):
+    """What coverage reads of a record's source (`sample.SourceRef` has it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def doc_id(self) -> str | None: ...
+
+
+P = TypeVar("P", bound=Passage)
 
 
 def _quota(n_tokens: int, min_per_doc: int, per_1k_tokens: float) -> int:
     return max(min_per_doc, math.ceil(per_1k_tokens * n_tokens / 1000))
 
 
-def coverage_order(passages: list[Passage], min_per_doc: int, per_1k_tokens: float) -> list[Passage]:
+def coverage_order(passages: Sequence[P], min_per_doc: int, per_1k_tokens: float) -> list[P]:
     """`passages` (best first) with each document's quota first: tier 0 its best `min_per_doc`, tier 1 up to
     its per-1k-tokens share, tier 2 the rest; rank order within a tier. Unchanged when both settings are 0."""
     if min_per_doc <= 0 and per_1k_tokens <= 0:
@@ -36,7 +62,7 @@ def coverage_order(passages: list[Passage], min_per_doc: int, per_1k_tokens: flo
     for p in passages:
         doc_tokens[p.doc_id] += len(tokens(p.text))
     seen: Counter[str] = Counter()
-    tiers: list[list[Passage]] = [[], [], []]
+    tiers: list[list[P]] = [[], [], []]
     for p in passages:
         k = seen[p.doc_id]
         seen[p.doc_id] += 1
@@ -98,14 +124,14 @@ class CoverageCounter:
         self.by_doc: Counter[str] = Counter()
         self.records = 0
 
-    def add(self, records: Iterable[Record]) -> None:
-        for r in records:
+    def add(self, sources: Iterable[Sequence[SourceRef]]) -> None:
+        """Count records, given each record's sources."""
+        for refs in sources:
             self.records += 1
-            chunks = {s.id for s in r.source if s.kind == "chunk"}
-            self.by_chunk.update(chunks)
-            self.by_doc.update({s.doc_id for s in r.source if s.kind == "chunk" and s.doc_id})
+            self.by_chunk.update({s.id for s in refs if s.kind == "chunk"})
+            self.by_doc.update({s.doc_id for s in refs if s.kind == "chunk" and s.doc_id})
 
-    def table(self, passages: list[Passage], documents: dict[str, str], max_rows: int = 200) -> dict:
+    def table(self, passages: Sequence[Passage], documents: dict[str, str], max_rows: int = 200) -> dict:
         """Records per document (every document, usable passages or not) and per section of the usable passages,
         with what nothing was made from: documents, sections and passages (counts; the uncovered sections listed,
         at most `max_rows`)."""

@@ -15,7 +15,7 @@ from sftforge.review.decisions import Review, decisions_digest
 from sftforge.run import ShardLog, atomic_write_bytes
 from sftforge.sample import reason_kind, table_to_records
 from sftforge.stages.base import Context, Stage
-from sftforge.storage import read_documents, read_passages
+from sftforge.storage import has_passages, read_documents, read_passages
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +61,19 @@ class ExportStage(Stage):
                 batch = review.keep(table_to_records(table))
                 writer.add(batch)
                 stats.add(batch)
-                covered.add(batch)
+                covered.add(r.source for r in batch)
                 ctx.reporter.advance(bar, records=stats.n)
             restored = review.restored()
             writer.add(restored)
             stats.add(restored)
-            covered.add(restored)
+            covered.add(r.source for r in restored)
         if review.removed or restored:
             log.info("review: %d record(s) rejected, %d brought back", len(review.removed), len(restored))
         files = writer.written
         summary = ReviewCounts(rejected=review.removed, restored=[r.id for r in restored])
         coverage = (
             Coverage.model_validate(covered.table(read_passages(ctx.run), read_documents(ctx.run)))
-            if ctx.recipe.sources.documents
+            if ctx.recipe.sources.documents and has_passages(ctx.run)
             else None
         )
         card = render_card(ctx.recipe, stats, ctx.run, files, top_reasons(ctx), __version__, summary, coverage)

@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 
 from sftforge.errors import StageError
 from sftforge.figures import GenerateFigures
+from sftforge.generate.audiences import asked_levels, audience_figures
 from sftforge.generate.base import CARRIED_KEY, GENERATORS, Generator, Job, Session, templates_hash
-from sftforge.lib.audiences import audience_figures
 from sftforge.lib.diversity import diversity
 from sftforge.llm import open_llm
 from sftforge.recipe import Recipe
@@ -301,5 +301,4 @@ class GenerateStage(Stage):
                 rows.append((lineage.get("audience"), lineage.get("genre"), user, reply))
         if len(rows) > DIVERSITY_SAMPLE:
             rows = random.Random(seed).sample(rows, DIVERSITY_SAMPLE)
-        levels = {a.name: a.level for a in task.audiences if a.level is not None and task.type == "exercise"}
-        return audience_figures(rows, levels, task.language, seed)
+        return audience_figures(rows, asked_levels(task), task.language, seed)

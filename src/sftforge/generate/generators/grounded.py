@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sftforge.config import GeneratorConfig
 from sftforge.generate.answer_check import ResponsivenessCheck, faithfulness_check, overlap_check, span_check
+from sftforge.generate.audiences import Pair, pair_for, pairs
 from sftforge.generate.base import (
     CARRIED_KEY,
     Generator,
@@ -42,7 +43,6 @@ from sftforge.generate.parsing import (
     split_options,
     strip_quotes,
 )
-from sftforge.lib.audiences import Pair, pair_for, pairs
 from sftforge.lib.grounding import sentence_spans, support
 from sftforge.sample import AnswerCheck, Record, SourceRef
 from sftforge.sources.chunking import Passage
@@ -88,6 +88,8 @@ def answer_candidates(text: str, lang: str) -> list[tuple[int, int]]:
         out.append((s, e))
     return out
 
+
+SENTENCES_FOR_LENGTH = {"one_line": 1, "short": 2}  # an audience's summary length, in sentences kept at most
 
 _ZH_QUESTION = re.compile(r"[?？]|什么|吗|哪|谁|如何|怎么|为什么|为何|多少|几|是否")
 
@@ -218,7 +220,7 @@ class GroundedStep(RecordStep):
         if self.kind in ("qa_extractive", "qa_open"):
             return self._parse_qa(p, fields)
         if self.kind == "summarization":
-            return self._parse_summary(p, fields, output)
+            return self._parse_summary(p, fields, output, it.pair)
         return self._parse_exercise(p, fields)
 
     def _parse_qa(self, p: Passage, fields: dict[str, str]) -> Record:
@@ -280,13 +282,17 @@ class GroundedStep(RecordStep):
         sources = [self._chunk_ref(p), SourceRef("span", p.chunk_id, p.doc_id, p.start + s, p.start + e)]
         return self._record(self._qa_user(p, question), answer, sources, check)
 
-    def _parse_summary(self, p: Passage, fields: dict[str, str], output: str) -> Record:
+    def _parse_summary(self, p: Passage, fields: dict[str, str], output: str, pair: Pair | None) -> Record:
         summary = fields.get("summary")
         if summary is None:
             if fields:
                 raise ParseError("no 'Summary:' in the output")
             summary = output  # unlabelled output: the whole text is the summary
         summary = strip_quotes(summary.strip())
+        length = pair.audience.length if pair and pair.audience else None
+        if length in SENTENCES_FOR_LENGTH:  # the reader's length is kept, not hoped for: the first sentences
+            spans = sentence_spans(summary)[: SENTENCES_FOR_LENGTH[length]]
+            summary = summary[spans[0][0] : spans[-1][1]].strip() if spans else summary
         c = self.task.constraints
         self._check_len("summary", summary, c.min_answer_chars, c.max_answer_chars)
         check_language(summary, self.lang)

@@ -284,9 +284,11 @@ function audiences(body) {
   if (!rows.length) return;
   body.append(h("h3", {}, "Generated for each audience"));
   body.append(h("p", {}, "Replies' distinct-2 (higher is more varied); for exercise levels, the Bloom level read from each question's cue words (a proxy) and the share that matches the level asked for."));
-  body.append(table(["audience", "records", "genres", "replies distinct-2", "level asked", "level measured", "agreement"],
+  const t = table(["audience", "records", "genres", "replies distinct-2", "level asked", "level measured", "agreement"],
     rows.map(([name, a]) => [name, a.records, Object.entries(a.genres).map(([g, n]) => `${g} ${n}`).join(", "),
-      a.replies.distinct_2, a.level, a.measured_level, a.level_agreement]), [1, 3, 4, 5, 6]));
+      a.replies.distinct_2, a.level, a.measured_level, a.level_agreement]), [1, 3, 4, 5, 6]);
+  t.dataset.table = "audiences";
+  body.append(t);
 }
 
 function distributions() {

@@ -8,10 +8,14 @@ different pairs. `audience_figures` gives the manifest's figures per audience. P
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sftforge.config import BLOOM_LEVELS, Audience, Genre
 from sftforge.lib.bloom import bloom_level, question_of
 from sftforge.lib.diversity import diversity
+
+if TYPE_CHECKING:
+    from sftforge.recipe import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,13 @@ def pairs(audiences: list[Audience], genres: list[Genre]) -> list[Pair]:
 def pair_for(drawn: list[Pair], index: int) -> Pair | None:
     """The pair of the work item at `index` in the work order (None when the recipe names no audiences)."""
     return drawn[index % len(drawn)] if drawn else None
+
+
+def asked_levels(task: Task) -> dict[str, int]:
+    """The Bloom level each audience asks exercises at (only exercises have one)."""
+    if task.type != "exercise":
+        return {}
+    return {a.name: a.level for a in task.audiences if a.level is not None}
 
 
 def audience_figures(
