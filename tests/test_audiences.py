@@ -283,3 +283,18 @@ def test_proposals_spread_over_documents_and_keep_distinct_readers_most_named_fi
         ("surgeon", "a surgeon", "expert"),
     ]
     assert failed == {"no reader": 1}
+
+
+def test_answer_first_questions_go_to_the_sentence_an_audience_cares_about():
+    text = (
+        "The kettle switches off by itself when the water boils. "
+        "Descaling it once a month with white vinegar keeps the element clean. "
+        "The warranty covers the heating element for two years after purchase."
+    )
+    buyer = {"name": "buyer", "description": "a careful buyer", "interests": ["warranty", "purchase"]}
+    r = recipe({"type": "qa", "audiences": [buyer, KID]})
+    step = GroundedStep(r.task)
+    items = step.work_items([passage(0, text=text)], 2)
+    chosen = [(step.pair_of(it).audience_name, it.payload.answer) for it in items]
+    assert chosen[0] == ("buyer", "The warranty covers the heating element for two years after purchase.")
+    assert chosen[1][0] == "kid" and chosen[1][1] != chosen[0][1]  # no interests: the next sentence in turn

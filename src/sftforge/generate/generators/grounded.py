@@ -136,10 +136,21 @@ class GroundedStep(RecordStep):
             if not cands:
                 continue
             offset = int(hashlib.sha256(p.chunk_id.encode()).hexdigest()[:8], 16)
+            order = [cands[(offset + k) % len(cands)] for k in range(len(cands))]
             for k in range(min(per_passage, len(cands))):
-                span = cands[(offset + k) % len(cands)]
-                items.append(WorkItem(f"{p.chunk_id}|{k}", GroundedItem(p, span, pair_for(self.pairs, len(items)))))
+                pair = pair_for(self.pairs, len(items))
+                span = self._answer_for(p.text, order, pair)
+                order.remove(span)
+                items.append(WorkItem(f"{p.chunk_id}|{k}", GroundedItem(p, span, pair)))
         return items
+
+    def _answer_for(self, text: str, order: list[tuple[int, int]], pair: Pair | None) -> tuple[int, int]:
+        """The answer sentence for an item: the first in the passage's (hashed) order, or, for an audience with
+        interests, the one that names most of them, so each reader is asked about what they care about."""
+        interests = set(tokens(" ".join(pair.audience.interests))) if pair and pair.audience else set()
+        if not interests:
+            return order[0]
+        return max(order, key=lambda span: len(interests & set(tokens(text[span[0] : span[1]]))))
 
     def pair_of(self, item: WorkItem) -> Pair | None:
         return item.payload.pair
