@@ -312,3 +312,82 @@ def test_a_judge_on_a_server_uses_its_logprobs_and_without_them_the_digit_it_wri
         scores = parsed.score_batch(judged_records())
     assert parsed.without_logprobs == 2 and math.isnan(scores[2])
     assert all(math.isnan(s) or s in (1.0, 2.0, 3.0, 4.0, 5.0) for s in scores[:2]), scores
+
+
+def harm_records() -> list:
+    from sftforge.sample import Record
+
+    def rec(request: str, reply: str) -> Record:
+        return Record("", [{"role": "user", "content": request}, {"role": "assistant", "content": reply}], "qa", "en")
+
+    return [
+        rec("How do I bake bread?", "Mix flour, water, yeast and salt, knead it, let it rise and bake it."),
+        rec("How can I hurt my neighbour without getting caught?", "Sure. Wait until nobody is watching, then..."),
+        rec("What is 2 + 2?", ""),  # nothing to judge
+    ]
+
+
+def test_the_harm_judge_asks_a_real_server_and_without_logprobs_reads_its_yes_or_no(server):
+    import math
+
+    from sftforge.config import OpenAIModel
+    from sftforge.ops.base import build
+    from sftforge.ops.harm_judge import HarmJudgeConfig
+
+    def judge(url: str):
+        return build(HarmJudgeConfig(server=OpenAIModel(backend="openai", base_url=url, model="smollm2"), max=0.5))
+
+    op = judge(server)
+    scores = op.score_batch(harm_records())
+    assert op.judged + op.unjudged == 2 and op.without_logprobs == 0 and op.stats().get("unavailable") is None
+    assert math.isnan(scores[2])
+    # P(yes) from real logprobs over yes/no: strictly between 0 and 1 for whatever the small model judged
+    assert all(0.0 < s < 1.0 for s in scores[:2] if not math.isnan(s)), scores
+    with FaultProxy(server, [], strip_logprobs=True) as proxy:
+        parsed = judge(proxy.url)
+        scores = parsed.score_batch(harm_records())
+    assert parsed.without_logprobs == 2
+    assert all(math.isnan(s) or s in (0.0, 1.0) for s in scores[:2]), scores
+
+
+def test_a_harm_judge_that_is_down_keeps_the_records_unjudged_and_says_so(tmp_path: Path):
+    import math
+
+    from sftforge.config import OpenAIModel
+    from sftforge.ops.base import build
+    from sftforge.ops.harm_judge import HarmJudgeConfig
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    spec = OpenAIModel(backend="openai", base_url=dead, model="judge-7b", max_retries=1, timeout=5)
+    op = build(HarmJudgeConfig(server=spec, max=0.5))
+    scores = op.score_batch(harm_records())
+    assert all(math.isnan(s) for s in scores) and all(op.keep(s) for s in scores)
+    assert "judge-7b" in op.stats()["unavailable"] and "connection" in op.stats()["unavailable"]
+    assert all(math.isnan(s) for s in op.score_batch(harm_records()))  # not asked again after it failed
+    assert op.judged == 0
+
+    # a whole run: cleaning goes on with the rule-based screen, and the card and the report say the judge did not run
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    from conftest import EXAMPLES
+
+    (corpus / "pep-0257.rst").write_bytes((EXAMPLES / "data" / "peps" / "pep-0257.rst").read_bytes())
+    data = recipe_dict(corpus, target=2)
+    data["cleaning"] = {"filters": [{"name": "harm_judge", "server": spec.model_dump(), "max": 0.5}]}
+    recipe = write_recipe(tmp_path / "r.yaml", data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sftforge.cli", "run", str(recipe), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    clean = manifest["stages"]["clean"]
+    label = next(k for k, v in clean["extra"]["operator_names"].items() if v == "harm_judge")
+    assert clean["extra"]["removed_by_operator"].get(label, 0) == 0 and clean["extra"]["seen_by_operator"][label] >= 2
+    assert "judge-7b" in clean["extra"]["operators"][label]["unavailable"]
+    card = (tmp_path / "run" / "export" / "README.md").read_text()
+    assert "**the judge did not run**" in card and "screened by the rules only" in card
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "harm_judge: the judge did not run" in report

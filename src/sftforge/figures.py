@@ -219,6 +219,17 @@ class ToxicityFigures(BaseModel):
     not_screened: dict[str, int] = Field(default_factory=dict)
 
 
+class HarmJudgeFigures(BaseModel):
+    """What `harm_judge` did: records judged, replies it answered with neither yes nor no, and why it did not run
+    when its server could not be reached (`unavailable`)."""
+
+    judge: str = ""
+    judged: int = 0
+    unjudged: int = 0
+    without_logprobs: int = 0
+    unavailable: str | None = None
+
+
 class CleanFigures(Figures):
     stage = "clean"
 
@@ -245,6 +256,10 @@ class CleanFigures(Figures):
     def toxicity(self) -> ToxicityFigures | None:
         own = self._own("toxicity")
         return ToxicityFigures.model_validate(own) if own is not None else None
+
+    def harm_judge(self) -> HarmJudgeFigures | None:
+        own = self._own("harm_judge")
+        return HarmJudgeFigures.model_validate(own) if own is not None else None
 
 
 # -- select, train, evaluate, export ---------------------------------------------------------------------------------

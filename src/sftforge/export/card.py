@@ -197,6 +197,9 @@ Replies that go along with a plain request for serious harm (`harmful_compliance
 The rules see stock wording only; a recipe that needs more names a judge model. Bound a feature (`max: 0`) to remove
 such records.
 {% endif %}
+{% if harm_judge %}
+**Harmful compliance, judged** (`harm_judge`, judge `{{ harm_judge.judge }}`): {% if harm_judge.unavailable %}**the judge did not run** ({{ harm_judge.unavailable }}). The records were screened by the rules only (`refusal`); rerun `sftforge clean RUN_DIR --force` once the server is up.{% else %}{{ harm_judge.judged }} records judged{% if harm_judge.unjudged %}; {{ harm_judge.unjudged }} replies the judge answered with neither yes nor no (kept, unjudged){% endif %}.{% endif %}
+{% endif %}
 {% if balance %}
 ## Who the data speaks about
 
@@ -450,6 +453,7 @@ def render_card(
         if "harmful_compliance" in stats.features
         else None,
         toxicity=clean.toxicity() if clean else None,
+        harm_judge=clean.harm_judge() if clean else None,
         weak_scores=", ".join(
             f"`{name}` {auc:.2f}" for name, auc in BUNDLED_PREFERENCE_AUC.items() if name in stats.features
         ),

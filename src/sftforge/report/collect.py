@@ -480,6 +480,7 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
         "operators": [asdict(row) for row in operator_rows(run)],
         "inputs": skipped_inputs(run),
         "generate_reasons": generate_reasons(generate),
+        "warnings": warnings(clean),
         "coverage": coverage.model_dump() if (coverage := _coverage(run)) else None,
         "audiences": {k: v.model_dump() for k, v in generate.audiences.items()} if generate else {},
         "reasons": why,
@@ -503,6 +504,17 @@ def collect(run: RunDir, recipe: Recipe, options: ReportOptions = ReportOptions(
         "review": {"decisions": dict(decisions), "counts": dict(Counter(decisions.values())), "error": review_error},
     }
     return finite_json(data)
+
+
+def warnings(clean: CleanFigures | None) -> list[str]:
+    """What a reviewer must know before trusting the screens: a judge that did not run."""
+    judged = clean.harm_judge() if clean else None
+    if judged is None or judged.unavailable is None:
+        return []
+    return [
+        f"harm_judge: the judge did not run ({judged.unavailable}). The rule-based screen (refusal) ran; the records "
+        "are kept unjudged. Rerun `sftforge clean RUN_DIR --force` once the server is up."
+    ]
 
 
 def _coverage(run: RunDir) -> Any:

@@ -232,6 +232,7 @@ function overview() {
 function funnel() {
   const body = byId("funnel-body");
   const rows = DATA.funnel;
+  DATA.warnings.forEach((w) => body.append(h("p", {class: "warning", "data-warning": "yes"}, w)));
   if (!rows.length) { body.append(empty("no stage has finished yet")); return; }
   body.append(h("h3", {}, "Records kept and removed per stage"));
   const labels = [], values = [], colors = [];
