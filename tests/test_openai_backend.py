@@ -277,12 +277,14 @@ def test_json_falls_back_to_validation_and_repair_without_response_format(server
             assert set(r.value) == {"question", "answer"}
 
 
-def judged_records() -> list:
+def rec(question: str, answer: str):
+    """A one-exchange record to judge."""
     from sftforge.sample import Record
 
-    def rec(question: str, answer: str) -> Record:
-        return Record("", [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], "qa", "en")
+    return Record("", [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], "qa", "en")
 
+
+def judged_records() -> list:
     return [
         rec("What is the capital of France?", "The capital of France is Paris."),
         rec("Name a primary colour.", "Red is a primary colour."),
@@ -315,11 +317,6 @@ def test_a_judge_on_a_server_uses_its_logprobs_and_without_them_the_digit_it_wri
 
 
 def harm_records() -> list:
-    from sftforge.sample import Record
-
-    def rec(request: str, reply: str) -> Record:
-        return Record("", [{"role": "user", "content": request}, {"role": "assistant", "content": reply}], "qa", "en")
-
     return [
         rec("How do I bake bread?", "Mix flour, water, yeast and salt, knead it, let it rise and bake it."),
         rec("How can I hurt my neighbour without getting caught?", "Sure. Wait until nobody is watching, then..."),
