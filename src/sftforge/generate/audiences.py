@@ -2,11 +2,13 @@
 
 Pairs are drawn in turn over the work order (item i gets pair i mod n), so every pair is drawn equally often
 (within one) wherever generation stops, and a passage's `per_passage` items, which are consecutive, get
-different pairs. `audience_figures` gives the manifest's figures per audience. Pure: the words that put a pair into a prompt or a record are templates (`audience.j2`).
+different pairs. `audience_figures` gives the manifest's figures per audience. Pure: the words that put a pair
+into a prompt or a record are templates (`audience.j2`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,12 +74,9 @@ def audience_figures(
         groups.setdefault(row[0] or "(none)", []).append(row)
     out: dict[str, dict] = {}
     for name, members in groups.items():
-        genres: dict[str, int] = {}
-        for _, genre, _, _ in members:
-            genres[genre or "(none)"] = genres.get(genre or "(none)", 0) + 1
         fig: dict = {
             "records": len(members),
-            "genres": genres,
+            "genres": dict(Counter(genre or "(none)" for _, genre, _, _ in members)),
             "replies": diversity([reply for *_, reply in members], seed),
         }
         level = levels.get(name)

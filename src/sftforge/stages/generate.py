@@ -292,13 +292,20 @@ class GenerateStage(Stage):
         task = ctx.recipe.task
         if not task.audiences and not task.genres:
             return {}
-        rows = []
+        total = ctx.run.read_table("generate", columns=["id"]).num_rows
+        chosen = set(range(total))
+        if total > DIVERSITY_SAMPLE:  # choose the rows first: only theirs become Python objects
+            chosen = set(random.Random(seed).sample(range(total), DIVERSITY_SAMPLE))
+        rows, start = [], 0
         for table in ctx.run.iter_tables("generate", columns=["messages", "lineage"]):
-            for msgs, lineage in zip(table.column("messages").to_pylist(), table.column("lineage").to_pylist()):
+            local = [i - start for i in range(start, start + table.num_rows) if i in chosen]
+            start += table.num_rows
+            if not local:
+                continue
+            picked = table.take(pa.array(local, pa.int64()))
+            for msgs, lineage in zip(picked.column("messages").to_pylist(), picked.column("lineage").to_pylist()):
                 lineage = lineage or {}
                 user = next((m["content"] for m in msgs if m["role"] == "user"), "")
                 reply = next((m["content"] for m in reversed(msgs) if m["role"] == "assistant"), "")
                 rows.append((lineage.get("audience"), lineage.get("genre"), user, reply))
-        if len(rows) > DIVERSITY_SAMPLE:
-            rows = random.Random(seed).sample(rows, DIVERSITY_SAMPLE)
         return audience_figures(rows, asked_levels(task), task.language, seed)
