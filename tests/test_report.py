@@ -317,8 +317,9 @@ def test_training_rewards_are_read_per_step_and_per_example(tmp_path):
             "arms": [0, 1, 0],
             "pulls": [[0, -1.0], [0, 0.25]],
             "probabilities": [0.4, 0.6],
+            "left_out": 1,
         },
-        {"kind": "train", "step": 3, "loss": 2.0, "arm": 0, "reward": None, "probabilities": [0.4, 0.6]},
+        {"kind": "train", "step": 3, "loss": 2.0, "arm": 0, "reward": None, "probabilities": [0.4, 0.6], "left_out": 2},
         {"kind": "eval", "step": 3, "eval_loss": 2.2},
     ]
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -326,6 +327,7 @@ def test_training_rewards_are_read_per_step_and_per_example(tmp_path):
     assert t["rewards"] == [[1, 1, 0.5], [2, 0, -1.0], [2, 0, 0.25]]
     assert {a["arm"]: (a["pulls"], a["mean_reward"]) for a in t["per_arm"]} == {0: (2, -0.375), 1: (1, 0.5)}
     assert t["eval"] == [[3, 2.2]] and len(t["probabilities"]) == 3
+    assert t["left_out"] == [[2, 1], [3, 3]]  # cumulated over the steps that report it
 
 
 def test_the_map_projection_is_deterministic_and_separates_clusters():

@@ -247,7 +247,65 @@ def test_ranked_arms_serve_their_best_scored_records_first_every_epoch():
     sampler = BanditSampler(Exp3S(2, prior=[0.999, 0.001], epsilon=0.0), members, 0, "prediction_gain", ranked=True)
     drawn = [sampler.next_batch(3).indices.tolist() for _ in range(3)]
     assert drawn == [[3, 5, 0], [2, 3, 5], [0, 2, 3]]  # arm 0 in its ranked order, again from the top each epoch
-    assert sampler.served().tolist() == sum(drawn, [])  # what was trained on, replayed from the queues
+    assert sorted(sampler.served().tolist()) == sorted(sum(drawn, []))  # what was trained on, as often
+
+
+def test_a_bandit_stops_drawing_the_examples_whose_reward_fell_to_drop_below():
+    from sftforge.train.samplers import BanditSampler, StepSignal
+
+    members = [np.arange(0, 6), np.arange(6, 12)]
+    sampler = BanditSampler(
+        Exp3S(2, eta=0.1), members, 0, "gradient_alignment", RewardScaler(window=100), "mixed", drop_below=0.0
+    )
+    bad = {2, 7}  # these two point away from the probe; the rest spread over a range of alignments
+    history = []
+    for step in range(30):
+        draw = sampler.next_batch(4)
+        history.append(draw.indices.tolist())
+        align = tuple(-0.9 if i in bad else 0.1 + 0.02 * ((i + step) % 10) for i in draw.indices.tolist())
+        sampler.feedback(draw, StepSignal(1.0, 0.0, 0.0, 0.0, 0.0, example_alignment=align))
+    assert sampler.dropped().tolist() == [2, 7]
+    first_seen = {i: next(k for k, d in enumerate(history) if i in d) for i in bad}
+    for i, k in first_seen.items():  # drawn once (nothing is dropped unseen), never after its reward came back
+        assert not any(i in d for d in history[k + 1 :])
+    assert {i for d in history[-5:] for i in d} - bad  # the others are still served
+
+    resumed = BanditSampler(
+        Exp3S(2, eta=0.1), members, 0, "gradient_alignment", RewardScaler(window=100), "mixed", drop_below=0.0
+    )
+    resumed.load_state_dict(json.loads(json.dumps(sampler.state_dict())))
+    assert resumed.dropped().tolist() == [2, 7]
+    assert [resumed.next_batch(4).indices.tolist() for _ in range(3)] == [
+        sampler.next_batch(4).indices.tolist() for _ in range(3)
+    ]
+
+
+def test_an_arm_whose_every_example_was_dropped_still_serves():
+    from sftforge.train.samplers import BanditSampler, StepSignal
+
+    sampler = BanditSampler(Exp3S(1), [np.arange(3)], 0, "gradient_alignment", RewardScaler(), "mixed", drop_below=0.25)
+    for _ in range(4):
+        draw = sampler.next_batch(3)
+        sampler.feedback(draw, StepSignal(1.0, 0.0, 0.0, 0.0, 0.0, example_alignment=(0.1, 0.2, 0.3)))
+    assert sampler.dropped().size > 0
+    assert len(sampler.next_batch(3).indices) == 3
+
+
+def test_drop_below_needs_each_example_s_own_reward():
+    from sftforge.config import BanditSettings
+    from sftforge.train.samplers import BanditSampler
+
+    with pytest.raises(ValueError, match="batches: mixed"):
+        BanditSettings(drop_below=-1.0, batches="arm")
+    with pytest.raises(ValueError, match="mixed"):
+        BanditSampler(Exp3S(1), [np.arange(3)], 0, "gradient_alignment", batches="arm", drop_below=-1.0)
+
+
+def test_a_score_prior_counts_each_arm_s_records_with_a_valid_score():
+    from sftforge.select.static import score_prior
+
+    scores = np.array([0.9, np.nan, 0.5, np.nan, np.nan, 0.7])
+    assert score_prior([np.array([0, 1, 2]), np.array([3, 4]), np.array([5])], scores) == [2.0, 0.5, 1.0]
 
 
 def test_mixed_batches_refuse_a_whole_batch_reward():

@@ -225,20 +225,155 @@ def test_gradient_alignment_rewards_the_arm_whose_gradient_points_at_the_probe(t
     assert outcome.probabilities[0] > outcome.probabilities[1]
 
 
-def test_one_example_at_a_time_gives_the_batch_gradient(tiny_dir, tmp_path):
-    trainer, _ = _trainer(
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_each_example_s_alignment_from_the_batch_pass_equals_one_backward_per_example(tiny_dir, tmp_path, method):
+    """The per-example cosines read off the batch's backward pass (train/alignment.py) against the plain way: a
+    separate backward pass per example, its whole gradient compared with the probe's."""
+    import torch
+
+    from sftforge.train.alignment import ExampleAlignment, linear_layers
+
+    trainer, model = _trainer(
+        tiny_dir, tmp_path, cfg(tiny_dir, method=method), sums(3) + noise(2), sums(2, start=50), probe=sums(2, start=80)
+    )
+    trainer.example_alignment = ExampleAlignment(model)
+    batch = trainer.data.train
+    layers = linear_layers(model)
+
+    def weight_gradient() -> torch.Tensor:
+        return torch.cat([m.weight.grad.flatten() for m in layers])
+
+    trainer._backward(trainer.probe_content)
+    probe = weight_gradient()
+    expected = []
+    for example in batch:
+        trainer._backward([example])
+        expected.append(float(torch.nn.functional.cosine_similarity(weight_gradient(), probe, dim=0)))
+    whole_loss, whole_tokens, _ = trainer._backward(batch)
+    whole = trainer._gradient()
+
+    trainer._refresh_probe_gradient()
+    with trainer.example_alignment.measuring(len(batch)):
+        loss, tokens, losses = trainer._backward(batch, trainer.example_alignment)
+    measured = trainer.example_alignment.cosines()
+    assert np.allclose(measured, expected, atol=1e-4)
+    assert (loss, tokens) == (pytest.approx(whole_loss, rel=1e-6), whole_tokens)
+    assert np.allclose(trainer._gradient().numpy(), whole.numpy(), atol=1e-7)  # measuring leaves the gradient alone
+    assert len(losses) == 5 and np.mean(measured[:3]) > np.mean(measured[3:])  # sums share the probe's pattern
+
+
+def test_leaving_examples_out_gives_the_gradient_of_a_step_on_the_rest_alone(tiny_dir, tmp_path):
+    from sftforge.train.alignment import ExampleAlignment
+
+    trainer, model = _trainer(
         tiny_dir, tmp_path, cfg(tiny_dir, method="lora"), sums(3) + noise(2), sums(2, start=50), probe=sums(2, start=80)
     )
+    trainer.example_alignment = aligner = ExampleAlignment(model, keep=True)
     batch = trainer.data.train
-    loss, tokens = trainer._backward(batch)
-    whole = trainer._gradient()
-    trainer._backward(trainer.probe_content)
-    probe = trainer._gradient()
-    loss_1, tokens_1, losses, alignments = trainer._per_example_backward(batch, probe)
-    assert (loss_1, tokens_1) == (pytest.approx(loss, rel=1e-5), tokens)
-    assert np.allclose(trainer._gradient().numpy(), whole.numpy(), atol=1e-6, rtol=1e-4)
-    assert len(losses) == len(alignments) == 5 and all(-1 <= a <= 1 for a in alignments)
-    assert np.mean(alignments[:3]) > np.mean(alignments[3:])  # the sums share the probe's pattern, the noise does not
+    trainer._refresh_probe_gradient()
+    with aligner.measuring(len(batch)):
+        trainer._backward(batch, aligner)
+    keep = [True, False, True, True, False]
+    kept = [e for e, k in zip(batch, keep) if k]
+    aligner.leave_out(keep, sum(e.target_tokens for e in batch) / sum(e.target_tokens for e in kept))
+    left = trainer._gradient()
+    trainer._backward(kept)  # the plain way: a step on the kept examples only
+    assert np.allclose(left.numpy(), trainer._gradient().numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_drop_below_takes_the_examples_pointing_away_from_the_probe_out_of_their_step(tiny_dir, tmp_path):
+    from sftforge.select.bandit import Exp3S, RewardScaler
+    from sftforge.train.samplers import BanditSampler
+
+    def bandit() -> BanditSampler:
+        return BanditSampler(
+            Exp3S(2, eta=0.3),
+            [np.arange(12), np.arange(12, 24)],
+            0,
+            "gradient_alignment",
+            RewardScaler(),
+            "mixed",
+            probe_every=2,
+            drop_below=0.0,
+        )
+
+    config = cfg(tiny_dir, method="lora", steps=6, save_every=100, learning_rate=5e-3)
+    trainer, _ = _trainer(tiny_dir, tmp_path, config, sums(12) + noise(12), sums(4, 100), bandit(), sums(4, 200))
+    trainer.run()
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    left_out = sum(r["left_out"] for r in rows)
+    assert left_out == len(trainer.sampler.dropped()) > 0  # each example left out is also dropped
+    dropped = trainer.sampler.dropped()
+    assert (dropped >= 12).mean() > 0.5, dropped  # mostly noise: it points away from the sums
+    with pytest.raises(TrainingError, match="drop_below"):
+        _trainer(tiny_dir, tmp_path / "full", cfg(tiny_dir), sums(12) + noise(12), sums(4, 100), bandit(), sums(4, 200))
+
+
+def test_top_layers_adapts_only_the_last_transformer_layers(tiny_dir):
+    from sftforge.config import LoRA
+    from sftforge.train.model import load_trainable
+
+    model, _, _ = load_trainable(cfg(tiny_dir, method="lora", lora=LoRA(top_layers=1)), None)
+    total = model.config.num_hidden_layers
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(f"layers.{total - 1}." in n for n in trained)
+    everywhere, _, _ = load_trainable(cfg(tiny_dir, method="lora"), None)
+    assert any("layers.0." in n for n, p in everywhere.named_parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_the_output_head_on_answer_positions_only_gives_the_model_s_own_loss(tiny_dir, method):
+    """Training and held-out losses put only the scored positions through the output head; the loss and its
+    gradient must be those of the model's full logits."""
+    import torch
+
+    from sftforge.train import model as train_model
+    from sftforge.train.model import batch_loss, load_trainable
+
+    model, tokenizer, _ = load_trainable(cfg(tiny_dir, method=method), None)
+    examples, _ = encode_all(tokenizer, sums(3) + noise(2), 64)
+    results = []
+    for fast in (True, False):
+        train_model._FAST_HEAD[model] = fast
+        model.zero_grad(set_to_none=True)
+        loss, tokens, each = batch_loss(model, examples, tokenizer.pad_token_id)
+        loss.backward()
+        grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results.append((loss.item(), tokens, each, grad))
+    (fast_loss, fast_tokens, fast_each, fast_grad), (loss, tokens, each, grad) = results
+    assert fast_tokens == tokens and fast_loss == pytest.approx(loss, rel=1e-5)
+    assert np.allclose(fast_each, each, rtol=1e-5) and torch.allclose(fast_grad, grad, rtol=1e-4, atol=1e-6)
+    del train_model._FAST_HEAD[model]
+    assert train_model._fast_head(model)  # a plain linear head: the check finds the shortcut exact
+
+
+def test_the_probe_gradient_is_recomputed_every_probe_every_steps(tiny_dir, tmp_path):
+    from sftforge.select.bandit import Exp3S, RewardScaler
+    from sftforge.train.samplers import BanditSampler
+
+    sampler = BanditSampler(
+        Exp3S(2, eta=0.3),
+        [np.arange(6), np.arange(6, 12)],
+        0,
+        "gradient_alignment",
+        RewardScaler(),
+        "mixed",
+        probe_every=3,
+    )
+    trainer, _ = _trainer(
+        tiny_dir,
+        tmp_path,
+        cfg(tiny_dir, steps=7, save_every=100),
+        sums(6) + noise(6),
+        sums(2, 50),
+        sampler,
+        sums(2, 80),
+    )
+    refreshed = []
+    keep = trainer._keep_probe_gradient
+    trainer._keep_probe_gradient = lambda flat, step: (refreshed.append(step), keep(flat, step))
+    trainer.run()
+    assert refreshed == [0, 3, 6]
 
 
 def test_a_mixed_batch_bandit_learns_from_each_example(tiny_dir, tmp_path):
@@ -307,13 +442,16 @@ def _run_with_clean_records(tmp_path: Path, recipe_text: str, records: list[Reco
 HEAD = "name: t\ntask: {type: qa, qa_mode: extractive, description: sums}\nsources: {documents: [{path: x.txt}]}\n"
 
 
-def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_path):
+@pytest.mark.parametrize(
+    "bandit", ["prior: size", "prior: score, drop_below: 0, probe_every: 3"], ids=["size", "score-drop"]
+)
+def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_path, bandit):
     from sftforge.stages import run_stage, stages_for
 
     text = HEAD + (
         "selection:\n  strategy: exp3s\n  arms: {by: source}\n  budget: {records: 20}\n  eval_fraction: 0.1\n"
         "  probe_size: 4\n  score: ifd\n"
-        "  bandit: {eta: 0.3, reward: gradient_alignment, batches: mixed, prior: size, within_arm: score}\n"
+        f"  bandit: {{eta: 0.3, reward: gradient_alignment, batches: mixed, {bandit}, within_arm: score}}\n"
         f"training: {{model: '{tiny_dir}', method: lora, steps: 12, batch_size: 4, learning_rate: 0.01, "
         "eval_every: 6, save_every: 6, max_seq_len: 64, threads: 2}\n"
         "evaluation: {max_examples: 3, max_new_tokens: 8}\noutput: {formats: [openai]}\n"
@@ -338,6 +476,12 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
         json.loads(x) for x in (run.stage_dir("train") / "metrics.jsonl").read_text().splitlines() if '"train"' in x
     ]
     assert all(len(r["arms"]) == 4 and len(r["pulls"]) == 4 for r in rows)  # mixed batches, a reward per example
+    if "score" in bandit:  # the noise arm (IFD above 1: no valid score) starts nearly unplayed
+        first = rows[0]["probabilities"]
+        noise_arm = sorted(a["name"] for a in sel["arms"]).index("noise")
+        assert first[noise_arm] < 0.1
+        figures = run.stage_info("train").extra
+        assert figures["dropped"] == sum(r["left_out"] for r in rows)
     reasons = {r["reject_reason"] for r in run.read_table("train", rejected=True).to_pylist()}
     assert all(x.startswith("not chosen within the budget") for x in reasons)
     held = {r["reject_reason"] for r in run.read_table("select", rejected=True).to_pylist()}
@@ -356,6 +500,7 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
     card = (run.stage_dir("export") / "README.md").read_text()
     assert "## Selection and fine-tuning" in card and "`exp3s`, budget 20 records" in card
     assert "| train | 50 | 20 | 30 |" in card  # the funnel: the bandit's budgeted choice
+    assert ("Dropped by the bandit" in card) == ("drop_below" in bandit)
     assert f"| heldout | loss | {base['loss']:.4g} | {tuned['loss']:.4g} |" in card
     assert not run_stage(ctx, "train")  # up to date: not retrained
 
@@ -370,7 +515,7 @@ def test_ranking_an_arm_by_a_score_no_record_has_is_a_clear_error(tiny_dir, tmp_
     )
     ctx = _run_with_clean_records(tmp_path, text, sums(10) + noise(10))
     assert run_stage(ctx, "select")
-    with pytest.raises(StageError, match="within_arm: score ranks records by the ifd feature"):
+    with pytest.raises(StageError, match="within_arm: score and prior: score rank records by the ifd feature"):
         run_stage(ctx, "train")
 
 

@@ -396,19 +396,27 @@ class BanditSettings(Strict):
         description="arm: each step trains on a batch from one arm and its reward is about that arm (Graves et al.); "
         "mixed: each example of a batch comes from its own draw of an arm and its own signal rewards that arm "
         "(batches span topics like random ones, and the bandit learns batch_size rewards per step; needs a "
-        "per-example reward: prediction_gain or gradient_alignment, or odm; gradients are taken one example at a time).",
+        "per-example reward: prediction_gain or gradient_alignment, or odm; each example's alignment is read off "
+        "the batch's own backward pass).",
     )
     within_arm: Literal["shuffled", "score"] = Field(
         "shuffled",
         description="Which of an arm's records a step draws: shuffled epochs (the paper), or best `selection.score` "
-        "first every epoch (records without a valid score, e.g. IFD >= 1, last), the order the export budget takes "
-        "them in, so training sees first what would be exported.",
+        "first every epoch, the order the export budget takes them in, so training sees first what would be "
+        "exported; records without a valid score (e.g. IFD >= 1) are not drawn, unless their arm has no other.",
     )
-    prior: Literal["uniform", "size"] = Field(
+    prior: Literal["uniform", "size", "score"] = Field(
         "uniform",
         description="exp3s: where the policy starts and what it explores from: uniform, each arm alike (Graves et "
         "al.); size, each arm's share of the records, so the untrained policy samples like a random batch and small "
-        "odd arms are not over-sampled before the rewards speak.",
+        "odd arms are not over-sampled before the rewards speak; score, each arm's count of records with a valid "
+        "`selection.score` (for IFD: below 1), so the bandit starts where the static score filter would.",
+    )
+    drop_below: float | None = Field(
+        None,
+        description="mixed batches: an example whose raw reward is at or below this is not drawn again, and comes "
+        "last in the budgeted choice. For gradient_alignment the reward is the cosine between the example's gradient "
+        "and the probe set's: 0 drops the examples whose step would raise the probe loss (to first order).",
     )
     eta: float = Field(
         0.3,
@@ -429,8 +437,20 @@ class BanditSettings(Strict):
         description="Rank each gain against the mean of this many gains before it (0: raw gains, as the "
         "paper); short runs need it, since gains shrink as the loss flattens.",
     )
+    probe_every: int = Field(
+        10,
+        ge=1,
+        description="gradient_alignment: steps between recomputations of the probe set's gradient that each step's "
+        "gradients are compared with (1: every step, one backward pass over the probe set per step).",
+    )
     smoothing: float = Field(0.9, ge=0, lt=1, description="odm: smoothing of each arm's loss estimate.")
     temperature: float = Field(1.0, gt=0, description="Budget shares are softmax(arm values / temperature).")
+
+    @model_validator(mode="after")
+    def _drop_needs_mixed_batches(self) -> BanditSettings:
+        if self.drop_below is not None and self.batches != "mixed":
+            raise ValueError("drop_below judges each example by its own reward: it needs batches: mixed")
+        return self
 
     @model_validator(mode="after")
     def _mixed_needs_a_per_example_reward(self) -> BanditSettings:
@@ -477,6 +497,12 @@ class LoRA(Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = Field(
         "all-linear", description="Module names to adapt, or all-linear (every linear layer but the output head)."
+    )
+    top_layers: int | None = Field(
+        None,
+        ge=1,
+        description="Adapt only the last N transformer layers (default: all). Backpropagation then stops at the "
+        "lowest adapted layer, so a step costs less; the adapter can change less.",
     )
 
 

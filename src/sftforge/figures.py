@@ -295,6 +295,7 @@ class TrainFigures(Figures):
     base_model: str
     weights: str
     arms: list[ArmValue] | None = None
+    dropped: int | None = None  # records the bandit stopped drawing (selection.bandit.drop_below)
 
 
 class EvaluateFigures(Figures):

@@ -157,6 +157,9 @@ Removed records are kept, with their reason, in the run directory's `rejected/` 
 - **Strategy**: `{{ selection.strategy }}`{% if selection.budget %}, budget {{ selection.budget }}{% endif %}; held out: {{ selection.splits }}
 {%- if training %}
 - **Fine-tuning**: {{ training.method }} on `{{ training.model }}`, {{ training.steps }} steps of {{ training.batch }} examples, learning rate {{ training.lr }}; held-out loss {{ training.curve }}
+{%- if training.dropped is not none %}
+- **Dropped by the bandit**: {{ training.dropped }} record(s) whose gradient pointed away from the probe set's (reward at or below `drop_below`); they come last in the budgeted choice
+{%- endif %}
 {%- endif %}
 {% if arms %}
 | arm | records | chosen | learnt value | final probability |
@@ -487,6 +490,7 @@ def _selection(recipe: Recipe, run: RunDir) -> dict[str, Any]:
             "batch": cfg.batch_size * cfg.grad_accum,
             "lr": cfg.learning_rate,
             "curve": " -> ".join(f"{v:.3f} (step {s})" for s, v in (curve[:1] + curve[-1:]) if v is not None) or "-",
+            "dropped": train.dropped,
         }
     rows = []
     evaluated = read_figures(run, EvaluateFigures)

@@ -307,7 +307,13 @@ def training(run: RunDir) -> dict[str, Any] | None:
         }
         for a, v in sorted(rewards.items())
     ]
+    left_out, total = [], 0
+    for r in train:  # examples the bandit took out of their step (drop_below), cumulated over the steps
+        if "left_out" in r:
+            total += int(r["left_out"])
+            left_out.append([r["step"], total])
     return {
+        "left_out": left_out,
         "loss": [[r["step"], r["loss"]] for r in train if _finite(r.get("loss")) is not None],
         "eval": evals,
         "probabilities": [[r["step"], r["probabilities"]] for r in train if r.get("probabilities")],

@@ -16,6 +16,8 @@ __all__ = [
     "k_center_greedy",
     "quantile_bins",
     "members_by_score",
+    "score_prior",
+    "scored_members",
     "take_within_budget",
     "top_k",
     "uniform",
@@ -77,6 +79,22 @@ def members_by_score(arm_of: np.ndarray, scores: np.ndarray, n_arms: int) -> lis
     arms = np.asarray(arm_of)
     ranked = _nan_last_order(np.asarray(scores, dtype=np.float64))
     return [ranked[arms[ranked] == a] for a in range(n_arms)]
+
+
+def scored_members(arm_of: np.ndarray, scores: np.ndarray, n_arms: int) -> list[np.ndarray]:
+    """Each arm's records with a valid (non-NaN) score, best first: what a static filter on the score would keep.
+    An arm with no scored record keeps all of its records, in pool order, so that every arm can still be drawn."""
+    ranked = members_by_score(arm_of, scores, n_arms)
+    valid = ~np.isnan(np.asarray(scores, dtype=np.float64))
+    return [m[valid[m]] if valid[m].any() else m for m in ranked]
+
+
+def score_prior(members: list[np.ndarray], scores: np.ndarray) -> list[float]:
+    """Each arm's count of records with a valid (non-NaN) score, 0.5 for an arm with none: a bandit's starting
+    policy that samples like the static score filter would, before any reward (an arm whose records the filter
+    rejects, such as one of off-topic answers with IFD >= 1, starts nearly unplayed)."""
+    valid = ~np.isnan(np.asarray(scores, dtype=np.float64))
+    return [max(float(valid[m].sum()), 0.5) for m in members]
 
 
 def take_within_budget(order: np.ndarray, costs: np.ndarray, budget: float) -> np.ndarray:

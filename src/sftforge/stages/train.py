@@ -22,7 +22,7 @@ from sftforge.run import ShardLog
 from sftforge.sample import Record, Rejected
 from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
 from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, scores
-from sftforge.select.static import allocate_by_arm, members_by_score
+from sftforge.select.static import allocate_by_arm, score_prior, scored_members
 from sftforge.stages.base import Context, Stage
 from sftforge.storage import ArmValue, read_assignments, weights_dir, write_arms
 from sftforge.train.data import TrainingError, encode_all
@@ -42,28 +42,42 @@ def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int, record_scores: n
     n_arms = int(arm_of.max()) + 1
     b = sel.bandit
     ranked = b.within_arm == "score"
+    if (ranked or b.prior == "score") and record_scores is None:
+        raise ValueError("within_arm: score and prior: score need the examples' scores")
     if ranked:
-        if record_scores is None:
-            raise ValueError("within_arm: score needs the examples' scores")
-        members = members_by_score(arm_of, record_scores, n_arms)
+        assert record_scores is not None
+        members = scored_members(arm_of, record_scores, n_arms)
     else:
         members = [np.nonzero(arm_of == a)[0] for a in range(n_arms)]
     if sel.strategy == "odm":
         return BanditSampler(
             OnlineDataMixing(n_arms, alpha=b.smoothing), members, seed, "loss", batches=b.batches, ranked=ranked
         )
-    prior = [len(m) for m in members] if b.prior == "size" else None
+    prior: list[float] | None = None
+    if b.prior == "size":
+        prior = [float(len(m)) for m in members]
+    elif b.prior == "score":
+        assert record_scores is not None
+        prior = score_prior(members, record_scores)
     policy = Exp3S(n_arms, eta=b.eta, epsilon=b.epsilon, alpha=b.alpha, prior=prior)
     # Alignments do not shrink as the loss flattens, as gains do: nothing to detrend.
     detrend = 0 if b.reward == "gradient_alignment" else b.detrend
     return BanditSampler(
-        policy, members, seed, b.reward, RewardScaler(window=b.window, detrend=detrend), b.batches, ranked
+        policy,
+        members,
+        seed,
+        b.reward,
+        RewardScaler(window=b.window, detrend=detrend),
+        b.batches,
+        ranked,
+        probe_every=b.probe_every,
+        drop_below=b.drop_below,
     )
 
 
 class TrainStage(Stage):
     name = "train"
-    version = 1
+    version = 2  # 2: sampler state per queue (records the bandit dropped), cached probe gradient
     after = "select"
     resumable = True  # from the newest checkpoint
 
@@ -114,12 +128,12 @@ class TrainStage(Stage):
                     f"({len(dropped)} records are too long): raise it, or choose fewer arms"
                 )
         record_scores = None
-        if bandit and sel.bandit.within_arm == "score":
+        if bandit and (sel.bandit.within_arm == "score" or sel.bandit.prior == "score"):
             by_id = {r.id: r for r in pool}
             if not any(sel.score in by_id[e.record_id].features for e in train_ex):
                 raise StageError(
-                    f"selection.bandit.within_arm: score ranks records by the {sel.score} feature, which no "
-                    f"record has: add it to `features`, or set selection.score"
+                    f"selection.bandit.within_arm: score and prior: score rank records by the {sel.score} "
+                    f"feature, which no record has: add it to `features`, or set selection.score"
                 )
             record_scores = scores([by_id[e.record_id] for e in train_ex], sel.score, sel.score_higher_is_better)
         sampler = make_sampler(sel, arm_of, cfg.seed, record_scores)
@@ -147,7 +161,10 @@ class TrainStage(Stage):
         )
         counts = {"steps": outcome.steps}
         if isinstance(sampler, BanditSampler):
-            figures.arms = self._choose(ctx, out, sel, sampler, pool, arm, tokens)
+            dropped_ids = {train_ex[i].record_id for i in sampler.dropped().tolist()}
+            figures.arms = self._choose(ctx, out, sel, sampler, pool, arm, tokens, dropped_ids)
+            if sampler.drop_below is not None:
+                figures.dropped = len(dropped_ids)
             write_arms(ctx.run, figures.arms)
             counts.update(records=out.counts["records"], rejected=out.counts["rejected"])
         return counts, figures
@@ -161,8 +178,10 @@ class TrainStage(Stage):
         pool: list[Record],
         arm: dict[str, int],
         tokens: dict[str, int],
+        dropped: set[str],
     ) -> list[ArmValue]:
-        """Budgeted selection by the learnt arm values and the per-record score; committed once."""
+        """Budgeted selection by the learnt arm values and the per-record score, the records the bandit dropped
+        last; committed once."""
         values = np.array(sampler.values())
         probs = sampler.probabilities() or []
         arm_of = np.array([arm[r.id] for r in pool], dtype=np.int64)
@@ -170,6 +189,7 @@ class TrainStage(Stage):
         arm_names = [a.name for a in selected.arms] if selected else []
         if "final" not in out.done:
             score = scores(pool, sel.score, sel.score_higher_is_better)
+            score[[i for i, r in enumerate(pool) if r.id in dropped]] = np.nan  # unscored records come last
             if sel.budget.tokens is not None:
                 costs, budget = np.array([tokens[r.id] for r in pool], dtype=np.float64), float(sel.budget.tokens)
             else:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sftforge.config import Training
 from sftforge.progress import Reporter, SilentReporter
+from sftforge.train.alignment import ExampleAlignment
 from sftforge.train.data import Example, TrainingError, content_only
 from sftforge.train.model import batch_loss, example_losses, mean_loss, save_weights
 from sftforge.train.samplers import Sampler, StepSignal
@@ -131,6 +132,7 @@ class StepMeasures:
     alignment: float = float("nan")
     example_losses: list[float] = field(default_factory=list)
     example_alignments: list[float] = field(default_factory=list)
+    left_out: int = 0  # examples taken back out of the step's gradient (drop_below)
 
 
 class Trainer:
@@ -165,6 +167,8 @@ class Trainer:
         # (special) tokens are left out, or every short answer, whose gradient is mostly its end-of-turn token,
         # would look aligned with the probe.
         self.probe_content = content_only(data.probe, set(getattr(tokenizer, "all_special_ids", []) or []))
+        # Held-out examples by length: batches of like lengths carry less padding (the mean loss ignores order).
+        self.eval_examples = sorted(data.eval, key=lambda e: len(e.input_ids))
         self.reporter = reporter or SilentReporter()
         self.tensorboard = tensorboard
         self.pad_id = tokenizer.pad_token_id
@@ -173,6 +177,17 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(cfg))
         self.step = 0
         self.probe_loss = float("nan")
+        # With `drop_below`, an example whose gradient points away from the probe's is also taken out of its step.
+        self.leave_out = sampler.per_example and sampler.needs_alignment and sampler.drop_below is not None
+        if self.leave_out and cfg.method != "lora":
+            raise TrainingError(
+                "selection.bandit.drop_below takes examples back out of a step from their own gradients, which only "
+                "LoRA's are small enough to keep: use training.method lora, or leave drop_below unset"
+            )
+        self.example_alignment = ExampleAlignment(model, keep=self.leave_out) if sampler.needs_alignment else None
+        self.probe_grad: Any = None  # the probe set's gradient, recomputed every `sampler.probe_every` steps
+        self.probe_grad_step = 0
+        self.probe_drift: float | None = None  # cosine of a recomputed probe gradient with the one it replaces
         self.eval_curve: list[tuple[int, float]] = []
 
     # -- checkpoints -------------------------------------------------------------------------------------------
@@ -190,6 +205,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "probe_grad": self.probe_grad,  # cached between refreshes: a resumed run compares with the same one
             },
             tmp / "optimizer.pt",
         )
@@ -197,6 +213,7 @@ class Trainer:
             "step": self.step,
             "sampler": self.sampler.state_dict(),
             "probe_loss": self.probe_loss,
+            "probe_grad_step": self.probe_grad_step,
             "eval_curve": self.eval_curve,
         }
         (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
@@ -218,6 +235,8 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.step = int(state["step"])
         self.probe_loss = float(state["probe_loss"])
+        if opt.get("probe_grad") is not None and self.example_alignment is not None:
+            self._keep_probe_gradient(opt["probe_grad"], int(state["probe_grad_step"]))
         self.eval_curve = [(int(s), float(v)) for s, v in state["eval_curve"]]
 
     # -- the loop ----------------------------------------------------------------------------------------------
@@ -226,21 +245,28 @@ class Trainer:
         return mean_loss(example_losses(self.model, examples, self.pad_id, self.cfg.batch_size * 2))
 
     def evaluate(self) -> float:
-        return self._losses(self.data.eval) if self.data.eval else float("nan")
+        return self._losses(self.eval_examples) if self.eval_examples else float("nan")
 
-    def _backward(self, examples: list[Example]) -> tuple[float, int]:
+    def _backward(
+        self, examples: list[Example], alignment: ExampleAlignment | None = None
+    ) -> tuple[float, int, list[float]]:
         """Gradients of the token-weighted mean loss over `examples` (in micro-batches), into the parameters'
-        `.grad`; the loss and its token count."""
+        `.grad`: the loss, its token count and each example's own mean loss. With `alignment`, each example's
+        gradient is compared with the probe's on the way (one pass for the whole batch)."""
         self.optimizer.zero_grad(set_to_none=True)
         size = self.cfg.batch_size
         total_tokens = sum(e.target_tokens for e in examples)
         loss_sum, tokens = 0.0, 0
+        each: list[float] = []
         for s in range(0, len(examples), size):
-            loss, n = batch_loss(self.model, examples[s : s + size], self.pad_id)
+            if alignment is not None:
+                alignment.chunk(s)
+            loss, n, rows = batch_loss(self.model, examples[s : s + size], self.pad_id)
             (loss * (n / max(total_tokens, 1))).backward()
             loss_sum += float(loss.detach()) * n
             tokens += n
-        return loss_sum / max(tokens, 1), tokens
+            each.extend(rows)
+        return loss_sum / max(tokens, 1), tokens, each
 
     def _gradient(self) -> Any:
         import torch
@@ -252,67 +278,72 @@ class Trainer:
             ]
         )
 
-    def _set_gradient(self, flat: Any) -> None:
+    def _refresh_probe_gradient(self) -> None:
+        """The probe set's gradient at the current weights, kept for `sampler.probe_every` steps: every step's
+        gradients are compared with it, and recomputing it each step would cost a backward pass over the whole
+        probe set per step."""
+        import torch
+
+        self._backward(self.probe_content)
+        fresh = self._gradient()
+        if self.probe_grad is not None:  # how far the cached gradient had drifted: what caching it costs
+            self.probe_drift = float(torch.nn.functional.cosine_similarity(fresh, self.probe_grad, dim=0))
+        self._keep_probe_gradient(fresh, self.step)
+
+    def _keep_probe_gradient(self, flat: Any, step: int) -> None:
+        """Cache `flat` (a gradient over the trained parameters, taken at `step`) as the probe gradient."""
+        assert self.example_alignment is not None
         offset = 0
-        for p in self.optimizer.param_groups[0]["params"]:
+        for p in self.optimizer.param_groups[0]["params"]:  # the per-example measure reads it from the layers
             n = p.numel()
             p.grad = flat[offset : offset + n].view_as(p).clone()
             offset += n
-
-    def _per_example_backward(
-        self, batch: list[Example], probe_grad: Any
-    ) -> tuple[float, int, list[float], list[float]]:
-        """The batch's gradient, built one example at a time so that each example's own gradient can be compared
-        with the probe set's: the loss, tokens, each example's loss and each one's alignment (NaN without a probe
-        gradient). The sum of the examples' token-weighted gradients is the batch gradient `_backward` gives."""
-        import torch
-
-        total_tokens = sum(e.target_tokens for e in batch)
-        summed = None
-        losses: list[float] = []
-        alignments: list[float] = []
-        loss_sum, tokens = 0.0, 0
-        for example in batch:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss, n = batch_loss(self.model, [example], self.pad_id)
-            (loss * (n / max(total_tokens, 1))).backward()
-            grad = self._gradient()
-            summed = grad if summed is None else summed + grad
-            losses.append(float(loss.detach()))
-            alignments.append(
-                float("nan")
-                if probe_grad is None
-                else float(torch.nn.functional.cosine_similarity(grad, probe_grad, dim=0))
-            )
-            loss_sum += losses[-1] * n
-            tokens += n
-        self._set_gradient(summed)
-        return loss_sum / max(tokens, 1), tokens, losses, alignments
+        self.example_alignment.set_target()
+        self.probe_grad, self.probe_grad_step = flat, step
 
     def _train_step(self, batch: list[Example]) -> StepMeasures:
-        """One optimizer step over `grad_accum` micro-batches, or example by example when the sampler needs each
-        example's signal; what it measured before the update."""
+        """One optimizer step over `grad_accum` micro-batches; what it measured before the update: the loss, and the
+        gradient alignments (of the batch, and of each example when the sampler needs per-example signals)."""
         import torch
 
-        probe_grad = None
-        if self.sampler.needs_alignment:
-            self._backward(self.probe_content)
-            probe_grad = self._gradient()
         measured = StepMeasures(0.0, 0)
-        if self.sampler.per_example:
-            loss, tokens, measured.example_losses, measured.example_alignments = self._per_example_backward(
-                batch, probe_grad
-            )
+        if self.sampler.needs_alignment:
+            if self.probe_grad is None or self.step - self.probe_grad_step >= self.sampler.probe_every:
+                self._refresh_probe_gradient()
+            if self.sampler.per_example:
+                aligner = self.example_alignment
+                assert aligner is not None
+                with aligner.measuring(len(batch)):
+                    loss, tokens, measured.example_losses = self._backward(batch, aligner)
+                measured.example_alignments = aligner.cosines()
+            else:
+                loss, tokens, measured.example_losses = self._backward(batch)
+            measured.alignment = float(torch.nn.functional.cosine_similarity(self._gradient(), self.probe_grad, dim=0))
+            if self.leave_out:
+                measured.left_out = self._leave_out(batch, measured.example_alignments)
         else:
-            loss, tokens = self._backward(batch)
+            loss, tokens, measured.example_losses = self._backward(batch)
         measured.loss, measured.tokens = loss, tokens
-        if probe_grad is not None:
-            measured.alignment = float(torch.nn.functional.cosine_similarity(self._gradient(), probe_grad, dim=0))
         self.optimizer.step()
         self.scheduler.step()
         return measured
 
-    def run(self, resume_from: Path | None = None) -> TrainOutcome:
+    def _leave_out(self, batch: list[Example], alignments: list[float]) -> int:
+        """Take the examples whose alignment is at or below the sampler's `drop_below` out of this step's gradient
+        (online selection within the drawn batch, by the first-order criterion of LESS, at the cost of a sum);
+        how many were left out."""
+        assert self.example_alignment is not None and self.sampler.drop_below is not None
+        keep = [not (a <= self.sampler.drop_below) for a in alignments]  # NaN (no gradient) is kept
+        if all(keep):
+            return 0
+        kept_tokens = sum(e.target_tokens for e, k in zip(batch, keep) if k)
+        total = sum(e.target_tokens for e in batch)
+        self.example_alignment.leave_out(keep, total / kept_tokens if kept_tokens else 0.0)
+        return len(keep) - sum(keep)
+
+    def run(self, resume_from: Path | None = None, base_loss: float | None = None) -> TrainOutcome:
+        """Train to `cfg.steps`, from `resume_from` when given. `base_loss`: the held-out loss before any step,
+        when the caller has measured it already (same base model, same held-out examples), so it is not redone."""
         started = time.perf_counter()
         if resume_from is not None:
             self.load_checkpoint(resume_from)
@@ -322,7 +353,7 @@ class Trainer:
         self.reporter.advance(bar, n=self.step)
         try:
             if self.step == 0:
-                first = self.evaluate()
+                first = self.evaluate() if base_loss is None else base_loss
                 self.eval_curve.append((0, first))
                 metrics.write({"kind": "eval", "step": 0, "eval_loss": first})
                 if self.sampler.needs_probe:
@@ -369,6 +400,10 @@ class Trainer:
                     row["probabilities"] = self.sampler.probabilities()
                 if self.sampler.needs_alignment:
                     row["alignment"] = measured.alignment
+                if self.leave_out:
+                    row["left_out"] = measured.left_out
+                if self.probe_drift is not None:
+                    row["probe_drift"], self.probe_drift = self.probe_drift, None
                 metrics.write(row)
                 if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps:
                     loss = self.evaluate()

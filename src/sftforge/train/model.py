@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,14 @@ def load_trainable(cfg: Training, base_dir: Path | None, adapter: Path | None = 
         if adapter is not None:
             model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
         else:
+            targets = cfg.lora.target_modules
+            if cfg.lora.top_layers is not None:
+                targets = _top_layer_modules(model, targets, cfg.lora.top_layers)
             lora = LoraConfig(
                 r=cfg.lora.rank,
                 lora_alpha=cfg.lora.alpha,  # type: ignore[arg-type]  # peft annotates int; it only divides by it (alpha / r)
                 lora_dropout=cfg.lora.dropout,
-                target_modules=cfg.lora.target_modules,
+                target_modules=targets,
                 task_type="CAUSAL_LM",
             )
             try:
@@ -53,6 +57,28 @@ def load_trainable(cfg: Training, base_dir: Path | None, adapter: Path | None = 
     return model, tokenizer, directory
 
 
+def _top_layer_modules(model: Any, targets: list[str] | str, top: int) -> list[str]:
+    """The full names of the linear layers to adapt within the model's last `top` transformer layers: those named
+    in `targets`, or every one for "all-linear". The layers are the model's list of `num_hidden_layers` blocks."""
+    import torch
+
+    total = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    stacks = [n for n, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) == total]
+    if total < 1 or not stacks:
+        raise TrainingError("training.lora.top_layers: cannot find this model's list of transformer layers")
+    prefixes = tuple(f"{stacks[0]}.{i}." for i in range(max(total - top, 0), total))
+    names = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear)
+        and n.startswith(prefixes)
+        and (targets == "all-linear" or n.rsplit(".", 1)[-1] in targets)
+    ]
+    if not names:
+        raise TrainingError(f"training.lora.top_layers: no layer named in target_modules {targets} in the last {top}")
+    return names
+
+
 def trainable_parameters(model: Any) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -60,17 +86,46 @@ def trainable_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
+_FAST_HEAD: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _causal_lm(model: Any) -> Any:
+    """The transformers model inside a peft wrapper (its `base_model` is then the transformer body), or `model`."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _fast_head(model: Any) -> bool:
+    """Whether only the assistant positions need to go through the output head: the body's last hidden states
+    through the head must give the model's own logits (not so with logit scaling or soft-capping). Checked once
+    per model on a short sequence; the head is a fifth of a small model's compute, and most positions are prompt."""
+    import torch
+
+    if model not in _FAST_HEAD:
+        ids = torch.arange(3, 19, dtype=torch.int64)[None, :] % max(int(_causal_lm(model).config.vocab_size), 19)
+        attn = torch.ones_like(ids)
+        labels = ids.clone()
+        with torch.inference_mode():
+            slow, _ = token_nll(model, ids, attn, labels)
+            fast, _ = token_nll(_causal_lm(model), ids, attn, labels, fast_head=True)
+        _FAST_HEAD[model] = bool(torch.allclose(slow, fast, rtol=1e-4, atol=1e-4))
+    return _FAST_HEAD[model]
+
+
 def _token_nll(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, Any]:
     """(loss of every assistant token, the example each belongs to)."""
     batch = collate(examples, pad_id)
+    if _fast_head(model):
+        return token_nll(_causal_lm(model), batch["input_ids"], batch["attention_mask"], batch["labels"], True)
     return token_nll(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
 
 
-def batch_loss(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, int]:
-    """(mean loss over the batch's assistant tokens, as a tensor with grad; number of those tokens)."""
-    nll, _ = _token_nll(model, examples, pad_id)
+def batch_loss(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, int, list[float]]:
+    """(mean loss over the batch's assistant tokens, as a tensor with grad; number of those tokens; each example's
+    own mean loss, NaN for one without assistant tokens)."""
+    nll, rows = _token_nll(model, examples, pad_id)
     tokens = len(nll)
-    return nll.sum() / max(tokens, 1), tokens
+    each = [float(x.detach().mean()) if len(x) else float("nan") for x in per_row(nll, rows, len(examples))]
+    return nll.sum() / max(tokens, 1), tokens, each
 
 
 def example_losses(model: Any, examples: list[Example], pad_id: int, batch_size: int) -> list[tuple[float, int]]:

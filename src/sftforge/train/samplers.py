@@ -50,6 +50,8 @@ class Sampler(Protocol):
     needs_probe: bool
     needs_alignment: bool
     per_example: bool  # the trainer must measure each example's own signal (a mixed-batch bandit)
+    probe_every: int  # steps between recomputations of the probe gradient (gradient alignment)
+    drop_below: float | None  # examples at or below this raw reward leave the step and are not drawn again
 
     def next_batch(self, size: int) -> Draw: ...
 
@@ -64,32 +66,56 @@ class Sampler(Protocol):
 
 class _EpochQueue:
     """Indices of one group served in epochs: shuffled (epoch e of group g is a permutation seeded by (seed, g, e)),
-    or, when `ranked`, in the members' given order every epoch (best first)."""
+    or, when `ranked`, in the members' given order every epoch (best first). Members marked `dropped` are passed
+    over, unless every member is: a group always serves something."""
 
     def __init__(self, members: np.ndarray, seed: int, group: int, ranked: bool = False) -> None:
         self.members = np.asarray(members, dtype=np.int64)
         self.seed, self.group = seed, group
         self.ranked = ranked
-        self.drawn = 0  # examples served so far
+        self.walked = 0  # positions walked along the epochs so far, served or passed over
+        self.counts = np.zeros(len(self.members), dtype=np.int64)  # times each member was served
+        self.dropped: set[int] = set()  # positions (into members) not to serve again
+
+    def _order(self, epoch: int) -> np.ndarray:
+        size = len(self.members)
+        if self.ranked:
+            return np.arange(size)
+        return np.random.default_rng((self.seed, self.group, epoch)).permutation(size)
 
     def served(self) -> np.ndarray:
-        """Every index served so far, in order (replayed: the epochs are deterministic)."""
-        return _EpochQueue(self.members, self.seed, self.group, self.ranked).take(self.drawn)
+        """Every index served so far, each as often as it was served."""
+        return np.repeat(self.members, self.counts)
+
+    def drop(self, index: int) -> None:
+        """Do not serve example `index` again (it must be a member)."""
+        where = np.flatnonzero(self.members == index)
+        self.dropped.update(int(w) for w in where)
 
     def take(self, n: int) -> np.ndarray:
         out: list[int] = []
         size = len(self.members)
+        skip = self.dropped if len(self.dropped) < size else set()
+        order, epoch = self._order(self.walked // size), self.walked // size
         while len(out) < n:
-            epoch, pos = divmod(self.drawn, size)
-            order = (
-                np.arange(size)
-                if self.ranked
-                else np.random.default_rng((self.seed, self.group, epoch)).permutation(size)
-            )
-            chunk = order[pos : pos + n - len(out)]
-            out.extend(self.members[chunk].tolist())
-            self.drawn += len(chunk)
+            e, pos = divmod(self.walked, size)
+            if e != epoch:
+                order, epoch = self._order(e), e
+            self.walked += 1
+            member = int(order[pos])
+            if member in skip:
+                continue
+            self.counts[member] += 1
+            out.append(int(self.members[member]))
         return np.asarray(out, dtype=np.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"walked": self.walked, "counts": self.counts.tolist(), "dropped": sorted(self.dropped)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.walked = int(state["walked"])
+        self.counts = np.asarray(state["counts"], dtype=np.int64)
+        self.dropped = {int(x) for x in state["dropped"]}
 
 
 class SubsetSampler:
@@ -99,6 +125,8 @@ class SubsetSampler:
     needs_probe = False
     needs_alignment = False
     per_example = False
+    probe_every = 1
+    drop_below: float | None = None
 
     def __init__(self, indices: np.ndarray, seed: int) -> None:
         if len(indices) == 0:
@@ -119,10 +147,10 @@ class SubsetSampler:
         return self.queue.served()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"drawn": self.queue.drawn}
+        return self.queue.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.queue.drawn = int(state["drawn"])
+        self.queue.load_state_dict(state)
 
 
 class BanditSampler:
@@ -151,9 +179,19 @@ class BanditSampler:
         scaler: RewardScaler | None = None,
         batches: Batches = "arm",
         ranked: bool = False,
+        probe_every: int = 1,
+        drop_below: float | None = None,
     ) -> None:
         """`members`: each arm's example indices; with `ranked` in the order the arm serves them (best first,
-        every epoch), else served in shuffled epochs."""
+        every epoch), else served in shuffled epochs. `probe_every`: steps between recomputations of the probe
+        gradient that `gradient_alignment` compares with (1: every step). `drop_below`: with per-example rewards
+        (mixed batches), an example whose raw reward (before scaling: for gradient_alignment the cosine between its
+        gradient and the probe's) is at or below this is not drawn again. A fixed cut, not a quantile: a quantile
+        would drop the bottom fifth of whatever is left, again and again, until little is."""
+        if probe_every < 1:
+            raise ValueError("probe_every must be at least 1")
+        if drop_below is not None and batches != "mixed":
+            raise ValueError("drop_below needs each example's own reward: batches mixed")
         if len(members) != policy.n_arms:
             raise ValueError(f"{len(members)} arms of examples for a policy over {policy.n_arms} arms")
         if any(len(m) == 0 for m in members):
@@ -170,6 +208,8 @@ class BanditSampler:
         self.needs_batch_after = reward == "prediction_gain"
         self.needs_probe = reward == "target_prediction_gain"
         self.needs_alignment = reward == "gradient_alignment"
+        self.probe_every = probe_every
+        self.drop_below = drop_below
 
     def next_batch(self, size: int) -> Draw:
         """One optimizer step's examples: all from one arm, or (mixed) each from its own draw of the policy."""
@@ -208,14 +248,21 @@ class BanditSampler:
         raws = self.raw_rewards(signal)
         if len(raws) != len(arms):
             raise ValueError(f"{len(raws)} rewards measured for {len(arms)} arms drawn")
-        pulls = [
-            (int(a), float(r) if self.reward == "loss" else self.scaler.scale(r))
-            for a, r in zip(arms, raws)
-            if np.isfinite(r)
-        ]
+        indices = draw.indices.tolist() if self.per_example else [-1]
+        measured = [(int(a), i, float(r)) for a, i, r in zip(arms, indices, raws) if np.isfinite(r)]
+        if self.drop_below is not None:  # examples that pulled away from the probe: the record-level lesson
+            for a, i, r in measured:
+                if r <= self.drop_below:
+                    self.queues[a].drop(i)
+        pulls = [(a, r if self.reward == "loss" else self.scaler.scale(r)) for a, _, r in measured]
         if pulls:
             self.policy.update_many([a for a, _ in pulls], [r for _, r in pulls])
         return pulls
+
+    def dropped(self) -> np.ndarray:
+        """The examples the sampler stopped drawing because their raw reward was at or below `drop_below`."""
+        found = [q.members[sorted(q.dropped)] for q in self.queues if q.dropped]
+        return np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
 
     def probabilities(self) -> list[float] | None:
         return [float(p) for p in self.policy.probabilities()]
@@ -232,12 +279,12 @@ class BanditSampler:
             "policy": self.policy.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": self.rng.bit_generator.state,
-            "drawn": [q.drawn for q in self.queues],
+            "queues": [q.state_dict() for q in self.queues],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
         self.scaler.load_state_dict(state["scaler"])
         self.rng.bit_generator.state = state["rng"]
-        for q, d in zip(self.queues, state["drawn"], strict=True):
-            q.drawn = int(d)
+        for q, d in zip(self.queues, state["queues"], strict=True):
+            q.load_state_dict(d)

@@ -435,6 +435,12 @@ function selection() {
       lineChart(rw, "rewards", Object.entries(byArm).map(([a, pts]) => ({name: t.arm_names[a] || `arm ${a}`, points: pts, dotsOnly: true, color: PALETTE[a % PALETTE.length]})),
                 {yLabel: "scaled reward"});
     }
+    if (t.left_out && t.left_out.length) {
+      const lo = h("div", {}, h("h3", {}, "Examples left out of their step (gradient against the probe set's), cumulated"));
+      grid.append(lo);
+      lineChart(lo, "left-out", [{name: "left out and not drawn again", points: t.left_out, color: STATUS_COLOR.removed}],
+                {yLabel: "examples"});
+    }
     if (t.per_arm.length) {
       const pa = h("div", {}, h("h3", {}, "Mean reward per arm"));
       grid.append(pa);
