@@ -1,27 +1,39 @@
 """Does learning which data helps pay off? Held-out loss curves of the same LoRA fine-tuning under each selection
-strategy, on a pool with realistic planted defects, with the same step budget for each.
+strategy, on a pool with realistic planted defects, with the same step budget for each, over several seeds.
 
 The pool: closed-book QA over six PEPs, made by the sftforge pipeline with the bundled model
-(benchmarks/recipes/selection_pool.yaml; the first run generates it, ~5 minutes, later runs reuse
-benchmarks/.cache/). Clean records are held out for evaluation and as the bandit's probe set; in the rest, a
-share of the records get planted defects (benchmarks/defects.py: truncated answers, answers swapped between
-questions, off-topic text, one-word answers, near-duplicates). Features (IFD, MiniLM embeddings) are computed by
-sftforge's own operators on the planted pool, arms are k-means clusters of the embeddings, exactly as a recipe
-with `selection.arms.by: cluster` gets them.
+(benchmarks/recipes/selection_pool.yaml; the first run generates it, ~9 minutes, later runs reuse
+benchmarks/.cache/). Per seed, clean records are held out for evaluation (50) and as the bandit's probe set (8);
+in the rest, half the records get planted defects (benchmarks/defects.py: truncated answers, answers swapped
+between questions, off-topic text, one-word answers, near-duplicates). Features (IFD, MiniLM embeddings) are
+computed by sftforge's own operators on the planted pool (cached per seed), arms are k-means clusters of the
+answers' embeddings, exactly as a recipe with `selection.arms.by: cluster` gets them.
 
 Strategies, each with the same steps, batch size, learning rate and seed: uniform (a random half of the pool),
-ifd_topk, deita (IFD score x cosine diversity), kcenter (k-center greedy), exp3s, odm (Albalak et al. 2023), all
-(every record). exp3s is Exp3.S (Graves et al. 2017) over the arms as `pep_qa.yaml` configures it: mixed batches
-(an arm drawn per example), each example rewarded by its gradient's alignment with the probe set's, the policy
-starting from the arms' sizes, each arm's records best IFD (below 1) first; `--batches arm --reward
-target_prediction_gain --prior uniform --within-arm shuffled` is the paper's form. Reported per strategy: the
-held-out loss curve, the final loss, the share of training examples that were defective, and the steps needed to
-reach uniform's final held-out loss.
+ifd_topk, deita (IFD score x cosine diversity), kcenter (k-center greedy), all static strategies choosing half
+the pool; and exp3s, Exp3.S (Graves et al. 2017) over the arms, set as `pep_qa.yaml` sets it:
+- mixed batches (an arm drawn per example), each example rewarded by the cosine between its gradient and the
+  probe set's (the first-order estimate of how much a step on it lowers the probe loss: LESS, Xia et al. 2024,
+  arXiv 2402.04333, which scores data by this cosine over LoRA gradients; here it is read off the batch's own
+  backward pass, sftforge/train/alignment.py, and the probe gradient is recomputed every 10 steps);
+- what the static filter knows as the bandit's prior: the policy starts from each arm's count of records with IFD
+  below 1 (`prior: score`), and each arm serves those records best IFD first (`within_arm: score`), the others
+  never unless the arm has no other;
+- what the bandit learns about single records: an example whose gradient points away from the probe's (cosine
+  at or below 0) is taken back out of its step and not drawn again (`drop_below: 0`), the online counterpart of
+  LESS's selection;
+- ODM (Albalak et al. 2023, arXiv 2312.02406) is the other bandit (`--strategies ...,odm`): Exp3 rewarded by the
+  training loss, which favours the hardest (here: the defective) data.
+`--batches arm --reward target_prediction_gain --prior uniform --within-arm shuffled --drop-below nan` is the
+paper's form. Reported per strategy: steps to reach uniform's final held-out loss in the same seed (per seed,
+mean and spread), the final loss, the share of training examples that were defective, and the cost of its steps
+against uniform's (evaluation left out).
 
-    python benchmarks/selection.py                # about 30 minutes on 2 cores, pool cached
-    python benchmarks/selection.py --strategies uniform,exp3s   # a quicker look
+    python benchmarks/selection.py                # about 25 minutes on 2 cores, pool and features cached
+    python benchmarks/selection.py --seeds 0 --strategies uniform,exp3s   # a quicker look
 
-The last line reads `bandit steps ratio: R` (exp3s's steps to reach uniform's final held-out loss over uniform's).
+Last lines: `bandit step cost vs uniform: C`, `bandit vs best static: S` (exp3s's mean steps over the best static
+strategy's) and `bandit steps ratio: R` (exp3s's mean steps over uniform's).
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ import logging
 import shutil
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,18 +110,177 @@ def first_step_at(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((s for s, v in curve if v <= target + 1e-9), None)
 
 
+@dataclass
+class SeedData:
+    """One seed's split, planted pool, features and arms: every strategy of the seed trains on the same."""
+
+    seed: int
+    pool: list
+    heldout: list
+    probe: list
+    bad: np.ndarray
+    ifd: np.ndarray
+    emb: np.ndarray
+    arm_of: np.ndarray
+    arm_names: list[str]
+    base_loss: float | None = None  # held-out loss before training, measured once
+
+
+def prepare(seed: int, records: list, args: argparse.Namespace, defects) -> SeedData:
+    from sftforge.config import Arms
+    from sftforge.select.pool import arm_labels, split_records
+
+    split = split_records([r.id for r in records], args.eval / len(records), args.probe, seed)
+    heldout = [r for r, s in zip(records, split) if s == "eval"]
+    probe = [r for r, s in zip(records, split) if s == "probe"]
+    candidates = [r for r, s in zip(records, split) if s == "train"]
+    pool, labels = defects.plant_defects(candidates, args.defects, seed)
+    kinds = defects.defect_summary(labels)
+    t = time.perf_counter()
+    ifd, emb, emb_answer = features(pool, CACHE / f"selection_features-{seed}-{args.defects}.npz")
+    print(
+        f"seed {seed}: held out {len(heldout)} eval + {len(probe)} probe (clean); pool {len(pool)}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        + f"; features (IFD, MiniLM) {time.perf_counter() - t:.0f} s"
+    )
+    if args.arms_by == "difficulty":  # what `arms: {by: difficulty, feature: ifd, k: K}` gives a recipe
+        for r, v in zip(pool, ifd):
+            r.features["ifd"] = float(v)
+    vectors = emb_answer if args.arms_on == "answer" else emb
+    arm_of, arm_names = arm_labels(pool, Arms(by=args.arms_by, k=args.arms, feature="ifd"), vectors, seed)
+    bad = np.array([labels[r.id] != "clean" for r in pool])
+    kind_of = [labels[r.id] for r in pool]
+    for a, name in enumerate(arm_names):
+        members = np.nonzero(arm_of == a)[0]
+        mix = Counter(kind_of[i] for i in members)
+        print(
+            f"  arm {a} ({name}): {len(members)} records, defective {bad[members].mean():.0%}  "
+            + ", ".join(f"{k} {v}" for k, v in sorted(mix.items()))
+        )
+    return SeedData(seed, pool, heldout, probe, bad, ifd, emb, arm_of, arm_names)
+
+
+def sampler_for(name: str, data: SeedData, args: argparse.Namespace):
+    """The batch sampler of a strategy: a static subset of half the pool in shuffled epochs, or a bandit."""
+    from sftforge.config import BanditSettings, Selection
+    from sftforge.select import static
+    from sftforge.stages.train import make_sampler
+    from sftforge.train.samplers import SubsetSampler
+
+    n, seed, ifd = len(data.pool), data.seed, data.ifd
+    ones, budget = np.ones(n), float(n // 2)
+    valid_ifd = np.where(ifd < 1.0, ifd, np.nan)  # what `selection.score: ifd` gives a recipe (IFD >= 1 unscored)
+    if name in ("exp3s", "odm"):  # built by the train stage's own code, from the settings a recipe would give
+        bandit = BanditSettings(
+            reward=args.reward,
+            batches=args.batches,
+            within_arm=args.within_arm,
+            prior=args.prior,
+            eta=args.eta,
+            probe_every=args.probe_every,
+            drop_below=None if np.isnan(args.drop_below) else args.drop_below,
+            window=args.window,
+            detrend=args.detrend,
+        )
+        return make_sampler(Selection(strategy=name, bandit=bandit), data.arm_of, seed, valid_ifd)
+    if name == "all":
+        chosen = np.arange(n)
+    elif name == "uniform":
+        chosen = static.uniform(n, ones, budget, seed)
+    elif name == "ifd_topk":
+        chosen = static.top_k(ifd, ones, budget, descending=True, valid=ifd < 1.0)
+    elif name == "deita":  # IFD as the score, below 1 as for ifd_topk (what `selection.score: ifd` does)
+        chosen = static.deita(valid_ifd, data.emb, ones, budget, threshold=0.9)
+    elif name == "kcenter":
+        chosen = static.k_center_greedy(data.emb, ones, budget, seed)
+    else:
+        raise ValueError(name)
+    return SubsetSampler(chosen, seed)
+
+
+def train(name: str, data: SeedData, args: argparse.Namespace) -> dict:
+    """Fine-tune the bundled model's LoRA under one strategy; its curve, costs and what it trained on."""
+    from sftforge.config import LoRA, Training
+    from sftforge.storage import read_metrics
+    from sftforge.train.data import encode_all
+    from sftforge.train.loop import TrainData, Trainer
+    from sftforge.train.model import load_trainable
+
+    cfg = Training(
+        model="bundled",
+        method="lora",
+        lora=LoRA(top_layers=args.top_layers),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        schedule=args.schedule,
+        warmup_steps=0,
+        eval_every=args.eval_every,
+        save_every=10**6,
+        max_seq_len=args.max_seq_len,
+        dtype=args.dtype,
+        seed=data.seed,
+    )
+    model, tokenizer, _ = load_trainable(cfg, None)
+    train_ex, dropped = encode_all(tokenizer, data.pool, cfg.max_seq_len)
+    assert not dropped, "raise --max-seq-len: some records lose every answer token"
+    eval_ex, _ = encode_all(tokenizer, data.heldout, cfg.max_seq_len)
+    probe_ex, _ = encode_all(tokenizer, data.probe, cfg.max_seq_len)
+    sampler = sampler_for(name, data, args)
+    out = CACHE / "selection_runs" / f"{name}-{data.seed}"
+    shutil.rmtree(out, ignore_errors=True)
+    trainer = Trainer(cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, out, tensorboard=False)
+    t = time.perf_counter()
+    if data.base_loss is None:  # every strategy of a seed starts from the same model on the same held-out set
+        data.base_loss = trainer.evaluate()
+    outcome = trainer.run(base_loss=data.base_loss)
+    steps = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"]
+    result = {
+        "curve": outcome.eval_curve,
+        "final": outcome.eval_curve[-1][1],
+        "seconds": time.perf_counter() - t,
+        "step_seconds": sum(r["seconds"] for r in steps),  # the steps alone, evaluation left out
+        "defective_share": float(data.bad[sampler.served()].mean()),
+        "probabilities": outcome.probabilities,
+        "probe_drift": [r["probe_drift"] for r in steps if "probe_drift" in r],
+        "dropped": int(len(sampler.dropped())) if hasattr(sampler, "dropped") else None,
+        "dropped_defective": float(data.bad[sampler.dropped()].mean())
+        if hasattr(sampler, "dropped") and len(sampler.dropped())
+        else None,
+    }
+    print(
+        f"  seed {data.seed} {name:9s} final held-out loss {result['final']:.4f}  defective share "
+        f"{result['defective_share']:.0%}  steps {result['step_seconds']:.0f} s, all {result['seconds']:.0f} s"
+        + (f"  dropped {result['dropped']} ({result['dropped_defective']:.0%} defective)" if result["dropped"] else ""),
+        flush=True,
+    )
+    return result
+
+
+def spread(values: list[float]) -> str:
+    return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds: split, defects, arms and training")
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--schedule", choices=["constant", "linear", "cosine"], default="cosine")
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--max-seq-len", type=int, default=128)
+    parser.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="float32",
+        help="training precision (auto: bf16 where this CPU runs it clearly faster)",
+    )
+    parser.add_argument("--top-layers", type=int, default=None, help="LoRA on the last N layers only (default all)")
     parser.add_argument("--defects", type=float, default=0.5, help="share of the candidate pool made defective")
     parser.add_argument("--arms", type=int, default=6)
-    parser.add_argument("--eval", type=int, default=12, help="clean records held out for the loss curves")
-    parser.add_argument("--probe", type=int, default=6, help="clean records held out as the bandit's probe set")
+    parser.add_argument("--eval", type=int, default=50, help="clean records held out for the loss curves")
+    parser.add_argument("--probe", type=int, default=8, help="clean records held out as the bandit's probe set")
     parser.add_argument("--eta", type=float, default=0.3, help="Exp3.S step size")
     parser.add_argument(
         "--reward",
@@ -129,9 +302,16 @@ def main() -> None:
     )
     parser.add_argument(
         "--prior",
-        choices=["uniform", "size"],
-        default="size",
-        help="Exp3.S start: each arm alike, or each arm's share of the pool",
+        choices=["uniform", "size", "score"],
+        default="score",
+        help="Exp3.S start: each arm alike, each arm's share of the pool, or its count of records with IFD below 1",
+    )
+    parser.add_argument("--probe-every", type=int, default=10, help="steps between probe-gradient recomputations")
+    parser.add_argument(
+        "--drop-below",
+        type=float,
+        default=0.0,
+        help="exp3s: leave out and stop drawing examples at this alignment (nan: never)",
     )
     parser.add_argument("--window", type=int, default=50, help="recent rewards whose quantiles rescale a reward")
     parser.add_argument("--detrend", type=int, default=5, help="rank gains against the mean of this many before")
@@ -149,175 +329,115 @@ def main() -> None:
     )
     parser.add_argument(
         "--strategies",
-        default="uniform,ifd_topk,deita,kcenter,exp3s,all",
+        default="uniform,ifd_topk,deita,kcenter,exp3s",
         help="any of uniform, ifd_topk, deita, kcenter, exp3s, odm, all",
     )
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool-dir", type=Path, default=CACHE / "selection_pool")
     parser.add_argument("--json", type=Path, default=CACHE / "selection_results.json")
+    parser.add_argument(
+        "--summary-only", action="store_true", help="print the table and last lines from the saved --json, no training"
+    )
     args = parser.parse_args()
+    if args.summary_only:
+        saved = json.loads(args.json.read_text())
+        results = {name: {int(k): v for k, v in by_seed.items()} for name, by_seed in saved["results"].items()}
+        for key in ("steps", "batch_size", "eval", "eval_every", "probe_every"):
+            setattr(args, key, int(saved["args"][key]))
+        summarise(results, list(results), sorted(next(iter(results.values()))), args)
+        return
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
-
-    from sftforge.config import Arms, Training
-    from sftforge.select import static
-    from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
-    from sftforge.select.pool import arm_labels, split_records
-    from sftforge.train.data import encode_all
-    from sftforge.train.loop import TrainData, Trainer
-    from sftforge.train.model import load_trainable, set_threads
-    from sftforge.train.samplers import BanditSampler, SubsetSampler
-
-    defects = load_defects()
-    records = make_pool(args.pool_dir)
-    n = len(records)
-    frac = args.eval / n
-    split = split_records([r.id for r in records], frac, args.probe, args.seed)
-    heldout = [r for r, s in zip(records, split) if s == "eval"]
-    probe = [r for r, s in zip(records, split) if s == "probe"]
-    candidates = [r for r, s in zip(records, split) if s == "train"]
-    pool, labels = defects.plant_defects(candidates, args.defects, args.seed)
-    kinds = defects.defect_summary(labels)
-    print(
-        f"records: {n} made by the pipeline; held out {len(heldout)} eval + {len(probe)} probe (clean); "
-        f"pool {len(pool)}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-    )
-
-    t = time.perf_counter()
-    ifd, emb, emb_answer = features(pool, CACHE / f"selection_features-{args.seed}-{args.defects}.npz")
-    print(f"features (IFD, MiniLM) on the pool: {time.perf_counter() - t:.0f} s")
-    arm_vectors = emb_answer if args.arms_on == "answer" else emb
-    if args.arms_by == "difficulty":  # what `arms: {by: difficulty, feature: ifd, k: K}` gives a recipe
-        for r, v in zip(pool, ifd):
-            r.features["ifd"] = float(v)
-    arm_of, arm_names = arm_labels(pool, Arms(by=args.arms_by, k=args.arms, feature="ifd"), arm_vectors, args.seed)
-    bad = np.array([labels[r.id] != "clean" for r in pool])
-    kind_of = [labels[r.id] for r in pool]
-    for a, name in enumerate(arm_names):
-        members = np.nonzero(arm_of == a)[0]
-        mix = {}
-        for i in members:
-            mix[kind_of[i]] = mix.get(kind_of[i], 0) + 1
-        print(
-            f"  arm {a} ({name}): {len(members)} records, defective {bad[members].mean():.0%}  "
-            + ", ".join(f"{k} {v}" for k, v in sorted(mix.items()))
-        )
-
-    set_threads(None)
-    cfg = Training(
-        model="bundled",
-        method="lora",
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        schedule=args.schedule,
-        warmup_steps=0,
-        eval_every=args.eval_every,
-        save_every=10**6,
-        max_seq_len=args.max_seq_len,
-        seed=args.seed,
-    )
-    ones = np.ones(len(pool))
-    budget = float(len(pool) // 2)
-
-    def subset(name: str) -> np.ndarray:
-        if name == "all":
-            return np.arange(len(pool))
-        if name == "uniform":
-            return static.uniform(len(pool), ones, budget, args.seed)
-        if name == "ifd_topk":
-            return static.top_k(ifd, ones, budget, descending=True, valid=ifd < 1.0)
-        if name == "deita":  # IFD as the score, below 1 as for ifd_topk (what `selection.score: ifd` does)
-            return static.deita(np.where(ifd < 1.0, ifd, np.nan), emb, ones, budget, threshold=0.9)
-        if name == "kcenter":
-            return static.k_center_greedy(emb, ones, budget, args.seed)
-        raise ValueError(name)
-
-    results: dict[str, dict] = {}
     strategies = [s for s in args.strategies.split(",") if s]
     if "uniform" not in strategies:
         parser.error("--strategies must include uniform: every other strategy is measured against it")
-    for name in strategies:
-        model, tokenizer, _ = load_trainable(cfg, None)
-        train_ex, dropped = encode_all(tokenizer, pool, cfg.max_seq_len)
-        assert not dropped, "raise --max-seq-len: some records lose every answer token"
-        eval_ex, _ = encode_all(tokenizer, heldout, cfg.max_seq_len)
-        probe_ex, _ = encode_all(tokenizer, probe, cfg.max_seq_len)
-        if name in ("exp3s", "odm"):  # each arm's records, best IFD first when ranked (what `scores` gives a recipe)
-            ranked = args.within_arm == "score"
-            members = (
-                static.members_by_score(arm_of, np.where(ifd < 1.0, ifd, np.nan), len(arm_names))
-                if ranked
-                else [np.nonzero(arm_of == a)[0] for a in range(len(arm_names))]
-            )
-        if name == "exp3s":
-            detrend = 0 if args.reward == "gradient_alignment" else args.detrend  # as `sftforge train` does
-            prior = [len(m) for m in members] if args.prior == "size" else None
-            sampler = BanditSampler(
-                Exp3S(len(arm_names), eta=args.eta, epsilon=0.05, prior=prior),
-                members,
-                args.seed,
-                args.reward,
-                RewardScaler(window=args.window, detrend=detrend),
-                args.batches,
-                ranked,
-            )
-        elif name == "odm":
-            sampler = BanditSampler(
-                OnlineDataMixing(len(arm_names)), members, args.seed, "loss", batches=args.batches, ranked=ranked
-            )
-        else:
-            sampler = SubsetSampler(subset(name), args.seed)
-        out = CACHE / "selection_runs" / name
-        shutil.rmtree(out, ignore_errors=True)
-        trainer = Trainer(
-            cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, out, tensorboard=False
-        )
-        t = time.perf_counter()
-        outcome = trainer.run()
-        results[name] = {
-            "curve": outcome.eval_curve,
-            "final": outcome.eval_curve[-1][1],
-            "best": min(v for _, v in outcome.eval_curve),
-            "seconds": time.perf_counter() - t,
-            "defective_share": defective_share(sampler, bad),
-            "probabilities": outcome.probabilities,
-        }
-        r = results[name]
-        print(
-            f"  {name:9s} final held-out loss {r['final']:.4f}  best {r['best']:.4f}  defective share "
-            f"{r['defective_share']:.0%}  {r['seconds']:.0f} s",
-            flush=True,
-        )
+    strategies = ["uniform"] + [s for s in strategies if s != "uniform"]  # uniform first: its loss is the target
+    seeds = [int(s) for s in args.seeds.split(",") if s]
 
-    uniform_final = results["uniform"]["final"]
-    print()
-    print(
-        f"held-out loss (nats/token) every {args.eval_every} steps, {args.steps} steps of batch {args.batch_size}, "
-        f"LoRA on the bundled model; target = uniform's final loss {uniform_final:.4f}"
-    )
-    header = f"{'strategy':10s} {'start':>7s} {'final':>7s} {'best':>7s} {'bad data':>8s} {'steps to target':>16s} {'ratio':>6s}"
-    print(header)
-    steps_uniform = first_step_at(results["uniform"]["curve"], uniform_final)
-    for name, r in results.items():
-        s = first_step_at(r["curve"], uniform_final)
-        r["steps_to_uniform_final"] = s
-        ratio = f"{s / steps_uniform:.2f}" if s is not None else "never"
-        print(
-            f"{name:10s} {r['curve'][0][1]:7.4f} {r['final']:7.4f} {r['best']:7.4f} {r['defective_share']:8.0%} "
-            f"{str(s) if s is not None else '-':>16s} {ratio:>6s}"
-        )
+    from sftforge.train.model import set_threads
+
+    defects = load_defects()
+    records = make_pool(args.pool_dir)
+    set_threads(None)
+    results: dict[str, dict[int, dict]] = {name: {} for name in strategies}
+    for seed in seeds:
+        data = prepare(seed, records, args, defects)
+        for name in strategies:
+            results[name][seed] = train(name, data, args)
+
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
-    print(f"curves: {args.json}; total {time.perf_counter() - started:.0f} s")
-    s_bandit = results.get("exp3s", {}).get("steps_to_uniform_final")
-    ratio = s_bandit / steps_uniform if s_bandit is not None else float("inf")
-    print(f"bandit steps ratio: {ratio:.2f}")
+    print(f"curves: {args.json}; total {(time.perf_counter() - started) / 60:.1f} min")
+    summarise(results, strategies, seeds, args)
 
 
-def defective_share(sampler, bad) -> float:
-    """Share of the examples a strategy trained on that were defective, each counted as often as it was drawn."""
-    return float(bad[sampler.served()].mean())
+def summarise(results: dict[str, dict[int, dict]], strategies: list[str], seeds: list[int], args) -> None:
+    """The table over seeds and the last lines; from a run just made, or from its saved curves (--summary-only)."""
+    print()
+    print(
+        f"{len(seeds)} seeds; LoRA on the bundled model, {args.steps} steps of {args.batch_size}, held-out loss on "
+        f"{args.eval} clean records every {args.eval_every} steps; target = uniform's final loss in the same seed. "
+        "Steps to target: the first evaluated step at or below it, per seed ('>' = never within the run), and "
+        "the step where the curve crosses it, interpolated linearly between evaluations (mean ± sd over seeds; "
+        "a strategy that never crosses counts as one evaluation past the end); the ratios use the latter."
+    )
+    never = float(args.steps + args.eval_every)
+    steps_of: dict[str, list[float]] = {}
+    print(
+        f"{'strategy':9s} {'first evaluated':>16s} {'crossing':>13s} {'vs uniform':>10s} {'final loss':>15s} "
+        f"{'bad data':>8s} {'step cost':>9s}"
+    )
+    for name in strategies:
+        listed, crossings = [], []
+        for seed in seeds:
+            curve = [(int(a), float(b)) for a, b in results[name][seed]["curve"]]
+            target = float(results["uniform"][seed]["final"])
+            first = first_step_at(curve, target)
+            listed.append(str(first) if first is not None else f">{args.steps}")
+            crossed = crossing_step(curve, target)
+            crossings.append(crossed if crossed is not None else never)
+        steps_of[name] = crossings
+        cost = np.median([results[name][s]["step_seconds"] / results["uniform"][s]["step_seconds"] for s in seeds])
+        finals = [results[name][s]["final"] for s in seeds]
+        bad = np.mean([results[name][s]["defective_share"] for s in seeds])
+        ratio = np.mean(crossings) / np.mean(steps_of["uniform"])
+        print(
+            f"{name:9s} {'/'.join(listed):>16s} {spread(crossings):>13s} {ratio:10.2f} "
+            f"{np.mean(finals):7.4f} ± {np.std(finals):.4f} {bad:8.0%} {cost:8.2f}x"
+        )
+    if "exp3s" not in strategies:
+        return
+    bandit = np.mean(steps_of["exp3s"])
+    statics = [s for s in strategies if s not in ("uniform", "exp3s", "odm", "all")]
+    best = min(statics, key=lambda s: np.mean(steps_of[s])) if statics else None
+    losses = [s for s, b, u in zip(seeds, steps_of["exp3s"], steps_of["uniform"]) if b > u]
+    drift = [c for s in seeds for c in results["exp3s"][s].get("probe_drift", [])]
+    if drift:
+        print(
+            f"probe gradient cached for {args.probe_every} steps: cosine of each recomputed one with the cached one "
+            f"{np.mean(drift):.2f} on average (lowest {np.min(drift):.2f}, {len(drift)} recomputations)"
+        )
+    dropped = [results["exp3s"][s]["dropped"] or 0 for s in seeds]
+    if any(dropped):
+        share = [results["exp3s"][s]["dropped_defective"] for s in seeds if results["exp3s"][s]["dropped"]]
+        print(
+            f"records left out and dropped by the bandit: {sum(dropped)} over the seeds, {np.mean(share):.0%} defective"
+        )
+    print(f"seeds where the bandit is slower than uniform: {', '.join(map(str, losses)) or 'none'}")
+    cost = np.median([results["exp3s"][s]["step_seconds"] / results["uniform"][s]["step_seconds"] for s in seeds])
+    print(f"bandit step cost vs uniform: {cost:.2f}")
+    if best is not None:
+        print(f"bandit vs best static: {bandit / np.mean(steps_of[best]):.2f} (best static: {best})")
+    print(f"bandit steps ratio: {bandit / np.mean(steps_of['uniform']):.2f}")
+
+
+def crossing_step(curve: list[tuple[int, float]], target: float) -> float | None:
+    """Where the held-out loss first reaches `target`, linearly interpolated between the evaluations around it."""
+    if curve and curve[0][1] <= target + 1e-9:
+        return float(curve[0][0])
+    for (s0, v0), (s1, v1) in zip(curve, curve[1:]):
+        if v1 <= target + 1e-9:  # v0 is above the target, so v0 > v1
+            return s0 + (s1 - s0) * min(max((v0 - target) / (v0 - v1), 0.0), 1.0)
+    return None
 
 
 if __name__ == "__main__":
