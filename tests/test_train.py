@@ -333,8 +333,9 @@ def test_the_output_head_on_answer_positions_only_gives_the_model_s_own_loss(tin
     model, tokenizer, _ = load_trainable(cfg(tiny_dir, method=method), None)
     examples, _ = encode_all(tokenizer, sums(3) + noise(2), 64)
     results = []
+    lm = train_model._causal_lm(model)  # the check is cached per transformers model (inside a peft wrapper)
     for fast in (True, False):
-        train_model._FAST_HEAD[model] = fast
+        train_model._FAST_HEAD[lm] = fast
         model.zero_grad(set_to_none=True)
         loss, tokens, each = batch_loss(model, examples, tokenizer.pad_token_id)
         loss.backward()
@@ -343,8 +344,29 @@ def test_the_output_head_on_answer_positions_only_gives_the_model_s_own_loss(tin
     (fast_loss, fast_tokens, fast_each, fast_grad), (loss, tokens, each, grad) = results
     assert fast_tokens == tokens and fast_loss == pytest.approx(loss, rel=1e-5)
     assert np.allclose(fast_each, each, rtol=1e-5) and torch.allclose(fast_grad, grad, rtol=1e-4, atol=1e-6)
-    del train_model._FAST_HEAD[model]
+    del train_model._FAST_HEAD[lm]
     assert train_model._fast_head(model)  # a plain linear head: the check finds the shortcut exact
+
+
+def test_the_output_head_shortcut_is_refused_where_the_model_rescales_its_logits(tiny_dir):
+    import torch
+
+    from sftforge.lib.token_loss import fast_head_matches
+    from sftforge.train.model import load_trainable
+
+    model, _, _ = load_trainable(cfg(tiny_dir, method="full"), None)
+    ids = torch.arange(3, 19, dtype=torch.int64)[None, :]
+    assert fast_head_matches(model, ids)
+
+    def rescale(module, inputs, out):
+        out.logits.mul_(2.0)
+
+    handle = model.register_forward_hook(rescale)
+    try:  # as with logit scaling or soft-capping: the head's output is not the model's logits
+        assert not fast_head_matches(model, ids)
+    finally:
+        handle.remove()
+    assert model.training  # the check ran in evaluation mode and put the model back as it was
 
 
 def test_the_probe_gradient_is_recomputed_every_probe_every_steps(tiny_dir, tmp_path):

@@ -59,6 +59,25 @@ def token_nll(model: Any, input_ids: Any, attention_mask: Any, labels: Any, fast
     return nll, rows
 
 
+def fast_head_matches(model: Any, input_ids: Any) -> bool:
+    """Whether `fast_head` gives the model's own losses on `input_ids` (one row, every token scored): not so with
+    logit scaling or soft-capping. Run in evaluation mode, so that dropout cannot tell the two paths apart."""
+    import torch
+
+    labels = input_ids.clone()
+    attention = torch.ones_like(input_ids)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            slow, _ = token_nll(model, input_ids, attention, labels)
+            fast, _ = token_nll(model, input_ids, attention, labels, fast_head=True)
+    finally:
+        if was_training:
+            model.train()
+    return bool(torch.allclose(slow, fast, rtol=1e-3, atol=1e-3))
+
+
 def per_row(nll: Any, rows: Any, n_rows: int) -> list[Any]:
     """The scored tokens' losses split by row (a view per row, in position order)."""
     import torch

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sftforge.config import Training
-from sftforge.lib.token_loss import per_row, token_nll
+from sftforge.lib.token_loss import fast_head_matches, per_row, token_nll
 from sftforge.llm.hf import load_causal_lm, model_dir, resolve_dtype
 from sftforge.train.data import Example, TrainingError, collate
 
@@ -95,28 +95,22 @@ def _causal_lm(model: Any) -> Any:
 
 
 def _fast_head(model: Any) -> bool:
-    """Whether only the assistant positions need to go through the output head: the body's last hidden states
-    through the head must give the model's own logits (not so with logit scaling or soft-capping). Checked once
-    per model on a short sequence; the head is a fifth of a small model's compute, and most positions are prompt."""
+    """Whether only the assistant positions need to go through the output head (checked once per model on a short
+    sequence): the head is a fifth of a small model's compute, and most positions are prompt."""
     import torch
 
-    if model not in _FAST_HEAD:
-        ids = torch.arange(3, 19, dtype=torch.int64)[None, :] % max(int(_causal_lm(model).config.vocab_size), 19)
-        attn = torch.ones_like(ids)
-        labels = ids.clone()
-        with torch.inference_mode():
-            slow, _ = token_nll(model, ids, attn, labels)
-            fast, _ = token_nll(_causal_lm(model), ids, attn, labels, fast_head=True)
-        _FAST_HEAD[model] = bool(torch.allclose(slow, fast, rtol=1e-4, atol=1e-4))
-    return _FAST_HEAD[model]
+    lm = _causal_lm(model)
+    if lm not in _FAST_HEAD:
+        ids = torch.arange(3, 19, dtype=torch.int64)[None, :] % max(int(lm.config.vocab_size), 19)
+        _FAST_HEAD[lm] = fast_head_matches(lm, ids)
+    return _FAST_HEAD[lm]
 
 
 def _token_nll(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, Any]:
     """(loss of every assistant token, the example each belongs to)."""
     batch = collate(examples, pad_id)
-    if _fast_head(model):
-        return token_nll(_causal_lm(model), batch["input_ids"], batch["attention_mask"], batch["labels"], True)
-    return token_nll(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    fast = _fast_head(model)
+    return token_nll(_causal_lm(model), batch["input_ids"], batch["attention_mask"], batch["labels"], fast)
 
 
 def batch_loss(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, int, list[float]]:
