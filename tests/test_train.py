@@ -392,10 +392,10 @@ def test_the_probe_gradient_is_recomputed_every_probe_every_steps(tiny_dir, tmp_
         sums(2, 80),
     )
     refreshed = []
-    keep = trainer._keep_probe_gradient
-    trainer._keep_probe_gradient = lambda flat, step: (refreshed.append(step), keep(flat, step))
+    refresh = trainer._refresh_probe_gradient
+    trainer._refresh_probe_gradient = lambda: (refreshed.append(trainer.step), refresh())
     trainer.run()
-    assert refreshed == [0, 3, 6]
+    assert refreshed == [0, 3, 6] and trainer.probe_grad_step == 6
 
 
 def test_a_mixed_batch_bandit_learns_from_each_example(tiny_dir, tmp_path):

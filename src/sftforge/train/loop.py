@@ -288,10 +288,13 @@ class Trainer:
         fresh = self._gradient()
         if self.probe_grad is not None:  # how far the cached gradient had drifted: what caching it costs
             self.probe_drift = float(torch.nn.functional.cosine_similarity(fresh, self.probe_grad, dim=0))
-        self._keep_probe_gradient(fresh, self.step)
+        assert self.example_alignment is not None
+        self.example_alignment.set_target()  # the per-example measure reads it from the layers' gradients
+        self.probe_grad, self.probe_grad_step = fresh, self.step
 
     def _keep_probe_gradient(self, flat: Any, step: int) -> None:
-        """Cache `flat` (a gradient over the trained parameters, taken at `step`) as the probe gradient."""
+        """Cache `flat` (a gradient over the trained parameters, taken at `step`, saved in a checkpoint) as the
+        probe gradient."""
         assert self.example_alignment is not None
         offset = 0
         for p in self.optimizer.param_groups[0]["params"]:  # the per-example measure reads it from the layers
