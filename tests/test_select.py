@@ -594,3 +594,34 @@ def test_detrended_scaler_ranks_gains_against_the_recent_trend_not_the_shrinking
     restored = RewardScaler(window=20, detrend=5)
     restored.load_state_dict(detrended.state_dict())
     assert restored.scale(0.01) == detrended.scale(0.01)
+
+
+def test_distinct_scores_leave_out_the_repeats_of_a_better_scored_record():
+    from sftforge.select.static import distinct_scores
+
+    vectors = np.array([[1.0, 0.0], [0.99, 0.05], [0.0, 1.0], [0.7, 0.7], [1.0, 0.01]])
+    scores = np.array([0.5, 0.9, 0.4, np.nan, 0.3])
+    out = distinct_scores(scores, vectors, threshold=0.9)
+    # 1 is best; 0 and 4 point the same way as it (cosine > 0.99) and go; 2 is distinct; 3 had no score
+    assert out[1] == 0.9 and out[2] == 0.4
+    assert np.isnan(out[[0, 3, 4]]).all()
+    assert distinct_scores(scores, vectors, threshold=1.0)[[0, 1, 2, 4]].tolist() == [0.5, 0.9, 0.4, 0.3]
+
+
+def test_a_deita_ordered_bandit_never_draws_a_near_duplicate():
+    from sftforge.config import BanditSettings, Selection
+    from sftforge.stages.train import make_sampler
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(8, 16))
+    vectors[5] = vectors[2] + 0.01  # a repeat of record 2, scored lower
+    arm_of = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.8, 0.3, 0.4, 0.7, 0.5, 0.6])
+    sel = Selection(strategy="exp3s", bandit=BanditSettings(within_arm="deita", prior="score"))
+    sampler = make_sampler(sel, arm_of, 0, scores, vectors)
+    drawn = {int(i) for _ in range(20) for i in sampler.next_batch(4).indices}
+    assert 5 not in drawn and drawn == {0, 1, 2, 3, 4, 6, 7}
+    plain = make_sampler(Selection(strategy="exp3s", bandit=BanditSettings(within_arm="score")), arm_of, 0, scores)
+    assert 5 in {int(i) for _ in range(20) for i in plain.next_batch(4).indices}
+    with pytest.raises(ValueError, match="embeddings"):
+        make_sampler(sel, arm_of, 0, scores)

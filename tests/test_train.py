@@ -11,7 +11,9 @@ import pytest
 
 from sftforge.config import Training
 from sftforge.sample import Lineage, Record, SourceRef
+from sftforge.storage import write_vectors
 from sftforge.train.data import IGNORE, TrainingError, assistant_spans, encode, encode_all
+from sftforge.train.loop import latest_checkpoint
 
 
 def rec(q: str, a: str, rid: str, generator: str = "grounded_qa", doc: str = "d") -> Record:
@@ -135,6 +137,23 @@ def test_training_lowers_the_held_out_loss_and_writes_metrics(tiny_dir, tmp_path
     assert [r["step"] for r in train_rows] == list(range(1, 17))
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [0, 4, 8, 12, 16]
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_mixed_precision_computes_in_bf16_and_keeps_fp32_weights(tiny_dir, tmp_path):
+    import torch
+
+    config = cfg(tiny_dir, steps=8, dtype="mixed")
+    trainer, model = _trainer(tiny_dir, tmp_path / "mixed", config, sums(40), sums(8, start=100))
+    products: set[torch.dtype] = set()
+    linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda module, inputs, output: products.add(output.dtype))
+    outcome = trainer.run()
+    assert products == {torch.bfloat16}  # training steps and evaluations alike
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # the optimizer updates fp32 weights
+    first, last = outcome.eval_curve[0][1], outcome.eval_curve[-1][1]
+    assert last < 0.8 * first
+    plain, _ = _trainer(tiny_dir, tmp_path / "fp32", cfg(tiny_dir, steps=8), sums(40), sums(8, start=100))
+    assert first == pytest.approx(plain.evaluate(), rel=0.01)  # the same model, its products rounded to bf16
 
 
 class StopAt:
@@ -465,7 +484,13 @@ HEAD = "name: t\ntask: {type: qa, qa_mode: extractive, description: sums}\nsourc
 
 
 @pytest.mark.parametrize(
-    "bandit", ["prior: size", "prior: score, drop_below: 0, probe_every: 3"], ids=["size", "score-drop"]
+    "bandit",
+    [
+        "prior: size, within_arm: score",
+        "prior: score, drop_below: 0, probe_every: 3, within_arm: score",
+        "prior: score, within_arm: deita",
+    ],
+    ids=["size", "score-drop", "deita"],
 )
 def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_path, bandit):
     from sftforge.stages import run_stage, stages_for
@@ -473,7 +498,7 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
     text = HEAD + (
         "selection:\n  strategy: exp3s\n  arms: {by: source}\n  budget: {records: 20}\n  eval_fraction: 0.1\n"
         "  probe_size: 4\n  score: ifd\n"
-        f"  bandit: {{eta: 0.3, reward: gradient_alignment, batches: mixed, {bandit}, within_arm: score}}\n"
+        f"  bandit: {{eta: 0.3, reward: gradient_alignment, batches: mixed, {bandit}}}\n"
         f"training: {{model: '{tiny_dir}', method: lora, steps: 12, batch_size: 4, learning_rate: 0.01, "
         "eval_every: 6, save_every: 6, max_seq_len: 64, threads: 2}\n"
         "evaluation: {max_examples: 3, max_new_tokens: 8}\noutput: {formats: [openai]}\n"
@@ -482,6 +507,9 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
     for i, r in enumerate(records):  # IFD below 1 for the sums (best first within their arm), above for the noise
         r.features["ifd"] = 0.3 + 0.01 * i if r.id.startswith("s") else 1.2
     ctx = _run_with_clean_records(tmp_path, text, records)
+    vectors = np.random.default_rng(0).normal(size=(len(records), 32))
+    vectors[10:20] = vectors[:10] + 0.01  # sums 10-19 repeat sums 0-9
+    write_vectors(ctx.run, "embedding", "part-00000", [r.id for r in records], vectors)
     assert [s.name for s in stages_for(ctx.recipe)][-4:] == ["select", "train", "evaluate", "export"]
     for stage in ("select", "train", "evaluate", "export"):
         assert run_stage(ctx, stage)
@@ -498,10 +526,11 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
         json.loads(x) for x in (run.stage_dir("train") / "metrics.jsonl").read_text().splitlines() if '"train"' in x
     ]
     assert all(len(r["arms"]) == 4 and len(r["pulls"]) == 4 for r in rows)  # mixed batches, a reward per example
-    if "score" in bandit:  # the noise arm (IFD above 1: no valid score) starts nearly unplayed
+    if "prior: score" in bandit:  # the noise arm (IFD above 1: no valid score) starts nearly unplayed
         first = rows[0]["probabilities"]
         noise_arm = sorted(a["name"] for a in sel["arms"]).index("noise")
         assert first[noise_arm] < 0.1
+    if "drop_below" in bandit:
         figures = run.stage_info("train").extra
         assert figures["dropped"] == sum(r["left_out"] for r in rows)
     reasons = {r["reject_reason"] for r in run.read_table("train", rejected=True).to_pylist()}
@@ -525,6 +554,15 @@ def test_bandit_selection_trains_evaluates_and_exports_the_budget(tiny_dir, tmp_
     assert ("Dropped by the bandit" in card) == ("drop_below" in bandit)
     assert f"| heldout | loss | {base['loss']:.4g} | {tuned['loss']:.4g} |" in card
     assert not run_stage(ctx, "train")  # up to date: not retrained
+    if "deita" in bandit:  # of each repeated pair in the pool, one is not in its arm's queue: never drawn
+        state = json.loads((latest_checkpoint(run.stage_dir("train")) / "state.json").read_text())
+        held = {row["id"] for row in run.read_table("select", rejected=True).to_pylist()}
+        pool = [r.id for r in records if r.id not in held]
+        pairs = sum(f"s{i}" in pool and f"s{i + 10}" in pool for i in range(10))
+        sums_in, noise_in = sum(x.startswith("s") for x in pool), sum(x.startswith("n") for x in pool)
+        assert pairs > 0
+        queued = sorted(len(q["counts"]) for q in state["sampler"]["queues"])
+        assert queued == sorted([sums_in - pairs, noise_in])
 
 
 def test_ranking_an_arm_by_a_score_no_record_has_is_a_clear_error(tiny_dir, tmp_path):

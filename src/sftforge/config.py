@@ -399,11 +399,13 @@ class BanditSettings(Strict):
         "per-example reward: prediction_gain or gradient_alignment, or odm; each example's alignment is read off "
         "the batch's own backward pass).",
     )
-    within_arm: Literal["shuffled", "score"] = Field(
+    within_arm: Literal["shuffled", "score", "deita"] = Field(
         "shuffled",
         description="Which of an arm's records a step draws: shuffled epochs (the paper), or best `selection.score` "
         "first every epoch, the order the export budget takes them in, so training sees first what would be "
-        "exported; records without a valid score (e.g. IFD >= 1) are not drawn, unless their arm has no other.",
+        "exported; records without a valid score (e.g. IFD >= 1) are not drawn, unless their arm has no other; "
+        "deita: as score, and a record as similar as `selection.diversity_threshold` (cosine of the embeddings) to "
+        "a better-scored one is not drawn either (DEITA's walk).",
     )
     prior: Literal["uniform", "size", "score"] = Field(
         "uniform",
@@ -528,8 +530,10 @@ class Training(Strict):
     )
     eval_every: int = Field(20, ge=1, description="Steps between held-out loss measurements.")
     save_every: int = Field(50, ge=1, description="Steps between checkpoints (the resume points).")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "float32", description="auto: bf16 only where this CPU runs it faster."
+    dtype: Literal["auto", "float32", "bfloat16", "mixed"] = Field(
+        "float32",
+        description="auto: bf16 only where this CPU runs it faster; mixed: fp32 weights and updates, bf16 matrix "
+        "products (torch.autocast), faster where the CPU has bf16 and closer to fp32 than bf16 weights.",
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: all cores.")
     merge: bool = Field(False, description="lora: also save the base model with the adapter merged in.")

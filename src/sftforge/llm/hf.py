@@ -106,8 +106,11 @@ def bf16_wins(bf16_seconds: float, fp32_seconds: float) -> bool:
 
 
 def resolve_dtype(name: str) -> Any:
+    """The weights' dtype for a configured name; "mixed" (training) keeps fp32 weights and computes in bf16."""
     import torch
 
+    if name == "mixed":
+        return torch.float32
     if name == "auto":
         return torch.bfloat16 if bf16_is_faster() else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]

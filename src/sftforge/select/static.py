@@ -89,6 +89,16 @@ def scored_members(arm_of: np.ndarray, scores: np.ndarray, n_arms: int) -> list[
     return [m[valid[m]] if valid[m].any() else m for m in ranked]
 
 
+def distinct_scores(scores: np.ndarray, embeddings: np.ndarray, threshold: float) -> np.ndarray:
+    """`scores` with NaN for each record that DEITA's walk (`deita`, no budget) passes over as too similar to a
+    better-scored one: what a bandit ranks within its arms when its steps should not go to repeats."""
+    s = _as_vector("scores", scores)
+    kept = deita(s, embeddings, np.ones(s.shape[0]), float(s.shape[0]), threshold=threshold)
+    out = np.full(s.shape[0], np.nan)
+    out[kept] = s[kept]
+    return out
+
+
 def score_prior(members: list[np.ndarray], scores: np.ndarray) -> list[float]:
     """Each arm's count of records with a valid (non-NaN) score, 0.5 for an arm with none: a bandit's starting
     policy that samples like the static score filter would, before any reward (an arm whose records the filter

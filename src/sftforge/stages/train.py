@@ -22,8 +22,9 @@ from sftforge.run import ShardLog
 from sftforge.sample import Record, Rejected
 from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
 from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, scores
-from sftforge.select.static import allocate_by_arm, score_prior, scored_members
+from sftforge.select.static import allocate_by_arm, distinct_scores, score_prior, scored_members
 from sftforge.stages.base import Context, Stage
+from sftforge.stages.select import record_vectors
 from sftforge.storage import ArmValue, read_assignments, weights_dir, write_arms
 from sftforge.train.data import TrainingError, encode_all
 from sftforge.train.loop import TrainData, Trainer, latest_checkpoint
@@ -33,17 +34,28 @@ from sftforge.train.samplers import BanditSampler, Sampler, SubsetSampler
 log = logging.getLogger(__name__)
 
 
-def make_sampler(sel: Selection, arm_of: np.ndarray, seed: int, record_scores: np.ndarray | None = None) -> Sampler:
+def make_sampler(
+    sel: Selection,
+    arm_of: np.ndarray,
+    seed: int,
+    record_scores: np.ndarray | None = None,
+    vectors: np.ndarray | None = None,
+) -> Sampler:
     """The batch sampler for a strategy: a bandit over the arms, or shuffled epochs over every example given.
     `record_scores` (the selection score of each example, higher is better) order the arms' records when the
-    recipe asks for `within_arm: score`."""
+    recipe asks for `within_arm: score` or `deita`; `vectors` (an embedding per example) tell deita's repeats."""
     if sel.strategy not in BANDITS:
         return SubsetSampler(np.arange(len(arm_of)), seed)
     n_arms = int(arm_of.max()) + 1
     b = sel.bandit
-    ranked = b.within_arm == "score"
+    ranked = b.within_arm in ("score", "deita")
     if (ranked or b.prior == "score") and record_scores is None:
-        raise ValueError("within_arm: score and prior: score need the examples' scores")
+        raise ValueError("within_arm: score or deita and prior: score need the examples' scores")
+    if b.within_arm == "deita":
+        if vectors is None:
+            raise ValueError("within_arm: deita needs the examples' embeddings")
+        assert record_scores is not None
+        record_scores = distinct_scores(record_scores, vectors, sel.diversity_threshold)
     if ranked:
         assert record_scores is not None
         members = scored_members(arm_of, record_scores, n_arms)
@@ -127,16 +139,24 @@ class TrainStage(Stage):
                     f"arm(s) {empty} have no record left within training.max_seq_len {cfg.max_seq_len} "
                     f"({len(dropped)} records are too long): raise it, or choose fewer arms"
                 )
-        record_scores = None
-        if bandit and (sel.bandit.within_arm == "score" or sel.bandit.prior == "score"):
-            by_id = {r.id: r for r in pool}
-            if not any(sel.score in by_id[e.record_id].features for e in train_ex):
+        record_scores, vectors = None, None
+        by_id = {r.id: r for r in pool}
+        trained = [by_id[e.record_id] for e in train_ex]  # the records behind the examples, in example order
+        if bandit and (sel.bandit.within_arm != "shuffled" or sel.bandit.prior == "score"):
+            if not any(sel.score in r.features for r in trained):
                 raise StageError(
                     f"selection.bandit.within_arm: score and prior: score rank records by the {sel.score} "
                     f"feature, which no record has: add it to `features`, or set selection.score"
                 )
-            record_scores = scores([by_id[e.record_id] for e in train_ex], sel.score, sel.score_higher_is_better)
-        sampler = make_sampler(sel, arm_of, cfg.seed, record_scores)
+            record_scores = scores(trained, sel.score, sel.score_higher_is_better)
+        if bandit and sel.bandit.within_arm == "deita":
+            vectors = record_vectors(ctx.run, sel.arms.vectors, trained)
+            if vectors is None:
+                raise StageError(
+                    f"selection.bandit.within_arm: deita compares records by their '{sel.arms.vectors}' vectors: "
+                    "add `- name: embedding` to the recipe's `features`"
+                )
+        sampler = make_sampler(sel, arm_of, cfg.seed, record_scores, vectors)
         trainer = Trainer(
             cfg, model, tokenizer, TrainData(train_ex, eval_ex, probe_ex), sampler, stage_dir, ctx.reporter
         )

@@ -112,17 +112,23 @@ class ExampleAlignment:
         import torch
 
         assert self.target is not None
-        x = x.reshape(x.shape[0], -1, x.shape[-1]).float()
-        d = d.reshape(d.shape[0], -1, d.shape[-1]).float()
         p = self.target[k].float()
-        tokens, width_in, width_out = x.shape[1], x.shape[2], d.shape[2]
+        width_in, width_out = x.shape[-1], d.shape[-1]
+        tokens = x[0].numel() // width_in
         if _low_rank(self.layers[k]) or width_out * width_in <= tokens * (width_in + width_out):
-            grads = torch.einsum("bto,bti->boi", d, x)  # small weights (LoRA): each example's own gradient
+            # small weights (LoRA): each example's own gradient, in the precision the backward pass computes the
+            # step's gradient in (bf16 products under `dtype: mixed`), summed in fp32
+            compute = torch.bfloat16 if d.dtype == torch.bfloat16 else torch.float32
+            x = x.reshape(x.shape[0], -1, width_in).to(compute)
+            d = d.reshape(d.shape[0], -1, width_out).to(compute)
+            grads = torch.einsum("bto,bti->boi", d, x).float()
             dots = (grads * p).sum(dim=(1, 2))
             norms = (grads * grads).sum(dim=(1, 2))
             if self.keep:
                 self._kept[k].append((offset, grads))
         else:  # large weights: the sums over token pairs, without forming any example's gradient
+            x = x.reshape(x.shape[0], -1, width_in).float()
+            d = d.reshape(d.shape[0], -1, width_out).float()
             dots = torch.einsum("bto,bto->b", d, x @ p.T)
             norms = torch.einsum("bts,bts->b", d @ d.transpose(1, 2), x @ x.transpose(1, 2))
         rows = slice(offset, offset + x.shape[0])

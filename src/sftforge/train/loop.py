@@ -23,7 +23,7 @@ from sftforge.config import Training
 from sftforge.progress import Reporter, SilentReporter
 from sftforge.train.alignment import ExampleAlignment
 from sftforge.train.data import Example, TrainingError, content_only
-from sftforge.train.model import batch_loss, example_losses, mean_loss, save_weights
+from sftforge.train.model import batch_loss, compute_precision, example_losses, mean_loss, save_weights
 from sftforge.train.samplers import Sampler, StepSignal
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,8 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------------------
 
     def _losses(self, examples: list[Example]) -> float:
-        return mean_loss(example_losses(self.model, examples, self.pad_id, self.cfg.batch_size * 2))
+        with compute_precision(self.cfg.dtype):
+            return mean_loss(example_losses(self.model, examples, self.pad_id, self.cfg.batch_size * 2))
 
     def evaluate(self) -> float:
         return self._losses(self.eval_examples) if self.eval_examples else float("nan")
@@ -261,7 +262,8 @@ class Trainer:
         for s in range(0, len(examples), size):
             if alignment is not None:
                 alignment.chunk(s)
-            loss, n, rows = batch_loss(self.model, examples[s : s + size], self.pad_id)
+            with compute_precision(self.cfg.dtype):
+                loss, n, rows = batch_loss(self.model, examples[s : s + size], self.pad_id)
             (loss * (n / max(total_tokens, 1))).backward()
             loss_sum += float(loss.detach()) * n
             tokens += n
@@ -370,7 +372,8 @@ class Trainer:
                 self.step += 1
                 after, example_after = float("nan"), []
                 if self.sampler.needs_batch_after:
-                    pairs = example_losses(self.model, batch, self.pad_id, self.cfg.batch_size * 2)
+                    with compute_precision(self.cfg.dtype):
+                        pairs = example_losses(self.model, batch, self.pad_id, self.cfg.batch_size * 2)
                     after = mean_loss(pairs)
                     example_after = [s / n if n else float("nan") for s, n in pairs]
                 probe_before = self.probe_loss

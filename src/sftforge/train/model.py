@@ -6,6 +6,7 @@ import logging
 import os
 import warnings
 import weakref
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,15 @@ def _token_nll(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, A
     batch = collate(examples, pad_id)
     fast = _fast_head(model)
     return token_nll(_causal_lm(model), batch["input_ids"], batch["attention_mask"], batch["labels"], fast)
+
+
+def compute_precision(dtype: str) -> AbstractContextManager[Any]:
+    """Where forward passes run: bf16 matrix products over fp32 weights for `dtype: mixed` (CPU autocast: the
+    optimizer still updates fp32 weights, so small LoRA steps are not rounded away as with bf16 weights), else as
+    the weights are. Backward passes follow the forward's dtypes by themselves."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "mixed" else nullcontext()
 
 
 def batch_loss(model: Any, examples: list[Example], pad_id: int) -> tuple[Any, int, list[float]]:
