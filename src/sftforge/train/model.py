@@ -12,7 +12,7 @@ from typing import Any
 
 from sftforge.config import Training
 from sftforge.lib.token_loss import fast_head_matches, per_row, token_nll
-from sftforge.llm.hf import load_causal_lm, model_dir, resolve_dtype
+from sftforge.llm.hf import bf16_is_faster, load_causal_lm, model_dir, resolve_dtype
 from sftforge.train.data import Example, TrainingError, collate
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ def load_trainable(cfg: Training, base_dir: Path | None, adapter: Path | None = 
     import torch
 
     directory = model_dir(cfg.model, base_dir)
+    if cfg.dtype == "mixed" and not bf16_is_faster():
+        log.warning(
+            "training.dtype mixed: this CPU runs bf16 no faster than fp32 (no native bf16), so mixed precision is "
+            "slower here and less exact; set training.dtype: float32"
+        )
     model, tokenizer = load_causal_lm(directory, resolve_dtype(cfg.dtype))
     torch.manual_seed(cfg.seed)
     if cfg.method == "lora":
