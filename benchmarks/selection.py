@@ -26,7 +26,8 @@ the pool; and exp3s, Exp3.S (Graves et al. 2017) over the arms, set as `pep_qa.y
 - ODM (Albalak et al. 2023, arXiv 2312.02406) is the other bandit (`--strategies ...,odm`): Exp3 rewarded by the
   training loss, which favours the hardest (here: the defective) data.
 `--batches arm --reward target_prediction_gain --prior uniform --within-arm shuffled --drop-below nan` is the
-paper's form. Reported per strategy: steps to reach uniform's final held-out loss in the same seed (per seed,
+paper's form. `--strategies uniform,clean` adds the oracle, a reference no strategy can be: every record without a
+planted defect, in shuffled epochs (what perfect defect removal alone would give). Reported per strategy: steps to reach uniform's final held-out loss in the same seed (per seed,
 mean and spread), the final loss, the share of training examples that were defective, and the cost of its steps
 against uniform's (evaluation left out). Training runs in `dtype: mixed` (fp32 weights, bf16 products) where the
 CPU has native bf16, else in fp32 (`--dtype` to choose): on seed 0, mixed moved uniform's final loss by 0.010 and
@@ -196,6 +197,8 @@ def sampler_for(name: str, data: SeedData, args: argparse.Namespace):
         chosen = static.deita(valid_ifd, data.emb, ones, budget, threshold=0.9)
     elif name == "kcenter":
         chosen = static.k_center_greedy(data.emb, ones, budget, seed)
+    elif name == "clean":  # the oracle: every record without a planted defect (no strategy knows the labels)
+        chosen = np.flatnonzero(~data.bad)
     else:
         raise ValueError(name)
     return SubsetSampler(chosen, seed)
@@ -335,7 +338,8 @@ def main() -> None:
     parser.add_argument(
         "--strategies",
         default="uniform,ifd_topk,deita,kcenter,exp3s",
-        help="any of uniform, ifd_topk, deita, kcenter, exp3s, odm, all",
+        help="any of uniform, ifd_topk, deita, kcenter, exp3s, odm, all, clean (the oracle: the records without "
+        "a planted defect, in shuffled epochs; a reference, not a strategy)",
     )
     parser.add_argument("--pool-dir", type=Path, default=CACHE / "selection_pool")
     parser.add_argument("--json", type=Path, default=CACHE / "selection_results.json")
@@ -416,7 +420,7 @@ def summarise(results: dict[str, dict[int, dict]], strategies: list[str], seeds:
     if "exp3s" not in strategies:
         return
     bandit = np.mean(steps_of["exp3s"])
-    statics = [s for s in strategies if s not in ("uniform", "exp3s", "odm", "all")]
+    statics = [s for s in strategies if s not in ("uniform", "exp3s", "odm", "all", "clean")]
     best = min(statics, key=lambda s: np.mean(steps_of[s])) if statics else None
     losses = [s for s, b, u in zip(seeds, steps_of["exp3s"], steps_of["uniform"]) if b > u]
     drift = [c for s in seeds for c in results["exp3s"][s].get("probe_drift", [])]
