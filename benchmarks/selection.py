@@ -27,9 +27,9 @@ the pool; and exp3s, Exp3.S (Graves et al. 2017) over the arms, set as `pep_qa.y
   training loss, which favours the hardest (here: the defective) data.
 `--batches arm --reward target_prediction_gain --prior uniform --within-arm shuffled --drop-below nan` is the
 paper's form. `--strategies uniform,clean` adds the oracle, a reference no strategy can be: every record without a
-planted defect, in shuffled epochs (what perfect defect removal alone would give). Reported per strategy: steps to reach uniform's final held-out loss in the same seed (per seed,
-mean and spread), the final loss, the share of training examples that were defective, and the cost of its steps
-against uniform's (evaluation left out). Training runs in `dtype: mixed` (fp32 weights, bf16 products) where the
+planted defect, in shuffled epochs (what perfect defect removal alone would give). Reported per strategy: steps to
+reach uniform's final held-out loss in the same seed (per seed, mean and spread), the final loss, the share of
+training examples that were defective, and the cost of its steps against uniform's (evaluation left out). Training runs in `dtype: mixed` (fp32 weights, bf16 products) where the
 CPU has native bf16, else in fp32 (`--dtype` to choose): on seed 0, mixed moved uniform's final loss by 0.010 and
 the bandit's steps ratio from 0.54 to 0.52 against fp32, at 0.55x the time.
 

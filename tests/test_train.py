@@ -575,7 +575,7 @@ def test_ranking_an_arm_by_a_score_no_record_has_is_a_clear_error(tiny_dir, tmp_
     )
     ctx = _run_with_clean_records(tmp_path, text, sums(10) + noise(10))
     assert run_stage(ctx, "select")
-    with pytest.raises(StageError, match="within_arm: score and prior: score rank records by the ifd feature"):
+    with pytest.raises(StageError, match="within_arm: score / prior: uniform rank records by the ifd feature"):
         run_stage(ctx, "train")
 
 

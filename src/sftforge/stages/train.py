@@ -145,8 +145,8 @@ class TrainStage(Stage):
         if bandit and (sel.bandit.within_arm != "shuffled" or sel.bandit.prior == "score"):
             if not any(sel.score in r.features for r in trained):
                 raise StageError(
-                    f"selection.bandit.within_arm: score and prior: score rank records by the {sel.score} "
-                    f"feature, which no record has: add it to `features`, or set selection.score"
+                    f"selection.bandit.within_arm: {sel.bandit.within_arm} / prior: {sel.bandit.prior} rank records "
+                    f"by the {sel.score} feature, which no record has: add it to `features`, or set selection.score"
                 )
             record_scores = scores(trained, sel.score, sel.score_higher_is_better)
         if bandit and sel.bandit.within_arm == "deita":
