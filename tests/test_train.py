@@ -628,6 +628,44 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_dir, tmp_path):
     assert torch.allclose(weights[0], weights[1], atol=1e-6)
 
 
+def test_evaluation_computes_as_training_did(tiny_dir, tmp_path, monkeypatch):
+    """With `training.dtype: mixed` the evaluate stage's losses and answers come from bf16 products too (the model
+    as it was trained, and faster); with float32 they do not."""
+    import torch
+
+    import sftforge.stages.evaluate as evaluate_stage
+    from sftforge.stages import run_stage
+
+    seen: dict[str, set[torch.dtype]] = {}
+    real = evaluate_stage.loss_metrics
+
+    def watched(model, *args):  # the real computation, with a note of the dtype its first linear layer produced
+        linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        hook = linear.register_forward_hook(lambda m, i, out: seen[dtype].add(out.dtype))
+        try:
+            return real(model, *args)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(evaluate_stage, "loss_metrics", watched)
+    losses = {}
+    for dtype in ("float32", "mixed"):
+        seen[dtype] = set()
+        text = HEAD + (
+            "selection: {strategy: uniform, budget: {records: 8}, eval_fraction: 0.2}\n"
+            f"training: {{model: '{tiny_dir}', method: lora, steps: 2, batch_size: 4, eval_every: 2, "
+            f"save_every: 2, max_seq_len: 64, threads: 2, dtype: {dtype}}}\n"
+            "evaluation: {generate: false}\noutput: {formats: [openai]}\n"
+        )
+        ctx = _run_with_clean_records(tmp_path / dtype, text, sums(20))
+        for stage in ("select", "train", "evaluate"):
+            assert run_stage(ctx, stage)
+        losses[dtype] = json.loads((ctx.run.stage_dir("evaluate") / "results.json").read_text())["heldout"]
+    assert seen == {"float32": {torch.float32}, "mixed": {torch.bfloat16}}
+    for model in ("base", "tuned"):  # the same weights, the products rounded
+        assert losses["mixed"][model]["loss"] == pytest.approx(losses["float32"][model]["loss"], rel=0.05)
+
+
 def test_evaluation_files_are_read_and_bad_lines_named(tmp_path):
     from sftforge.errors import SourceError
     from sftforge.train.evaluate import load_eval_file

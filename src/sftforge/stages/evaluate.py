@@ -3,6 +3,9 @@ evaluation files: loss and perplexity on the reference answers, and generation m
 
 Writes `evaluate/results.json` (per set: base, tuned, and the difference) and `evaluate/answers.jsonl` (every
 generated answer of both models next to its reference, for reading and for the report).
+
+Both models compute as training did (`training.dtype`; with `mixed`, bf16 products over fp32 weights, which makes
+greedy answers on a CPU with bf16 about a quarter faster), so the figures describe the model as it was trained.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sftforge.select.pool import EVAL
 from sftforge.stages.base import Context, Stage
 from sftforge.storage import read_assignments, weights_dir, write_evaluation
 from sftforge.train.evaluate import generation_answers, load_eval_file, loss_metrics, summarise
-from sftforge.train.model import set_threads
+from sftforge.train.model import compute_precision, set_threads
 
 
 def eval_sets(ctx: Context) -> dict[str, list[Record]]:
@@ -98,7 +101,7 @@ class EvaluateStage(Stage):
         for set_name, records in sets.items():
             entry: dict[str, Any] = {}
             for which in ("base", "tuned"):
-                with models.use(which) as model:
+                with models.use(which) as model, compute_precision(cfg.dtype):
                     metrics = loss_metrics(model, models.tokenizer, records, cfg.max_seq_len, cfg.batch_size * 2)
                     ctx.reporter.advance(bar)
                     if ev.generate:
