@@ -8,20 +8,28 @@ Each human reply is kept as it is (it should pass) and turned, mechanically, int
 should be caught):
 - `off_topic`: another task's reply (a seeded derangement): fluent text that ignores the instruction, as a small
   model's continuation does;
-- `loop`: the reply's first sentence (or first 12 words) repeated to the reply's length and at least 30 words.
+- `loop`: the reply's first sentence (or first 12 words) repeated to the reply's length and at least 30 words;
+- `cut`: the reply cut mid-sentence after 20-50% of its words (Chinese: characters), final punctuation dropped, as
+  a token limit cuts it (`benchmarks/defects.py`'s `truncate`), on a seeded sample of `--cut-sample` pairs per
+  language (the detector runs the reference model).
 
 Detectors, at the presets' default bounds: `relevance` (`sftforge.ops.relevance`, MiniLM cosine of instruction and
 reply), and the presets' loop rules (distinct 2-grams, Gopher repetition), each alone and all together as a
 recipe's cleaning runs them. Figures: recall on each degenerate kind, false positives on the human replies, and
-the AUC of relevance for own vs another task's reply.
+the AUC of relevance for own vs another task's reply. Cut replies have their own detector, `end_loss` (the
+bundled model's loss of the end-of-turn token after the reply), opt-in because it runs a model: its recall on cut
+replies and false positives on the same human replies at the bounds the README gives (`max: 8` English, 20
+Chinese), and the AUC, are printed before the last line.
 
-    python benchmarks/degenerate.py
+    python benchmarks/degenerate.py [--cut-sample 200]
 
-Last line: `degenerate: en recall off_topic O loop L false positives F; zh ...`, at the presets' bounds.
+Last lines: `end of turn: en recall cut C false positives F AUC A; zh ...`, and
+`degenerate: en recall off_topic O loop L false positives F; zh ...`, at the presets' bounds.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -30,7 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from defects import truncate  # benchmarks/ is on the path when run as a script
 from sftforge.ops import build
+from sftforge.ops.model_features import EndLossConfig
 from sftforge.ops.presets import preset_filters
 from sftforge.ops.relevance import RelevanceConfig
 from sftforge.sample import Record
@@ -102,8 +112,34 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+END_LOSS_MAX = {"en": 8.0, "zh": 20.0}  # the bounds the README gives for the bundled model (its scales differ)
+
+
+def end_of_turn(pairs: list[Pair], lang: str, sample: int) -> tuple[float, float, float]:
+    """(recall on cut replies, false positives on whole ones, AUC) of `end_loss` at the language's bound, on a
+    seeded sample of the pairs."""
+    rng = random.Random(1)
+    chosen = rng.sample(pairs, min(sample, len(pairs)))
+    cuts = [(p, truncate(p.reply, rng)) for p in chosen]
+    cuts = [(p, c) for p, c in cuts if c.strip()]  # a one-character reply has nothing left to cut to
+    whole = [record(p.instruction, p.reply, lang) for p, _ in cuts]
+    cut = [record(p.instruction, c, lang) for p, c in cuts]
+    op = build(EndLossConfig())
+    w, c = np.array(op.score_batch(whole)), np.array(op.score_batch(cut))
+    for q in (50, 90, 99):
+        print(
+            f"  end_loss {q}th percentile: whole replies {np.percentile(w, q):.2f}, cut {np.percentile(c, 100 - q):.2f} ({100 - q}th)"
+        )
+    bound = END_LOSS_MAX[lang]
+    return float(np.mean(c > bound)), float(np.mean(w > bound)), auc(c, w)
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cut-sample", type=int, default=200, help="pairs per language for the cut-reply detector")
+    args = ap.parse_args()
     rng = random.Random(0)
+    ends = []
     sets = {
         "en": hh() + seeds("self_instruct_seed_tasks.jsonl", "self_instruct"),
         "zh": seeds("belle_zh_seed_tasks.jsonl", "belle"),
@@ -146,10 +182,16 @@ def main() -> None:
                 f"  {kind:9s}: {label} {np.mean(caught):.3f} (relevance {np.mean(by_rel):.3f}, loop rules "
                 f"{np.mean(by_loop):.3f})"
             )
+        recall, flagged, area = end_of_turn(pairs, lang, args.cut_sample)
+        print(
+            f"  cut      : caught (recall) by end_loss max {END_LOSS_MAX[lang]:g} {recall:.3f}; whole replies flagged {flagged:.3f}"
+        )
+        ends.append(f"{lang} recall cut {recall:.2f} false positives {flagged:.3f} AUC {area:.3f}")
         last.append(
             f"{lang} recall off_topic {rate['off_topic']:.2f} loop {rate['loop']:.2f} false positives "
             f"{rate['human']:.3f}"
         )
+    print("end of turn: " + "; ".join(ends))
     print("degenerate: " + "; ".join(last))
 
 

@@ -26,7 +26,9 @@ the pool; and exp3s, Exp3.S (Graves et al. 2017) over the arms, set as `pep_qa.y
 - ODM (Albalak et al. 2023, arXiv 2312.02406) is the other bandit (`--strategies ...,odm`): Exp3 rewarded by the
   training loss, which favours the hardest (here: the defective) data.
 `--batches arm --reward target_prediction_gain --prior uniform --within-arm shuffled --drop-below nan` is the
-paper's form. `--strategies uniform,clean` adds the oracle, a reference no strategy can be: every record without a
+paper's form. `--max-end-loss 8` computes the `end_loss` feature (the bundled model's loss of the end-of-turn token after
+the answer: high for a cut-off one) and unscores the answers above it for ifd_topk, deita and the bandit alike, as
+`selection.max_end_loss` does in a recipe that computes the feature. `--strategies uniform,clean` adds the oracle, a reference no strategy can be: every record without a
 planted defect, in shuffled epochs (what perfect defect removal alone would give). Reported per strategy: steps to
 reach uniform's final held-out loss in the same seed (per seed, mean and spread), the final loss, the share of
 training examples that were defective, and the cost of its steps against uniform's (evaluation left out). Training runs in `dtype: mixed` (fp32 weights, bf16 products) where the
@@ -43,6 +45,7 @@ strategy's) and `bandit steps ratio: R` (exp3s's mean steps over uniform's).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -109,6 +112,26 @@ def features(records, cache: Path):
     return ifd, vectors["embedding"], answer["embedding"]
 
 
+def end_losses(records, cache: Path) -> np.ndarray:
+    """The end-of-turn loss of each answer under the bundled model (sftforge's `end_loss` operator: high where an
+    answer is cut off); kept in `cache` for the same pool."""
+    from sftforge.engine.processing import compute_features
+    from sftforge.ops.base import build
+    from sftforge.ops.model_features import EndLossConfig
+
+    ids = [r.id for r in records]
+    if cache.exists():
+        data = np.load(cache, allow_pickle=False)
+        if data["ids"].tolist() == ids:
+            return data["end_loss"]
+    for r in records:
+        r.features.pop("end_loss", None)
+    compute_features([build(EndLossConfig())], records)
+    end = np.array([r.features["end_loss"] for r in records])
+    np.savez(cache, ids=np.array(ids), end_loss=end)
+    return end
+
+
 def first_step_at(curve: list[tuple[int, float]], target: float) -> int | None:
     """The first evaluated step whose held-out loss is at or below `target`."""
     return next((s for s, v in curve if v <= target + 1e-9), None)
@@ -124,6 +147,7 @@ class SeedData:
     probe: list
     bad: np.ndarray
     ifd: np.ndarray
+    end_loss: np.ndarray
     emb: np.ndarray
     arm_of: np.ndarray
     arm_names: list[str]
@@ -142,10 +166,16 @@ def prepare(seed: int, records: list, args: argparse.Namespace, defects) -> Seed
     kinds = defects.defect_summary(labels)
     t = time.perf_counter()
     ifd, emb, emb_answer = features(pool, CACHE / f"selection_features-{seed}-{args.defects}.npz")
+    gated = not np.isnan(args.max_end_loss)
+    end = (
+        end_losses(pool, CACHE / f"selection_end_loss-{seed}-{args.defects}.npz")
+        if gated
+        else np.full(len(pool), np.nan)
+    )
     print(
         f"seed {seed}: held out {len(heldout)} eval + {len(probe)} probe (clean); pool {len(pool)}: "
         + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-        + f"; features (IFD, MiniLM) {time.perf_counter() - t:.0f} s"
+        + f"; features (IFD, MiniLM{', end-of-turn loss' if gated else ''}) {time.perf_counter() - t:.0f} s"
     )
     if args.arms_by == "difficulty":  # what `arms: {by: difficulty, feature: ifd, k: K}` gives a recipe
         for r, v in zip(pool, ifd):
@@ -161,19 +191,26 @@ def prepare(seed: int, records: list, args: argparse.Namespace, defects) -> Seed
             f"  arm {a} ({name}): {len(members)} records, defective {bad[members].mean():.0%}  "
             + ", ".join(f"{k} {v}" for k, v in sorted(mix.items()))
         )
-    return SeedData(seed, pool, heldout, probe, bad, ifd, emb, arm_of, arm_names)
+    return SeedData(seed, pool, heldout, probe, bad, ifd, end, emb, arm_of, arm_names)
 
 
 def sampler_for(name: str, data: SeedData, args: argparse.Namespace):
     """The batch sampler of a strategy: a static subset of half the pool in shuffled epochs, or a bandit."""
     from sftforge.config import BanditSettings, Selection
     from sftforge.select import static
+    from sftforge.select.pool import scores
     from sftforge.stages.train import make_sampler
     from sftforge.train.samplers import SubsetSampler
 
     n, seed, ifd = len(data.pool), data.seed, data.ifd
     ones, budget = np.ones(n), float(n // 2)
-    valid_ifd = np.where(ifd < 1.0, ifd, np.nan)  # what `selection.score: ifd` gives a recipe (IFD >= 1 unscored)
+    # What `selection.score: ifd` gives a recipe: IFD >= 1 unscored, and cut-off answers (end-of-turn loss above
+    # `selection.max_end_loss`) too, for ifd_topk, deita and the bandit alike.
+    scored = [
+        dataclasses.replace(r, features={"ifd": float(i), "end_loss": float(e)})
+        for r, i, e in zip(data.pool, ifd, data.end_loss)
+    ]
+    valid_ifd = scores(scored, "ifd", True, None if np.isnan(args.max_end_loss) else args.max_end_loss)
     if name in ("exp3s", "odm"):  # built by the train stage's own code, from the settings a recipe would give
         bandit = BanditSettings(
             reward=args.reward,
@@ -192,7 +229,7 @@ def sampler_for(name: str, data: SeedData, args: argparse.Namespace):
     elif name == "uniform":
         chosen = static.uniform(n, ones, budget, seed)
     elif name == "ifd_topk":
-        chosen = static.top_k(ifd, ones, budget, descending=True, valid=ifd < 1.0)
+        chosen = static.top_k(ifd, ones, budget, descending=True, valid=~np.isnan(valid_ifd))
     elif name == "deita":  # IFD as the score, below 1 as for ifd_topk (what `selection.score: ifd` does)
         chosen = static.deita(valid_ifd, data.emb, ones, budget, threshold=0.9)
     elif name == "kcenter":
@@ -313,6 +350,14 @@ def main() -> None:
         choices=["uniform", "size", "score"],
         default="score",
         help="Exp3.S start: each arm alike, each arm's share of the pool, or its count of records with IFD below 1",
+    )
+    parser.add_argument(
+        "--max-end-loss",
+        type=float,
+        default=float("nan"),
+        help="selection.max_end_loss with the end_loss feature computed: answers whose end-of-turn loss is above "
+        "it are unscored for ifd_topk, deita and the bandit (default nan: no gate, as pep_qa.yaml, which does not "
+        "compute the feature)",
     )
     parser.add_argument("--probe-every", type=int, default=10, help="steps between probe-gradient recomputations")
     parser.add_argument(

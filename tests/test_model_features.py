@@ -1,4 +1,4 @@
-"""Model-backed features (perplexity, IFD, LLM judge), the sentence embedder and semantic dedup.
+"""Model-backed features (perplexity, IFD, end-of-turn loss, LLM judge), the sentence embedder and semantic dedup.
 
 The arithmetic is checked on a tiny random model built on the bundled tokenizer (weights do not matter there);
 whether the numbers mean anything is checked on the real bundled model (slow) and the real MiniLM.
@@ -17,6 +17,8 @@ import sftforge.ops.embedding
 import sftforge.ops.model_features
 import sftforge.ops.semantic  # noqa: F401  (register the operators)
 from sftforge.sample import Record
+
+from conftest import SHARED
 
 
 def rec(*turns: tuple[str, str], rid: str = "r") -> Record:
@@ -201,6 +203,51 @@ def test_real_model_prefers_fluent_answers(bundled_dir: Path):
     ifd = IFD(IFDConfig()).score_batch(records)
     assert all(math.isfinite(v) and v > 0 for v in ifd) and ifd[0] < 1.0
     assert all(1.0 <= v <= 5.0 for v in LLMJudge(LLMJudgeConfig()).score_batch(records))
+
+
+def test_end_loss_is_the_loss_of_the_end_of_turn_token_after_the_answer(tiny_dir: Path):
+    from sftforge.ops.model_features import EndLoss, EndLossConfig
+
+    op = EndLoss(EndLossConfig(model=str(tiny_dir), max_tokens=40))
+    tok, model = op.shared.llm.tokenizer, op.shared.llm.model
+    assert tok.convert_ids_to_tokens(op.shared.end) == ["<|im_end|>"]
+    r = RECORDS[0]
+    prompt = op._prompt_ids(r.messages[:1])
+    answer = tok("Four.", add_special_tokens=False)["input_ids"]
+    expected = manual_losses(model, prompt, answer + op.shared.end)[-1]
+    long = rec(("user", "Count."), ("assistant", " ".join(str(i) for i in range(60))))  # past max_tokens: cut
+    scores = op.score_batch([r, long, rec(("user", "Hi"))])
+    assert scores[0] == pytest.approx(expected, rel=1e-4)
+    context, target = op.sequences([long])[0]
+    assert target[-1] == op.shared.end[0] and len(context) + len(target) <= 40 and math.isfinite(scores[1])
+    assert math.isnan(scores[2])  # no answer, no ending
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "corpus" / "xquad.en.json").exists(), reason="shared corpus not present")
+def test_real_model_tells_cut_off_human_answers_from_whole_ones(bundled_dir: Path):
+    """Human-written sentences (XQuAD paragraphs, as answers to their crowd-written questions), whole and cut after
+    40% of their words as a token limit cuts them: the cut ones must score far higher."""
+    import json
+
+    from sftforge.lib.grounding import sentence_spans
+    from sftforge.ops.model_features import EndLoss, EndLossConfig
+
+    data = json.loads((SHARED / "corpus" / "xquad.en.json").read_text(encoding="utf-8"))
+    whole, cut = [], []
+    for article in data["data"][:12]:
+        para = article["paragraphs"][0]
+        qa = para["qas"][0]
+        start = qa["answers"][0]["answer_start"]
+        s, e = next((s, e) for s, e in sentence_spans(para["context"]) if s <= start < e)
+        words = para["context"][s:e].split()
+        user = f"Answer the question using the text.\n\nText:\n{para['context']}\n\nQuestion: {qa['question']}"
+        whole.append(rec(("user", user), ("assistant", " ".join(words))))
+        cut.append(rec(("user", user), ("assistant", " ".join(words[: max(2, int(0.4 * len(words)))]).rstrip(".,;:"))))
+    op = EndLoss(EndLossConfig())
+    w, c = np.array(op.score_batch(whole)), np.array(op.score_batch(cut))
+    assert np.median(w) < 3.0 < 8.0 < np.median(c)
+    assert (c[:, None] > w[None, :]).mean() > 0.95  # AUC: nearly every cut answer above every whole one
 
 
 # --- embedder and semantic dedup -----------------------------------------------------------------------------

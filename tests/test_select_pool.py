@@ -79,3 +79,21 @@ def test_ifd_scores_of_one_or_more_are_never_ranked():
     s = scores(records, "ifd", True)
     assert s[0] == 0.5 and s[2] == 0.9 and np.isnan(s[1]) and np.isnan(s[3])
     assert scores([rec(0, perplexity=3.0)], "perplexity", False).tolist() == [-3.0]
+
+
+def test_cut_off_answers_are_unscored_for_every_score_ranked_strategy():
+    from sftforge.config import Selection
+    from sftforge.select.pool import scores, static_choice
+
+    # IFD alone ranks 1 and 3 best; their answers end where no turn would (end-of-turn loss 20 and 12 nats)
+    records = [rec(0, ifd=0.5, end_loss=0.8), rec(1, ifd=0.9, end_loss=20.0), rec(2, ifd=0.4, end_loss=1.5)]
+    records += [rec(3, ifd=0.8, end_loss_other_model=12.0), rec(4, ifd=0.3)]  # any model's end loss; or none
+    s = scores(records, "ifd", True, max_end_loss=8.0)
+    assert np.isnan(s[1]) and np.isnan(s[3]) and s.tolist()[::2] == [0.5, 0.4, 0.3]
+    assert not np.isnan(scores(records, "ifd", True, max_end_loss=None)).any()  # no gate
+    assert not np.isnan(scores(records, "ifd", True, max_end_loss=25.0)).any()
+    costs = np.ones(len(records))
+    for strategy in ("ifd_topk", "deita"):
+        sel = Selection(strategy=strategy, max_end_loss=8.0)
+        chosen = static_choice(sel, records, costs, 3.0, np.eye(len(records), 8))
+        assert sorted(chosen.tolist()) == [0, 2, 4], strategy

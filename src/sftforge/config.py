@@ -481,6 +481,13 @@ class Selection(Strict):
     bandit: BanditSettings = Field(default_factory=BanditSettings)
     score: str = Field("ifd", description="deita and the bandit's within-arm order: the feature that ranks records.")
     score_higher_is_better: bool = Field(True, description="Direction of `score`.")
+    max_end_loss: float | None = Field(
+        None,
+        gt=0,
+        description="Records whose `end_loss` feature is above this (answers cut off mid-sentence) are unscored: "
+        "ifd_topk, deita and the bandit's ranked queues pass over them. With the bundled model: 8 for English, 20 "
+        "for Chinese (its scale differs there); default: no such gate.",
+    )
     diversity_threshold: float = Field(
         0.9, gt=0, le=1, description="deita: skip records this similar (cosine) to one kept."
     )

@@ -32,6 +32,9 @@ class ReferenceModel:
     fast_head: bool | None = None  # hidden states -> output head on scored rows only; checked on first use
     header: list[int] = field(default_factory=list)  # the bare assistant header: "no instruction" context
     text_prefix: list[int] = field(default_factory=list)  # what the tokenizer puts before plain text (BOS)
+    end: list[int] = field(
+        default_factory=list
+    )  # the token that closes an assistant turn; empty if the template has none
     # Recent (context, target) -> losses: perplexity and IFD's conditioned pass score the same sequences when both
     # are in a recipe, so the second one is free. Bounded: oldest entries go first.
     memo: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = field(default_factory=dict)
@@ -57,6 +60,16 @@ def assistant_header(tok: Any) -> str:
     return header
 
 
+def end_of_turn(tok: Any) -> list[int]:
+    """The first token the chat template puts after an assistant message's content (e.g. "<|im_end|>"): the one a
+    model emits to stop. Empty when the template adds nothing there."""
+    reply = "\u2063"  # a character no template writes, to find where the reply's text ends
+    probe = [{"role": "user", "content": "x"}, {"role": "assistant", "content": reply}]
+    full = render_chat(tok, probe, add_generation_prompt=False)
+    after = full[full.rfind(reply) + len(reply) :] if reply in full else ""
+    return tok(after, add_special_tokens=False)["input_ids"][:1] if after.strip() else []
+
+
 def shared_model(path: str | None, dtype: str, base_dir: Path | None = None) -> ReferenceModel:
     """One loaded reference model per (directory, dtype) per process. `path`: a GGUF file or transformers
     directory (relative to `base_dir`), or None / "bundled" for the bundled model."""
@@ -71,6 +84,7 @@ def shared_model(path: str | None, dtype: str, base_dir: Path | None = None) -> 
                 llm,
                 header=tok(assistant_header(tok), add_special_tokens=False)["input_ids"],
                 text_prefix=tok("", add_special_tokens=True)["input_ids"],
+                end=end_of_turn(tok),
             )
         return _MODELS[key]
 

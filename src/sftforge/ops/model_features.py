@@ -1,4 +1,5 @@
-"""Model-backed quality features: perplexity, instruction-following difficulty (IFD) and an LLM-judge score.
+"""Model-backed quality features: perplexity, instruction-following difficulty (IFD), the end-of-turn loss (a cut-off
+answer) and an LLM-judge score.
 
 All three run a reference causal LM through transformers (`sftforge.llm.hf`): the bundled SmolLM2-135M-Instruct by
 default, or any GGUF file or transformers directory named by `model`. Operators naming the same model and dtype
@@ -233,6 +234,65 @@ class IFD(_ModelFeature):
             s_aq, s_a = mean_loss(a), mean_loss(b)
             out.append(s_aq / s_a if s_a > 0 else math.nan)
         return out
+
+
+# --- end of turn ----------------------------------------------------------------------------------------------
+
+
+class EndLossConfig(ModelFeatureConfig):
+    name: Literal["end_loss"] = "end_loss"
+
+
+@register
+class EndLoss(_ModelFeature):
+    """Does the answer end where an answer would? The loss (nats) of the chat template's end-of-turn token right
+    after the response, given the conversation and the response: -log P(<|im_end|> | prompt, answer).
+
+    A complete answer ends where the reference model expects the turn to close (a loss around 1 nat); one cut off
+    mid-sentence, as when generation hits its token limit, does not (the model would go on: tens of nats). IFD and
+    perplexity cannot see this, because they score only the answer's own tokens. Measured on human-written replies
+    and the same replies cut after 20-50% of their words (`benchmarks/degenerate.py`): with the bundled model, AUC
+    0.985 in English and 0.977 in Chinese, but on different scales (a whole Chinese reply's median is 9 nats), so
+    the bound is per language: `max: 8` for English, 20 for Chinese. `selection.max_end_loss` keeps such records
+    out of the score-ranked strategies and the bandit's queues.
+
+    A response longer than `max_tokens` with its prompt keeps its last tokens (its ending is what is scored); a
+    model whose chat template closes no turn cannot score this and is an error.
+    """
+
+    name: ClassVar[str] = "end_loss"
+    Config = EndLossConfig
+    config: EndLossConfig
+
+    @property
+    def feature_name(self) -> str:
+        return "end_loss" + _model_tag(self.config.model)
+
+    def sequences(self, records: list[Record]) -> list[tuple[list[int], list[int]]]:
+        shared = self.shared
+        if not shared.end:
+            raise ValueError(
+                f"end_loss: the chat template of model {self.config.model or 'bundled'} puts nothing after an "
+                "assistant message, so there is no end-of-turn token to score; use a chat model"
+            )
+        tok = shared.llm.tokenizer
+        limit = token_limit(shared, self.config.max_tokens)
+        seqs: list[tuple[list[int], list[int]]] = []
+        for r in records:
+            parts = split_response(r)
+            if parts is None or not parts[1].strip():
+                seqs.append(([], []))
+                continue
+            messages, response = parts
+            target = tok(response, add_special_tokens=False)["input_ids"] + shared.end
+            prompt = self._prompt_ids(messages)
+            keep = target_budget(len(prompt), len(target), limit)
+            seqs.append((prompt[max(0, len(prompt) - (limit - keep)) :], target[len(target) - keep :]))
+        return seqs
+
+    def score_batch(self, records: list[Record]) -> list[float]:
+        losses = token_losses(self.shared, self.sequences(records), self.config.batch_size)
+        return [float(x[-1]) if len(x) else math.nan for x in losses]
 
 
 # --- LLM judge ------------------------------------------------------------------------------------------------

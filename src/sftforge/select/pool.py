@@ -80,13 +80,30 @@ def arm_labels(
     return labels, [f"cluster {p}" for p in present]
 
 
-def scores(records: Sequence[Record], feature: str, higher_is_better: bool) -> np.ndarray:
+def unfinished(records: Sequence[Record], max_end_loss: float | None) -> np.ndarray:
+    """Per record, whether its answer stops where the reference model would not end a turn: its `end_loss`
+    feature (any model's) above `max_end_loss`, as when generation was cut at its token limit. IFD and the other
+    scores read only the answer's own tokens and rank such an answer like a whole one. False without the feature."""
+    out = np.zeros(len(records), dtype=bool)
+    if max_end_loss is None:
+        return out
+    for i, r in enumerate(records):
+        ends = [v for k, v in r.features.items() if k.startswith("end_loss")]
+        out[i] = any(v > max_end_loss for v in ends)
+    return out
+
+
+def scores(
+    records: Sequence[Record], feature: str, higher_is_better: bool, max_end_loss: float | None = None
+) -> np.ndarray:
     """The ranking feature per record, oriented so that higher is better; NaN where a record lacks it, and, for
     IFD, where it is 1 or more: the instruction does not help predict the answer (Li et al. 2023), which is what
-    a swapped, off-topic or one-word answer looks like, so the highest IFDs are the worst records, not the best."""
+    a swapped, off-topic or one-word answer looks like, so the highest IFDs are the worst records, not the best.
+    NaN too where the answer is cut off (`unfinished`): no score makes a cut answer a good one."""
     values = np.array([r.features.get(feature, np.nan) for r in records], dtype=np.float64)
     if feature.startswith("ifd"):
         values[values >= 1.0] = np.nan
+    values[unfinished(records, max_end_loss)] = np.nan
     return values if higher_is_better else -values
 
 
@@ -103,14 +120,15 @@ def static_choice(
         ifd = np.array([r.features.get("ifd", np.nan) for r in records], dtype=np.float64)
         if np.isnan(ifd).all():
             raise StageError("selection.strategy ifd_topk needs the ifd feature: add `- name: ifd` to `features`")
-        return static.top_k(ifd, costs, budget, descending=True, valid=ifd < 1.0)
+        valid = (ifd < 1.0) & ~unfinished(records, sel.max_end_loss)
+        return static.top_k(ifd, costs, budget, descending=True, valid=valid)
     if vectors is None:
         raise StageError(
             f"selection.strategy {sel.strategy} needs embedding vectors: add `- name: embedding` to `features`"
         )
     if sel.strategy == "kcenter":
         return static.k_center_greedy(vectors, costs, budget, sel.seed)
-    score = scores(records, sel.score, sel.score_higher_is_better)
+    score = scores(records, sel.score, sel.score_higher_is_better, sel.max_end_loss)
     if np.isnan(score).all():
         raise StageError(f"selection.score: no record has the feature '{sel.score}'; add it to `features`")
     return static.deita(score, vectors, costs, budget, threshold=sel.diversity_threshold)

@@ -148,7 +148,7 @@ class TrainStage(Stage):
                     f"selection.bandit.within_arm: {sel.bandit.within_arm} / prior: {sel.bandit.prior} rank records "
                     f"by the {sel.score} feature, which no record has: add it to `features`, or set selection.score"
                 )
-            record_scores = scores(trained, sel.score, sel.score_higher_is_better)
+            record_scores = scores(trained, sel.score, sel.score_higher_is_better, sel.max_end_loss)
         if bandit and sel.bandit.within_arm == "deita":
             vectors = record_vectors(ctx.run, sel.arms.vectors, trained)
             if vectors is None:
@@ -208,7 +208,7 @@ class TrainStage(Stage):
         selected = read_figures(ctx.run, SelectFigures)  # arm names live in the select stage's figures
         arm_names = [a.name for a in selected.arms] if selected else []
         if "final" not in out.done:
-            score = scores(pool, sel.score, sel.score_higher_is_better)
+            score = scores(pool, sel.score, sel.score_higher_is_better, sel.max_end_loss)
             score[[i for i, r in enumerate(pool) if r.id in dropped]] = np.nan  # unscored records come last
             if sel.budget.tokens is not None:
                 costs, budget = np.array([tokens[r.id] for r in pool], dtype=np.float64), float(sel.budget.tokens)
