@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from sftforge.config import OpenAIModel
+from sftforge.errors import ModelError
 from sftforge.llm import open_llm
 from sftforge.llm.base import LLM, ChatRequest, SamplingParams
 from sftforge.llm.judge import (
@@ -115,6 +116,11 @@ class _ModelFeature(Feature):
         tok = shared.llm.tokenizer
         return tok(render_prompt(tok, messages), add_special_tokens=False)["input_ids"]
 
+    @property
+    def feature_name(self) -> str:
+        """The operator's name, tagged with a non-default model (scores of two models are two features)."""
+        return self.name + _model_tag(self.config.model)
+
     def score(self, record: Record) -> float:
         return self.score_batch([record])[0]
 
@@ -196,10 +202,6 @@ class IFD(_ModelFeature):
     Config = IFDConfig
     config: IFDConfig
 
-    @property
-    def feature_name(self) -> str:
-        return "ifd" + _model_tag(self.config.model)
-
     def sequences(
         self, records: list[Record]
     ) -> tuple[list[tuple[list[int], list[int]]], list[tuple[list[int], list[int]]]]:
@@ -264,14 +266,10 @@ class EndLoss(_ModelFeature):
     Config = EndLossConfig
     config: EndLossConfig
 
-    @property
-    def feature_name(self) -> str:
-        return "end_loss" + _model_tag(self.config.model)
-
     def sequences(self, records: list[Record]) -> list[tuple[list[int], list[int]]]:
         shared = self.shared
         if not shared.end:
-            raise ValueError(
+            raise ModelError(
                 f"end_loss: the chat template of model {self.config.model or 'bundled'} puts nothing after an "
                 "assistant message, so there is no end-of-turn token to score; use a chat model"
             )
