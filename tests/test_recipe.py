@@ -123,6 +123,17 @@ def test_cross_field_check():
     assert "overlap_tokens (64) must be less than max_tokens (64)" in str(err.value)
 
 
+def test_the_end_of_turn_gate_needs_the_feature_it_reads():
+    """A gate on a feature the run never computes would pass every record without a word: it is an error."""
+    gated = GOOD + "selection:\n  strategy: deita\n  max_end_loss: 8\n"
+    with pytest.raises(RecipeError) as err:
+        load_recipe_text(gated, source="r.yaml")
+    assert "add `- name: end_loss` to `features`" in str(err.value)
+    assert load_recipe_text(gated + "features:\n  - name: end_loss\n").selection.max_end_loss == 8
+    as_filter = gated + "cleaning:\n  filters:\n    - name: end_loss\n      max: 20\n"
+    assert load_recipe_text(as_filter).selection.max_end_loss == 8
+
+
 def test_malformed_yaml_names_line():
     with pytest.raises(RecipeError) as err:
         load_recipe_text("name: x\ntask: [unclosed\nsources: {}\n", source="r.yaml")

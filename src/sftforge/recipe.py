@@ -286,6 +286,13 @@ class Recipe(Strict):
             raise ValueError(
                 f"selection.strategy {sel.strategy} learns while fine-tuning: add a `training` section, or use a static strategy (all, uniform, ifd_topk, deita, kcenter)"
             )
+        if sel is not None and sel.max_end_loss is not None:
+            computed = {e.name for e in self.features} | {e.name for e in self.cleaning.filters}
+            if "end_loss" not in computed:  # without the feature the gate would silently pass every record
+                raise ValueError(
+                    "selection.max_end_loss reads the end_loss feature, which this recipe does not compute: add "
+                    "`- name: end_loss` to `features`, or remove max_end_loss"
+                )
         if self.rounds > 1:
             if sel is None or sel.strategy not in BANDIT_STRATEGIES:
                 raise ValueError(
