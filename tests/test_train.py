@@ -597,6 +597,31 @@ def test_static_ifd_selection_exports_the_best_records_without_training(tmp_path
     assert {r["reject_operator"] for r in ctx.run.read_table("select", rejected=True).to_pylist()} == {"ifd_topk"}
 
 
+def test_a_record_left_out_for_want_of_a_score_says_why(tmp_path):
+    """The reason a record gives for being left out names what unscored it: IFD >= 1, or an answer cut off (the
+    end-of-turn gate), rather than a bare "not chosen" a user cannot act on."""
+    from sftforge.stages import run_stage
+
+    records = sums(20)
+    for i, r in enumerate(records):
+        r.features["ifd"] = 1.5 if i == 0 else i / 20
+        r.features["end_loss"] = 15.0 if i == 19 else 1.0  # the best IFD, but its answer stops mid-sentence
+    text = HEAD + (
+        "features:\n  - name: end_loss\n"
+        "selection: {strategy: ifd_topk, budget: {records: 5}, eval_fraction: 0, max_end_loss: 8}\n"
+    )
+    ctx = _run_with_clean_records(tmp_path, text, records)
+    run_stage(ctx, "select")
+    assert sorted(r.id for r in ctx.run.read_records("select")) == ["s14", "s15", "s16", "s17", "s18"]
+    why = {r["id"]: r["reject_reason"] for r in ctx.run.read_table("select", rejected=True).to_pylist()}
+    assert why["s19"] == (
+        "not chosen by ifd_topk within the budget; unscored: end-of-turn loss 15.0 > selection.max_end_loss 8: "
+        "the answer looks cut off"
+    )
+    assert why["s0"].endswith("; unscored: ifd 1.50 >= 1: the question does not help predict the answer")
+    assert why["s5"] == "not chosen by ifd_topk within the budget"
+
+
 def test_a_bandit_without_training_is_a_recipe_error():
     from sftforge.errors import RecipeError
     from sftforge.recipe import load_recipe_text

@@ -80,31 +80,48 @@ def arm_labels(
     return labels, [f"cluster {p}" for p in present]
 
 
-def unfinished(records: Sequence[Record], max_end_loss: float | None) -> np.ndarray:
-    """Per record, whether its answer stops where the reference model would not end a turn: its `end_loss`
-    feature (any model's) above `max_end_loss`, as when generation was cut at its token limit. IFD and the other
-    scores read only the answer's own tokens and rank such an answer like a whole one. False without the feature."""
-    out = np.zeros(len(records), dtype=bool)
-    if max_end_loss is None:
-        return out
-    for i, r in enumerate(records):
-        ends = [v for k, v in r.features.items() if k.startswith("end_loss")]
-        out[i] = any(v > max_end_loss for v in ends)
+def unscored(records: Sequence[Record], feature: str, max_end_loss: float | None) -> list[str | None]:
+    """Per record, why ranking by `feature` leaves it without a score, in words for its rejection reason; None
+    where it has one. Unscored: a record without the feature; for IFD, one of 1 or more (the instruction does not
+    help predict the answer, Li et al. 2023: what a swapped, off-topic or one-word answer looks like, so the highest
+    IFDs are the worst records, not the best); and with `max_end_loss`, one whose answer stops where the reference
+    model would not end a turn (its `end_loss` feature, any model's, above it: cut at a token limit), which IFD and
+    the other scores, reading only the answer's own tokens, rank like a whole answer."""
+    out: list[str | None] = []
+    for r in records:
+        value = r.features.get(feature)
+        why = None
+        if value is None or np.isnan(value):
+            why = f"no {feature} feature"
+        elif feature.startswith("ifd") and value >= 1.0:
+            why = f"{feature} {value:.2f} >= 1: the question does not help predict the answer"
+        if why is None and max_end_loss is not None:
+            ends = [v for k, v in r.features.items() if k.startswith("end_loss") and v > max_end_loss]
+            if ends:
+                why = (
+                    f"end-of-turn loss {max(ends):.1f} > selection.max_end_loss {max_end_loss:g}: the answer looks "
+                    "cut off"
+                )
+        out.append(why)
     return out
 
 
 def scores(
     records: Sequence[Record], feature: str, higher_is_better: bool, max_end_loss: float | None = None
 ) -> np.ndarray:
-    """The ranking feature per record, oriented so that higher is better; NaN where a record lacks it, and, for
-    IFD, where it is 1 or more: the instruction does not help predict the answer (Li et al. 2023), which is what
-    a swapped, off-topic or one-word answer looks like, so the highest IFDs are the worst records, not the best.
-    NaN too where the answer is cut off (`unfinished`): no score makes a cut answer a good one."""
+    """The ranking feature per record, oriented so that higher is better; NaN where `unscored` gives a reason."""
     values = np.array([r.features.get(feature, np.nan) for r in records], dtype=np.float64)
-    if feature.startswith("ifd"):
-        values[values >= 1.0] = np.nan
-    values[unfinished(records, max_end_loss)] = np.nan
+    values[[why is not None for why in unscored(records, feature, max_end_loss)]] = np.nan
     return values if higher_is_better else -values
+
+
+def why_unscored(sel: Selection, records: Sequence[Record]) -> list[str | None]:
+    """Per record, why the strategy's ranking had no score for it (`unscored`), for the reason a record left out
+    by the budget gives: the first thing a user asks of it. None for every record of a strategy that does not rank
+    by a score (uniform, kcenter, all)."""
+    if sel.strategy not in ("ifd_topk", "deita", *BANDITS):
+        return [None] * len(records)
+    return unscored(records, "ifd" if sel.strategy == "ifd_topk" else sel.score, sel.max_end_loss)
 
 
 def static_choice(
@@ -120,7 +137,7 @@ def static_choice(
         ifd = np.array([r.features.get("ifd", np.nan) for r in records], dtype=np.float64)
         if np.isnan(ifd).all():
             raise StageError("selection.strategy ifd_topk needs the ifd feature: add `- name: ifd` to `features`")
-        valid = (ifd < 1.0) & ~unfinished(records, sel.max_end_loss)
+        valid = np.array([why is None for why in unscored(records, "ifd", sel.max_end_loss)])
         return static.top_k(ifd, costs, budget, descending=True, valid=valid)
     if vectors is None:
         raise StageError(

@@ -19,7 +19,16 @@ from sftforge.llm.hf import model_dir
 from sftforge.recipe import Recipe
 from sftforge.run import RunDir, ShardLog
 from sftforge.sample import Record, Rejected
-from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, arm_labels, split_records, static_choice
+from sftforge.select.pool import (
+    BANDITS,
+    EVAL,
+    PROBE,
+    TRAIN,
+    arm_labels,
+    split_records,
+    static_choice,
+    why_unscored,
+)
 from sftforge.stages.base import Context, Stage
 from sftforge.storage import Assignment, read_vectors, write_assignments
 
@@ -100,13 +109,17 @@ class SelectStage(Stage):
         selected[np.asarray(pool, dtype=np.int64)[chosen]] = True
         keep = [records[i] for i in np.nonzero(selected)[0]]
         rejected = []
+        unscored = dict(zip(pool, why_unscored(sel, pool_records), strict=True))
         for i, r in enumerate(records):
             if split[i] == EVAL:
                 rejected.append(Rejected(r, self.name, "holdout", "held out for evaluation (eval split)"))
             elif split[i] == PROBE:
                 rejected.append(Rejected(r, self.name, "holdout", "held out as the bandit's probe set"))
             elif not selected[i]:
-                rejected.append(Rejected(r, self.name, sel.strategy, f"not chosen by {sel.strategy} within the budget"))
+                why = f"not chosen by {sel.strategy} within the budget"
+                rejected.append(
+                    Rejected(r, self.name, sel.strategy, why + (f"; unscored: {unscored[i]}" if unscored[i] else ""))
+                )
         out.commit(keep, rejected, ["all"])
         write_assignments(
             ctx.run,

@@ -21,7 +21,7 @@ from sftforge.recipe import Recipe
 from sftforge.run import ShardLog
 from sftforge.sample import Record, Rejected
 from sftforge.select.bandit import Exp3S, OnlineDataMixing, RewardScaler
-from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, scores
+from sftforge.select.pool import BANDITS, EVAL, PROBE, TRAIN, scores, why_unscored
 from sftforge.select.static import allocate_by_arm, distinct_scores, score_prior, scored_members
 from sftforge.stages.base import Context, Stage
 from sftforge.stages.select import record_vectors
@@ -218,12 +218,15 @@ class TrainStage(Stage):
             keep_mask = np.zeros(len(pool), dtype=bool)
             keep_mask[chosen] = True
             keep = [pool[i] for i in chosen]
+            unscored = why_unscored(sel, pool)
             rejected = [
                 Rejected(
                     r,
                     self.name,
                     sel.strategy,
-                    f"not chosen within the budget (arm {arm_of[i]}, value {values[arm_of[i]]:.3f})",
+                    f"not chosen within the budget (arm {arm_of[i]}, value {values[arm_of[i]]:.3f})"
+                    + (f"; unscored: {unscored[i]}" if unscored[i] else "")
+                    + ("; the bandit stopped drawing it (selection.bandit.drop_below)" if r.id in dropped else ""),
                 )
                 for i, r in enumerate(pool)
                 if not keep_mask[i]
