@@ -32,9 +32,8 @@ class ReferenceModel:
     fast_head: bool | None = None  # hidden states -> output head on scored rows only; checked on first use
     header: list[int] = field(default_factory=list)  # the bare assistant header: "no instruction" context
     text_prefix: list[int] = field(default_factory=list)  # what the tokenizer puts before plain text (BOS)
-    end: list[int] = field(
-        default_factory=list
-    )  # the token that closes an assistant turn; empty if the template has none
+    # The token that closes an assistant turn (end_loss scores it); empty if the chat template has none.
+    end: list[int] = field(default_factory=list)
     # Recent (context, target) -> losses: perplexity and IFD's conditioned pass score the same sequences when both
     # are in a recipe, so the second one is free. Bounded: oldest entries go first.
     memo: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = field(default_factory=dict)

@@ -7,6 +7,7 @@ and embedding vectors) into those arrays and back. No I/O: the select and train 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -91,7 +92,7 @@ def unscored(records: Sequence[Record], feature: str, max_end_loss: float | None
     for r in records:
         value = r.features.get(feature)
         why = None
-        if value is None or np.isnan(value):
+        if value is None or math.isnan(value):
             why = f"no {feature} feature"
         elif feature.startswith("ifd") and value >= 1.0:
             why = f"{feature} {value:.2f} >= 1: the question does not help predict the answer"
@@ -117,8 +118,8 @@ def scores(
 
 def why_unscored(sel: Selection, records: Sequence[Record]) -> list[str | None]:
     """Per record, why the strategy's ranking had no score for it (`unscored`), for the reason a record left out
-    by the budget gives: the first thing a user asks of it. None for every record of a strategy that does not rank
-    by a score (uniform, kcenter, all)."""
+    by the budget gives: the first thing a user asks of it (so the stages ask it of those records only). None for
+    every record of a strategy that does not rank by a score (uniform, kcenter, all)."""
     if sel.strategy not in ("ifd_topk", "deita", *BANDITS):
         return [None] * len(records)
     return unscored(records, "ifd" if sel.strategy == "ifd_topk" else sel.score, sel.max_end_loss)

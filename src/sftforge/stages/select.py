@@ -109,7 +109,8 @@ class SelectStage(Stage):
         selected[np.asarray(pool, dtype=np.int64)[chosen]] = True
         keep = [records[i] for i in np.nonzero(selected)[0]]
         rejected = []
-        unscored = dict(zip(pool, why_unscored(sel, pool_records), strict=True))
+        left_out = [i for i in pool if not selected[i]]
+        unscored = dict(zip(left_out, why_unscored(sel, [records[i] for i in left_out]), strict=True))
         for i, r in enumerate(records):
             if split[i] == EVAL:
                 rejected.append(Rejected(r, self.name, "holdout", "held out for evaluation (eval split)"))

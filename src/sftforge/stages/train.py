@@ -218,18 +218,20 @@ class TrainStage(Stage):
             keep_mask = np.zeros(len(pool), dtype=bool)
             keep_mask[chosen] = True
             keep = [pool[i] for i in chosen]
-            unscored = why_unscored(sel, pool)
+            left_out = np.flatnonzero(~keep_mask)
+            unscored = why_unscored(sel, [pool[i] for i in left_out])
             rejected = [
                 Rejected(
-                    r,
+                    pool[i],
                     self.name,
                     sel.strategy,
                     f"not chosen within the budget (arm {arm_of[i]}, value {values[arm_of[i]]:.3f})"
-                    + (f"; unscored: {unscored[i]}" if unscored[i] else "")
-                    + ("; the bandit stopped drawing it (selection.bandit.drop_below)" if r.id in dropped else ""),
+                    + (f"; unscored: {why}" if why else "")
+                    + (
+                        "; the bandit stopped drawing it (selection.bandit.drop_below)" if pool[i].id in dropped else ""
+                    ),
                 )
-                for i, r in enumerate(pool)
-                if not keep_mask[i]
+                for i, why in zip(left_out, unscored, strict=True)
             ]
             out.commit(keep, rejected, ["final"])
         chosen_ids = {r.id for r in ctx.run.read_records(self.name)}
